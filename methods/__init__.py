@@ -1,0 +1,8 @@
+"""Colorization methods. Each module registers its methods; adding one = one module + one import line here."""
+
+from colorbench.methods.base import BaseConfig, Method, MethodCard
+from colorbench.methods.registry import METHODS, register_method
+
+# One import line per method module (registration happens on import).
+
+__all__ = ["METHODS", "BaseConfig", "Method", "MethodCard", "register_method"]

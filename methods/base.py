@@ -1,0 +1,173 @@
+"""The interface every colorization method implements, its card, and presets.
+
+A method is a class with:
+
+* ``card`` — a :class:`MethodCard` (paper, paired or unpaired, colour space, choices made where the paper is
+  silent);
+* ``Config`` — a dataclass of every option, including the training hyper-parameters (``batch_size``,
+  ``epochs``, learning rates, loss weights, widths);
+* ``presets`` — at least ``"paper"`` (the paper's architecture and hyper-parameters, at its image size) and
+  ``"quick"`` (small widths: seconds per epoch on a CPU), as dicts of Config field values. Presets are data.
+
+and the methods :meth:`Method.train_step`, :meth:`Method.colorize`, :meth:`Method.state_dict` /
+:meth:`Method.load_state_dict`, :meth:`Method.networks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from colorbench.color import DEFAULT_GREY
+from colorbench.datasets.base import Batch
+
+
+@dataclass(frozen=True)
+class MethodCard:
+    """What a method is and where it comes from.
+
+    Attributes:
+        name: registry name.
+        title: one-line description.
+        paper: the paper(s) the method implements (authors, title, venue, year).
+        source: the seed file in ``shared/seeds`` that asks for it (or "" for plain baselines).
+        paired: True if it trains on (grey, colour) pairs of the same image; False for unpaired methods.
+        color_space: what the network predicts: ``"lab"`` (ab from L), ``"rgb"``, or ``"none"``.
+        trainable: False for methods with nothing to train (e.g. the grey baseline).
+        stochastic: True if ``colorize`` samples noise (diversity is then measured).
+        needs_masks: True if training needs per-pixel class masks.
+        choices: decisions taken where the paper is silent, each with the source followed.
+    """
+
+    name: str
+    title: str
+    paper: str
+    source: str = ""
+    paired: bool = True
+    color_space: str = "lab"
+    trainable: bool = True
+    stochastic: bool = False
+    needs_masks: bool = False
+    choices: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["choices"] = list(self.choices)
+        return d
+
+
+@dataclass
+class BaseConfig:
+    """Options shared by every method. Subclasses add their own fields (with defaults)."""
+
+    batch_size: int = 16
+    epochs: int = 1
+    grey_convention: str = DEFAULT_GREY  # set by the runner from the run spec; the same for all methods
+
+
+class Method(ABC):
+    """A colorization method: trains on batches and colorizes grey images.
+
+    Args:
+        config: an instance of ``cls.Config``.
+        device: torch device the networks live on.
+        seed: seeds the networks' initialization (the runner seeds data order separately).
+    """
+
+    card: ClassVar[MethodCard]
+    Config: ClassVar[type] = BaseConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "quick": {}}
+
+    def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{self.card.name}: config must be {self.Config.__name__}, got {type(self.config).__name__}")
+        self.device = torch.device(device)
+        self.seed = seed
+        self.epoch = 0
+
+    # --- construction ------------------------------------------------------------------------------------
+    @classmethod
+    def make_config(cls, preset: str = "quick", **overrides: Any) -> Any:
+        """The Config of ``preset`` with ``overrides`` applied; unknown names or presets raise ValueError."""
+        if preset not in cls.presets:
+            raise ValueError(f"method {cls.card.name!r} has no preset {preset!r}; presets: {sorted(cls.presets)}")
+        values = {**cls.presets[preset], **overrides}
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"method {cls.card.name!r}: unknown option(s) {unknown}; options are {sorted(names)}")
+        return cls.Config(**values)
+
+    @classmethod
+    def from_preset(cls, preset: str = "quick", device: torch.device | str = "cpu", seed: int = 0, **overrides: Any) -> "Method":
+        return cls(cls.make_config(preset, **overrides), device=device, seed=seed)
+
+    # --- the contract --------------------------------------------------------------------------------------
+    @abstractmethod
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One optimization step on ``batch``; returns named loss values (Python floats). Stores nothing else."""
+
+    @abstractmethod
+    def colorize(self, gray: Tensor) -> Tensor:
+        """``(N, 1, H, W)`` grey in [0, 1] -> ``(N, 3, H, W)`` sRGB in [0, 1]. Pure: no state changes, no grad."""
+
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """The method's networks by role (``"G"``, ``"D"``, ...), for checkpoints and parameter counts."""
+
+    def end_epoch(self) -> None:
+        """Called by the runner after each epoch (learning-rate schedules hook in here)."""
+        self.epoch += 1
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers by name, saved in checkpoints. Override when the method has any."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.card.name,
+            "config": dataclasses.asdict(self.config),
+            "epoch": self.epoch,
+            "networks": {k: v.state_dict() for k, v in self.networks().items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("method") != self.card.name:
+            raise ValueError(f"checkpoint is for method {state.get('method')!r}, not {self.card.name!r}")
+        nets, opts = self.networks(), self.optimizers()
+        if set(state["networks"]) != set(nets):
+            raise ValueError(f"checkpoint networks {sorted(state['networks'])} != method networks {sorted(nets)}")
+        for k, net in nets.items():
+            net.load_state_dict(state["networks"][k])
+        for k, opt in opts.items():
+            if k in state.get("optimizers", {}):
+                opt.load_state_dict(state["optimizers"][k])
+        self.epoch = int(state.get("epoch", 0))
+
+    # --- helpers -------------------------------------------------------------------------------------------
+    def parameter_counts(self) -> dict[str, int]:
+        return {k: sum(p.numel() for p in net.parameters()) for k, net in self.networks().items()}
+
+    def set_train(self, mode: bool = True) -> None:
+        for net in self.networks().values():
+            net.train(mode)
+
+    @classmethod
+    def describe(cls, preset: str = "quick") -> dict[str, Any]:
+        """Card, preset options and per-network parameter counts (builds the networks on the CPU)."""
+        config = cls.make_config(preset)
+        method = cls(config, device="cpu")
+        return {
+            "card": cls.card.to_dict(),
+            "preset": preset,
+            "presets": sorted(cls.presets),
+            "config": dataclasses.asdict(config),
+            "parameters": method.parameter_counts(),
+        }
