@@ -4,5 +4,6 @@ from colorbench.datasets.base import IGNORE_INDEX, Batch, Dataset, DatasetSplits
 from colorbench.datasets.registry import DATASETS, register_dataset
 
 # One import line per dataset module (registration happens on import).
+from colorbench.datasets import builtin  # noqa: E402,F401  photos, shapes
 
 __all__ = ["DATASETS", "IGNORE_INDEX", "Batch", "Dataset", "DatasetSplits", "ImageSet", "register_dataset"]

@@ -4,5 +4,8 @@ from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.registry import METHODS, register_method
 
 # One import line per method module (registration happens on import).
+from colorbench.methods import gray  # noqa: F401,E402
+from colorbench.methods import unet_l1  # noqa: F401,E402
+from colorbench.methods import pix2pix  # noqa: F401,E402
 
 __all__ = ["METHODS", "BaseConfig", "Method", "MethodCard", "register_method"]

@@ -1,0 +1,172 @@
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Sequence
+
+from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.registry import UnknownNameError
+
+
+def _split_names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _parse_value(text: str) -> Any:
+    """Dataset option values: JSON when it parses (numbers, booleans, lists), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _dataset_options(items: list[str], image_size: int | None) -> tuple[tuple[str, Any], ...]:
+    opts: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"colorbench: --dataset-option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        opts[k.strip()] = _parse_value(v.strip())
+    if image_size is not None:
+        opts["size"] = image_size
+    return tuple(sorted(opts.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from colorbench.runner import DEFAULT_METRICS
+
+    p = argparse.ArgumentParser(prog="colorbench", description="Train, colorize and evaluate colorization methods.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train, colorize, evaluate and write a report")
+    r.add_argument("--methods", type=_split_names, default=(), help="comma-separated method names (default: all)")
+    r.add_argument("--dataset", default="photos", help="dataset name (default: photos, built in and offline)")
+    r.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, repeatable (see `colorbench list datasets`)")
+    r.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
+    r.add_argument("--preset", default="quick", help="method preset: quick (CPU, seconds per epoch) or paper")
+    r.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    r.add_argument("--eval-every", type=int, default=None, help="also evaluate every N epochs (curves)")
+    r.add_argument("--metrics", type=_split_names, default=DEFAULT_METRICS, help="comma-separated metric names")
+    r.add_argument("--grey", choices=GREY_CONVENTIONS, default=DEFAULT_GREY,
+                   help="grey convention of the input given to every method (default: bt601 luma)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    r.add_argument("--out", default=None, help="output directory (default: colorbench-runs/<time>-<dataset>-<preset>)")
+    r.add_argument("--eval-batch-size", type=int, default=64)
+    r.add_argument("--lpips-weights", default=None, help="path to the LPIPS backbone's ImageNet weights file")
+    r.add_argument("--save-checkpoints", action="store_true", help="save each trained method's state dict")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    ls = sub.add_parser("list", help="list methods, datasets, metrics or presets")
+    ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets"))
+    ls.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("describe", help="a method's card, preset options and parameter counts")
+    d.add_argument("method")
+    d.add_argument("--preset", default="quick")
+    d.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("report", help="(re)write the report of an existing run directory")
+    rep.add_argument("run_dir")
+    return p
+
+
+def _listing(what: str) -> list[dict[str, Any]]:
+    from colorbench.datasets import DATASETS
+    from colorbench.methods import METHODS
+    from colorbench.metrics import METRICS
+
+    if what in ("methods", "presets"):
+        rows = []
+        for name, cls in METHODS.items():
+            row = {"name": name, "aliases": METHODS.aliases_of(name), "title": cls.card.title,
+                   "paired": cls.card.paired, "color_space": cls.card.color_space, "presets": sorted(cls.presets)}
+            if what == "presets":
+                row["values"] = {k: dict(v) for k, v in cls.presets.items()}
+            rows.append(row)
+        return rows
+    if what == "datasets":
+        return [{"name": n, "description": c.description, "options": c.options()} for n, c in DATASETS.items()]
+    return [{"name": n, "outputs": dict(c.outputs), "version": c.version, "per_image": c.per_image}
+            for n, c in METRICS.items()]
+
+
+def _print_table(rows: list[dict[str, Any]], what: str) -> None:
+    for row in rows:
+        if what == "methods":
+            alias = f" (alias: {', '.join(row['aliases'])})" if row["aliases"] else ""
+            print(f"{row['name']:<22} {'paired' if row['paired'] else 'unpaired':<9} {row['color_space']:<5} "
+                  f"presets: {','.join(row['presets']):<12} {row['title']}{alias}")
+        elif what == "presets":
+            for preset, values in row["values"].items():
+                print(f"{row['name']:<22} {preset:<7} {json.dumps(values, default=str)}")
+        elif what == "datasets":
+            print(f"{row['name']:<16} {row['description']}")
+            print(f"{'':<16} options: {json.dumps(row['options'], default=str)}")
+        else:
+            outs = ", ".join(f"{k} {'↑' if hib else '↓'}" for k, hib in row["outputs"].items())
+            print(f"{row['name']:<18} v{row['version']:<4} {outs}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (UnknownNameError, ValueError, FileNotFoundError) as exc:
+        print(f"colorbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        rows = _listing(args.what)
+        print(json.dumps(rows, indent=2, default=str)) if args.json else _print_table(rows, args.what)
+        return 0
+    if args.command == "describe":
+        from colorbench.methods import METHODS
+
+        info = METHODS.get(args.method).describe(args.preset)
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+        else:
+            card = info["card"]
+            print(f"{card['name']}: {card['title']}\n  paper: {card['paper']}\n  source: {card['source'] or '-'}")
+            print(f"  {'paired' if card['paired'] else 'unpaired'}, colour space {card['color_space']}")
+            for c in card["choices"]:
+                print(f"  choice: {c}")
+            print(f"  preset {info['preset']} (presets: {', '.join(info['presets'])}):")
+            for k, v in info["config"].items():
+                print(f"    {k} = {v}")
+            for k, v in info["parameters"].items():
+                print(f"  parameters {k}: {v:,}")
+        return 0
+    if args.command == "report":
+        from colorbench.reports import write_report
+
+        for kind, path in write_report(args.run_dir).items():
+            print(f"{kind}: {path}")
+        return 0
+    from colorbench.runner import RunSpec, run
+
+    spec = RunSpec(
+        methods=args.methods, preset=args.preset, dataset=args.dataset,
+        dataset_options=_dataset_options(args.dataset_option, args.image_size), metrics=args.metrics,
+        epochs=args.epochs, eval_every=args.eval_every, seed=args.seed, device=args.device,
+        grey_convention=args.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
+        save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
+    )
+    t0 = time.perf_counter()
+    run_dir = run(spec, out=args.out)
+    print(f"\n{(run_dir / 'leaderboard.md').read_text()}" if (run_dir / "leaderboard.md").exists() else "")
+    print(f"report written to {run_dir.resolve()}")
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

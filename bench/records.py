@@ -1,0 +1,153 @@
+"""Run records: one JSON file per (method, run), the only thing reports read.
+
+A run directory looks like::
+
+    OUT/
+      run.json                     # the run: spec, dataset description, environment, wall time, record list
+      records/<method>.json        # one :class:`RunRecord` per method (status "ok" or "failed")
+      arrays/samples.npz           # grey and real images of the first test samples (uint8), their ids
+      arrays/samples_<method>.npz  # that method's colorizations of the same samples (uint8, key "pred")
+      results.csv, leaderboard.md, figures/*.png   # written by colorbench.reports from the above
+
+Metric values are stored by output key (``"psnr"``, ``"kl_a"``, ...) as :class:`MetricValue` dicts, each with
+the metric that produced it, its version and every parameter (convention) that changes it. A metric that could
+not be computed has ``value: null`` and a ``missing_reason``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "colorbench.record/1"
+
+
+@dataclass
+class MetricValue:
+    """One number of a record, with everything needed to know what it means."""
+
+    value: float | None
+    metric: str  # registry name of the metric that produced it
+    version: str
+    higher_is_better: bool
+    params: dict[str, Any] = field(default_factory=dict)
+    missing_reason: str | None = None
+    ci95: tuple[float, float] | None = None  # bootstrap interval over per-image values, when available
+
+
+@dataclass
+class RunRecord:
+    """The result of one method on one dataset under one spec."""
+
+    method: str
+    preset: str
+    dataset: dict[str, Any]
+    grey_convention: str
+    seed: int
+    device: str
+    status: str = "ok"  # "ok" or "failed"
+    error: str | None = None  # the reason, when failed (also set for NaN divergence)
+    traceback: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)  # per network
+    metrics: dict[str, MetricValue] = field(default_factory=dict)  # by output key
+    losses: list[dict[str, float]] = field(default_factory=list)  # per epoch: {"epoch": e, loss: mean, ...}
+    curve: list[dict[str, Any]] = field(default_factory=list)  # per evaluated epoch: {"epoch": e, "metrics": {...}}
+    histograms: dict[str, Any] | None = None  # ab histograms (edges, real, pred) for reports
+    samples_file: str | None = None  # relative to the run directory
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
+        d = dict(d)
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"record schema {d.get('schema')!r} is not {SCHEMA!r}")
+        d["metrics"] = {
+            k: MetricValue(
+                **{
+                    **v,
+                    "value": as_float(v.get("value")),
+                    "ci95": tuple(as_float(c) for c in v["ci95"]) if v.get("ci95") else None,
+                }
+            )
+            for k, v in d["metrics"].items()
+        }
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
+        tmp.replace(path)  # never leave a half-written record
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunRecord":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def value(self, key: str) -> float | None:
+        mv = self.metrics.get(key)
+        return None if mv is None else mv.value
+
+
+def _jsonable(x: Any) -> Any:
+    """Make ``x`` strict-JSON: inf/nan floats become the strings "inf", "-inf", "nan" (JSON has no such numbers)."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def as_float(v: Any) -> float | None:
+    """Read a stored metric value back ("inf" strings included)."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+def load_records(run_dir: str | Path) -> list[RunRecord]:
+    """All records of a run directory, in the order of ``run.json`` if present, else by file name."""
+    run_dir = Path(run_dir)
+    rec_dir = run_dir / "records"
+    order: list[str] = []
+    run_json = run_dir / "run.json"
+    if run_json.exists():
+        order = json.loads(run_json.read_text()).get("methods", [])
+    files = {p.stem: p for p in sorted(rec_dir.glob("*.json"))}
+    names = [n for n in order if n in files] + [n for n in files if n not in order]
+    return [RunRecord.load(files[n]) for n in names]
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that can change a number."""
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in ("colorbench", "torch", "torchvision", "numpy", "scipy", "scikit-image", "lpips", "pandas"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out

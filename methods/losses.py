@@ -1,0 +1,73 @@
+"""Losses shared by the methods: the adversarial loss of every (c)GAN method.
+
+``GANLoss(mode)(scores, target_is_real)`` hides how each GAN formulation turns discriminator scores into a loss:
+
+* ``"vanilla"``: the original GAN (Goodfellow et al. 2014), binary cross-entropy on raw scores (logits),
+  as pix2pix's ``gan_mode="vanilla"``;
+* ``"lsgan"``: least squares (Mao et al. 2017) with the labels a = 0 (fake), b = 1 (real), c = 1 (the generator's
+  target), i.e. the MSE to 0 or 1, as pix2pix's ``gan_mode="lsgan"``;
+* ``"wgan"``: the Wasserstein critic loss (Arjovsky et al. 2017), ``-mean(scores)`` for real and ``mean(scores)``
+  for fake (the gradient penalty of WGAN-GP is separate, see :func:`gradient_penalty`).
+
+For the generator, call the loss with ``target_is_real=True`` on the scores of its fakes. A list of score maps
+(multi-scale discriminators) gives the mean of the per-map losses. Losses are computed in float32, also under AMP.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+GAN_MODES = ("vanilla", "lsgan", "wgan")
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss on discriminator scores for a named GAN formulation.
+
+    Args:
+        mode: ``"vanilla"``, ``"lsgan"`` or ``"wgan"``.
+        real_label: target for real samples (vanilla / lsgan); 1.0 in pix2pix.
+        fake_label: target for fake samples (vanilla / lsgan); 0.0 in pix2pix.
+    """
+
+    def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0) -> None:
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown GAN loss mode {mode!r}; choose one of {GAN_MODES}")
+        self.mode = mode
+        self.real_label, self.fake_label = float(real_label), float(fake_label)
+
+    def _single(self, scores: Tensor, target_is_real: bool) -> Tensor:
+        scores = scores.float()
+        if self.mode == "wgan":
+            return -scores.mean() if target_is_real else scores.mean()
+        target = torch.full_like(scores, self.real_label if target_is_real else self.fake_label)
+        if self.mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(scores, target)
+        return F.mse_loss(scores, target)
+
+    def forward(self, scores: Tensor | Sequence[Tensor], target_is_real: bool) -> Tensor:
+        """Loss of ``scores`` (one map or a list of maps) against the real or the fake target."""
+        if isinstance(scores, Tensor):
+            return self._single(scores, target_is_real)
+        if len(scores) == 0:
+            raise ValueError("GANLoss got an empty list of score maps")
+        return torch.stack([self._single(s, target_is_real) for s in scores]).mean()
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:
+    """WGAN-GP gradient penalty (Gulrajani et al. 2017): ``weight * E[(||∇D(x̂)||₂ - 1)²]`` on random
+    interpolates x̂ between ``real`` and ``fake`` (one mixing weight per sample, from the global RNG)."""
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty: real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
+    return weight * ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()

@@ -1,0 +1,96 @@
+"""Small helpers shared by the network builders: normalization choice, weight init, freezing."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+#: Normalization layers accepted by the builders (``norm=`` argument).
+NORMS = ("batch", "instance", "none")
+#: Weight initializations accepted by :func:`init_weights`.
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def norm_layer(norm: str) -> Callable[[int], nn.Module]:
+    """A factory ``channels -> nn.Module`` for a normalization named ``"batch"``, ``"instance"`` or ``"none"``.
+
+    As in the pix2pix reference: batch norm is affine with running statistics; instance norm is neither
+    affine nor tracking statistics; ``"none"`` gives an identity.
+    """
+    if norm == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if norm == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if norm == "none":
+        return lambda channels: nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+
+
+def conv_bias(norm: str) -> bool:
+    """Whether a conv followed by ``norm`` gets a bias: not before batch norm (its shift replaces it).
+
+    This is the pix2pix reference's rule (bias only when the norm is instance norm); with ``"none"`` a bias is
+    kept, since nothing else could shift the activations.
+    """
+    return norm != "batch"
+
+
+def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
+    """Initialize conv / linear / batch-norm weights in place, as pix2pix's ``init_weights``.
+
+    Conv and linear weights: ``normal`` draws N(0, gain²) (the pix2pix default, gain 0.02); ``xavier``,
+    ``kaiming`` and ``orthogonal`` use the torch initializers with ``gain``. Their biases are set to 0.
+    Batch-norm weights are drawn from N(1, gain²) and biases set to 0. Uses the global torch RNG (seed it first).
+    """
+    if init_type not in INIT_TYPES:
+        raise ValueError(f"unknown init_type {init_type!r}; choose one of {INIT_TYPES}")
+
+    def init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if init_type == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+    net.apply(init)
+    return net
+
+
+def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None:
+    """Switch gradients of all parameters of ``nets`` on or off (freeze D while the generator steps)."""
+    for net in [nets] if isinstance(nets, nn.Module) else nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``net``."""
+    return sum(p.numel() for p in net.parameters())
+
+
+def set_training(nets: dict[str, nn.Module], modes: dict[str, bool] | bool) -> dict[str, bool]:
+    """Set train/eval mode per network; returns the previous modes (to restore them later)."""
+    before = {k: net.training for k, net in nets.items()}
+    for k, net in nets.items():
+        net.train(modes if isinstance(modes, bool) else modes[k])
+    return before
+
+
+def spectral_norm_all(net: nn.Module) -> nn.Module:
+    """Wrap every conv / linear weight of ``net`` in spectral normalization (Miyato et al. 2018), in place."""
+    for m in list(net.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            torch.nn.utils.parametrizations.spectral_norm(m)
+    return net

@@ -1,0 +1,650 @@
+"""Pure metric functions on batches of RGB images.
+
+Every function takes ``pred`` (the colorized images) and ``target`` (the real colour images) as
+``(N, 3, H, W)`` floating-point tensors in [0, 1] on any device, validates them (:func:`check_image_pair`) and
+returns per-image values (a float64 tensor of shape ``(N,)`` on the CPU) or, for the set-level histogram
+divergences, one value per Lab channel. The streaming classes (``colorbench.metrics.image_quality``,
+``.perceptual``, ``.color_histogram``) only keep state and call these functions, so a streamed result and a
+functional result on the concatenated data are computed by the same code.
+
+Conventions (each one is a parameter, recorded by the streaming classes' ``params()``):
+
+* MSE and PSNR are on the 0-255 scale; PSNR's peak is 255 (``data_range``).
+* SSIM is that of Wang et al. (2004) as scikit-image computes it, on the 0-255 scale, averaged over the three
+  RGB channels and over the valid (unpadded) region of the SSIM map.
+* LPIPS uses the ``lpips`` package (linear layers v0.1) on inputs scaled to [-1, 1].
+* The ab-histogram divergences pool the CIE a and b values (D65, :func:`colorbench.color.rgb_to_lab`) of every
+  pixel of the real set and of the colorized set into fixed-bin histograms.
+
+What the libraries give and what is written here: scikit-image computes SSIM/PSNR one NumPy image at a time
+on the CPU, so batched torch versions are written here and tested against it; the divergences use
+``scipy.special.rel_entr``; LPIPS is the ``lpips`` package's network, built here so that nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import rel_entr
+from torch import Tensor
+
+from colorbench.color import rgb_to_lab
+from colorbench.metrics.base import MetricUnavailable
+
+__all__ = [
+    "AB_HISTOGRAM_BINS",
+    "AB_HISTOGRAM_EPS",
+    "AB_HISTOGRAM_RANGE",
+    "KL_DIRECTIONS",
+    "PSNR_REDUCTIONS",
+    "SSIM_VARIANTS",
+    "ab_histogram_counts",
+    "ab_histogram_edges",
+    "ab_histogram_js",
+    "ab_histogram_kl",
+    "build_lpips_model",
+    "cached_lpips_model",
+    "check_image_pair",
+    "check_images",
+    "js_divergence_from_counts",
+    "kl_divergence_from_counts",
+    "lpips",
+    "lpips_backbone_path",
+    "lpips_from_model",
+    "mse",
+    "psnr",
+    "psnr_from_mse",
+    "ssim",
+    "ssim_settings",
+]
+
+# ------------------------------------------------------------------------------------------------------------
+# Input validation
+# ------------------------------------------------------------------------------------------------------------
+
+
+def check_images(x: Any, name: str = "images") -> None:
+    """Raise TypeError/ValueError unless ``x`` is an ``(N, 3, H, W)`` finite float tensor in [0, 1] with N >= 1.
+
+    The message names the problem and how to fix it.
+    """
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, 3, H, W), got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(
+            f"{name}: expected RGB images of shape (N, 3, H, W), got {tuple(x.shape)}; "
+            "add the batch dimension with x[None], turn grey (N, 1, H, W) into RGB with "
+            "colorbench.color.gray_to_rgb, and put channels first with x.permute(0, 3, 1, 2)"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name}: empty batch of shape {tuple(x.shape)}; pass at least one non-empty image")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or inf values; check the method's output (e.g. a diverged model)")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name}: values must be in [0, 1], got min {lo:.6g} and max {hi:.6g}; "
+            "clamp colorized output with x.clamp(0, 1), and divide 0-255 images by 255"
+        )
+
+
+def check_image_pair(pred: Any, target: Any) -> None:
+    """Validate a (colorized, real) pair of batches: each as :func:`check_images`, same shape, same device."""
+    check_images(pred, "pred")
+    check_images(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}; "
+            "each colorized image must have the size of its real image (resize or crop them alike)"
+        )
+    if pred.device != target.device:
+        raise ValueError(f"pred is on {pred.device} but target on {target.device}; move both to one device")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# MSE and PSNR
+# ------------------------------------------------------------------------------------------------------------
+
+#: PSNR reductions: mean of per-image PSNR, or the PSNR of the MSE pooled over all pixels of all images.
+PSNR_REDUCTIONS = ("per_image_mean", "global")
+
+
+def mse(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-image mean squared error on the 0-255 scale, averaged over pixels and the three channels.
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
+        target: real images, same shape.
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU; equals ``skimage.metrics.mean_squared_error(target*255, pred*255)``
+        image by image.
+
+    Example:
+        >>> t = torch.zeros(1, 3, 4, 4); p = t + 1 / 255
+        >>> mse(p, t)
+        tensor([1.0000], dtype=torch.float64)
+    """
+    check_image_pair(pred, target)
+    return _mse_unchecked(pred, target).cpu()
+
+
+def _mse_unchecked(pred: Tensor, target: Tensor) -> Tensor:
+    diff = (pred.double() - target.double()) * 255.0
+    return diff.square().mean(dim=(1, 2, 3))
+
+
+def psnr_from_mse(
+    mse_255: Tensor,
+    data_range: float = 255.0,
+    reduction: str | None = None,
+    num_pixels: Tensor | None = None,
+) -> Tensor:
+    """PSNR in dB from per-image MSE values on the 0-255 scale.
+
+    The [0, 1] images are read on the scale [0, ``data_range``], so ``mse`` scales by ``(data_range/255)**2``
+    and PSNR = 10 log10(data_range**2 / mse) does not depend on ``data_range`` (it is a parameter so that the
+    convention is written down, as in scikit-image). An MSE of 0 (identical images) gives +inf.
+
+    Args:
+        mse_255: per-image MSE ``(N,)`` on the 0-255 scale (as :func:`mse` returns).
+        data_range: peak value of the scale.
+        reduction: None for per-image values ``(N,)``; ``"per_image_mean"`` for the mean of per-image PSNR;
+            ``"global"`` for the PSNR of the MSE pooled over all pixels (weights ``num_pixels``, default equal).
+        num_pixels: pixels per image ``(N,)``, used by ``"global"`` when images differ in size.
+    """
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    mse_255 = mse_255.double()
+    scale = (float(data_range) / 255.0) ** 2
+    if reduction is None:
+        return 10.0 * torch.log10(data_range**2 / (mse_255 * scale))
+    if reduction == "per_image_mean":
+        return (10.0 * torch.log10(data_range**2 / (mse_255 * scale))).mean()
+    if reduction == "global":
+        w = torch.ones_like(mse_255) if num_pixels is None else num_pixels.double()
+        pooled = (mse_255 * w).sum() / w.sum()
+        return 10.0 * torch.log10(data_range**2 / (pooled * scale))
+    raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {PSNR_REDUCTIONS} (or None)")
+
+
+def psnr(
+    pred: Tensor, target: Tensor, data_range: float = 255.0, reduction: str | None = "per_image_mean"
+) -> Tensor:
+    """Peak signal-to-noise ratio in dB (peak ``data_range`` = 255 on the 0-255 scale).
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
+        target: real images, same shape.
+        data_range: peak value (see :func:`psnr_from_mse`; the value does not depend on it).
+        reduction: ``"per_image_mean"`` (default, mean of per-image PSNR), ``"global"`` (PSNR of the MSE pooled
+            over all pixels of all images) or None (per-image values ``(N,)``).
+
+    Returns:
+        float64 tensor on the CPU: a scalar, or ``(N,)`` for ``reduction=None``. Identical images give +inf.
+
+    Example:
+        >>> t = torch.zeros(1, 3, 4, 4); p = t + 1 / 255
+        >>> psnr(p, t)  # 10 log10(255**2 / 1)
+        tensor(48.1308, dtype=torch.float64)
+    """
+    if reduction is not None and reduction not in PSNR_REDUCTIONS:
+        raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {PSNR_REDUCTIONS} (or None)")
+    return psnr_from_mse(mse(pred, target), data_range, reduction)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# SSIM
+# ------------------------------------------------------------------------------------------------------------
+
+#: SSIM variants. ``gaussian``: Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, population covariance);
+#: ``uniform``: scikit-image's default (7x7 uniform window, sample covariance).
+SSIM_VARIANTS = ("gaussian", "uniform")
+_SSIM_SIGMA, _SSIM_TRUNCATE, _SSIM_UNIFORM_SIZE = 1.5, 3.5, 7
+_SSIM_CHUNK_PIXELS = 2**20  # images per chunk = this // (H*W): bounds the float64 working memory (~125 MB)
+
+
+def ssim_settings(variant: str = "gaussian") -> dict[str, Any]:
+    """The window and covariance settings of an SSIM variant (what ``params()`` records)."""
+    if variant == "gaussian":
+        radius = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)  # as scipy.ndimage: 5 -> 11 taps
+        return {
+            "window": "gaussian",
+            "sigma": _SSIM_SIGMA,
+            "truncate": _SSIM_TRUNCATE,
+            "win_size": 2 * radius + 1,
+            "covariance": "population",
+        }
+    if variant == "uniform":
+        return {
+            "window": "uniform",
+            "sigma": None,
+            "truncate": None,
+            "win_size": _SSIM_UNIFORM_SIZE,
+            "covariance": "sample",
+        }
+    raise ValueError(f"unknown SSIM variant {variant!r}; choose one of {SSIM_VARIANTS}")
+
+
+def _ssim_kernel_1d(variant: str, device: torch.device) -> Tensor:
+    s = ssim_settings(variant)
+    radius = (s["win_size"] - 1) // 2
+    if variant == "gaussian":
+        x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+        k = torch.exp(-0.5 * (x / s["sigma"]) ** 2)
+    else:
+        k = torch.ones(s["win_size"], dtype=torch.float64, device=device)
+    return k / k.sum()
+
+
+def _separable_filter_valid(x: Tensor, taps: list[float]) -> Tensor:
+    """Correlate the last two axes of ``x`` with ``taps`` (odd length), keeping only the valid region.
+
+    Written as a weighted sum of shifted views: in float64 on the CPU this is several times faster than
+    ``conv2d`` (which has no optimised float64 CPU kernel), and it is as fast on CUDA.
+    """
+    n = len(taps)
+    w = x.shape[-1] - n + 1
+    rows = x[..., :, 0:w] * taps[0]
+    for i in range(1, n):
+        rows.add_(x[..., :, i : i + w], alpha=taps[i])
+    h = x.shape[-2] - n + 1
+    out = rows[..., 0:h, :] * taps[0]
+    for i in range(1, n):
+        out.add_(rows[..., i : i + h, :], alpha=taps[i])
+    return out
+
+
+def ssim(
+    pred: Tensor,
+    target: Tensor,
+    variant: str = "gaussian",
+    data_range: float = 255.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """Per-image structural similarity (Wang et al. 2004), batched, computed in float64.
+
+    Equals scikit-image's ``structural_similarity(target_hwc*255, pred_hwc*255, data_range=255,
+    channel_axis=-1, ...)`` with, for ``variant="gaussian"``, ``gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False`` and, for ``"uniform"``, the defaults (7x7 window, sample covariance): the
+    local means, variances and covariance are filtered with a separable window, the SSIM map is averaged over
+    the region at least ``(win_size-1)//2`` pixels from the border (scikit-image crops exactly that band, so its
+    'reflect' padding never reaches the average and an unpadded convolution gives the same values), and the
+    three channel means are averaged.
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1]; H and W at least the window size (11 or 7).
+        target: real images, same shape.
+        variant: ``"gaussian"`` (default) or ``"uniform"``.
+        data_range: the images are scaled to [0, data_range]; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
+        k1, k2: the SSIM stabilising constants.
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU. Agreement with scikit-image (float64 inputs): < 1e-10 (tested).
+    """
+    check_image_pair(pred, target)
+    settings = ssim_settings(variant)
+    win = settings["win_size"]
+    if pred.shape[2] < win or pred.shape[3] < win:
+        raise ValueError(
+            f"SSIM ({variant} window) needs images of at least {win}x{win} pixels, got "
+            f"{pred.shape[2]}x{pred.shape[3]}; use larger images or variant='uniform' (7x7)"
+        )
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    np_ = win * win
+    cov_norm = np_ / (np_ - 1) if settings["covariance"] == "sample" else 1.0
+    taps = _ssim_kernel_1d(variant, torch.device("cpu")).tolist()
+    chunk = max(1, _SSIM_CHUNK_PIXELS // (pred.shape[2] * pred.shape[3]))
+    out = []
+    for start in range(0, pred.shape[0], chunk):
+        x = target[start : start + chunk].double() * data_range  # skimage's im1 is the real image
+        y = pred[start : start + chunk].double() * data_range
+        stack = torch.cat((x, y, x * x, y * y, x * y), dim=1)  # (n, 15, H, W)
+        filt = _separable_filter_valid(stack, taps)
+        ux, uy, uxx, uyy, uxy = filt.chunk(5, dim=1)
+        ux_uy, ux2, uy2 = ux * uy, ux * ux, uy * uy
+        # (2 ux uy + C1)(2 cov_xy + C2) / ((ux^2 + uy^2 + C1)(var_x + var_y + C2))
+        num = (2 * ux_uy + c1) * (2 * cov_norm * (uxy - ux_uy) + c2)
+        den = (ux2 + uy2 + c1) * (cov_norm * ((uxx - ux2) + (uyy - uy2)) + c2)
+        s_map = num / den
+        out.append(s_map.mean(dim=(2, 3)).mean(dim=1))
+    return torch.cat(out).cpu()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# LPIPS
+# ------------------------------------------------------------------------------------------------------------
+
+#: lpips backbone name -> torchvision builder and weights enum name (the ImageNet weights lpips uses).
+_LPIPS_BACKBONES = {
+    "alex": ("alexnet", "AlexNet_Weights"),
+    "vgg": ("vgg16", "VGG16_Weights"),
+    "squeeze": ("squeezenet1_1", "SqueezeNet1_1_Weights"),
+}
+LPIPS_VERSION = "0.1"  # version of the lpips linear-layer weights (v0.0 had a known normalisation bug)
+
+
+def _lpips_backbone_url(net: str) -> str:
+    import torchvision.models as tvm
+
+    if net not in _LPIPS_BACKBONES:
+        raise ValueError(f"unknown LPIPS net {net!r}; choose one of {tuple(_LPIPS_BACKBONES)}")
+    return getattr(tvm, _LPIPS_BACKBONES[net][1]).IMAGENET1K_V1.url
+
+
+def lpips_backbone_path(net: str = "alex", weights_path: str | os.PathLike | None = None) -> str:
+    """Where the backbone's ImageNet weights are read from: ``weights_path`` if given, else torch hub's cache
+    (``torch.hub.get_dir()/checkpoints/<torchvision's file name>``, where torchvision itself would put them)."""
+    url = _lpips_backbone_url(net)
+    if weights_path is not None:
+        return os.fspath(weights_path)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+
+
+def _sha256_prefix_ok(path: str, prefix: str) -> bool:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest().startswith(prefix)
+
+
+def build_lpips_model(
+    net: str = "alex",
+    weights_path: str | os.PathLike | None = None,
+    *,
+    check_hash: bool = True,
+    random_backbone_for_tests: bool = False,
+) -> torch.nn.Module:
+    """Build the ``lpips.LPIPS`` network (linear layers v0.1 from the package) without any download.
+
+    The backbone's ImageNet weights are loaded from :func:`lpips_backbone_path`; if that file is absent,
+    :class:`MetricUnavailable` says where to put it. The package is asked for a random backbone
+    (``pnet_rand=True``, so torchvision downloads nothing) which is then overwritten with the file's weights.
+
+    Args:
+        net: ``"alex"`` (default, as the LPIPS authors recommend for evaluation), ``"vgg"`` or ``"squeeze"``.
+        weights_path: the torchvision state-dict file of the backbone; default: torch hub's cache.
+        check_hash: check the file's SHA-256 against the prefix in torchvision's file name.
+        random_backbone_for_tests: TEST ONLY: keep the randomly initialised backbone (seeded, deterministic) and
+            read no file. Values computed this way are not LPIPS.
+    """
+    import lpips as lpips_pkg
+
+    url = _lpips_backbone_url(net)
+    lin_path = os.path.join(os.path.dirname(lpips_pkg.__file__), "weights", f"v{LPIPS_VERSION}", f"{net}.pth")
+    if not os.path.isfile(lin_path):
+        raise MetricUnavailable(f"the lpips package's linear-layer weights are missing: {lin_path}; reinstall lpips")
+    path = None
+    if not random_backbone_for_tests:
+        path = lpips_backbone_path(net, weights_path)
+        if not os.path.isfile(path):
+            raise MetricUnavailable(
+                f"LPIPS (net={net!r}) needs torchvision's ImageNet weights of its backbone, which are not on this "
+                f"machine (nothing is downloaded). Put the file {url} at {path} (or pass weights_path=<file> "
+                f"for another location). With internet access, torchvision.models.{_LPIPS_BACKBONES[net][0]}"
+                "(weights='IMAGENET1K_V1') downloads it to torch hub's cache."
+            )
+        prefix = re.search(r"-([a-f0-9]+)\.pth$", url)
+        if check_hash and prefix and not _sha256_prefix_ok(path, prefix.group(1)):
+            raise MetricUnavailable(
+                f"{path} is not torchvision's {os.path.basename(url)}: its SHA-256 does not start with "
+                f"{prefix.group(1)}. Replace it with the file from {url} (or pass check_hash=False for a file "
+                "you trust)."
+            )
+    backbone_state = None
+    if path is not None:
+        try:
+            backbone_state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # corrupt or non-torch file
+            raise MetricUnavailable(f"cannot read LPIPS backbone weights {path}: {err}") from err
+        if not isinstance(backbone_state, dict) or not any(str(k).startswith("features.") for k in backbone_state):
+            raise MetricUnavailable(
+                f"{path} is not a torchvision {_LPIPS_BACKBONES[net][0]} state dict (no 'features.*' weights)"
+            )
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")  # torchvision's deprecation warnings for `pretrained=`
+        torch.manual_seed(0)  # the random backbone (overwritten below unless testing) is deterministic
+        model = lpips_pkg.LPIPS(pretrained=True, net=net, version=LPIPS_VERSION, pnet_rand=True, verbose=False)
+    lin_state = torch.load(lin_path, map_location="cpu", weights_only=True)
+    loaded = model.load_state_dict(lin_state, strict=False)  # lpips loads these itself; redone to check keys
+    missing_lin = [k for k in model.state_dict() if re.match(r"lin\d+\.", k) and k not in lin_state]
+    if missing_lin or loaded.unexpected_keys:
+        raise MetricUnavailable(
+            f"{lin_path} does not hold lpips' linear layers (missing {missing_lin}, unexpected "
+            f"{loaded.unexpected_keys}); reinstall lpips"
+        )
+    if backbone_state is not None:
+        # lpips splits torchvision's `features` into slices whose children keep their original indices:
+        # "slice2.3.weight" is torchvision's "features.3.weight".
+        backbone = {}
+        for key in model.net.state_dict():
+            src = "features." + key.split(".", 1)[1]
+            if src not in backbone_state:
+                raise MetricUnavailable(
+                    f"{path} is not a torchvision {_LPIPS_BACKBONES[net][0]} state dict: no {src!r}"
+                )
+            backbone[key] = backbone_state[src]
+        try:
+            model.net.load_state_dict(backbone, strict=True)
+        except RuntimeError as err:  # wrong shapes
+            raise MetricUnavailable(f"{path} does not fit the {_LPIPS_BACKBONES[net][0]} backbone: {err}") from err
+    model.requires_grad_(False)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=8)
+def cached_lpips_model(
+    net: str, path: str | None, check_hash: bool, random_backbone_for_tests: bool, device: str
+) -> torch.nn.Module:
+    """:func:`build_lpips_model` on ``device``, built once per argument tuple (shared by all callers)."""
+    return build_lpips_model(
+        net, path, check_hash=check_hash, random_backbone_for_tests=random_backbone_for_tests
+    ).to(device)
+
+
+def lpips(
+    pred: Tensor,
+    target: Tensor,
+    net: str = "alex",
+    *,
+    weights_path: str | os.PathLike | None = None,
+    check_hash: bool = True,
+    random_backbone_for_tests: bool = False,
+) -> Tensor:
+    """Per-image LPIPS distance (Zhang et al. 2018) with the ``lpips`` package's network (v0.1 linear layers).
+
+    Inputs in [0, 1] are scaled to [-1, 1] as lpips expects; the spatial average of the distance map is taken.
+    The network (built by :func:`build_lpips_model`, cached per device) runs in float32 on the inputs' device.
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU.
+
+    Raises:
+        MetricUnavailable: the backbone's ImageNet weights are not on disk (the message says where to put them).
+    """
+    check_image_pair(pred, target)
+    path = None if random_backbone_for_tests else lpips_backbone_path(net, weights_path)
+    model = cached_lpips_model(net, path, check_hash, random_backbone_for_tests, str(pred.device))
+    return lpips_from_model(model, pred, target)
+
+
+def lpips_from_model(model: torch.nn.Module, pred: Tensor, target: Tensor) -> Tensor:
+    """Per-image distances ``(N,)`` (float64, CPU) of an ``lpips.LPIPS`` network on [0, 1] inputs (unvalidated)."""
+    with torch.no_grad():
+        d = model(pred.float() * 2 - 1, target.float() * 2 - 1)
+    return d.reshape(-1).double().cpu()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# ab-histogram divergences
+# ------------------------------------------------------------------------------------------------------------
+
+#: Defaults: 256 bins of width 1 over [-128, 128] (every sRGB colour has a in [-86.2, 98.3], b in
+#: [-107.9, 94.5]); eps = 1e-10 added to every bin probability before renormalising.
+AB_HISTOGRAM_BINS = 256
+AB_HISTOGRAM_RANGE = (-128.0, 128.0)
+AB_HISTOGRAM_EPS = 1e-10
+#: KL directions: "real||pred" is KL(real ‖ colorized) = sum p_real log(p_real / p_pred) (default).
+KL_DIRECTIONS = ("real||pred", "pred||real")
+
+
+def _check_bins(bins: int, value_range: tuple[float, float]) -> None:
+    if not (isinstance(bins, int) and bins >= 1):
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+
+
+def _check_eps_base(eps: float, base: float | None) -> None:
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if base is not None and not (base > 0 and base != 1):
+        raise ValueError(f"base must be a positive number other than 1 (or None for e), got {base}")
+
+
+def ab_histogram_edges(
+    bins: int = AB_HISTOGRAM_BINS, value_range: tuple[float, float] = AB_HISTOGRAM_RANGE
+) -> list[float]:
+    """The ``bins + 1`` bin edges (uniform over ``value_range``)."""
+    return np.linspace(value_range[0], value_range[1], bins + 1).tolist()
+
+
+def ab_histogram_counts(
+    images: Tensor, bins: int = AB_HISTOGRAM_BINS, value_range: tuple[float, float] = AB_HISTOGRAM_RANGE
+) -> Tensor:
+    """Counts of the CIE a and b values of every pixel of ``images`` in uniform bins.
+
+    Lab is computed in float64 with :func:`colorbench.color.rgb_to_lab`. Bins are half-open ``[e_i, e_i+1)``,
+    the last one closed, as ``numpy.histogram``; values outside ``value_range`` are counted in the first/last bin
+    (with the default range no sRGB colour is outside it).
+
+    Args:
+        images: ``(N, 3, H, W)`` float RGB in [0, 1].
+
+    Returns:
+        int64 tensor ``(2, bins)`` (a, b) on the images' device.
+    """
+    check_images(images, "images")
+    _check_bins(bins, value_range)
+    lo, hi = float(value_range[0]), float(value_range[1])
+    ab = rgb_to_lab(images.double())[:, 1:].transpose(0, 1).reshape(2, -1)
+    idx = torch.floor((ab - lo) * (bins / (hi - lo))).long().clamp_(0, bins - 1)
+    return torch.stack([torch.bincount(row, minlength=bins) for row in idx])
+
+
+def _probabilities(counts: Tensor | np.ndarray, eps: float) -> np.ndarray:
+    c = np.asarray(torch.as_tensor(counts).cpu(), dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        raise ValueError("empty histogram (no pixels counted); call update() with some images first")
+    p = c / total + eps
+    return p / p.sum()
+
+
+def kl_divergence_from_counts(
+    real_counts: Tensor | np.ndarray,
+    pred_counts: Tensor | np.ndarray,
+    *,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+    direction: str = "real||pred",
+) -> float:
+    """KL divergence between two histograms given as counts (one channel).
+
+    Counts become probabilities, ``eps`` is added to every bin and each histogram is renormalised; then
+    KL(p ‖ q) = sum p log(p / q) / log(base) with (p, q) = (real, pred) for ``direction="real||pred"``
+    (default). With ``eps=0`` a bin empty in q but not in p gives +inf. Equals ``scipy.stats.entropy(p, q,
+    base=base)`` on the smoothed probabilities.
+    """
+    _check_eps_base(eps, base)
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"unknown KL direction {direction!r}; choose one of {KL_DIRECTIONS}")
+    p, q = _probabilities(real_counts, eps), _probabilities(pred_counts, eps)
+    if direction == "pred||real":
+        p, q = q, p
+    if p.shape != q.shape:
+        raise ValueError(f"histograms have different numbers of bins: {p.shape} vs {q.shape}")
+    value = float(rel_entr(p, q).sum())
+    return value / math.log(base) if base is not None else value
+
+
+def js_divergence_from_counts(
+    real_counts: Tensor | np.ndarray,
+    pred_counts: Tensor | np.ndarray,
+    *,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+) -> float:
+    """Jensen-Shannon divergence between two histograms given as counts (one channel), symmetric.
+
+    JS = (KL(p ‖ m) + KL(q ‖ m)) / 2 with m = (p + q) / 2, after the same ``eps`` smoothing as
+    :func:`kl_divergence_from_counts`; in [0, log(2)/log(base)]. It is a divergence: the square of scipy's
+    ``jensenshannon(p, q, base)`` distance.
+    """
+    _check_eps_base(eps, base)
+    p, q = _probabilities(real_counts, eps), _probabilities(pred_counts, eps)
+    if p.shape != q.shape:
+        raise ValueError(f"histograms have different numbers of bins: {p.shape} vs {q.shape}")
+    m = (p + q) / 2
+    value = float((rel_entr(p, m).sum() + rel_entr(q, m).sum()) / 2)
+    return value / math.log(base) if base is not None else value
+
+
+def ab_histogram_kl(
+    pred: Tensor,
+    target: Tensor,
+    bins: int = AB_HISTOGRAM_BINS,
+    value_range: tuple[float, float] = AB_HISTOGRAM_RANGE,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+    direction: str = "real||pred",
+) -> dict[str, float]:
+    """KL divergence between the a (and b) histograms pooled over all pixels of the real and colorized sets.
+
+    ``pred`` and ``target`` need not be paired (only their histograms are compared) but are validated as pairs
+    here since the harness always has pairs. See :func:`ab_histogram_counts` and
+    :func:`kl_divergence_from_counts` for the conventions; natural log by default (``base=None``).
+
+    Returns:
+        ``{"a": KL of the a histograms, "b": KL of the b histograms}``.
+    """
+    check_image_pair(pred, target)
+    real, fake = ab_histogram_counts(target, bins, value_range), ab_histogram_counts(pred, bins, value_range)
+    return {
+        ch: kl_divergence_from_counts(real[i], fake[i], eps=eps, base=base, direction=direction)
+        for i, ch in enumerate("ab")
+    }
+
+
+def ab_histogram_js(
+    pred: Tensor,
+    target: Tensor,
+    bins: int = AB_HISTOGRAM_BINS,
+    value_range: tuple[float, float] = AB_HISTOGRAM_RANGE,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+) -> dict[str, float]:
+    """Jensen-Shannon divergence between the a (and b) histograms of the real and colorized sets.
+
+    Returns:
+        ``{"a": JS of the a histograms, "b": JS of the b histograms}``.
+    """
+    check_image_pair(pred, target)
+    real, fake = ab_histogram_counts(target, bins, value_range), ab_histogram_counts(pred, bins, value_range)
+    return {ch: js_divergence_from_counts(real[i], fake[i], eps=eps, base=base) for i, ch in enumerate("ab")}

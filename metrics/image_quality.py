@@ -1,0 +1,132 @@
+"""Streaming full-reference metrics: MSE, PSNR, SSIM (per-image values, computed by ``functional``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from colorbench.metrics import functional as MF
+from colorbench.metrics.base import StreamingMetric
+from colorbench.metrics.registry import register_metric
+
+_INPUT = "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real"
+
+
+def cat_values(chunks: list[Tensor], metric: str) -> Tensor:
+    """Concatenate per-batch value tensors; a clear error if nothing was accumulated."""
+    if not chunks:
+        raise ValueError(f"{metric}: compute() called before any update(); give it at least one batch")
+    return torch.cat(list(chunks))
+
+
+@register_metric("mse")
+class MeanSquaredError(StreamingMetric):
+    """Mean over images of the per-image MSE on the 0-255 scale (averaged over pixels and RGB channels)."""
+
+    name = "mse"
+    outputs = {"mse": False}
+    version = "1"
+    per_image = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("values", [], reduce="cat")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.values.append(MF.mse(pred, target))
+
+    def compute(self) -> dict[str, float]:
+        return {"mse": float(cat_values(self.values, self.name).mean())}
+
+    def per_image_values(self) -> dict[str, Tensor]:
+        return {"mse": cat_values(self.values, self.name)}
+
+    def params(self) -> dict[str, Any]:
+        return {"input": _INPUT, "scale": "0-255", "average": "pixels and RGB channels",
+                "reduction": "per_image_mean", "grey": "n/a"}
+
+
+@register_metric("psnr")
+class PeakSignalNoiseRatio(StreamingMetric):
+    """PSNR in dB, peak 255 on the 0-255 scale.
+
+    Args:
+        data_range: peak value (the value does not depend on it; see ``functional.psnr_from_mse``).
+        reduction: ``"per_image_mean"`` (default, mean of per-image PSNR; +inf if any image is identical) or
+            ``"global"`` (PSNR of the MSE pooled over all pixels of all images).
+    """
+
+    name = "psnr"
+    outputs = {"psnr": True}
+    version = "1"
+    per_image = True
+
+    def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean") -> None:
+        super().__init__()
+        if reduction not in MF.PSNR_REDUCTIONS:
+            raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {MF.PSNR_REDUCTIONS}")
+        if not data_range > 0:
+            raise ValueError(f"data_range must be positive, got {data_range}")
+        self.data_range = float(data_range)
+        self.reduction = reduction
+        self.add_state("mse_values", [], reduce="cat")
+        self.add_state("num_pixels", [], reduce="cat")  # per image, for the "global" reduction
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        values = MF.mse(pred, target)
+        self.mse_values.append(values)
+        self.num_pixels.append(torch.full_like(values, float(pred.shape[2] * pred.shape[3])))
+
+    def compute(self) -> dict[str, float]:
+        mse = cat_values(self.mse_values, self.name)
+        value = MF.psnr_from_mse(mse, self.data_range, self.reduction, torch.cat(list(self.num_pixels)))
+        return {"psnr": float(value)}
+
+    def per_image_values(self) -> dict[str, Tensor]:
+        return {"psnr": MF.psnr_from_mse(cat_values(self.mse_values, self.name), self.data_range, None)}
+
+    def params(self) -> dict[str, Any]:
+        return {"input": _INPUT, "scale": "0-255", "data_range": self.data_range, "reduction": self.reduction,
+                "identical_images": "+inf", "grey": "n/a"}
+
+
+@register_metric("ssim")
+class StructuralSimilarity(StreamingMetric):
+    """Mean over images of the per-image SSIM (Wang et al. 2004, as scikit-image; see ``functional.ssim``).
+
+    Args:
+        variant: ``"gaussian"`` (default: 11x11 Gaussian window, sigma 1.5, population covariance) or
+            ``"uniform"`` (scikit-image's default: 7x7 uniform window, sample covariance).
+        data_range, k1, k2: SSIM constants C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
+    """
+
+    name = "ssim"
+    outputs = {"ssim": True}
+    version = "1"
+    per_image = True
+
+    def __init__(self, *, variant: str = "gaussian", data_range: float = 255.0, k1: float = 0.01,
+                 k2: float = 0.03) -> None:
+        super().__init__()
+        MF.ssim_settings(variant)  # validates the name
+        self.variant = variant
+        self.data_range, self.k1, self.k2 = float(data_range), float(k1), float(k2)
+        self.add_state("values", [], reduce="cat")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.values.append(MF.ssim(pred, target, self.variant, self.data_range, self.k1, self.k2))
+
+    def compute(self) -> dict[str, float]:
+        return {"ssim": float(cat_values(self.values, self.name).mean())}
+
+    def per_image_values(self) -> dict[str, Tensor]:
+        return {"ssim": cat_values(self.values, self.name)}
+
+    def params(self) -> dict[str, Any]:
+        return {"input": _INPUT, "variant": self.variant, **MF.ssim_settings(self.variant),
+                "data_range": self.data_range, "k1": self.k1, "k2": self.k2,
+                "average": "valid region ((win_size-1)//2 border cropped), then RGB channels",
+                "reduction": "per_image_mean", "compute_dtype": "float64", "reference": "skimage",
+                "grey": "n/a"}

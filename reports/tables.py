@@ -1,0 +1,279 @@
+"""Tables of a run: ``results.csv`` (one row per method) and ``leaderboard.md`` (Markdown), from records only.
+
+Nothing here recomputes a metric: every number comes from a :class:`~colorbench.records.RunRecord`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from colorbench.records import RunRecord, as_float
+
+#: Metric columns that ``results.csv`` always has, in this order (empty where a record lacks them).
+CANONICAL_METRICS: tuple[str, ...] = ("mse", "psnr", "ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b")
+#: Timing columns of ``results.csv`` (seconds, from ``RunRecord.timings``).
+TIMING_COLUMNS: tuple[str, ...] = ("train_s", "total_s")
+
+# How each metric is printed in Markdown; any other key gets 4 significant digits.
+_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f"}
+_DEFAULT_FORMAT = "#.4g"  # "#" keeps trailing zeros: 0.01200, not 0.012
+_DISPLAY_NAMES = {
+    "mse": "MSE",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+    "kl_a": "KL a",
+    "kl_b": "KL b",
+    "js_a": "JS a",
+    "js_b": "JS b",
+}
+MISSING = "—"
+
+
+def metric_keys(records: Sequence[RunRecord]) -> list[str]:
+    """Metric output keys found in ``records``: the canonical ones first, then the others as first seen."""
+    seen: dict[str, None] = {}
+    for rec in records:
+        seen.update(dict.fromkeys(rec.metrics))
+    return [k for k in CANONICAL_METRICS if k in seen] + [k for k in seen if k not in CANONICAL_METRICS]
+
+
+def higher_is_better(records: Sequence[RunRecord]) -> dict[str, bool]:
+    """Direction of each metric key, from the first record that has it."""
+    out: dict[str, bool] = {}
+    for rec in records:
+        for key, mv in rec.metrics.items():
+            out.setdefault(key, bool(mv.higher_is_better))
+    return out
+
+
+def display_name(key: str) -> str:
+    """Human name of a metric key (``"kl_a"`` -> ``"KL a"``); unknown keys are shown as they are."""
+    return _DISPLAY_NAMES.get(key, key)
+
+
+def format_value(key: str, value: float | None) -> str:
+    """Format one metric value for Markdown: PSNR 2 decimals, SSIM/LPIPS 4, others 4 significant digits.
+
+    ``None`` gives ``"—"``; infinities and NaN give ``"inf"``, ``"-inf"``, ``"nan"``.
+    """
+    if value is None:
+        return MISSING
+    return format(float(value), _FORMATS.get(key, _DEFAULT_FORMAT))
+
+
+def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per record: ``method, status, error``, the canonical metrics, other metrics, timings, ``preset``.
+
+    Metric and timing columns are floats (NaN where missing; ``inf`` stays ``inf``).
+    """
+    extra = [k for k in metric_keys(records) if k not in CANONICAL_METRICS]
+    metric_cols = [*CANONICAL_METRICS, *extra]
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        row: dict[str, Any] = {"method": rec.method, "status": rec.status, "error": rec.error}
+        row.update({k: rec.value(k) for k in metric_cols})
+        row.update({t: _float_or_none(rec.timings.get(t)) for t in TIMING_COLUMNS})
+        row["preset"] = rec.preset
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["method", "status", "error", *metric_cols, *TIMING_COLUMNS, "preset"])
+    numeric = [*metric_cols, *TIMING_COLUMNS]
+    frame[numeric] = frame[numeric].astype(float)
+    return frame
+
+
+def leaderboard_markdown(
+    records: Sequence[RunRecord],
+    run_info: Mapping[str, Any] | None = None,
+    figures: Mapping[str, str] | None = None,
+) -> str:
+    """The Markdown leaderboard of a run.
+
+    Args:
+        records: the run's records, in display order (failed ones included).
+        run_info: the parsed ``run.json`` (any keys may be missing). Read: ``dataset``, ``versions`` (or
+            ``environment``), ``timings.wall_s`` (or ``wall_s``); each falls back on the records where it can.
+            Preset, seed, device and grey convention come from the records (the numbers were made under them).
+        figures: caption -> path relative to the Markdown file, linked at the end.
+
+    Returns:
+        The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
+        headers with ↑/↓, the best value of each column in bold among successful runs, ``±`` half-width of the
+        95 % interval where recorded, ``—`` with a footnote giving the reason where a value is missing), the
+        failed runs with their errors, the metric conventions and links to the figures.
+    """
+    run_info = dict(run_info or {})
+    keys = metric_keys(records)
+    directions = higher_is_better(records)
+    best = _best_values(records, keys, directions)
+    footnotes: dict[str, int] = {}  # reason -> footnote number, in order of first use
+    footnote_keys: dict[str, list[str]] = {}  # reason -> metric keys it applies to
+
+    lines = ["# colorbench results", "", *_header_lines(records, run_info), ""]
+
+    lines += ["## Leaderboard", ""]
+    header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), "Train (s)"]
+    lines.append(_table_row(header))
+    lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
+    for rec in records:
+        ok = rec.status == "ok"
+        cells = [_escape(rec.method), "ok" if ok else f"**{_escape(rec.status)}**"]
+        for key in keys:
+            mv = rec.metrics.get(key)
+            if mv is None or mv.value is None:
+                reason = mv.missing_reason if mv is not None else None
+                if not reason and not ok:  # a failed run: its error, listed below, is the reason
+                    cells.append(MISSING)
+                    continue
+                reason = reason or "no value recorded for this method"
+                number = footnotes.setdefault(reason, len(footnotes) + 1)
+                applies_to = footnote_keys.setdefault(reason, [])
+                if key not in applies_to:
+                    applies_to.append(key)
+                cells.append(f"{MISSING}[^{number}]")
+                continue
+            text = format_value(key, mv.value)
+            if ok and key in best and mv.value == best[key]:
+                text = f"**{text}**"
+            if mv.ci95 is not None and None not in mv.ci95:
+                lo, hi = mv.ci95
+                text += f" ± {_format_half_width(key, (hi - lo) / 2)}"
+            cells.append(text)
+        train_s = _float_or_none(rec.timings.get("train_s"))
+        cells.append(MISSING if train_s is None else f"{train_s:.1f}")
+        lines.append(_table_row(cells))
+    lines += [
+        "",
+        "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
+        "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded.",
+        "",
+    ]
+
+    failed = [rec for rec in records if rec.status != "ok"]
+    if failed:
+        lines += ["## Failed runs", ""]
+        for rec in failed:
+            error = " ".join((rec.error or "no error message recorded").split())
+            lines.append(f"- **{_escape(rec.method)}** ({_escape(rec.status)}): {error}")
+        lines.append("")
+
+    conventions = _convention_lines(records)
+    if conventions:
+        lines += ["## Metric conventions", "", *conventions, ""]
+
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"- [{caption}]({rel})" for caption, rel in figures.items()]
+        lines.append("")
+
+    if footnotes:
+        for reason, number in footnotes.items():
+            which = ", ".join(display_name(k) for k in footnote_keys[reason])
+            lines.append(f"[^{number}]: {which}: {' '.join(reason.split())}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _float_or_none(v: Any) -> float | None:
+    try:
+        return as_float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _format_half_width(key: str, half: float) -> str:
+    """An interval's half-width: the metric's fixed format if it has one, else 2 significant digits without an
+    exponent (``0.0015``, ``120``), which is all the precision an interval carries."""
+    if key in _FORMATS:
+        return format(half, _FORMATS[key])
+    if half == 0 or not math.isfinite(half):
+        return format(half, "g")
+    decimals = max(0, 1 - math.floor(math.log10(abs(half))))
+    return f"{round(half, decimals):.{decimals}f}"
+
+
+def _best_values(records: Sequence[RunRecord], keys: list[str], directions: dict[str, bool]) -> dict[str, float]:
+    """Best value of each key among successful records (NaN and missing values ignored)."""
+    best: dict[str, float] = {}
+    for key in keys:
+        values = [
+            rec.metrics[key].value
+            for rec in records
+            if rec.status == "ok" and key in rec.metrics and rec.metrics[key].value is not None
+        ]
+        values = [v for v in values if not math.isnan(v)]
+        if values:
+            best[key] = max(values) if directions[key] else min(values)
+    return best
+
+
+def _escape(text: str) -> str:
+    """Make text safe inside one Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _distinct(values: list[Any]) -> str:
+    out = list(dict.fromkeys(str(v) for v in values if v not in (None, "")))
+    return ", ".join(out) if out else "unknown"
+
+
+def _header_lines(records: Sequence[RunRecord], run_info: dict[str, Any]) -> list[str]:
+    dataset = run_info.get("dataset") or next((rec.dataset for rec in records if rec.dataset), {}) or {}
+    if not isinstance(dataset, Mapping):  # e.g. a bare name
+        dataset = {"name": dataset}
+    parts = [f"**{dataset.get('name', 'unknown')}**"]
+    if "n_train" in dataset or "n_test" in dataset:
+        parts.append(f"{dataset.get('n_train', '?')} train / {dataset.get('n_test', '?')} test images")
+    size = dataset.get("image_size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        parts.append(f"{size[0]}×{size[1]} px")
+    lines = [
+        f"- Dataset: {', '.join(parts)}",
+        f"- Grey input convention: {_distinct([r.grey_convention for r in records])}",
+        f"- Preset: {_distinct([r.preset for r in records])}",
+        f"- Seed: {_distinct([r.seed for r in records])}",
+        f"- Device: {_distinct([r.device for r in records])}",
+    ]
+    env = (
+        run_info.get("versions")
+        or run_info.get("environment")
+        or next((rec.versions for rec in records if rec.versions), {})
+        or {}
+    )
+    env = env if isinstance(env, Mapping) else {}
+    software = [f"{name} {env[name]}" for name in ("colorbench", "torch", "python") if name in env]
+    if software:
+        lines.append(f"- Software: {', '.join(software)}")
+    timings = run_info.get("timings") if isinstance(run_info.get("timings"), Mapping) else {}
+    wall = _float_or_none(timings.get("wall_s", run_info.get("wall_s")))
+    if wall is not None and math.isfinite(wall):
+        lines.append(f"- Wall time: {wall:.1f} s")
+    return lines
+
+
+def _convention_lines(records: Sequence[RunRecord]) -> list[str]:
+    """One line per distinct (metric, version, params): which keys it produced and its parameters."""
+    groups: dict[tuple[str, str, str], tuple[dict[str, Any], list[str]]] = {}
+    for rec in records:
+        for key, mv in rec.metrics.items():
+            ident = (mv.metric, str(mv.version), json.dumps(mv.params, sort_keys=True, default=str))
+            params, keys = groups.setdefault(ident, (mv.params, []))
+            if key not in keys:
+                keys.append(key)
+    lines = []
+    for (metric, version, _), (params, keys) in groups.items():
+        described = ", ".join(f"{k}={v}" for k, v in params.items()) if params else "no parameters"
+        produced = ", ".join(f"`{k}`" for k in keys)
+        lines.append(f"- **{metric}** v{version} ({produced}): {described}")
+    return lines

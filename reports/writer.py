@@ -1,0 +1,82 @@
+"""``write_report``: the tables and figures of one run directory (see :mod:`colorbench.records` for its layout)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from colorbench.records import load_records
+from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
+from colorbench.reports.tables import leaderboard_markdown, results_frame
+
+# Figure key -> (file name under figures/, caption in the leaderboard).
+FIGURES = {
+    "ab_histograms": ("ab_histograms.png", "a*/b* histograms, real vs each method"),
+    "samples": ("samples.png", "Sample colorizations"),
+    "curves": ("curves.png", "Metrics over training epochs"),
+    "losses": ("losses.png", "Training losses per epoch"),
+}
+
+
+def load_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``run.json`` of a run directory, or ``{}`` if there is none.
+
+    Raises:
+        ValueError: ``run.json`` exists but is not a JSON object.
+    """
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(info).__name__}")
+    return info
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.csv``, ``leaderboard.md`` and ``figures/*.png`` into ``run_dir``.
+
+    Reads only ``run.json`` (optional), ``records/*.json`` and the saved sample arrays. A figure with nothing to
+    draw (no histograms, no samples, no curve with ≥ 2 epochs, no losses) is not written.
+
+    Returns:
+        Output key (``"results"``, ``"leaderboard"``, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
+        ``"losses"`` for the figures written) -> path.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` does not exist or holds no records.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    records = load_records(run_dir)
+    if not records:
+        raise FileNotFoundError(f"no records in {run_dir / 'records'} (expected one <method>.json per method)")
+    run_info = load_run_info(run_dir)
+
+    written: dict[str, Path] = {}
+    written["results"] = run_dir / "results.csv"
+    results_frame(records).to_csv(written["results"], index=False)
+
+    fig_dir = run_dir / "figures"
+    plots = {
+        "ab_histograms": lambda p: plot_ab_histograms(records, p),
+        "samples": lambda p: plot_sample_grid(run_dir, records, p),
+        "curves": lambda p: plot_curves(records, p),
+        "losses": lambda p: plot_losses(records, p),
+    }
+    links: dict[str, str] = {}
+    for key, plot in plots.items():
+        file_name, caption = FIGURES[key]
+        path = plot(fig_dir / file_name)
+        if path is not None:
+            written[key] = path
+            links[caption] = f"figures/{file_name}"
+
+    written["leaderboard"] = run_dir / "leaderboard.md"
+    written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links), encoding="utf-8")
+    return written

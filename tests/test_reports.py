@@ -1,0 +1,364 @@
+"""Tests of colorbench.reports on a hand-made run directory (three records: full, partial, failed)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from colorbench.records import MetricValue, RunRecord, load_records
+from colorbench.reports import (
+    CANONICAL_METRICS,
+    leaderboard_markdown,
+    plot_ab_histograms,
+    plot_curves,
+    plot_sample_grid,
+    results_frame,
+    write_report,
+)
+from colorbench.reports.figures import _sample_label, curve_metric_keys
+
+DATASET = {"name": "toyshapes", "n_train": 40, "n_test": 12, "image_size": [12, 12]}
+LPIPS_REASON = "LPIPS weights not found at ~/.cache/lpips/alex.pth; put them there to compute LPIPS"
+FAILED_ERROR = "CUDA out of memory | tried to allocate\n2.00 GiB"
+K, H, W = 4, 12, 12
+EDGES = np.linspace(-110, 110, 23).tolist()  # 22 bins
+
+# Colours of the saved sample images, so the grid can be checked pixel by pixel.
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+def _mv(key: str, value, hib: bool, ci=None, reason=None) -> MetricValue:
+    metric, params = {
+        "mse": ("mse", {"data_range": 1.0}),
+        "psnr": ("psnr", {"data_range": 1.0}),
+        "ssim": ("ssim", {"win_size": 7, "gaussian": False}),
+        "lpips": ("lpips", {"net": "alex"}),
+        "colorfulness": ("colorfulness", {}),
+    }.get(key, ("ab_histogram", {"bins": 22, "range": [-110, 110], "eps": 1e-10}))
+    return MetricValue(value, metric, "1", hib, params, missing_reason=reason, ci95=ci)
+
+
+def _records() -> list[RunRecord]:
+    """Hand-made values, chosen so that the best of each column is known (see EXPECTED_BOLD)."""
+    common = dict(preset="quick", dataset=DATASET, grey_convention="bt601", seed=7, device="cpu")
+    full = RunRecord(
+        method="pix2pix",
+        metrics={
+            "mse": _mv("mse", 0.0125, False, ci=(0.011, 0.014)),
+            "psnr": _mv("psnr", 19.03, True, ci=(18.53, 19.53)),
+            "ssim": _mv("ssim", 0.7125, True, ci=(0.70, 0.72)),
+            "lpips": _mv("lpips", 0.2345, False),
+            "kl_a": _mv("kl_a", 0.0421, False),
+            "kl_b": _mv("kl_b", 0.0388, False),
+            "js_a": _mv("js_a", 0.0105, False),
+            "js_b": _mv("js_b", 0.0099, False),
+            "colorfulness": _mv("colorfulness", 31.5, True),
+        },
+        losses=[{"epoch": e, "g_gan": 0.9 - 0.1 * e, "g_l1": 12.0 / e, "d": 0.6, "seconds": 4.0} for e in (1, 2, 3)],
+        curve=[{"epoch": e, "metrics": {"psnr": 15.0 + e, "ssim": 0.5 + 0.05 * e}} for e in (1, 2, 3)],
+        samples_file="arrays/samples_pix2pix.npz",
+        timings={"train_s": 12.5, "total_s": 14.25},
+        **common,
+    )
+    partial = RunRecord(
+        method="cyclegan",
+        metrics={
+            "mse": _mv("mse", 0.0, False),
+            "psnr": _mv("psnr", float("inf"), True),  # stored as the string "inf"
+            "ssim": _mv("ssim", 0.6890, True),
+            "lpips": _mv("lpips", None, False, reason=LPIPS_REASON),
+            "kl_a": _mv("kl_a", 0.0519, False),
+            "kl_b": _mv("kl_b", 0.0301, False),
+            "js_a": _mv("js_a", 0.0105, False),  # ties pix2pix
+            "js_b": _mv("js_b", 0.0120, False),
+            "colorfulness": _mv("colorfulness", 35.2, True),
+        },
+        losses=[{"epoch": e, "g_gan": 1.0 / e, "cycle": 5.0 / e} for e in (1, 2)],
+        curve=[{"epoch": 1, "metrics": {"psnr": 14.0, "ssim": 0.4}}, {"epoch": 2, "metrics": {"psnr": float("inf"), "ssim": 0.6}}],
+        samples_file="arrays/samples_cyclegan.npz",
+        timings={"train_s": 20.0, "total_s": 22.5},
+        **common,
+    )
+    failed = RunRecord(
+        method="chromagan",
+        status="failed",
+        error=FAILED_ERROR,
+        # A failed run's value must never be bold, even when it is the best number in its column.
+        metrics={"ssim": _mv("ssim", 0.99, True), "lpips": _mv("lpips", None, False, reason=LPIPS_REASON)},
+        **common,
+    )
+    return [full, partial, failed]
+
+
+# Method -> the columns where its value must be bold (↑: ssim, psnr, colorfulness; ↓: the others).
+EXPECTED_BOLD = {
+    "pix2pix": {"SSIM ↑", "LPIPS ↓", "KL a ↓", "JS a ↓", "JS b ↓"},
+    "cyclegan": {"MSE ↓", "PSNR (dB) ↑", "KL b ↓", "JS a ↓", "colorfulness ↑"},
+    "chromagan": set(),
+}
+
+
+def _histograms(rng: np.random.Generator) -> dict:
+    real = {c: rng.integers(0, 500, size=22).tolist() for c in "ab"}
+    pred = {c: rng.integers(0, 500, size=22).tolist() for c in "ab"}
+    pred["a"][0] = 0  # an empty bin must not break the log plot
+    return {"edges": EDGES, "real": real, "pred": pred}
+
+
+def _solid(colour: tuple[int, int, int]) -> np.ndarray:
+    return np.broadcast_to(np.array(colour, dtype=np.uint8)[None, :, None, None], (K, 3, H, W)).copy()
+
+
+def make_run_dir(root: Path, *, arrays: bool = True, histograms: bool = True, run_json: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    run_dir = root / "run"
+    records = _records()
+    for rec in records:
+        if histograms and rec.status == "ok":
+            rec.histograms = _histograms(rng)
+        rec.save(run_dir / "records" / f"{rec.method}.json")
+    if run_json:
+        info = {
+            "methods": [r.method for r in records],
+            "dataset": DATASET,
+            "versions": {"colorbench": "0.1.0", "torch": "2.x", "python": "3.11"},
+            "timings": {"wall_s": 57.3},  # the layout bench/runner.py writes
+        }
+        (run_dir / "run.json").write_text(json.dumps(info))
+    if arrays:
+        (run_dir / "arrays").mkdir()
+        gray = rng.integers(0, 256, size=(K, 1, H, W), dtype=np.uint8)
+        np.savez(run_dir / "arrays" / "samples.npz", gray=gray, real=_solid(RED), ids=np.arange(K) + 100)
+        np.savez(run_dir / "arrays" / "samples_pix2pix.npz", pred=_solid(GREEN))
+        np.savez(run_dir / "arrays" / "samples_cyclegan.npz", pred=_solid(BLUE))
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return make_run_dir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """A run directory and the report written into it once (for the tests that only read it)."""
+    run_dir = make_run_dir(tmp_path_factory.mktemp("report"))
+    return run_dir, write_report(run_dir)
+
+
+def _table(markdown: str) -> dict[str, dict[str, str]]:
+    """Leaderboard table as method -> column header -> cell text."""
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    split = lambda line: [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]  # noqa: E731
+    header = split(rows[0])
+    return {cells[0]: dict(zip(header, cells)) for cells in map(split, rows[2:])}
+
+
+# --- results.csv -------------------------------------------------------------------------------------------------
+
+
+def test_results_csv_columns_and_values_round_trip(report: tuple[Path, dict[str, Path]]) -> None:
+    run_dir, out = report
+    frame = pd.read_csv(out["results"])
+    assert list(frame.columns) == [
+        "method", "status", "error", *CANONICAL_METRICS, "colorfulness", "train_s", "total_s", "preset"
+    ]
+    assert list(frame["method"]) == ["pix2pix", "cyclegan", "chromagan"]  # run.json order
+    records = {r.method: r for r in load_records(run_dir)}
+    for _, row in frame.iterrows():
+        rec = records[row["method"]]
+        assert row["status"] == rec.status
+        assert (row["error"] if isinstance(row["error"], str) else None) == rec.error
+        assert row["preset"] == "quick"
+        for key in [*CANONICAL_METRICS, "colorfulness"]:
+            stored = rec.value(key)
+            if stored is None:
+                assert math.isnan(row[key]), (rec.method, key)
+            else:
+                assert row[key] == stored, (rec.method, key)  # exact, inf included
+        for key in ("train_s", "total_s"):
+            assert (math.isnan(row[key]) and key not in rec.timings) or row[key] == rec.timings[key]
+    assert frame.loc[1, "psnr"] == math.inf
+    assert frame.loc[2, "error"] == FAILED_ERROR
+
+
+def test_results_frame_has_canonical_columns_even_when_absent() -> None:
+    rec = _records()[2]  # the failed record: only ssim and lpips
+    frame = results_frame([rec])
+    assert list(frame.columns[3:11]) == list(CANONICAL_METRICS)
+    assert frame[list(CANONICAL_METRICS)].dtypes.eq(float).all()
+    assert math.isnan(frame.loc[0, "mse"]) and frame.loc[0, "ssim"] == 0.99
+
+
+# --- leaderboard.md ----------------------------------------------------------------------------------------------
+
+
+def test_leaderboard_bolds_best_of_each_column_by_direction(report: tuple[Path, dict[str, Path]]) -> None:
+    run_dir, _ = report
+    table = _table((run_dir / "leaderboard.md").read_text())
+    metric_columns = [c for c in table["pix2pix"] if c.endswith(("↑", "↓"))]
+    assert metric_columns == [
+        "MSE ↓", "PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓", "KL a ↓", "KL b ↓", "JS a ↓", "JS b ↓", "colorfulness ↑"
+    ]
+    for method, cells in table.items():
+        bold = {c for c in metric_columns if cells[c].startswith("**")}
+        assert bold == EXPECTED_BOLD[method], method
+
+
+def test_leaderboard_formats_values_intervals_and_missing(report: tuple[Path, dict[str, Path]]) -> None:
+    run_dir, _ = report
+    md = (run_dir / "leaderboard.md").read_text()
+    table = _table(md)
+    full, partial, failed = table["pix2pix"], table["cyclegan"], table["chromagan"]
+    assert full["PSNR (dB) ↑"] == "19.03 ± 0.50"  # 2 decimals, half-width of (18.53, 19.53)
+    assert full["SSIM ↑"] == "**0.7125** ± 0.0100"  # 4 decimals
+    assert full["MSE ↓"] == "0.01250 ± 0.0015"  # 4 significant digits (2 for the interval)
+    assert partial["MSE ↓"] == "**0.000**" and partial["JS b ↓"] == "0.01200"
+    assert full["KL a ↓"] == "**0.04210**"
+    assert partial["PSNR (dB) ↑"] == "**inf**"
+    assert full["Train (s)"] == "12.5"
+
+    # One footnote per distinct reason, used by both methods that lack LPIPS.
+    assert partial["LPIPS ↓"] == failed["LPIPS ↓"] == "—[^1]"
+    assert md.count("[^1]:") == 1
+    assert f"[^1]: LPIPS: {LPIPS_REASON}" in md
+
+    # The failed run: a row with no bold, and its error (pipes and newlines made harmless) in its own section.
+    assert failed["Status"] == "**failed**"
+    assert failed["MSE ↓"] == "—" and failed["SSIM ↑"] == "0.9900"
+    assert "- **chromagan** (failed): CUDA out of memory | tried to allocate 2.00 GiB" in md
+
+
+def test_leaderboard_footnotes_a_metric_absent_from_an_ok_record() -> None:
+    records = _records()
+    del records[1].metrics["colorfulness"]
+    table = _table(leaderboard_markdown(records, {}))
+    assert table["cyclegan"]["colorfulness ↑"] == "—[^2]"
+    assert table["pix2pix"]["colorfulness ↑"] == "**31.50**"  # now the only value, hence the best
+    assert "[^2]: colorfulness: no value recorded for this method" in leaderboard_markdown(records, {})
+
+
+def test_interval_half_width_has_two_significant_digits_without_exponent() -> None:
+    records = _records()
+    records[0].metrics["mse"] = _mv("mse", 979.0, False, ci=(859.4, 1100.0))  # 0-255 scale: half-width 120.3
+    assert _table(leaderboard_markdown(records, {}))["pix2pix"]["MSE ↓"] == "979.0 ± 120"
+
+
+def test_leaderboard_header_conventions_and_links(report: tuple[Path, dict[str, Path]]) -> None:
+    run_dir, out = report
+    md = (run_dir / "leaderboard.md").read_text()
+    assert "- Dataset: **toyshapes**, 40 train / 12 test images, 12×12 px" in md
+    for line in ("- Software: colorbench 0.1.0, torch 2.x, python 3.11", "- Grey input convention: bt601", "- Preset: quick", "- Seed: 7", "- Device: cpu", "- Wall time: 57.3 s"):
+        assert line in md
+    # Each metric's conventions are written once, although two records carry them.
+    assert md.count("- **psnr** v1 (`psnr`): data_range=1.0") == 1
+    assert md.count("- **ab_histogram** v1 (`kl_a`, `kl_b`, `js_a`, `js_b`): bins=22, range=[-110, 110], eps=1e-10") == 1
+    for key in ("ab_histograms", "samples", "curves", "losses"):
+        rel = out[key].relative_to(run_dir).as_posix()
+        assert f"]({rel})" in md
+
+
+def test_leaderboard_without_run_json_reads_header_from_records(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path, run_json=False)
+    write_report(run_dir)
+    md = (run_dir / "leaderboard.md").read_text()
+    assert "**toyshapes**, 40 train / 12 test images" in md
+    assert "Wall time" not in md
+    assert leaderboard_markdown(load_records(run_dir), None).startswith("# colorbench results")
+
+
+# --- figures -----------------------------------------------------------------------------------------------------
+
+
+def test_figures_are_written_and_readable(report: tuple[Path, dict[str, Path]]) -> None:
+    run_dir, out = report
+    for key in ("ab_histograms", "samples", "curves", "losses"):
+        path = out[key]
+        assert path == run_dir / "figures" / f"{key}.png" and path.exists()
+        with Image.open(path) as img:
+            width, height = img.size
+            pixels = np.asarray(img.convert("L"))
+        assert 300 <= width <= 2500 and 200 <= height <= 1600, (key, img.size)
+        assert pixels.std() > 5, key  # not a blank canvas
+    assert matplotlib.image.imread(out["curves"]).ndim == 3
+
+
+def test_sample_grid_shows_each_method_and_the_real_images(run_dir: Path) -> None:
+    path = plot_sample_grid(run_dir, load_records(run_dir), run_dir / "grid.png")
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    counts = {name: int(np.all(rgb == c, axis=-1).sum()) for name, c in (("real", RED), ("pix2pix", GREEN), ("cyclegan", BLUE))}
+    # K=4 rows of 12x12 images drawn at ~110 px a side: each solid column covers far more than 4*50*50 pixels.
+    assert all(n > 4 * 50 * 50 for n in counts.values()), counts
+
+
+def test_no_crash_without_arrays_histograms_or_curves(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path, arrays=False, histograms=False)
+    for rec in load_records(run_dir):
+        rec.curve, rec.losses = [], []
+        rec.save(run_dir / "records" / f"{rec.method}.json")
+    out = write_report(run_dir)
+    assert set(out) == {"results", "leaderboard"}
+    assert not list((run_dir / "figures").glob("*.png"))
+    assert "## Figures" not in out["leaderboard"].read_text()
+
+
+def test_missing_method_samples_file_is_skipped_with_warning(run_dir: Path) -> None:
+    (run_dir / "arrays" / "samples_cyclegan.npz").unlink()
+    with pytest.warns(UserWarning, match="cyclegan"):
+        path = plot_sample_grid(run_dir, load_records(run_dir), run_dir / "grid.png")
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    assert not np.all(rgb == BLUE, axis=-1).any() and np.all(rgb == GREEN, axis=-1).any()
+
+
+def test_curves_need_two_points(run_dir: Path) -> None:
+    records = load_records(run_dir)
+    assert records[1].curve[1]["metrics"]["psnr"] == "inf"  # the stored form the plot must cope with
+    for rec in records:
+        rec.curve = rec.curve[:1]
+    assert plot_curves(records, run_dir / "c.png") is None and not (run_dir / "c.png").exists()
+
+
+def test_curve_panels_skip_metrics_without_any_finite_value() -> None:
+    records = _records()
+    for point in records[0].curve:
+        point["metrics"]["lpips"] = None  # never available, as when its weights are missing
+    records[1].curve[0]["metrics"]["bleu"] = "nan"
+    assert curve_metric_keys(records) == ["psnr", "ssim"]
+
+
+def test_sample_labels_fit_their_row() -> None:
+    assert _sample_label(np.int64(3)) == "#3"
+    assert _sample_label("immunohistochemistry:392:424") == "immunohistochemistry\n:392:424"
+    assert all(len(line) <= 20 for line in _sample_label("x" * 45 + ":1").split("\n"))
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_give_clear_errors(run_dir: Path, tmp_path: Path) -> None:
+    records = load_records(run_dir)
+    records[1].histograms["pred"]["b"] = [1, 2, 3]
+    with pytest.raises(ValueError, match="cyclegan pred b: histogram has 3 bins but 23 edges"):
+        plot_ab_histograms(records, tmp_path / "h.png")
+
+    np.savez(run_dir / "arrays" / "samples_cyclegan.npz", pred=np.zeros((K, 3, H, W + 1), np.uint8))
+    with pytest.raises(ValueError, match=r"samples_cyclegan\.npz: 'pred' has shape"):
+        plot_sample_grid(run_dir, records, tmp_path / "g.png")
+    np.savez(run_dir / "arrays" / "samples_cyclegan.npz", pred=np.zeros((K, 3, H, W), np.float32))
+    with pytest.raises(ValueError, match="must be uint8"):
+        plot_sample_grid(run_dir, records, tmp_path / "g.png")
+
+    shutil.rmtree(run_dir / "records")
+    with pytest.raises(FileNotFoundError, match="no records"):
+        write_report(run_dir)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_report(tmp_path / "nowhere")
