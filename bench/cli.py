@@ -37,7 +37,7 @@ def _dataset_options(items: list[str], image_size: int | None) -> tuple[tuple[st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from colorbench.runner import DEFAULT_METRICS
+    from colorbench.runner import DEFAULT_METRICS, UNPAIRED_PROTOCOLS
 
     p = argparse.ArgumentParser(prog="colorbench", description="Train, colorize and evaluate colorization methods.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output directory (default: colorbench-runs/<time>-<dataset>-<preset>)")
     r.add_argument("--eval-batch-size", type=int, default=64)
     r.add_argument("--lpips-weights", default=None, help="path to the LPIPS backbone's ImageNet weights file")
+    r.add_argument("--unpaired-protocol", choices=UNPAIRED_PROTOCOLS, default="disjoint",
+                   help="domains of unpaired methods: disjoint halves of the training split (default) or the "
+                        "same images independently shuffled (as the papers did)")
+    r.add_argument("--all-outputs", action="store_true",
+                   help="also evaluate each method's alternative outputs (e.g. pyramid outputs) as rows of their own")
     r.add_argument("--save-checkpoints", action="store_true", help="save each trained method's state dict")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -159,6 +164,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         epochs=args.epochs, eval_every=args.eval_every, seed=args.seed, device=args.device,
         grey_convention=args.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
         save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
+        unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
     )
     t0 = time.perf_counter()
     run_dir = run(spec, out=args.out)

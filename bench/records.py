@@ -66,6 +66,10 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
 
+    def __post_init__(self) -> None:
+        # rows derived from this run (a method's alternative outputs); saved as records of their own, not here
+        self.extra_rows: list[RunRecord] = []
+
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))
 

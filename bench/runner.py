@@ -25,10 +25,12 @@ from tqdm.auto import tqdm
 from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
 from colorbench.methods import METHODS, Method
-from colorbench.metrics import METRICS, MetricUnavailable, StreamingMetric
+from colorbench.datasets.base import Batch
+from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 
-DEFAULT_METRICS = ("mse", "psnr", "ssim", "lpips", "ab_histogram_kl", "ab_histogram_js")
+#: How unpaired methods get their two domains from the training split (recorded in every record's config).
+UNPAIRED_PROTOCOLS = ("disjoint", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,14 @@ class RunSpec:
     lpips_weights: str | None = None
     save_checkpoints: bool = False
     progress: bool = True
+    unpaired_protocol: str = "disjoint"  # grey domain A and colour domain B of unpaired methods
+    all_outputs: bool = False  # also evaluate each method's alternative outputs (Method.output_names) as rows
+    diversity_samples: int = 4  # colorizations per grey image for the diversity of stochastic methods
+    diversity_images: int = 64  # test images used for it
 
     def __post_init__(self) -> None:
+        if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
+            raise ValueError(f"unknown unpaired protocol {self.unpaired_protocol!r}; choose one of {UNPAIRED_PROTOCOLS}")
         if self.grey_convention not in GREY_CONVENTIONS:
             raise ValueError(f"unknown grey convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
         if self.epochs is not None and self.epochs < 0:
@@ -111,7 +119,7 @@ class Evaluator:
                 missing[cls.name] = str(exc)
         return metrics, missing
 
-    def evaluate(self, method: Method, desc: str = "eval") -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
+    def evaluate(self, method: Method | _OutputView, desc: str = "eval") -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
         metrics, missing = self.build_metrics()
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
@@ -163,6 +171,78 @@ def bootstrap_ci(values: torch.Tensor | None, reported: float, seed: int, n_resa
     return float(lo), float(hi)
 
 
+def unpaired_domains(n: int, protocol: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the grey domain A and the colour domain B of the training split for unpaired methods.
+
+    ``disjoint`` (default): A and B are the two halves of a seeded permutation, so no image is seen both as grey
+    and as colour and no pair can leak. ``shuffled``: both are the whole split, shuffled independently each
+    epoch (what the unpaired papers did).
+    """
+    if protocol == "shuffled":
+        return torch.arange(n), torch.arange(n)
+    if n < 2:
+        raise ValueError(f"the disjoint unpaired protocol needs at least 2 training images, got {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n // 2].sort().values, perm[n // 2 :].sort().values
+
+
+def training_batches(
+    train: ImageSet, paired: bool, batch_size: int, order: torch.Generator, device: torch.device, spec: RunSpec
+):
+    """One epoch of training batches: paired ones, or unpaired ones (grey from domain A, colour from domain B)."""
+    if paired:
+        yield from train.batches(batch_size, shuffle=True, generator=order, device=device, grey_convention=spec.grey_convention)
+        return
+    dom_a, dom_b = unpaired_domains(len(train), spec.unpaired_protocol, spec.seed)
+    a = dom_a[torch.randperm(len(dom_a), generator=order)]
+    b = dom_b[torch.randperm(len(dom_b), generator=order)]
+    n = min(len(a), len(b))
+    for start in range(0, n, batch_size):
+        ga = train.make_batch(a[start : start + batch_size], device, spec.grey_convention)
+        cb = train.make_batch(b[start : start + batch_size], device, spec.grey_convention)
+        yield Batch(gray=ga.gray, rgb=cb.rgb, labels=ga.labels, ids=ga.ids, masks=ga.masks,
+                    grey_convention=spec.grey_convention, paired=False, rgb_ids=cb.ids)
+
+
+def n_training_batches(n: int, paired: bool, batch_size: int, protocol: str) -> int:
+    if not paired and protocol == "disjoint":
+        n = n // 2
+    return math.ceil(n / batch_size)
+
+
+def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torch.device) -> MetricValue:
+    """Mean pairwise distance between several colorizations of the same grey images (stochastic methods).
+
+    The distance of two colorizations is their mean absolute difference on the 0-255 RGB scale; it is averaged
+    over every unordered pair of the ``n`` samples and over the first ``diversity_images`` test images. 0 means
+    the method ignores its noise.
+    """
+    idx = torch.arange(min(spec.diversity_images, len(test)))
+    gray = test.make_batch(idx, device, spec.grey_convention).gray
+    n = spec.diversity_samples
+    samples = method.sample(gray, n, seed=spec.seed).float()  # (n, N, 3, H, W)
+    if samples.shape != (n, *gray.shape[:1], 3, *gray.shape[2:]):
+        raise ValueError(f"{method.card.name}.sample returned shape {tuple(samples.shape)}")
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    value = float(torch.stack([(samples[i] - samples[j]).abs().mean() * 255 for i, j in pairs]).mean())
+    return MetricValue(
+        value=value, metric="output_diversity", version="1", higher_is_better=True,
+        params={"n_samples": n, "n_images": len(idx), "distance": "mean absolute difference, RGB 0-255",
+                "average": "all unordered pairs of samples, then images", "noise_seed": spec.seed},
+    )
+
+
+class _OutputView:
+    """One alternative output of a method, seen as a method of its own by the evaluator."""
+
+    def __init__(self, method: Method, output: str) -> None:
+        self.method, self.output = method, output
+        self.card = dataclasses.replace(method.card, name=f"{method.card.name}@{output}")
+
+    def colorize(self, gray: torch.Tensor) -> torch.Tensor:
+        return self.method.colorize_output(gray, self.output)
+
+
 def train_and_evaluate(
     name: str, spec: RunSpec, data: DatasetSplits, device: torch.device, run_dir: Path, samples: torch.Tensor
 ) -> RunRecord:
@@ -183,16 +263,22 @@ def train_and_evaluate(
     record.parameters = method.parameter_counts()
     evaluator = Evaluator(spec, data.test, device)
     epochs = config.epochs if cls.card.trainable else 0
+    if not cls.card.paired:
+        record.config["unpaired_protocol"] = spec.unpaired_protocol
     order = torch.Generator().manual_seed(spec.seed)  # the same data order for every method
     train_s = 0.0
+    if epochs:
+        te = time.perf_counter()
+        method.fit_start(data.train)
+        train_s += time.perf_counter() - te
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
         sums: dict[str, float] = {}
         n_steps = 0
-        batches = data.train.batches(config.batch_size, shuffle=True, generator=order, device=device,
-                                     grey_convention=spec.grey_convention)
-        bar = tqdm(batches, total=math.ceil(len(data.train) / config.batch_size), leave=False,
-                   desc=f"{name} epoch {epoch}/{epochs}", disable=not spec.progress)
+        batches = training_batches(data.train, cls.card.paired, config.batch_size, order, device, spec)
+        bar = tqdm(batches, total=n_training_batches(len(data.train), cls.card.paired, config.batch_size,
+                                                     spec.unpaired_protocol),
+                   leave=False, desc=f"{name} epoch {epoch}/{epochs}", disable=not spec.progress)
         for batch in bar:
             losses = method.train_step(batch)
             for k, v in losses.items():
@@ -211,13 +297,12 @@ def train_and_evaluate(
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval")
     eval_s = time.perf_counter() - te
+    if cls.card.stochastic:
+        values["diversity"] = output_diversity(method, data.test, spec, device)
     record.metrics = values
     if spec.eval_every:
         record.curve.append({"epoch": epochs, "metrics": {k: mv.value for k, mv in values.items()}})
-    for m in metric_objs.values():
-        if hasattr(m, "histograms"):
-            record.histograms = m.histograms()
-            break
+    record.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     gray = data.test.make_batch(samples, device, spec.grey_convention).gray
     pred = checked_colorize(method, gray)
     rel = f"arrays/samples_{name}.npz"
@@ -228,7 +313,27 @@ def train_and_evaluate(
         ckpt.parent.mkdir(exist_ok=True)
         torch.save(method.state_dict(), ckpt)
     record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
+    if spec.all_outputs:
+        record.extra_rows = [_output_record(record, method, out, evaluator, data, device, run_dir, samples)
+                             for out in method.output_names]
     return record
+
+
+def _output_record(base: RunRecord, method: Method, output: str, evaluator: Evaluator, data: DatasetSplits,
+                   device: torch.device, run_dir: Path, samples: torch.Tensor) -> RunRecord:
+    """A record for one alternative output of a trained method (same training, its own metrics and samples)."""
+    view = _OutputView(method, output)
+    te = time.perf_counter()
+    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval")  # type: ignore[arg-type]
+    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values, curve=[],
+                              histograms=None)
+    rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
+    gray = data.test.make_batch(samples, device, evaluator.spec.grey_convention).gray
+    rel = f"arrays/samples_{view.card.name}.npz"
+    np.savez_compressed(run_dir / rel, pred=_to_uint8(checked_colorize(view, gray)))  # type: ignore[arg-type]
+    rec.samples_file = rel
+    rec.timings = {**base.timings, "eval_s": time.perf_counter() - te}
+    return rec
 
 
 def default_out_dir(spec: RunSpec) -> Path:
@@ -276,6 +381,9 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
             summary = ", ".join(f"{k}={mv.value:.4g}" for k, mv in record.metrics.items() if mv.value is not None)
             log(f"    done in {record.timings['total_s']:.1f} s: {summary}")
         record.save(run_dir / "records" / f"{name}.json")
+        for extra in record.extra_rows:
+            extra.save(run_dir / "records" / f"{extra.method}.json")
+            run_info["methods"].append(extra.method)
     run_info["timings"]["wall_s"] = time.perf_counter() - t_start
     run_info["finished"] = datetime.now(timezone.utc).isoformat()
     _write_json(run_dir / "run.json", run_info)

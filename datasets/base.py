@@ -31,6 +31,10 @@ class Batch:
     ids: list[str]
     masks: Tensor | None = None  # (B, H, W) int64 per-pixel class, IGNORE_INDEX where unknown
     grey_convention: str = DEFAULT_GREY
+    #: False for unpaired batches: ``gray`` (domain A) and ``rgb`` (domain B) then come from different images
+    #: (``ids``, ``labels`` and ``masks`` describe the grey images; ``rgb_ids`` the colour ones).
+    paired: bool = True
+    rgb_ids: list[str] | None = None
 
     def __len__(self) -> int:
         return self.gray.shape[0]

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from colorbench.color import DEFAULT_GREY
-from colorbench.datasets.base import Batch
+from colorbench.datasets.base import Batch, ImageSet
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,9 @@ class Method(ABC):
     card: ClassVar[MethodCard]
     Config: ClassVar[type] = BaseConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "quick": {}}
+    #: Names of alternative outputs (e.g. SpyncoGan's pyramid outputs "G1", "G2", "G3") that the runner can
+    #: evaluate as rows of their own (``colorbench run --all-outputs``); see :meth:`colorize_output`.
+    output_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
@@ -121,9 +124,25 @@ class Method(ABC):
     def networks(self) -> dict[str, nn.Module]:
         """The method's networks by role (``"G"``, ``"D"``, ...), for checkpoints and parameter counts."""
 
+    def fit_start(self, train: ImageSet) -> None:
+        """Called once by the runner before the first epoch with the whole training split, for methods that
+        need it beyond the batches (e.g. to train an auxiliary feature network on the run's own training set).
+        The default does nothing."""
+
     def end_epoch(self) -> None:
         """Called by the runner after each epoch (learning-rate schedules hook in here)."""
         self.epoch += 1
+
+    def colorize_output(self, gray: Tensor, output: str) -> Tensor:
+        """Like :meth:`colorize` for one of the alternative outputs named in ``output_names``.
+
+        Methods with alternative outputs override this; for the others every name is unknown."""
+        raise ValueError(f"method {self.card.name!r} has no output {output!r}; outputs: {list(self.output_names)}")
+
+    def sample(self, gray: Tensor, n: int, seed: int) -> Tensor:
+        """``n`` colorizations of each grey image, ``(n, N, 3, H, W)``, drawing noise from a generator seeded
+        with ``seed`` (stochastic methods only: ``card.stochastic``). Used to measure output diversity."""
+        raise TypeError(f"method {self.card.name!r} is deterministic (card.stochastic is False); it has no sample()")
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers by name, saved in checkpoints. Override when the method has any."""

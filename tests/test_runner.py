@@ -142,3 +142,24 @@ def test_cli_run_list_describe(tmp_path, capsys):
 
     assert cli.main(["describe", "pix2px"]) == 2
     assert "Did you mean: pix2pix" in capsys.readouterr().err
+
+
+def test_unpaired_domains_and_batches():
+    from colorbench.datasets import DATASETS
+    from colorbench.runner import training_batches, unpaired_domains
+
+    a, b = unpaired_domains(10, "disjoint", seed=0)
+    assert len(a) == len(b) == 5 and not set(a.tolist()) & set(b.tolist())
+    a2, b2 = unpaired_domains(10, "shuffled", seed=0)
+    assert a2.tolist() == b2.tolist() == list(range(10))
+    train = DATASETS.get("shapes")(**dict(TINY)).load().train
+    spec = tiny_spec()
+    batches = list(training_batches(train, False, 8, torch.Generator().manual_seed(0), torch.device("cpu"), spec))
+    assert sum(len(x) for x in batches) == len(train) // 2
+    for batch in batches:
+        assert not batch.paired and not set(batch.ids) & set(batch.rgb_ids)  # grey and colour from different images
+    a, b = unpaired_domains(len(train), "disjoint", 0)
+    assert {i for x in batches for i in x.ids} == {train.ids[i] for i in a.tolist()}
+    assert {i for x in batches for i in x.rgb_ids} == {train.ids[i] for i in b.tolist()}
+    with pytest.raises(ValueError, match="unpaired protocol"):
+        tiny_spec(unpaired_protocol="paired")
