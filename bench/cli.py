@@ -1,4 +1,4 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``."""
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _dataset_options(items: list[str], image_size: int | None) -> tuple[tuple[str, Any], ...]:
+def _dataset_options(items: list[str], image_size: int | None, data_root: str | None = None,
+                     skip_corrupt: bool = False) -> tuple[tuple[str, Any], ...]:
     opts: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -33,6 +34,10 @@ def _dataset_options(items: list[str], image_size: int | None) -> tuple[tuple[st
         opts[k.strip()] = _parse_value(v.strip())
     if image_size is not None:
         opts["size"] = image_size
+    if data_root is not None:  # only the standard datasets take these (the built-in ones would reject them)
+        opts["data_root"] = data_root
+    if skip_corrupt:
+        opts["skip_corrupt"] = True
     return tuple(sorted(opts.items()))
 
 
@@ -48,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (see `colorbench list datasets`)")
     r.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
+    r.add_argument("--data-root", default=None,
+                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "
+                        "shortcut for --dataset-option data_root=DIR")
+    r.add_argument("--skip-corrupt", action="store_true",
+                   help="skip undecodable image files and count them in the record (standard datasets)")
     r.add_argument("--preset", default="quick", help="method preset: quick (CPU, seconds per epoch) or paper")
     r.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     r.add_argument("--eval-every", type=int, default=None, help="also evaluate every N epochs (curves)")
@@ -59,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output directory (default: colorbench-runs/<time>-<dataset>-<preset>)")
     r.add_argument("--eval-batch-size", type=int, default=64)
     r.add_argument("--lpips-weights", default=None, help="path to the LPIPS backbone's ImageNet weights file")
+    r.add_argument("--fid-weights", default=None, help="path to the Inception weights file of the fid metric")
     r.add_argument("--unpaired-protocol", choices=UNPAIRED_PROTOCOLS, default="disjoint",
                    help="domains of unpaired methods: disjoint halves of the training split (default) or the "
                         "same images independently shuffled (as the papers did)")
@@ -66,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also evaluate each method's alternative outputs (e.g. pyramid outputs) as rows of their own")
     r.add_argument("--save-checkpoints", action="store_true", help="save each trained method's state dict")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--cross-domain", action="store_true",
+                   help="keep each method's colorized train/test sets and train cross-domain classifiers on them")
+    r.add_argument("--cross-domain-classifier", default="quick", metavar="PRESET",
+                   help="classifier preset for --cross-domain: quick (small CNN, native size), paper, "
+                        "paper-alexnet or paper-vgg16 (256x256 inputs)")
 
     ls = sub.add_parser("list", help="list methods, datasets, metrics or presets")
     ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets"))
@@ -78,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="(re)write the report of an existing run directory")
     rep.add_argument("run_dir")
+
+    from colorbench.check import add_arguments as add_check_arguments
+
+    add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+
+    cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
+    cd.add_argument("run_dir")
+    cd.add_argument("--classifier", default="quick", metavar="PRESET",
+                    help="quick (default), paper (by dataset: AlexNet-BN for CIFAR, else VGG-16), paper-alexnet, "
+                         "paper-vgg16")
+    cd.add_argument("--epochs", type=int, default=None, help="override the classifier preset's epochs")
+    cd.add_argument("--seed", type=int, default=None, help="classifier seed (default: the run's seed)")
+    cd.add_argument("--device", default="auto")
+    cd.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -150,21 +180,35 @@ def _dispatch(args: argparse.Namespace) -> int:
             for k, v in info["parameters"].items():
                 print(f"  parameters {k}: {v:,}")
         return 0
+    if args.command == "check":
+        from colorbench.check import run_check
+
+        return run_check(args)
     if args.command == "report":
         from colorbench.reports import write_report
 
         for kind, path in write_report(args.run_dir).items():
             print(f"{kind}: {path}")
         return 0
+    if args.command == "cross-domain":
+        from colorbench.crossdomain import evaluate_run
+
+        result = evaluate_run(args.run_dir, args.classifier, seed=args.seed, device=args.device, epochs=args.epochs,
+                              progress=not args.no_progress)
+        print(result.summary()[["train", "avg", "own", "on_real_color"]].round(2).to_string(index=False))
+        print(f"cross-domain results written to {args.run_dir}/cross_domain (total {result.timings['total_s']:.1f} s)")
+        return 0
     from colorbench.runner import RunSpec, run
 
     spec = RunSpec(
         methods=args.methods, preset=args.preset, dataset=args.dataset,
-        dataset_options=_dataset_options(args.dataset_option, args.image_size), metrics=args.metrics,
+        dataset_options=_dataset_options(args.dataset_option, args.image_size, args.data_root, args.skip_corrupt),
+        metrics=args.metrics,
         epochs=args.epochs, eval_every=args.eval_every, seed=args.seed, device=args.device,
-        grey_convention=args.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
+        grey_convention=args.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights, fid_weights=args.fid_weights,
         save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
         unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
+        cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,
     )
     t0 = time.perf_counter()
     run_dir = run(spec, out=args.out)

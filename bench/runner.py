@@ -28,6 +28,7 @@ from colorbench.methods import METHODS, Method
 from colorbench.datasets.base import Batch
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
+from colorbench import crossdomain
 
 #: How unpaired methods get their two domains from the training split (recorded in every record's config).
 UNPAIRED_PROTOCOLS = ("disjoint", "shuffled")
@@ -50,12 +51,15 @@ class RunSpec:
     eval_batch_size: int = 64
     n_samples: int = 8  # test images shown in the sample grid
     lpips_weights: str | None = None
+    fid_weights: str | None = None  # Inception weights file of the fid metric (see metrics/README.md)
     save_checkpoints: bool = False
     progress: bool = True
     unpaired_protocol: str = "disjoint"  # grey domain A and colour domain B of unpaired methods
     all_outputs: bool = False  # also evaluate each method's alternative outputs (Method.output_names) as rows
     diversity_samples: int = 4  # colorizations per grey image for the diversity of stochastic methods
     diversity_images: int = 64  # test images used for it
+    cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
+    cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -68,6 +72,8 @@ class RunSpec:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
+        if self.cross_domain:
+            crossdomain.classifier_config(self.cross_domain_classifier, self.dataset)  # unknown preset -> error
 
     def method_names(self) -> list[str]:
         return [METHODS.canonical(m) for m in self.methods] if self.methods else METHODS.names()
@@ -112,7 +118,8 @@ class Evaluator:
         metrics, missing = {}, {}
         for name in self.spec.metrics:
             cls = METRICS.get(name)
-            kwargs = {"weights_path": self.spec.lpips_weights} if cls.name == "lpips" and self.spec.lpips_weights else {}
+            weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
+            kwargs = {"weights_path": weights} if weights else {}
             try:
                 metrics[cls.name] = cls(**kwargs)
             except MetricUnavailable as exc:
@@ -267,6 +274,7 @@ def train_and_evaluate(
         record.config["unpaired_protocol"] = spec.unpaired_protocol
     order = torch.Generator().manual_seed(spec.seed)  # the same data order for every method
     train_s = 0.0
+    domains_s = 0.0  # --cross-domain: colorizing and saving the train/test splits
     if epochs:
         te = time.perf_counter()
         method.fit_start(data.train)
@@ -294,6 +302,8 @@ def train_and_evaluate(
         if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
             values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
+            domains_s += _save_domain(method, spec, data, device, run_dir, epoch=epoch, final=False)
+    record.config["notes"] = method.notes()
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval")
     eval_s = time.perf_counter() - te
@@ -303,6 +313,7 @@ def train_and_evaluate(
     if spec.eval_every:
         record.curve.append({"epoch": epochs, "metrics": {k: mv.value for k, mv in values.items()}})
     record.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
+    domains_s += _save_domain(method, spec, data, device, run_dir, epoch=epochs, final=True)
     gray = data.test.make_batch(samples, device, spec.grey_convention).gray
     pred = checked_colorize(method, gray)
     rel = f"arrays/samples_{name}.npz"
@@ -313,10 +324,21 @@ def train_and_evaluate(
         ckpt.parent.mkdir(exist_ok=True)
         torch.save(method.state_dict(), ckpt)
     record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
+    if spec.cross_domain:
+        record.timings["cross_domain_sets_s"] = domains_s
     if spec.all_outputs:
         record.extra_rows = [_output_record(record, method, out, evaluator, data, device, run_dir, samples)
                              for out in method.output_names]
     return record
+
+
+def _save_domain(method: Method, spec: RunSpec, data: DatasetSplits, device: torch.device, run_dir: Path,
+                 epoch: int, final: bool) -> float:
+    """--cross-domain: keep the method's colorized train and test splits (see colorbench.crossdomain)."""
+    if not spec.cross_domain:
+        return 0.0
+    return crossdomain.save_method_domain(run_dir, method, data, spec.grey_convention, device, epoch=epoch,
+                                          final=final, batch_size=spec.eval_batch_size, progress=spec.progress)
 
 
 def _output_record(base: RunRecord, method: Method, output: str, evaluator: Evaluator, data: DatasetSplits,
@@ -360,11 +382,15 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
     np.savez_compressed(run_dir / "arrays" / "samples.npz", gray=_to_uint8(sample_batch.gray),
                         real=_to_uint8(sample_batch.rgb), ids=np.array(sample_batch.ids))
     run_info: dict[str, Any] = {
-        "spec": spec.to_dict(), "methods": names, "dataset": data.describe(), "device": str(device),
+        "spec": spec.to_dict(), "methods": list(names), "dataset": data.describe(), "device": str(device),
         "grey_convention": spec.grey_convention, "started": datetime.now(timezone.utc).isoformat(),
         "versions": environment_versions(), "timings": {"dataset_load_s": load_s},
     }
     _write_json(run_dir / "run.json", run_info)
+    if spec.cross_domain:  # the real image sets of the cross-domain evaluation (colorbench.crossdomain)
+        t0 = time.perf_counter()
+        crossdomain.save_real_domains(run_dir, data, spec.grey_convention)
+        run_info["timings"]["cross_domain_real_sets_s"] = time.perf_counter() - t0
     for i, name in enumerate(names, 1):
         log(f"[{i}/{len(names)}] {name} ({spec.preset})")
         try:
@@ -384,6 +410,11 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
         for extra in record.extra_rows:
             extra.save(run_dir / "records" / f"{extra.method}.json")
             run_info["methods"].append(extra.method)
+    if spec.cross_domain:  # one classifier per saved training set, tested on every test set
+        t0 = time.perf_counter()
+        crossdomain.evaluate_run(run_dir, spec.cross_domain_classifier, seed=spec.seed, device=spec.device,
+                                 progress=spec.progress, log=log, write_report=False)
+        run_info["timings"]["cross_domain_s"] = time.perf_counter() - t0
     run_info["timings"]["wall_s"] = time.perf_counter() - t_start
     run_info["finished"] = datetime.now(timezone.utc).isoformat()
     _write_json(run_dir / "run.json", run_info)

@@ -5,5 +5,6 @@ from colorbench.datasets.registry import DATASETS, register_dataset
 
 # One import line per dataset module (registration happens on import).
 from colorbench.datasets import builtin  # noqa: E402,F401  photos, shapes
+from colorbench.datasets import standard  # noqa: E402,F401  cifar10, ucmerced, voc-seg, ... (official formats)
 
 __all__ = ["DATASETS", "IGNORE_INDEX", "Batch", "Dataset", "DatasetSplits", "ImageSet", "register_dataset"]

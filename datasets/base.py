@@ -93,6 +93,23 @@ class ImageSet:
             "id": self.ids[i],
         }
 
+    def sha256(self) -> str:
+        """sha256 over rgb, labels and masks (if any), each prefixed by key, dtype and shape.
+
+        Equal digests mean the same pixels, labels and masks in the same order (ids and class names are not
+        hashed). Same digest as ``colorbench.datasets.builtin.imageset_sha256``.
+        """
+        import hashlib
+
+        h = hashlib.sha256()
+        for key, t in (("rgb", self.rgb), ("labels", self.labels), ("masks", self.masks)):
+            if t is None:
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.numpy())  # the array's buffer (C-contiguous), no copy
+        return h.hexdigest()
+
     def subset(self, index: Tensor | list[int]) -> "ImageSet":
         index = torch.as_tensor(index, dtype=torch.long)
         return dataclasses.replace(

@@ -209,7 +209,7 @@ class PhotosConfig:
 
     size: int = 32
     photos: tuple[str, ...] = DEFAULT_PHOTOS
-    train_per_photo: int = 240
+    train_per_photo: int = 192
     test_per_photo: int = 48
     test_fraction: float = 0.2
     block: int = 0

@@ -7,5 +7,11 @@ from colorbench.methods.registry import METHODS, register_method
 from colorbench.methods import gray  # noqa: F401,E402
 from colorbench.methods import unet_l1  # noqa: F401,E402
 from colorbench.methods import pix2pix  # noqa: F401,E402
+from colorbench.methods import gorriz  # noqa: F401,E402
+from colorbench.methods import cgan  # noqa: F401,E402
+from colorbench.methods import colorful  # noqa: F401,E402
+from colorbench.methods import unet_seg  # noqa: F401,E402
 
 __all__ = ["METHODS", "BaseConfig", "Method", "MethodCard", "register_method"]
+from colorbench.methods import cyclegan  # noqa: F401,E402
+from colorbench.methods import spyncogan  # noqa: F401,E402

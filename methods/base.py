@@ -129,6 +129,12 @@ class Method(ABC):
         need it beyond the batches (e.g. to train an auxiliary feature network on the run's own training set).
         The default does nothing."""
 
+    def notes(self) -> dict[str, Any]:
+        """Facts about this run of the method that its config does not show (e.g. where a feature network's
+        weights came from), as JSON-serializable values. The runner stores them in the record's
+        ``config["notes"]`` after training. The default has none."""
+        return {}
+
     def end_epoch(self) -> None:
         """Called by the runner after each epoch (learning-rate schedules hook in here)."""
         self.epoch += 1

@@ -1,105 +1,41 @@
 """Shared machinery of the methods whose networks predict ab from L (paired or unpaired).
 
-:class:`LabMethod` implements the parts of the :class:`~colorbench.methods.base.Method` contract that every
-such method shares, so a method module only builds its networks and writes its ``train_step``:
+:class:`LabMethod` adds the Lab colour convention to :class:`~colorbench.methods.trainable.TrainableMethod`
+(seeding, own RNG stream, AMP, pure colorize, finite-loss check, linear LR decay; see that module), so a method
+module only builds its networks and writes its ``train_step``:
 
 * the Lab convention: input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in
   [-1, 1], times 110, combined with the input's L into sRGB (``colorbench.color.gray_ab_to_rgb``); training
-  targets ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32;
-* seeding: networks are built on the CPU under ``seed`` (so CPU and CUDA instances start identical), and
-  training-time randomness (dropout, noise) draws from the method's own RNG stream, also seeded by ``seed`` and
-  saved in checkpoints; the global torch RNG is left untouched;
-* mixed precision on CUDA (``amp``: autocast in bfloat16, or float16 with a gradient scaler per optimizer);
-* a pure :meth:`LabMethod.colorize` (eval mode, no grad, train/eval modes restored afterwards);
-* finite-loss checks (``FloatingPointError`` naming the loss) and the pix2pix linear learning-rate decay over the
-  last ``lr_decay_fraction`` of the epochs, applied in :meth:`LabMethod.end_epoch`.
+  targets ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
+
+``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in ``colorbench.methods.trainable`` and are
+re-exported here for the modules that import them from this one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import ClassVar
 
-import torch
 from torch import Tensor
 
-from colorbench.color import GREY_CONVENTIONS, denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
-from colorbench.datasets.base import Batch
-from colorbench.methods.base import BaseConfig, Method
-from colorbench.methods.nets.common import set_training
-
-AMP_DTYPES = ("bfloat16", "float16")
-
-
-def check_gray_input(gray: Any, who: str = "colorize") -> None:
-    """Raise a clear error unless ``gray`` is a float tensor ``(N, 1, H, W)`` with values in [0, 1]."""
-    if not torch.is_tensor(gray):
-        raise TypeError(f"{who}: expected a torch.Tensor, got {type(gray).__name__}")
-    if gray.dim() != 4 or gray.shape[1] != 1:
-        raise ValueError(f"{who}: expected grey images of shape (N, 1, H, W), got {tuple(gray.shape)}")
-    if not gray.is_floating_point():
-        raise TypeError(f"{who}: expected a floating-point tensor in [0, 1], got {gray.dtype} (convert uint8 with x / 255)")
-    if gray.numel() and not gray.isfinite().all():
-        raise ValueError(f"{who}: grey input contains NaN or inf")
-    if gray.numel():
-        lo, hi = torch.aminmax(gray)
-        if lo < 0 or hi > 1:
-            raise ValueError(f"{who}: grey values must lie in [0, 1], got [{float(lo):.4g}, {float(hi):.4g}]")
-
-
-def linear_decay_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
-    """Learning-rate factor for 0-based ``epoch`` under pix2pix's ``lr_policy="linear"``.
-
-    The rate is constant for the first ``epochs - decay_epochs`` epochs, then falls linearly over the last
-    ``decay_epochs`` ones: ``1 - max(0, epoch + 1 - (epochs - decay_epochs)) / (decay_epochs + 1)``. This is the
-    reference's ``lambda_rule`` evaluated at the 0-based epoch (its scheduler stepped after each epoch), so the
-    last epoch runs at ``1 / (decay_epochs + 1)`` of the base rate. Versions of the reference's ``train.py`` that
-    step the scheduler at the start of each epoch shift the decay one epoch earlier.
-    """
-    if decay_epochs <= 0:
-        return 1.0
-    constant = epochs - decay_epochs
-    return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
+from colorbench.color import denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
+from colorbench.methods.trainable import (  # noqa: F401 - re-exported
+    AMP_DTYPES,
+    TrainableConfig,
+    TrainableMethod,
+    check_gray_input,
+    linear_decay_factor,
+)
 
 
 @dataclass
-class LabConfig(BaseConfig):
-    """Options shared by the Lab methods (on top of ``batch_size``, ``epochs``, ``grey_convention``).
-
-    Attributes:
-        lr_decay_fraction: the last ``floor(epochs * lr_decay_fraction)`` epochs decay the learning rates
-            linearly (0: constant rate). A fraction, so that overriding ``epochs`` keeps the schedule's shape;
-            pix2pix's 100 constant + 100 decaying epochs are ``epochs=200, lr_decay_fraction=0.5``.
-        amp: mixed precision for the network passes on CUDA (no effect on the CPU).
-        amp_dtype: ``"bfloat16"`` (no loss scaling needed) or ``"float16"`` (with a gradient scaler).
-    """
-
-    lr_decay_fraction: float = 0.0
-    amp: bool = True
-    amp_dtype: str = "bfloat16"
-
-    def __post_init__(self) -> None:
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not 0.0 <= self.lr_decay_fraction <= 1.0:
-            raise ValueError(f"lr_decay_fraction must be in [0, 1], got {self.lr_decay_fraction}")
-        if self.amp_dtype not in AMP_DTYPES:
-            raise ValueError(f"unknown amp_dtype {self.amp_dtype!r}; choose one of {AMP_DTYPES}")
-
-    @property
-    def lr_decay_epochs(self) -> int:
-        """How many of the last epochs decay the learning rate."""
-        return int(self.epochs * self.lr_decay_fraction + 1e-9)
+class LabConfig(TrainableConfig):
+    """Options shared by the Lab methods: those of :class:`~colorbench.methods.trainable.TrainableConfig`
+    (``batch_size``, ``epochs``, ``grey_convention``, ``lr_decay_fraction``, ``amp``, ``amp_dtype``)."""
 
 
-class LabMethod(Method):
+class LabMethod(TrainableMethod):
     """Base of the methods that predict normalized ab from normalized L with a generator network.
 
     Subclasses implement :meth:`build_networks` (create the networks as attributes; called on the CPU under
@@ -109,50 +45,14 @@ class LabMethod(Method):
 
     Config: ClassVar[type] = LabConfig
 
-    def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
-        super().__init__(config, device, seed)
-        with torch.random.fork_rng(devices=[]):  # CPU RNG only; restored afterwards
-            torch.default_generator.manual_seed(seed)
-            self.build_networks()
-            self._rng_cpu = torch.get_rng_state()  # the method's own stream continues from here
-        self._rng_cuda: Tensor | None = None
-        if self.device.type == "cuda":
-            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-            self.device = torch.device("cuda", index)
-            with torch.random.fork_rng(devices=[index], device_type="cuda"), torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-                self._rng_cuda = torch.cuda.get_rng_state(index)
-        for net in self.networks().values():
-            net.to(self.device)
-        self._optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
-        self._base_lrs = {k: [g["lr"] for g in opt.param_groups] for k, opt in self._optimizers.items()}
-        self._scalers = {
-            k: torch.amp.GradScaler("cuda", enabled=self._amp_dtype() == torch.float16) for k in self._optimizers
-        }
-        self.steps = 0
-        self.set_train(True)
-
-    # --- hooks for subclasses ------------------------------------------------------------------------------
-    @abstractmethod
-    def build_networks(self) -> None:
-        """Create the networks (as attributes), on the CPU; the caller has seeded the RNG."""
-
-    @abstractmethod
-    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Create the optimizers (the networks are on ``self.device`` already)."""
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    @classmethod
-    def size_multiple_of(cls, config: Any) -> int:
-        """Image sides must be multiples of this for ``config`` (1: any size)."""
-        return 1
-
     def predict_ab(self, L: Tensor) -> Tensor:
         """Normalized L ``(N, 1, H, W)`` -> normalized ab ``(N, 2, H, W)`` in float32, with the generator "G"."""
         with self.autocast():
             return self.networks()["G"](L).float()
+
+    def predict(self, gray: Tensor) -> Tensor:
+        """Grey in [0, 1] -> sRGB: the input's L* with the ab of :meth:`predict_ab` (what colorize runs)."""
+        return self.ab_to_rgb(gray, self.predict_ab(self.input_l(gray)))
 
     # --- Lab conventions -----------------------------------------------------------------------------------
     def input_l(self, gray: Tensor) -> Tensor:
@@ -167,135 +67,3 @@ class LabMethod(Method):
     def ab_to_rgb(self, gray: Tensor, ab: Tensor) -> Tensor:
         """Combine the grey input's L with normalized ab -> sRGB in [0, 1] (float32; out-of-gamut clipped)."""
         return gray_ab_to_rgb(gray.float(), denormalize_ab(ab.float()), self.config.grey_convention)
-
-    # --- checks ----------------------------------------------------------------------------------------------
-    def check_image_size(self, h: int, w: int) -> None:
-        """Raise ValueError if an ``h``×``w`` image does not fit the networks, naming the presets that would."""
-        m = self.size_multiple_of(self.config)
-        if h % m == 0 and w % m == 0:
-            return
-        fitting = []
-        for name in sorted(self.presets):
-            try:
-                k = self.size_multiple_of(self.make_config(name))
-            except (TypeError, ValueError):
-                continue
-            if h % k == 0 and w % k == 0:
-                fitting.append(name)
-        hint = f"presets that fit {h}×{w}: {', '.join(fitting)}" if fitting else f"no preset fits {h}×{w}"
-        raise ValueError(
-            f"method {self.card.name!r} needs image sides divisible by {m} with this config, got {h}×{w} ({hint}; "
-            f"or resize/crop the images)"
-        )
-
-    def prepare_batch(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """The batch's grey and RGB images on ``self.device`` in float32, after checking them."""
-        if batch.grey_convention != self.config.grey_convention:
-            raise ValueError(
-                f"method {self.card.name!r}: batch grey convention {batch.grey_convention!r} differs from the "
-                f"method's {self.config.grey_convention!r}"
-            )
-        gray, rgb = batch.gray, batch.rgb
-        if gray.dim() != 4 or gray.shape[1] != 1 or rgb.shape != (gray.shape[0], 3, *gray.shape[2:]):
-            raise ValueError(f"batch: expected gray (B,1,H,W) and rgb (B,3,H,W), got {tuple(gray.shape)} and {tuple(rgb.shape)}")
-        self.check_image_size(*gray.shape[-2:])
-        return gray.to(self.device).float(), rgb.to(self.device).float()
-
-    def finish_step(self, losses: dict[str, Tensor]) -> dict[str, float]:
-        """Loss tensors -> Python floats (one device sync); FloatingPointError if any is NaN or inf."""
-        self.steps += 1
-        values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
-        out = dict(zip(losses, values))
-        bad = {k: v for k, v in out.items() if not math.isfinite(v)}
-        if bad:
-            raise FloatingPointError(
-                f"method {self.card.name!r}: non-finite loss {bad} at step {self.steps} (epoch {self.epoch}); "
-                f"all losses: {out}. Training diverged: lower the learning rate or check the data"
-            )
-        return out
-
-    # --- devices, precision, randomness -------------------------------------------------------------------
-    def _amp_dtype(self) -> torch.dtype | None:
-        if not (self.config.amp and self.device.type == "cuda"):
-            return None
-        if self.config.amp_dtype == "bfloat16" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed-precision context for network passes (a no-op on the CPU or with ``amp=False``)."""
-        dtype = self._amp_dtype()
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=dtype)
-
-    def optimize(self, loss: Tensor, name: str) -> None:
-        """Zero the grads of optimizer ``name``, backpropagate ``loss`` and step (with loss scaling under fp16)."""
-        opt, scaler = self._optimizers[name], self._scalers[name]
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-
-    @contextlib.contextmanager
-    def training_rng(self) -> Iterator[None]:
-        """Run the block on the method's own RNG stream (dropout, noise); the global RNG is left unchanged."""
-        cuda = self._rng_cuda is not None
-        devices = [self.device.index] if cuda else []
-        with torch.random.fork_rng(devices=devices, device_type="cuda"):
-            torch.set_rng_state(self._rng_cpu)
-            if cuda:
-                torch.cuda.set_rng_state(self._rng_cuda, self.device.index)
-            try:
-                yield
-            finally:
-                self._rng_cpu = torch.get_rng_state()
-                if cuda:
-                    self._rng_cuda = torch.cuda.get_rng_state(self.device.index)
-
-    # --- the contract ----------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def colorize(self, gray: Tensor) -> Tensor:
-        """``(N, 1, H, W)`` grey in [0, 1] -> ``(N, 3, H, W)`` float32 sRGB in [0, 1] on the input's device.
-
-        Runs the networks in eval mode (batch-norm running statistics, no dropout) and restores each network's
-        train/eval mode afterwards; changes no parameter, buffer or RNG state.
-        """
-        check_gray_input(gray, f"{self.card.name}.colorize")
-        self.check_image_size(*gray.shape[-2:])
-        nets = self.networks()
-        before = set_training(nets, False)
-        try:
-            g = gray.to(self.device).float()
-            rgb = self.ab_to_rgb(g, self.predict_ab(self.input_l(g)))
-        finally:
-            set_training(nets, before)
-        return rgb.to(gray.device)
-
-    def end_epoch(self) -> None:
-        """Advance the epoch counter and set the learning rates for the next epoch (linear decay)."""
-        super().end_epoch()
-        factor = linear_decay_factor(self.epoch, self.config.epochs, self.config.lr_decay_epochs)
-        for name, opt in self._optimizers.items():
-            for group, base in zip(opt.param_groups, self._base_lrs[name]):
-                group["lr"] = base * factor
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["steps"] = self.steps
-        state["rng"] = {"cpu": self._rng_cpu.clone(), "cuda": None if self._rng_cuda is None else self._rng_cuda.clone()}
-        state["scalers"] = {k: s.state_dict() for k, s in self._scalers.items()}
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load networks, optimizers, epoch, step count, the training RNG stream and loss scalers."""
-        super().load_state_dict(state)
-        self.steps = int(state.get("steps", 0))
-        rng = state.get("rng") or {}
-        if rng.get("cpu") is not None:
-            self._rng_cpu = rng["cpu"].clone()
-        if rng.get("cuda") is not None and self._rng_cuda is not None:
-            self._rng_cuda = rng["cuda"].clone()
-        for k, s in state.get("scalers", {}).items():
-            if k in self._scalers and s:
-                self._scalers[k].load_state_dict(s)

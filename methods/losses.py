@@ -7,7 +7,10 @@
 * ``"lsgan"``: least squares (Mao et al. 2017) with the labels a = 0 (fake), b = 1 (real), c = 1 (the generator's
   target), i.e. the MSE to 0 or 1, as pix2pix's ``gan_mode="lsgan"``;
 * ``"wgan"``: the Wasserstein critic loss (Arjovsky et al. 2017), ``-mean(scores)`` for real and ``mean(scores)``
-  for fake (the gradient penalty of WGAN-GP is separate, see :func:`gradient_penalty`).
+  for fake (the gradient penalty of WGAN-GP is separate, see :func:`gradient_penalty`);
+* ``"ebgan"``: the energy-based GAN (Zhao et al. 2017), whose "scores" are energies ``D(x) >= 0`` (an
+  auto-encoder's reconstruction error, one per sample): ``mean(D(x))`` for real and ``mean(max(0, m - D(x)))`` for
+  fake, with margin ``m``; the generator minimizes ``mean(D(G(z)))`` (its call with ``target_is_real=True``).
 
 For the generator, call the loss with ``target_is_real=True`` on the scores of its fakes. A list of score maps
 (multi-scale discriminators) gives the mean of the per-map losses. Losses are computed in float32, also under AMP.
@@ -21,29 +24,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-GAN_MODES = ("vanilla", "lsgan", "wgan")
+GAN_MODES = ("vanilla", "lsgan", "wgan", "ebgan")
 
 
 class GANLoss(nn.Module):
     """Adversarial loss on discriminator scores for a named GAN formulation.
 
     Args:
-        mode: ``"vanilla"``, ``"lsgan"`` or ``"wgan"``.
+        mode: ``"vanilla"``, ``"lsgan"``, ``"wgan"`` or ``"ebgan"``.
         real_label: target for real samples (vanilla / lsgan); 1.0 in pix2pix.
         fake_label: target for fake samples (vanilla / lsgan); 0.0 in pix2pix.
+        margin: the EBGAN margin ``m`` (``"ebgan"`` only).
     """
 
-    def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0) -> None:
+    def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0, margin: float = 1.0) -> None:
         super().__init__()
         if mode not in GAN_MODES:
             raise ValueError(f"unknown GAN loss mode {mode!r}; choose one of {GAN_MODES}")
-        self.mode = mode
+        if margin <= 0:
+            raise ValueError(f"GANLoss: the EBGAN margin must be > 0, got {margin}")
+        self.mode, self.margin = mode, float(margin)
         self.real_label, self.fake_label = float(real_label), float(fake_label)
 
     def _single(self, scores: Tensor, target_is_real: bool) -> Tensor:
         scores = scores.float()
         if self.mode == "wgan":
             return -scores.mean() if target_is_real else scores.mean()
+        if self.mode == "ebgan":
+            return scores.mean() if target_is_real else F.relu(self.margin - scores).mean()
         target = torch.full_like(scores, self.real_label if target_is_real else self.fake_label)
         if self.mode == "vanilla":
             return F.binary_cross_entropy_with_logits(scores, target)
@@ -58,7 +66,7 @@ class GANLoss(nn.Module):
         return torch.stack([self._single(s, target_is_real) for s in scores]).mean()
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"
+        return f"mode={self.mode!r}" + (f", margin={self.margin}" if self.mode == "ebgan" else "")
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:

@@ -41,10 +41,23 @@ from colorbench.metrics.base import MetricUnavailable
 
 __all__ = [
     "AB_HISTOGRAM_BINS",
+    "AB_JOINT_BINS",
+    "COLORFULNESS_REDUCTIONS",
+    "SUM_ABS_DIFF_SCALES",
+    "ab_joint_histogram_counts",
+    "ab_joint_histogram_js",
+    "ab_joint_histogram_kl",
+    "colorfulness",
+    "colorfulness_from_moments",
+    "colorfulness_moments",
+    "delta_colorfulness",
+    "frechet_distance",
+    "sum_abs_diff",
     "AB_HISTOGRAM_EPS",
     "AB_HISTOGRAM_RANGE",
     "KL_DIRECTIONS",
     "PSNR_REDUCTIONS",
+    "SSIM_COMPUTE_DTYPES",
     "SSIM_VARIANTS",
     "ab_histogram_counts",
     "ab_histogram_edges",
@@ -85,20 +98,31 @@ def check_images(x: Any, name: str = "images") -> None:
             "colorbench.color.gray_to_rgb, and put channels first with x.permute(0, 3, 1, 2)"
         )
     if not x.is_floating_point():
-        raise TypeError(
-            f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}; "
-            "convert uint8 images with x.float() / 255"
-        )
+        raise TypeError(_integer_input_message(x, name))
     if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{name}: empty batch of shape {tuple(x.shape)}; pass at least one non-empty image")
-    if not bool(torch.isfinite(x).all()):
+    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates to both, inf shows in one
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name}: contains NaN or inf values; check the method's output (e.g. a diverged model)")
-    lo, hi = float(x.min()), float(x.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
             f"{name}: values must be in [0, 1], got min {lo:.6g} and max {hi:.6g}; "
             "clamp colorized output with x.clamp(0, 1), and divide 0-255 images by 255"
         )
+
+
+def _integer_input_message(x: Tensor, name: str) -> str:
+    """The error for a non-float tensor: its dtype, its value range, and the conversion that fits that range."""
+    if x.dtype == torch.bool or x.is_complex() or x.numel() == 0:
+        return f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}"
+    lo, hi = int(x.min()), int(x.max())
+    head = f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype} with values in [{lo}, {hi}]"
+    if lo < 0:
+        return f"{head}: negative integers are not image values (signed residuals or labels?); pass RGB in [0, 1]"
+    if hi > 255:
+        return (f"{head}: integers above 255 are not 8-bit images; for 16-bit images use x.float() / 65535, "
+                "otherwise rescale to [0, 1]")
+    return f"{head}: convert 8-bit (uint8) images with x.float() / 255"
 
 
 def check_image_pair(pred: Any, target: Any) -> None:
@@ -253,8 +277,9 @@ def _ssim_kernel_1d(variant: str, device: torch.device) -> Tensor:
 def _separable_filter_valid(x: Tensor, taps: list[float]) -> Tensor:
     """Correlate the last two axes of ``x`` with ``taps`` (odd length), keeping only the valid region.
 
-    Written as a weighted sum of shifted views: in float64 on the CPU this is several times faster than
-    ``conv2d`` (which has no optimised float64 CPU kernel), and it is as fast on CUDA.
+    Written as a weighted sum of shifted views: on the CPU this is faster than ``conv2d`` (measured ~1.7x in
+    float32 against a grouped separable ``conv2d``; ``conv2d`` has no optimised float64 CPU kernel at all), and
+    it is as fast on CUDA.
     """
     n = len(taps)
     w = x.shape[-1] - n + 1
@@ -268,6 +293,10 @@ def _separable_filter_valid(x: Tensor, taps: list[float]) -> Tensor:
     return out
 
 
+#: Floating-point types SSIM can compute in. float32 (default) is ~3x faster; see :func:`ssim` for accuracy.
+SSIM_COMPUTE_DTYPES = ("float32", "float64")
+
+
 def ssim(
     pred: Tensor,
     target: Tensor,
@@ -275,8 +304,9 @@ def ssim(
     data_range: float = 255.0,
     k1: float = 0.01,
     k2: float = 0.03,
+    compute_dtype: str = "float32",
 ) -> Tensor:
-    """Per-image structural similarity (Wang et al. 2004), batched, computed in float64.
+    """Per-image structural similarity (Wang et al. 2004), batched.
 
     Equals scikit-image's ``structural_similarity(target_hwc*255, pred_hwc*255, data_range=255,
     channel_axis=-1, ...)`` with, for ``variant="gaussian"``, ``gaussian_weights=True, sigma=1.5,
@@ -286,17 +316,27 @@ def ssim(
     'reflect' padding never reaches the average and an unpadded convolution gives the same values), and the
     three channel means are averaged.
 
+    How it is computed (written here because scikit-image works one NumPy image at a time on the CPU and piq's
+    batched version is slower): each image channel is centred on its own mean first (SSIM's variances and
+    covariance do not change; the local means get the channel mean back), which removes the cancellation of
+    ``E[x^2] - E[x]^2`` that makes a naive float32 SSIM inaccurate; the window is applied as two 1-D passes of
+    shifted-slice sums (faster on the CPU than ``conv2d``); the map average is accumulated in float64.
+
     Args:
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1]; H and W at least the window size (11 or 7).
         target: real images, same shape.
         variant: ``"gaussian"`` (default) or ``"uniform"``.
         data_range: the images are scaled to [0, data_range]; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
         k1, k2: the SSIM stabilising constants.
+        compute_dtype: ``"float32"`` (default; agrees with scikit-image's float64 result to < 1e-5, measured
+            ~1e-8 on photographs) or ``"float64"`` (agrees to < 1e-10).
 
     Returns:
-        float64 tensor ``(N,)`` on the CPU. Agreement with scikit-image (float64 inputs): < 1e-10 (tested).
+        float64 tensor ``(N,)`` on the CPU.
     """
     check_image_pair(pred, target)
+    if compute_dtype not in SSIM_COMPUTE_DTYPES:
+        raise ValueError(f"unknown SSIM compute_dtype {compute_dtype!r}; choose one of {SSIM_COMPUTE_DTYPES}")
     settings = ssim_settings(variant)
     win = settings["win_size"]
     if pred.shape[2] < win or pred.shape[3] < win:
@@ -304,24 +344,29 @@ def ssim(
             f"SSIM ({variant} window) needs images of at least {win}x{win} pixels, got "
             f"{pred.shape[2]}x{pred.shape[3]}; use larger images or variant='uniform' (7x7)"
         )
+    dtype = torch.float32 if compute_dtype == "float32" else torch.float64
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     np_ = win * win
     cov_norm = np_ / (np_ - 1) if settings["covariance"] == "sample" else 1.0
     taps = _ssim_kernel_1d(variant, torch.device("cpu")).tolist()
-    chunk = max(1, _SSIM_CHUNK_PIXELS // (pred.shape[2] * pred.shape[3]))
+    chunk_pixels = _SSIM_CHUNK_PIXELS if dtype == torch.float64 else 2 * _SSIM_CHUNK_PIXELS
+    chunk = max(1, chunk_pixels // (pred.shape[2] * pred.shape[3]))
     out = []
     for start in range(0, pred.shape[0], chunk):
         x = target[start : start + chunk].double() * data_range  # skimage's im1 is the real image
         y = pred[start : start + chunk].double() * data_range
-        stack = torch.cat((x, y, x * x, y * y, x * y), dim=1)  # (n, 15, H, W)
+        mx, my = x.mean(dim=(2, 3), keepdim=True), y.mean(dim=(2, 3), keepdim=True)
+        xc, yc = (x - mx).to(dtype), (y - my).to(dtype)
+        stack = torch.cat((xc, yc, xc * xc, yc * yc, xc * yc), dim=1)  # (n, 15, H, W)
         filt = _separable_filter_valid(stack, taps)
         ux, uy, uxx, uyy, uxy = filt.chunk(5, dim=1)
-        ux_uy, ux2, uy2 = ux * uy, ux * ux, uy * uy
+        var_x, var_y, cov_xy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy  # of the centred = of the original
+        ux, uy = ux + mx.to(dtype), uy + my.to(dtype)
         # (2 ux uy + C1)(2 cov_xy + C2) / ((ux^2 + uy^2 + C1)(var_x + var_y + C2))
-        num = (2 * ux_uy + c1) * (2 * cov_norm * (uxy - ux_uy) + c2)
-        den = (ux2 + uy2 + c1) * (cov_norm * ((uxx - ux2) + (uyy - uy2)) + c2)
+        num = (2 * ux * uy + c1) * (2 * cov_norm * cov_xy + c2)
+        den = (ux * ux + uy * uy + c1) * (cov_norm * (var_x + var_y) + c2)
         s_map = num / den
-        out.append(s_map.mean(dim=(2, 3)).mean(dim=1))
+        out.append(s_map.mean(dim=(2, 3), dtype=torch.float64).mean(dim=1))
     return torch.cat(out).cpu()
 
 
@@ -395,7 +440,7 @@ def build_lpips_model(
         if not os.path.isfile(path):
             raise MetricUnavailable(
                 f"LPIPS (net={net!r}) needs torchvision's ImageNet weights of its backbone, which are not on this "
-                f"machine (nothing is downloaded). Put the file {url} at {path} (or pass weights_path=<file> "
+                f"machine (nothing is downloaded). Put the file {url} at {path} (or pass --lpips-weights FILE, i.e. weights_path=FILE, "
                 f"for another location). With internet access, torchvision.models.{_LPIPS_BACKBONES[net][0]}"
                 "(weights='IMAGENET1K_V1') downloads it to torch hub's cache."
             )
@@ -648,3 +693,216 @@ def ab_histogram_js(
     check_image_pair(pred, target)
     real, fake = ab_histogram_counts(target, bins, value_range), ab_histogram_counts(pred, bins, value_range)
     return {ch: js_divergence_from_counts(real[i], fake[i], eps=eps, base=base) for i, ch in enumerate("ab")}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Joint 2-D ab histogram
+# ------------------------------------------------------------------------------------------------------------
+
+#: Joint (a, b) histogram defaults: 64 x 64 bins of width 4 over [-128, 128]^2. Coarser than the 1-D default
+#: (256 bins of width 1) because a joint histogram has bins**2 cells: 65,536 cells of width 1 would be mostly
+#: empty for a test set of a few hundred small images, and KL would then measure the smoothing eps.
+AB_JOINT_BINS = 64
+
+
+def ab_joint_histogram_counts(
+    images: Tensor, bins: int = AB_JOINT_BINS, value_range: tuple[float, float] = AB_HISTOGRAM_RANGE
+) -> Tensor:
+    """Counts of the (a, b) pairs of every pixel of ``images`` in a ``bins x bins`` grid.
+
+    Same binning rules as :func:`ab_histogram_counts` (uniform, half-open bins, the last one closed, values
+    outside ``value_range`` counted in the end bins), applied to a and b jointly; equals
+    ``numpy.histogram2d(a, b, bins, range=[value_range] * 2)``.
+
+    Returns:
+        int64 tensor ``(bins, bins)`` on the images' device: rows index a, columns b.
+    """
+    check_images(images, "images")
+    _check_bins(bins, value_range)
+    lo, hi = float(value_range[0]), float(value_range[1])
+    ab = rgb_to_lab(images.double())[:, 1:].transpose(0, 1).reshape(2, -1)
+    idx = torch.floor((ab - lo) * (bins / (hi - lo))).long().clamp_(0, bins - 1)
+    return torch.bincount(idx[0] * bins + idx[1], minlength=bins * bins).reshape(bins, bins)
+
+
+def ab_joint_histogram_kl(
+    pred: Tensor,
+    target: Tensor,
+    bins: int = AB_JOINT_BINS,
+    value_range: tuple[float, float] = AB_HISTOGRAM_RANGE,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+    direction: str = "real||pred",
+) -> float:
+    """KL divergence between the joint (a, b) histograms of the real and colorized sets (one number).
+
+    The ``bins x bins`` cells are one distribution; smoothing, direction and log base as
+    :func:`kl_divergence_from_counts`.
+    """
+    check_image_pair(pred, target)
+    real = ab_joint_histogram_counts(target, bins, value_range)
+    fake = ab_joint_histogram_counts(pred, bins, value_range)
+    return kl_divergence_from_counts(real, fake, eps=eps, base=base, direction=direction)
+
+
+def ab_joint_histogram_js(
+    pred: Tensor,
+    target: Tensor,
+    bins: int = AB_JOINT_BINS,
+    value_range: tuple[float, float] = AB_HISTOGRAM_RANGE,
+    eps: float = AB_HISTOGRAM_EPS,
+    base: float | None = None,
+) -> float:
+    """Jensen-Shannon divergence between the joint (a, b) histograms of the real and colorized sets."""
+    check_image_pair(pred, target)
+    real = ab_joint_histogram_counts(target, bins, value_range)
+    fake = ab_joint_histogram_counts(pred, bins, value_range)
+    return js_divergence_from_counts(real, fake, eps=eps, base=base)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sum of absolute differences (Shanis et al.)
+# ------------------------------------------------------------------------------------------------------------
+
+#: Value scales for :func:`sum_abs_diff`: the [0, 1] images are multiplied by the factor (and offset) first.
+SUM_ABS_DIFF_SCALES = {"0-255": 255.0, "0-1": 1.0, "-1-1": 2.0}
+
+
+def sum_abs_diff(pred: Tensor, target: Tensor, scale: str = "0-255", quantize: bool = False) -> Tensor:
+    """Per-image sum, over every pixel and the three RGB channels, of the absolute difference |pred - target|.
+
+    The metric of Shanis et al. ("Image Colorization using CycleGAN", sec. 4.2), who report its mean over the
+    test images (~22,000-24,000 for 128x128 Oxford Flowers images) without stating the value scale. The value
+    grows with the image size (H x W x 3 terms), so it is comparable only between images of one size.
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
+        target: real images, same shape.
+        scale: ``"0-255"`` (default, 8-bit values), ``"0-1"``, or ``"-1-1"`` (a tanh generator's range: twice
+            the [0, 1] differences).
+        quantize: round both images to 8-bit integers (``round(x * 255)``) first, as for saved PNG files.
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU.
+
+    Example:
+        >>> t = torch.zeros(1, 3, 4, 4); p = t + 1 / 255
+        >>> sum_abs_diff(p, t)  # 48 values, each 1 on the 0-255 scale
+        tensor([48.0000], dtype=torch.float64)
+    """
+    check_image_pair(pred, target)
+    if scale not in SUM_ABS_DIFF_SCALES:
+        raise ValueError(f"unknown sum_abs_diff scale {scale!r}; choose one of {tuple(SUM_ABS_DIFF_SCALES)}")
+    p, t = pred.double(), target.double()
+    if quantize:
+        p, t = torch.round(p * 255.0) / 255.0, torch.round(t * 255.0) / 255.0
+    return ((p - t).abs().sum(dim=(1, 2, 3)) * SUM_ABS_DIFF_SCALES[scale]).cpu()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Colourfulness (Hasler and Suesstrunk 2003)
+# ------------------------------------------------------------------------------------------------------------
+
+#: Colourfulness reductions: mean of the per-image values, or the measure of all pixels of the set pooled.
+COLORFULNESS_REDUCTIONS = ("per_image_mean", "pooled")
+
+
+def colorfulness_moments(images: Tensor) -> Tensor:
+    """Per-image sums of the opponent components, for :func:`colorfulness_from_moments`.
+
+    With R, G, B on the 0-255 scale, rg = R - G and yb = (R + G) / 2 - B; returns a float64 ``(N, 5)`` tensor
+    (CPU) of [number of pixels, sum rg, sum yb, sum rg^2, sum yb^2] per image. Sums of images add, so per-image
+    and pooled colourfulness both come from these.
+    """
+    check_images(images, "images")
+    x = images.double() * 255.0
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    n = torch.full((x.shape[0],), float(x.shape[2] * x.shape[3]), dtype=torch.float64, device=x.device)
+    return torch.stack(
+        [n, rg.sum(dim=(1, 2)), yb.sum(dim=(1, 2)), rg.square().sum(dim=(1, 2)), yb.square().sum(dim=(1, 2))], dim=1
+    ).cpu()
+
+
+def colorfulness_from_moments(moments: Tensor) -> Tensor:
+    """Hasler-Suesstrunk colourfulness M = sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2) from moments.
+
+    ``moments``: ``(..., 5)`` as :func:`colorfulness_moments` returns (s: population standard deviation, m: mean,
+    over the pixels the moments were summed over). Returns a float64 tensor of shape ``moments.shape[:-1]``.
+    """
+    m = moments.double()
+    n = m[..., 0]
+    mean_rg, mean_yb = m[..., 1] / n, m[..., 2] / n
+    var_rg = (m[..., 3] / n - mean_rg.square()).clamp_min(0.0)  # clamp: rounding of a zero variance
+    var_yb = (m[..., 4] / n - mean_yb.square()).clamp_min(0.0)
+    return torch.sqrt(var_rg + var_yb) + 0.3 * torch.sqrt(mean_rg.square() + mean_yb.square())
+
+
+def colorfulness(images: Tensor, reduction: str | None = None) -> Tensor:
+    """Colourfulness of Hasler and Suesstrunk (2003), "Measuring colourfulness in natural images", eq. (3).
+
+    Per image, on sRGB values on the 0-255 scale (as the paper, which works on gamma-encoded sRGB):
+    rg = R - G, yb = (R + G)/2 - B, M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), with
+    population standard deviations over the image's pixels. Grey images (R = G = B) have M = 0.
+
+    Args:
+        images: ``(N, 3, H, W)`` float RGB in [0, 1].
+        reduction: None (per-image values ``(N,)``), ``"per_image_mean"`` (their mean) or ``"pooled"`` (M of all
+            pixels of all images taken together: the spread between images counts too).
+
+    Returns:
+        float64 tensor on the CPU.
+
+    Example:
+        >>> red = torch.zeros(1, 3, 2, 2); red[:, 0] = 1.0
+        >>> colorfulness(red)  # 0.3 * sqrt(255**2 + 127.5**2)
+        tensor([85.5296], dtype=torch.float64)
+    """
+    if reduction is not None and reduction not in COLORFULNESS_REDUCTIONS:
+        raise ValueError(f"unknown colorfulness reduction {reduction!r}; choose one of {COLORFULNESS_REDUCTIONS}")
+    moments = colorfulness_moments(images)
+    if reduction == "pooled":
+        return colorfulness_from_moments(moments.sum(dim=0))
+    values = colorfulness_from_moments(moments)
+    return values.mean() if reduction == "per_image_mean" else values
+
+
+def delta_colorfulness(pred: Tensor, target: Tensor, reduction: str = "per_image_mean") -> Tensor:
+    """|colourfulness of the real set - colourfulness of the colorized set| (see :func:`colorfulness`).
+
+    A set-level difference: each set's colourfulness is reduced first (``per_image_mean`` or ``pooled``), so a
+    grey output (colourfulness 0) gives exactly the real set's colourfulness. Returns a float64 scalar tensor.
+    """
+    check_image_pair(pred, target)
+    if reduction not in COLORFULNESS_REDUCTIONS:
+        raise ValueError(f"unknown colorfulness reduction {reduction!r}; choose one of {COLORFULNESS_REDUCTIONS}")
+    return (colorfulness(target, reduction) - colorfulness(pred, reduction)).abs()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Frechet distance (FID's formula)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray, mu2: Tensor | np.ndarray,
+                     sigma2: Tensor | np.ndarray) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2): |mu1 - mu2|^2 + tr(s1 + s2 - 2 sqrtm(s1 s2)).
+
+    Computed in float64 from symmetric eigendecompositions: tr sqrtm(s1 s2) = tr sqrtm(r s2 r) with r = s1^(1/2),
+    and ``r s2 r`` is symmetric positive semi-definite, so its square root's trace is the sum of the square roots
+    of its (clamped non-negative) eigenvalues. This is the same quantity pytorch-fid gets from
+    ``scipy.linalg.sqrtm(s1 @ s2)``, without its failure mode on the singular covariances of small sets (fewer
+    images than feature dimensions); the tests compare both.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mean/covariance shapes do not fit: {mu1.shape}, {s1.shape}, {mu2.shape}, {s2.shape}")
+    # torch's LAPACK calls: measured 2-3x faster than numpy's eigh for 2048 x 2048 on this project's CPUs
+    t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)
+    w, v = torch.linalg.eigh((t1 + t1.T) / 2)
+    root1 = (v * w.clamp_min(0.0).sqrt()) @ v.T
+    middle = root1 @ ((t2 + t2.T) / 2) @ root1
+    tr_covmean = float(torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0.0).sqrt().sum())
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)

@@ -19,7 +19,7 @@ CANONICAL_METRICS: tuple[str, ...] = ("mse", "psnr", "ssim", "lpips", "kl_a", "k
 TIMING_COLUMNS: tuple[str, ...] = ("train_s", "total_s")
 
 # How each metric is printed in Markdown; any other key gets 4 significant digits.
-_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f"}
+_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "cross_domain_avg": ".1f"}
 _DEFAULT_FORMAT = "#.4g"  # "#" keeps trailing zeros: 0.01200, not 0.012
 _DISPLAY_NAMES = {
     "mse": "MSE",
@@ -30,6 +30,7 @@ _DISPLAY_NAMES = {
     "kl_b": "KL b",
     "js_a": "JS a",
     "js_b": "JS b",
+    "cross_domain_avg": "Cross-domain acc. (%)",
 }
 MISSING = "—"
 
@@ -90,6 +91,7 @@ def leaderboard_markdown(
     records: Sequence[RunRecord],
     run_info: Mapping[str, Any] | None = None,
     figures: Mapping[str, str] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The Markdown leaderboard of a run.
 
@@ -99,6 +101,7 @@ def leaderboard_markdown(
             ``environment``), ``timings.wall_s`` (or ``wall_s``); each falls back on the records where it can.
             Preset, seed, device and grey convention come from the records (the numbers were made under them).
         figures: caption -> path relative to the Markdown file, linked at the end.
+        sections: further Markdown sections (e.g. :func:`cross_domain_markdown`), placed after the failed runs.
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -160,6 +163,9 @@ def leaderboard_markdown(
             error = " ".join((rec.error or "no error message recorded").split())
             lines.append(f"- **{_escape(rec.method)}** ({_escape(rec.status)}): {error}")
         lines.append("")
+
+    for section in sections:
+        lines += [section.rstrip("\n"), ""]
 
     conventions = _convention_lines(records)
     if conventions:
@@ -277,3 +283,54 @@ def _convention_lines(records: Sequence[RunRecord]) -> list[str]:
         produced = ", ".join(f"`{k}`" for k in keys)
         lines.append(f"- **{metric}** v{version} ({produced}): {described}")
     return lines
+
+
+def cross_domain_markdown(acc: pd.DataFrame, summary: pd.DataFrame, info: Mapping[str, Any],
+                          chord: str | None = None) -> str:
+    """The cross-domain classification section: the classifier, the Table-3 summary and the accuracy matrix.
+
+    Args:
+        acc: top-1 % (rows: training sets, columns: test sets), as in ``cross_domain/accuracy.csv``.
+        summary: ``cross_domain/summary.csv`` (columns ``train, label, avg, own, on_real_color, epoch, final``).
+        info: ``cross_domain/result.json`` (``classifier``, ``seed``, ``timings``).
+        chord: path of the chord diagram relative to the Markdown file, if drawn.
+    """
+    clf = dict(info.get("classifier") or {})
+    labels = dict(zip(summary["train"], summary["label"]))
+    size = clf.get("input_size") or "native"
+    size = f"{size}×{size}" if isinstance(size, int) else size
+    decay = ", ".join(f"{m:.0%}" for m in clf.get("milestones", []))
+    lines = [
+        "## Cross-domain classification", "",
+        f"One **{clf.get('arch', '?')}** classifier (preset `{clf.get('preset', '?')}`: {clf.get('epochs', '?')} "
+        f"epochs, {clf.get('optimizer', '?')} lr {clf.get('lr', '?')} ×{clf.get('gamma', '?')} at {decay} of "
+        f"training, batch {clf.get('batch_size', '?')}, {size} inputs, seed {info.get('seed', '?')}) is trained on "
+        "each training set and tested on every test set (SpyncoGan §5.3). R-C: real colour, R-G: real grey "
+        "(the run's grey input, replicated to 3 channels); [n]: colorization epoch.", "",
+        "**Average top-1 accuracy per training set** (SpyncoGan Table 3: mean over all real and colorized test "
+        "sets, its own included):", "",
+        _table_row(["Training set", "Col. epoch", "Avg. % ↑", "Avg. % without own ↑", "Own test set %",
+                    "On real colour %"]),
+        _table_row(["---", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    best = summary["avg"].max() if len(summary) else None
+    for _, row in summary.iterrows():
+        epoch = row.get("epoch")
+        epoch_text = "/" if epoch is None or (isinstance(epoch, float) and math.isnan(epoch)) else str(int(epoch))
+        avg = f"{row['avg']:.1f}"
+        if best is not None and row["avg"] == best:
+            avg = f"**{avg}**"
+        others = row.get("avg_others")
+        lines.append(_table_row([
+            _escape(row["label"]), epoch_text, avg,
+            MISSING if others is None or math.isnan(others) else f"{others:.1f}",
+            f"{row['own']:.1f}", f"{row['on_real_color']:.1f}",
+        ]))
+    lines += ["", "**Accuracy matrix** (top-1 %; rows: training set, columns: test set):", ""]
+    lines.append(_table_row(["Train ↓ / test →", *(_escape(labels.get(c, c)) for c in acc.columns)]))
+    lines.append(_table_row(["---", *("---:" for _ in acc.columns)]))
+    for name, row in acc.iterrows():
+        lines.append(_table_row([_escape(labels.get(name, name)), *(f"{v:.1f}" for v in row.to_numpy(float))]))
+    if chord:
+        lines += ["", f"![Cross-domain chord diagram]({chord})"]
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from typing import Any
 
 from colorbench.records import load_records
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
-from colorbench.reports.tables import leaderboard_markdown, results_frame
+from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
 
 # Figure key -> (file name under figures/, caption in the leaderboard).
 FIGURES = {
@@ -16,6 +16,7 @@ FIGURES = {
     "samples": ("samples.png", "Sample colorizations"),
     "curves": ("curves.png", "Metrics over training epochs"),
     "losses": ("losses.png", "Training losses per epoch"),
+    "chord": ("cross_domain_chord.png", "Cross-domain classification chord diagram"),
 }
 
 
@@ -45,7 +46,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
 
     Returns:
         Output key (``"results"``, ``"leaderboard"``, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
-        ``"losses"`` for the figures written) -> path.
+        ``"losses"`` for the figures written; ``"chord"`` when the run has ``cross_domain/`` results) -> path.
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no records.
@@ -77,6 +78,25 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             written[key] = path
             links[caption] = f"figures/{file_name}"
 
+    sections = []
+    if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
+        sections.append(_cross_domain_section(run_dir, written, links))
+
     written["leaderboard"] = run_dir / "leaderboard.md"
-    written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links), encoding="utf-8")
+    written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links, sections=sections),
+                                      encoding="utf-8")
     return written
+
+
+def _cross_domain_section(run_dir: Path, written: dict[str, Path], links: dict[str, str]) -> str:
+    """Draw the chord diagram of ``cross_domain/`` and return its Markdown section."""
+    from colorbench.crossdomain import load_result
+    from colorbench.reports.chord import plot_chord
+
+    acc, summary, info = load_result(run_dir)  # type: ignore[misc]
+    file_name, caption = FIGURES["chord"]
+    labels = dict(zip(summary["train"], summary["label"]))
+    written["chord"] = plot_chord(acc, run_dir / "figures" / file_name, labels,
+                                  title=f"Cross-domain top-1 accuracy ({info['classifier']['arch']})")
+    links[caption] = f"figures/{file_name}"
+    return cross_domain_markdown(acc, summary, info, chord=f"figures/{file_name}")

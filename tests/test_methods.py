@@ -36,20 +36,23 @@ SIZE = 32
 # --- synthetic data -------------------------------------------------------------------------------------------
 def smooth_images(n: int, size: int = SIZE, seed: int = 0) -> ImageSet:
     """Random but structured colour images: a linear blend of two random colours along a random direction,
-    plus a smooth sinusoidal pattern in a third colour."""
+    plus a smooth sinusoidal pattern in a third colour. Per-pixel masks (for methods with ``card.needs_masks``):
+    class 1 where the blend is past its middle, else 0."""
     g = torch.Generator().manual_seed(seed)
     y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    images = []
+    images, masks = [], []
     for _ in range(n):
         angle = float(torch.rand(1, generator=g)) * 2 * math.pi
         freq = float(torch.rand(1, generator=g)) * 3 + 1
         t = math.cos(angle) * x + math.sin(angle) * y
         t = (t - t.min()) / (t.max() - t.min())
+        masks.append((t > 0.5).to(torch.uint8))
         wave = 0.5 + 0.5 * torch.sin(2 * math.pi * freq * x + angle) * torch.cos(2 * math.pi * freq * y)
         c0, c1, c2 = torch.rand(3, 3, 1, 1, generator=g).unbind(0)
         images.append(0.7 * (c0 * (1 - t) + c1 * t) + 0.3 * c2 * wave)
     rgb = (torch.stack(images).clamp(0, 1) * 255).round().to(torch.uint8)
-    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [f"smooth{i}" for i in range(n)], ["synthetic"])
+    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [f"smooth{i}" for i in range(n)], ["synthetic"],
+                    masks=torch.stack(masks), mask_class_names=["first half", "second half"])
 
 
 RED, BLUE = (0.95, 0.25, 0.2), (0.1, 0.2, 0.8)  # BT.601 luma 0.454 and 0.238: red is the brighter one

@@ -10,10 +10,18 @@ from colorbench.methods.nets.common import (
     set_training,
     spectral_norm_all,
 )
+from colorbench.methods.nets.autoencoder import AutoEncoderDiscriminator
+from colorbench.methods.nets.colorful import ColorfulNet
+from colorbench.methods.nets.common import IBN
+from colorbench.methods.nets.multiscale import MultiScaleDiscriminator
 from colorbench.methods.nets.patchgan import PatchDiscriminator, patchgan_output_size, patchgan_receptive_field
 from colorbench.methods.nets.unet import MIN_NUM_DOWNS, UnetGenerator, UnetSkipBlock, largest_num_downs
 
 __all__ = [
+    "AutoEncoderDiscriminator",
+    "ColorfulNet",
+    "IBN",
+    "MultiScaleDiscriminator",
     "INIT_TYPES",
     "MIN_NUM_DOWNS",
     "NORMS",
@@ -30,3 +38,16 @@ __all__ = [
     "set_training",
     "spectral_norm_all",
 ]
+
+# Unpaired methods (CycleGAN family, SpyncoGan, Col-Cycle).
+from colorbench.methods.nets.capsule import CapsuleDiscriminator, dynamic_routing, squash  # noqa: E402
+from colorbench.methods.nets.pool import ImagePool  # noqa: E402
+from colorbench.methods.nets.resnet import ConditionalInstanceNorm2d, ResnetBlock, ResnetGenerator  # noqa: E402
+from colorbench.methods.nets.spynco import (  # noqa: E402
+    ColCycleGenerator,
+    HandcraftedTranslation,
+    SeparableConv2d,
+    SeparablePatchDiscriminator,
+    SpyncoGenerator,
+    sobel_edges,
+)

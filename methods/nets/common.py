@@ -29,6 +29,29 @@ def norm_layer(norm: str) -> Callable[[int], nn.Module]:
     raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
 
 
+class IBN(nn.Module):
+    """Instance-batch normalization of IBN-Net (Pan et al., ECCV 2018, "IBN-a"): the first ``round(channels *
+    in_fraction)`` channels are instance-normalized (affine), the others batch-normalized.
+
+    IBN-Net puts IN in the shallow layers (appearance / style variation) and keeps BN for the rest (content
+    discrimination). Parameter count equals a ``BatchNorm2d(channels)``: two per channel.
+    """
+
+    def __init__(self, channels: int, in_fraction: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 < in_fraction < 1.0:
+            raise ValueError(f"IBN: in_fraction must be in (0, 1), got {in_fraction}")
+        self.n_in = max(1, min(channels - 1, int(round(channels * in_fraction))))
+        if channels < 2:
+            raise ValueError(f"IBN needs at least 2 channels, got {channels}")
+        self.IN = nn.InstanceNorm2d(self.n_in, affine=True, track_running_stats=False)
+        self.BN = nn.BatchNorm2d(channels - self.n_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.split([self.n_in, x.shape[1] - self.n_in], dim=1)
+        return torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous())], dim=1)
+
+
 def conv_bias(norm: str) -> bool:
     """Whether a conv followed by ``norm`` gets a bias: not before batch norm (its shift replaces it).
 
@@ -43,7 +66,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
 
     Conv and linear weights: ``normal`` draws N(0, gain²) (the pix2pix default, gain 0.02); ``xavier``,
     ``kaiming`` and ``orthogonal`` use the torch initializers with ``gain``. Their biases are set to 0.
-    Batch-norm weights are drawn from N(1, gain²) and biases set to 0. Uses the global torch RNG (seed it first).
+    Batch-norm (and affine instance-norm, as in IBN) weights are drawn from N(1, gain²) and biases set to 0. Uses the global torch RNG (seed it first).
     """
     if init_type not in INIT_TYPES:
         raise ValueError(f"unknown init_type {init_type!r}; choose one of {INIT_TYPES}")
@@ -60,7 +83,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
                 nn.init.orthogonal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) or (isinstance(m, nn.InstanceNorm2d) and m.affine):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
 

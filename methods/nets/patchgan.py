@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from colorbench.methods.nets.common import conv_bias, init_weights, norm_layer, spectral_norm_all
+from colorbench.methods.nets.common import IBN, conv_bias, init_weights, norm_layer, spectral_norm_all
 
 
 def _conv_out(size: int, stride: int) -> int:
@@ -50,6 +50,8 @@ class PatchDiscriminator(nn.Module):
         spectral_norm: wrap every conv in spectral normalization (used e.g. by Górriz et al.); usually with
             ``norm="none"``.
         init_type, init_gain: weight initialization (applied before spectral normalization).
+        ibn_layers: the first ``ibn_layers`` of the ``n_layers`` normalized convs use IBN-Net's instance-batch
+            normalization instead of ``norm`` (Górriz et al.; 0: none, as pix2pix).
     """
 
     def __init__(
@@ -61,10 +63,13 @@ class PatchDiscriminator(nn.Module):
         spectral_norm: bool = False,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        ibn_layers: int = 0,
     ) -> None:
         super().__init__()
         if n_layers < 1 or ndf < 1 or in_channels < 1:
             raise ValueError(f"PatchDiscriminator: n_layers, ndf and in_channels must be >= 1, got {n_layers}, {ndf}, {in_channels}")
+        if not 0 <= ibn_layers <= n_layers:
+            raise ValueError(f"PatchDiscriminator: ibn_layers must be in [0, n_layers = {n_layers}], got {ibn_layers}")
         self.in_channels, self.n_layers = in_channels, n_layers
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
@@ -72,7 +77,8 @@ class PatchDiscriminator(nn.Module):
         for k in range(1, n_layers + 1):
             out = ndf * min(2**k, 8)
             stride = 2 if k < n_layers else 1  # the last of these keeps the resolution
-            layers += [nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias), make_norm(out), nn.LeakyReLU(0.2, True)]
+            normalize = IBN(out) if k <= ibn_layers else make_norm(out)
+            layers += [nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias), normalize, nn.LeakyReLU(0.2, True)]
             channels = out
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)

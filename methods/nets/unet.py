@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from colorbench.methods.nets.common import conv_bias, init_weights, norm_layer
+from colorbench.methods.nets.common import IBN, conv_bias, init_weights, norm_layer
 
 MIN_NUM_DOWNS = 5  # the fixed outer levels: ngf -> 2ngf -> 4ngf -> 8ngf, plus the innermost 8ngf level
+OUT_ACTIVATIONS = ("tanh", "none")
 
 
 class UnetSkipBlock(nn.Module):
@@ -34,6 +35,9 @@ class UnetSkipBlock(nn.Module):
         innermost: no submodule and no norm after the down conv.
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         dropout: dropout probability after the up block (0 disables).
+        ibn: use IBN-Net's instance-batch normalization (:class:`IBN`) after the down conv instead of ``norm``
+            (the decoder keeps ``norm``); for Górriz et al.'s IBN U-Net.
+        out_activation: the outermost block's final activation, ``"tanh"`` (pix2pix) or ``"none"``.
     """
 
     def __init__(
@@ -47,6 +51,8 @@ class UnetSkipBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         dropout: float = 0.0,
+        ibn: bool = False,
+        out_activation: str = "tanh",
     ) -> None:
         super().__init__()
         if innermost == (submodule is not None):
@@ -58,10 +64,16 @@ class UnetSkipBlock(nn.Module):
         up_in = inner_channels if innermost else inner_channels * 2  # the inner level returns a concatenation
         if outermost:
             up_conv = nn.ConvTranspose2d(up_in, outer_channels, kernel_size=4, stride=2, padding=1, bias=True)
-            layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+            if out_activation not in OUT_ACTIVATIONS:
+                raise ValueError(f"unknown out_activation {out_activation!r}; choose one of {OUT_ACTIVATIONS}")
+            final = [nn.Tanh()] if out_activation == "tanh" else []
+            layers = [down_conv, submodule, nn.ReLU(True), up_conv, *final]
         else:
+            if ibn and innermost:
+                raise ValueError("the innermost U-Net block has no norm after its down conv, so it cannot use IBN")
             up_conv = nn.ConvTranspose2d(up_in, outer_channels, kernel_size=4, stride=2, padding=1, bias=bias)
-            down = [nn.LeakyReLU(0.2, True), down_conv] + ([] if innermost else [make_norm(inner_channels)])
+            down_norm = IBN(inner_channels) if ibn else make_norm(inner_channels)
+            down = [nn.LeakyReLU(0.2, True), down_conv] + ([] if innermost else [down_norm])
             up = [nn.ReLU(True), up_conv, make_norm(outer_channels)]
             layers = down + ([] if innermost else [submodule]) + up
             if dropout > 0:
@@ -87,6 +99,9 @@ class UnetGenerator(nn.Module):
         dropout: dropout probability in the ``num_downs - 5`` decoder blocks above the innermost one (0.5 in
             the reference; 0 disables).
         init_type, init_gain: weight initialization (see :func:`init_weights`); pix2pix uses normal, 0.02.
+        ibn_layers: the first ``ibn_layers`` normalized encoder levels (counted from the input; at most
+            ``num_downs - 2``) use IBN-Net's instance-batch normalization instead of ``norm`` (0: none, pix2pix).
+        out_activation: ``"tanh"`` (pix2pix: outputs in [-1, 1]) or ``"none"`` (raw outputs, e.g. logits).
     """
 
     def __init__(
@@ -99,6 +114,8 @@ class UnetGenerator(nn.Module):
         dropout: float = 0.5,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        ibn_layers: int = 0,
+        out_activation: str = "tanh",
     ) -> None:
         super().__init__()
         if num_downs < MIN_NUM_DOWNS:
@@ -107,14 +124,18 @@ class UnetGenerator(nn.Module):
             raise ValueError(f"UnetGenerator: ngf, in_channels and out_channels must be >= 1, got {ngf}, {in_channels}, {out_channels}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"UnetGenerator: dropout must be in [0, 1), got {dropout}")
-        self.num_downs = num_downs
+        if not 0 <= ibn_layers <= num_downs - 2:
+            raise ValueError(f"UnetGenerator: ibn_layers must be in [0, num_downs - 2 = {num_downs - 2}], got {ibn_layers}")
+        self.num_downs, self.ibn_layers = num_downs, ibn_layers
         self.in_channels, self.out_channels = in_channels, out_channels
+        # level k (1-based from the input) is the k-th normalized encoder level; levels 1..ibn_layers use IBN
         block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
-        for _ in range(num_downs - MIN_NUM_DOWNS):
-            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
-        for mult in (4, 2, 1):
-            block = UnetSkipBlock(ngf * mult, ngf * mult * 2, submodule=block, norm=norm)
-        self.model = UnetSkipBlock(out_channels, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm)
+        for level in range(num_downs - 2, 3, -1):
+            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout, ibn=level <= ibn_layers)
+        for level, mult in ((3, 4), (2, 2), (1, 1)):
+            block = UnetSkipBlock(ngf * mult, ngf * mult * 2, submodule=block, norm=norm, ibn=level <= ibn_layers)
+        self.model = UnetSkipBlock(out_channels, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm,
+                                   out_activation=out_activation)
         init_weights(self, init_type, init_gain)
 
     @property

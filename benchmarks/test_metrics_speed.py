@@ -1,0 +1,141 @@
+"""Speed and memory of the metric suite (pytest-benchmark; run with ``tox -e bench``, never by the test suite).
+
+Side by side in one run, for 10,000 images of 32x32, 2,000 of 64x64 and 100 of 256x256:
+* colorbench SSIM (float32) vs piq's batched SSIM, and colorbench PSNR vs piq's PSNR;
+* the whole default metric set (streamed, batches of 500; LPIPS excluded: no weights offline) vs a per-image loop
+  of scikit-image/scipy/numpy calls computing the same numbers;
+* peak traced memory of a streamed evaluation for N and 4N images (must not grow with N).
+Compare ratios within one run only: timings on a shared machine are noisy. ``COLORBENCH_BENCH_SCALE`` (default 1)
+divides the numbers of images, for a quick look.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from colorbench.metrics import METRICS
+from colorbench.metrics import functional as MF
+
+piq = pytest.importorskip("piq")
+SCALE = int(os.environ.get("COLORBENCH_BENCH_SCALE", "1"))
+SIZES = {32: 10_000 // SCALE, 64: 2_000 // SCALE, 256: max(100 // SCALE, 2)}
+METRIC_SET = ("mse", "psnr", "ssim", "ab_histogram_kl", "ab_histogram_js", "colorfulness", "delta_colorfulness",
+              "sum_abs_diff")
+
+
+def _data(size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(size)
+    target = torch.rand(n, 3, size, size, generator=g)
+    pred = (target * 0.7 + 0.1 + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    return pred, target
+
+
+@pytest.fixture(scope="module", params=sorted(SIZES), ids=lambda s: f"{s}px")
+def data(request):
+    size = request.param
+    return size, *_data(size, SIZES[size])
+
+
+@pytest.mark.benchmark(group="ssim")
+@pytest.mark.parametrize("impl", ["colorbench", "piq"])
+def test_ssim(benchmark, data, impl):
+    size, pred, target = data
+    if impl == "colorbench":
+        fn = lambda: MF.ssim(pred, target)  # noqa: E731
+    else:
+        fn = lambda: piq.ssim(pred, target, data_range=1.0, reduction="none")  # noqa: E731
+    benchmark.extra_info.update(size=size, n=len(pred))
+    benchmark.pedantic(fn, rounds=3, iterations=1)
+
+
+@pytest.mark.benchmark(group="psnr")
+@pytest.mark.parametrize("impl", ["colorbench", "piq"])
+def test_psnr(benchmark, data, impl):
+    size, pred, target = data
+    if impl == "colorbench":
+        fn = lambda: MF.psnr(pred, target, reduction=None)  # noqa: E731
+    else:
+        fn = lambda: piq.psnr(pred, target, data_range=1.0, reduction="none")  # noqa: E731
+    benchmark.pedantic(fn, rounds=3, iterations=1)
+
+
+def test_ssim_float32_agrees_with_skimage(data):
+    from skimage.metrics import structural_similarity
+
+    size, pred, target = data
+    n = min(20, len(pred))
+    p, t = pred[:n].permute(0, 2, 3, 1).double().numpy(), target[:n].permute(0, 2, 3, 1).double().numpy()
+    want = [structural_similarity(t[i] * 255, p[i] * 255, data_range=255, channel_axis=-1, gaussian_weights=True,
+                                  sigma=1.5, use_sample_covariance=False) for i in range(n)]
+    assert np.abs(MF.ssim(pred[:n], target[:n]).numpy() - want).max() <= 1e-5
+
+
+def _stream(pred, target, batch=500):
+    metrics = [METRICS.get(name)() for name in METRIC_SET]
+    for start in range(0, len(pred), batch):
+        for m in metrics:
+            m.update(pred[start : start + batch], target[start : start + batch])
+    return [m.compute() for m in metrics]
+
+
+def _per_image_loop(pred, target):
+    """The same numbers the way a script would get them: one image at a time, skimage/scipy/numpy."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import entropy
+    from skimage.color import rgb2lab
+    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+    p_all, t_all = pred.permute(0, 2, 3, 1).double().numpy(), target.permute(0, 2, 3, 1).double().numpy()
+    hist = {k: np.zeros((2, 256)) for k in ("p", "t")}
+    vals = []
+    for p, t in zip(p_all, t_all):
+        p255, t255 = p * 255, t * 255
+        row = [mean_squared_error(t255, p255), peak_signal_noise_ratio(t255, p255, data_range=255),
+               structural_similarity(t255, p255, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False), np.abs(p255 - t255).sum()]
+        for key, img in (("p", p), ("t", t)):
+            lab = rgb2lab(img)
+            for ch in (0, 1):
+                hist[key][ch] += np.histogram(lab[..., ch + 1], bins=256, range=(-128, 128))[0]
+            rg, yb = img[..., 0] * 255 - img[..., 1] * 255, 0.5 * (img[..., 0] + img[..., 1]) * 255 - img[..., 2] * 255
+            row.append(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+        vals.append(row)
+    probs = {k: (h / h.sum(1, keepdims=True) + 1e-10) for k, h in hist.items()}
+    divs = [(entropy(probs["t"][c], probs["p"][c]), jensenshannon(probs["t"][c], probs["p"][c]) ** 2) for c in (0, 1)]
+    return np.mean(vals, axis=0), divs
+
+
+@pytest.mark.benchmark(group="metric-set")
+@pytest.mark.parametrize("impl", ["colorbench-streamed", "per-image-skimage-loop"])
+def test_whole_metric_set(benchmark, data, impl):
+    size, pred, target = data
+    if size != 32:
+        pytest.skip("the per-image comparison target is at 32x32")
+    fn = (lambda: _stream(pred, target)) if impl.startswith("colorbench") else (lambda: _per_image_loop(pred, target))
+    benchmark.pedantic(fn, rounds=1, iterations=1)
+
+
+def _peak_bytes(n: int, size: int = 32, batch: int = 250) -> int:
+    """Peak traced Python-side memory of a streamed evaluation whose batches are made on the fly."""
+    metrics = [METRICS.get(name)() for name in METRIC_SET]
+    tracemalloc.start()
+    for start in range(0, n, batch):
+        pred, target = _data(size, min(batch, n - start))
+        for m in metrics:
+            m.update(pred, target)
+    [m.compute() for m in metrics]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_streamed_peak_memory_independent_of_n():
+    """Peak traced memory grows only by the per-image values (8 bytes per image per per-image metric)."""
+    small, large = _peak_bytes(1000), _peak_bytes(4000)
+    per_image_floats = 3000 * 8 * 8  # extra images x (a few per-image float64s per metric) x metrics: a bound
+    assert large - small <= per_image_floats, (small, large)

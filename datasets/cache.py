@@ -1,0 +1,184 @@
+"""Decode once: a disk cache of decoded dataset splits as memory-mapped uint8 ``.npy`` arrays.
+
+An entry is a folder ``<cache dir>/<dataset>-<key[:20]>/`` holding, per split, ``<split>_rgb.npy``
+(N, 3, H, W) uint8, ``<split>_labels.npy`` (N,) int64, optionally ``<split>_masks.npy`` (N, H, W) uint8, and
+``meta.json`` (ids, class names, the dataset info and the full key). The key is a sha256 over everything that
+decides the pixels: dataset name and loader version, the options that change the output, a fingerprint of the
+source files (relative path, size, mtime) and the versions of the decoding libraries. A second load with the
+same key memory-maps the arrays (copy-on-write, so the file is never changed) instead of decoding.
+
+Entries are written to a temporary folder and renamed into place, so a crash never leaves a half entry and two
+processes writing the same entry do not corrupt it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from colorbench.datasets.base import ImageSet
+
+__all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "cache_key", "relative", "default_cache_dir", "files_fingerprint",
+           "load_entry", "EntryWriter"]
+
+#: Environment variable naming the cache folder (default: ``<data_root>/.colorbench-cache``).
+CACHE_ENV = "COLORBENCH_CACHE_DIR"
+#: Version of the on-disk layout; part of every key.
+CACHE_FORMAT = "1"
+SPLITS = ("train", "test")
+
+
+def default_cache_dir(data_root: Path, option: str | None = None) -> Path:
+    """The cache folder: the ``cache_dir`` option, else ``$COLORBENCH_CACHE_DIR``, else ``data_root/.colorbench-cache``."""
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path(data_root) / ".colorbench-cache"
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``parts`` (sorted keys) plus the cache format version."""
+    text = json.dumps({"cache_format": CACHE_FORMAT, **parts}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def files_fingerprint(root: Path, paths: Iterable[Path | str]) -> str:
+    """sha256 over (path relative to ``root``, size, mtime in ns) of each file, in the given order.
+
+    Cheap (one ``stat`` per file, no reading), and changes when a file is replaced, edited, added or removed
+    from the list. Missing files raise FileNotFoundError naming the file.
+    """
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"source file {p} is missing") from None
+        rel = relative(p, root)
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def relative(path: Path | str, root: Path | str) -> str:
+    """``path`` relative to ``root`` (a string prefix cut when possible: ``os.path.relpath`` is slow on 10^5 files)."""
+    path, root = os.fspath(path), os.fspath(root).rstrip(os.sep)
+    if path.startswith(root + os.sep):
+        return path[len(root) + 1 :]
+    return os.path.relpath(path, root)
+
+
+@dataclass
+class CacheEntry:
+    """A cache entry read back: the splits (memory-mapped) and the metadata stored with them."""
+
+    path: Path
+    sets: dict[str, ImageSet]
+    meta: dict[str, Any]
+
+
+def entry_dir(cache_dir: Path, dataset: str, key: str) -> Path:
+    return Path(cache_dir) / f"{dataset}-{key[:20]}"
+
+
+def _mmap_tensor(path: Path) -> torch.Tensor:
+    # mode "c" (copy-on-write): a writable array backed by the file; writes stay in memory, the file never changes.
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
+
+
+def load_entry(cache_dir: Path, dataset: str, key: str) -> CacheEntry | None:
+    """The entry for ``key``, or None if there is none (or it is incomplete or for another key)."""
+    d = entry_dir(cache_dir, dataset, key)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        return None
+    sets = {}
+    for split in SPLITS:
+        m = meta["splits"][split]
+        masks_path = d / f"{split}_masks.npy"
+        sets[split] = ImageSet(
+            rgb=_mmap_tensor(d / f"{split}_rgb.npy"),
+            labels=_mmap_tensor(d / f"{split}_labels.npy"),
+            ids=m["ids"],
+            class_names=m["class_names"],
+            masks=_mmap_tensor(masks_path) if masks_path.is_file() else None,
+            mask_class_names=m.get("mask_class_names"),
+        )
+    return CacheEntry(path=d, sets=sets, meta=meta)
+
+
+class EntryWriter:
+    """Writes one entry: arrays are allocated as ``.npy`` memmaps in a temporary folder and filled in place.
+
+    Usage: ``w = EntryWriter(cache_dir, name, key)``; ``rgb = w.array("train_rgb", shape)``; fill it;
+    ``w.commit(meta)`` renames the folder into place (or discards it if another process got there first);
+    ``w.abort()`` on error. With ``cache_dir=None`` arrays are plain in-memory arrays and nothing is written.
+    """
+
+    def __init__(self, cache_dir: Path | None, dataset: str, key: str) -> None:
+        self.dataset, self.key = dataset, key
+        self.final = None if cache_dir is None else entry_dir(cache_dir, dataset, key)
+        self.tmp = None
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dataset}-", dir=cache_dir))
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+        if self.tmp is None:
+            arr = np.empty(shape, dtype=dtype)
+        else:
+            arr = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        self.arrays[name] = arr
+        return arr
+
+    def shrink(self, name: str, keep: np.ndarray) -> np.ndarray:
+        """Replace array ``name`` by its rows where ``keep`` is True (used after skipping corrupt files)."""
+        old = self.arrays[name]
+        if keep.all():
+            return old
+        kept = np.asarray(old[keep])
+        if self.tmp is not None:
+            del self.arrays[name], old
+            (self.tmp / f"{name}.npy").unlink()
+        return self.put(name, kept)
+
+    def put(self, name: str, values: np.ndarray) -> np.ndarray:
+        arr = self.array(name, values.shape, values.dtype)
+        arr[...] = values
+        return arr
+
+    def commit(self, meta: dict[str, Any]) -> Path | None:
+        """Flush and move the entry into place; returns its folder (None when not caching)."""
+        if self.tmp is None:
+            return None
+        for arr in self.arrays.values():
+            if isinstance(arr, np.memmap):
+                arr.flush()
+        self.arrays.clear()
+        (self.tmp / "meta.json").write_text(json.dumps({"key": self.key, **meta}, default=str))
+        if self.final.exists() and not (self.final / "meta.json").is_file():
+            shutil.rmtree(self.final, ignore_errors=True)  # an incomplete entry left by an older crash
+        try:
+            os.replace(self.tmp, self.final)  # atomic on one file system; fails if a full entry is already there
+        except OSError:
+            shutil.rmtree(self.tmp, ignore_errors=True)  # another process wrote the same entry first
+        self.tmp = None
+        return self.final
+
+    def abort(self) -> None:
+        self.arrays.clear()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
