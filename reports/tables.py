@@ -64,7 +64,8 @@ def format_value(key: str, value: float | None) -> str:
     """
     if value is None:
         return MISSING
-    return format(float(value), _FORMATS.get(key, _DEFAULT_FORMAT))
+    text = format(float(value), _FORMATS.get(key, _DEFAULT_FORMAT))
+    return text[:-1] if text.endswith(".") else text  # "#" leaves a bare point on integers: 6092. -> 6092
 
 
 def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
