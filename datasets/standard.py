@@ -16,6 +16,8 @@ subset seeds, skipped corrupt files and a sha256 of the decoded splits.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import dataclasses
 import importlib.metadata
 import os
@@ -225,8 +227,9 @@ class StandardDataset(Dataset):
     version: ClassVar[str] = "1"  # loader version: part of the cache key; bump when decoding changes
     Config: ClassVar[type] = StandardConfig
 
-    def plan(self, root: Path) -> Plan:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def plan(self, root: Path) -> Plan:
+        """Find (or download) the official files under ``root`` and say how to decode them."""
 
     def params(self) -> dict[str, Any]:
         d = dataclasses.asdict(self.config)

@@ -15,6 +15,8 @@ Images are in [-1, 1]: grey ``2·gray - 1`` replicated over ``grey_channels`` ch
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -140,9 +142,9 @@ class CycleConsistentMethod(TrainableMethod):
         self.pool_a, self.pool_b = ImagePool(self.config.pool_size), ImagePool(self.config.pool_size)
 
     # --- hooks -----------------------------------------------------------------------------------------------
+    @abstractmethod
     def build_pair(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         """``(G, F, D_A, D_B)``: G grey -> colour, F colour -> grey, D_A judges grey, D_B colour images."""
-        raise NotImplementedError
 
     def noise(self, n: int, generator: torch.Generator | None = None, zero: bool = False) -> Tensor | None:
         """Noise for G (stochastic variants); None for deterministic generators."""
