@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from colorbench.datasets.base import Batch
 from colorbench.methods.base import MethodCard
 from colorbench.methods.cgan import FABBRI, SEED_FABBRI
-from colorbench.methods.lab import LabConfig, LabMethod
+from colorbench.methods.lab import AbRegressionMethod, LabConfig
 from colorbench.methods.nets import ColorfulNet
 from colorbench.methods.pix2pix import PIX2PIX, Pix2Pix
 from colorbench.methods.registry import register_method
@@ -78,7 +75,7 @@ _REG_CHOICES = _NET_CHOICES + (
 
 
 @register_method("colorful-l1")
-class ColorfulL1(LabMethod):
+class ColorfulL1(AbRegressionMethod):
     """Zhang et al.'s network regressing ab with an L1 loss. ``train_step`` returns ``{"G_L1": ...}``."""
 
     card: ClassVar[MethodCard] = MethodCard(
@@ -101,19 +98,8 @@ class ColorfulL1(LabMethod):
         c = self.config
         return {"G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)}
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G}
-
-    def train_step(self, batch: Batch) -> dict[str, float]:
-        gray, rgb = self.prepare_batch(batch)
-        self.G.train()
-        L, ab = self.input_l(gray), self.target_ab(rgb)
-        with self.training_rng():
-            with self.autocast():
-                pred = self.G(L).float()
-            loss = F.l1_loss(pred, ab) if self.config.loss == "l1" else F.mse_loss(pred, ab)
-            self.optimize(loss, "G")
-        return self.finish_step({"G_L1" if self.config.loss == "l1" else "G_L2": loss})
+    def regression_loss(self) -> str:
+        return self.config.loss
 
 
 @register_method("colorful-l2")

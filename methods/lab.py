@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from colorbench.color import denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
+from colorbench.datasets.base import Batch
 from colorbench.methods.trainable import (  # noqa: F401 - re-exported
     AMP_DTYPES,
     TrainableConfig,
@@ -67,3 +69,28 @@ class LabMethod(TrainableMethod):
     def ab_to_rgb(self, gray: Tensor, ab: Tensor) -> Tensor:
         """Combine the grey input's L with normalized ab -> sRGB in [0, 1] (float32; out-of-gamut clipped)."""
         return gray_ab_to_rgb(gray.float(), denormalize_ab(ab.float()), self.config.grey_convention)
+
+
+class AbRegressionMethod(LabMethod):
+    """A generator ``self.G`` regressing normalized ab from L with an L1 or L2 loss, no adversary
+    (``unet-l1``, ``colorful-l1``, ``colorful-l2``). ``train_step`` returns ``{"G_L1": ...}`` or ``{"G_L2": ...}``.
+    """
+
+    def regression_loss(self) -> str:
+        """``"l1"`` or ``"l2"``; subclasses with a ``loss`` option override this."""
+        return "l1"
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G}
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        gray, rgb = self.prepare_batch(batch)
+        self.G.train()
+        L, ab = self.input_l(gray), self.target_ab(rgb)
+        kind = self.regression_loss()
+        with self.training_rng():
+            with self.autocast():
+                pred = self.G(L).float()
+            loss = F.l1_loss(pred, ab) if kind == "l1" else F.mse_loss(pred, ab)
+            self.optimize(loss, "G")
+        return self.finish_step({f"G_{kind.upper()}": loss})

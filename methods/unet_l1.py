@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from colorbench.datasets.base import Batch
 from colorbench.methods.base import MethodCard
-from colorbench.methods.lab import LabConfig, LabMethod
+from colorbench.methods.lab import AbRegressionMethod, LabConfig
 from colorbench.methods.nets import MIN_NUM_DOWNS, NORMS, UnetGenerator
 from colorbench.methods.registry import register_method
 
@@ -59,7 +56,7 @@ class UNetL1Config(LabConfig):
 
 
 @register_method("unet-l1", aliases=("unet",))
-class UNetL1(LabMethod):
+class UNetL1(AbRegressionMethod):
     """U-Net predicting ab from L, trained with the L1 distance to the true ab (both divided by 110).
 
     ``train_step`` returns ``{"G_L1": mean |ab_pred - ab_true| / 110}``.
@@ -104,17 +101,3 @@ class UNetL1(LabMethod):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         return {"G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G}
-
-    def train_step(self, batch: Batch) -> dict[str, float]:
-        gray, rgb = self.prepare_batch(batch)
-        self.G.train()
-        L, ab = self.input_l(gray), self.target_ab(rgb)
-        with self.training_rng():
-            with self.autocast():
-                pred = self.G(L).float()
-            loss = F.l1_loss(pred, ab)
-            self.optimize(loss, "G")
-        return self.finish_step({"G_L1": loss})
