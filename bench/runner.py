@@ -13,7 +13,7 @@ import json
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +26,7 @@ from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
 from colorbench.methods import METHODS, Method
 from colorbench.datasets.base import Batch
-from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricUnavailable, StreamingMetric
+from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench import crossdomain
 
@@ -128,12 +128,11 @@ class Evaluator:
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval") -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
         metrics, missing = self.build_metrics()
+        collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
         for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            pred = checked_colorize(method, batch.gray)
-            for m in metrics.values():
-                m.update(pred, batch.rgb)
+            collection.update(checked_colorize(method, batch.gray), batch.rgb)
         values: dict[str, MetricValue] = {}
         for name, m in metrics.items():
             result = m.compute()

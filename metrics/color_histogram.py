@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import StreamingMetric
+from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric
 
 
@@ -34,10 +34,9 @@ class _AbHistogramMetric(StreamingMetric):
         self.add_state("real_counts", torch.zeros(2, bins, dtype=torch.int64), reduce="sum")  # rows: a, b
         self.add_state("pred_counts", torch.zeros(2, bins, dtype=torch.int64), reduce="sum")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
-        self.real_counts = self.real_counts + MF.ab_histogram_counts(target, self.bins, self.value_range).cpu()
-        self.pred_counts = self.pred_counts + MF.ab_histogram_counts(pred, self.bins, self.value_range).cpu()
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        self.real_counts = self.real_counts + inputs.ab_counts("target", self.bins, self.value_range)
+        self.pred_counts = self.pred_counts + inputs.ab_counts("pred", self.bins, self.value_range)
 
     def _require_data(self) -> None:
         if int(self.real_counts[0].sum()) == 0:
@@ -138,10 +137,9 @@ class _AbJointHistogramMetric(StreamingMetric):
         self.add_state("real_counts", torch.zeros(bins, bins, dtype=torch.int64), reduce="sum")  # rows a, cols b
         self.add_state("pred_counts", torch.zeros(bins, bins, dtype=torch.int64), reduce="sum")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
-        self.real_counts = self.real_counts + MF.ab_joint_histogram_counts(target, self.bins, self.value_range).cpu()
-        self.pred_counts = self.pred_counts + MF.ab_joint_histogram_counts(pred, self.bins, self.value_range).cpu()
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        self.real_counts = self.real_counts + inputs.ab_joint_counts("target", self.bins, self.value_range)
+        self.pred_counts = self.pred_counts + inputs.ab_joint_counts("pred", self.bins, self.value_range)
 
     def _require_data(self) -> None:
         if int(self.real_counts.sum()) == 0:

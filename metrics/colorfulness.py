@@ -12,7 +12,8 @@ from typing import Any
 from torch import Tensor
 
 from colorbench.metrics import functional as MF
-from colorbench.metrics.base import StreamingMetric
+from colorbench.metrics.base import StreamingMetric, ValueBuffer
+from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.image_quality import cat_values
 from colorbench.metrics.registry import register_metric
 
@@ -57,11 +58,10 @@ class Colorfulness(_ColorfulnessBase):
 
     def __init__(self, *, reduction: str = "per_image_mean") -> None:
         super().__init__(reduction=reduction)
-        self.add_state("moments", [], reduce="cat")
+        self.add_state("moments", ValueBuffer(width=5), reduce="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
-        self.moments.append(MF.colorfulness_moments(pred))
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        self.moments.append(inputs.colorfulness_moments("pred"))
 
     def compute(self) -> dict[str, float]:
         return {"colorfulness": _reduce(cat_values(self.moments, self.name), self.reduction)}
@@ -90,13 +90,12 @@ class DeltaColorfulness(_ColorfulnessBase):
 
     def __init__(self, *, reduction: str = "per_image_mean") -> None:
         super().__init__(reduction=reduction)
-        self.add_state("pred_moments", [], reduce="cat")
-        self.add_state("real_moments", [], reduce="cat")
+        self.add_state("pred_moments", ValueBuffer(width=5), reduce="cat")
+        self.add_state("real_moments", ValueBuffer(width=5), reduce="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
-        self.pred_moments.append(MF.colorfulness_moments(pred))
-        self.real_moments.append(MF.colorfulness_moments(target))
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        self.pred_moments.append(inputs.colorfulness_moments("pred"))
+        self.real_moments.append(inputs.colorfulness_moments("target"))
 
     def compute(self) -> dict[str, float]:
         real = _reduce(cat_values(self.real_moments, self.name), self.reduction)

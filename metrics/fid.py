@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import MetricUnavailable, StreamingMetric
+from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric
 
 #: weights name -> (file name, where to get it, number of classes of the file's classifier, FID pooling blocks)
@@ -232,8 +233,8 @@ class FrechetInceptionDistance(StreamingMetric):
     def _model(self, device: str = "cpu") -> InceptionFeatures:
         return cached_fid_inception(self.weights, self._path, self.check_hash, self.input_size, self.dims, device)
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        pred, target = inputs.pred, inputs.target
         model = self._model(str(pred.device))
         for which, images in (("pred", pred), ("real", target)):
             f = inception_features(model, images)

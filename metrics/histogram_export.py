@@ -13,13 +13,14 @@ scale; a wider histogram means more vivid colours. It does not state its binning
   different test set, adds a ``real@<method>`` series) and one series per method (its colorized set).
 
 :func:`log_ab_histogram_frame` gives the table (one row per series, channel and bin), :func:`write_log_ab_histogram_csv`
-writes it, :func:`plot_log_ab_histograms` draws it (two panels, a and b, log y axis).
+writes it; ``colorbench.reports.plot_ab_histograms`` draws it (two panels, a and b, log y axis), and every
+report writes both (``ab_histograms.csv``, ``figures/ab_histograms.png``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -100,48 +101,3 @@ def write_log_ab_histogram_csv(source: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     log_ab_histogram_frame(source).to_csv(path, index=False, float_format="%.10g")
     return path
-
-
-def plot_log_ab_histograms(table: pd.DataFrame | Any, path: str | Path | None = None):
-    """Draw the a and b log histograms (two panels, probability on a log y axis, real set in black).
-
-    Args:
-        table: a :func:`log_ab_histogram_frame` table, or anything it accepts.
-        path: where to save the PNG; None to only return the figure.
-
-    Returns:
-        The :class:`matplotlib.figure.Figure` (built on an Agg canvas, never through pyplot).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    frame = table if isinstance(table, pd.DataFrame) else log_ab_histogram_frame(table)
-    missing = set(LOG_AB_HISTOGRAM_COLUMNS) - set(frame.columns)
-    if missing:
-        raise ValueError(f"not a log ab-histogram table: missing columns {sorted(missing)}")
-    fig = Figure(figsize=(11, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, sharey=True)
-    series_names = list(dict.fromkeys(frame["series"]))
-    for channel, ax in zip("ab", axes):
-        for i, series in enumerate(series_names):
-            rows = frame[(frame["series"] == series) & (frame["channel"] == channel)]
-            if rows.empty:
-                continue
-            edges = np.append(rows["bin_left"].to_numpy(), rows["bin_right"].to_numpy()[-1])
-            prob = rows["probability"].to_numpy(dtype=float).copy()
-            prob[prob <= 0] = np.nan  # empty bins: no logarithm, left out
-            real = series == "real"
-            ax.stairs(prob, edges, baseline=None, color="black" if real else f"C{i % 10}",
-                      linewidth=2.2 if real else 1.4, label=series)
-        ax.set_yscale("log")
-        ax.set_title(f"{channel}* channel")
-        ax.set_xlabel(f"{channel}* (CIELAB)")
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("fraction of pixels (log scale)")
-    axes[1].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    return fig

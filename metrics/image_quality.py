@@ -9,17 +9,18 @@ import torch
 from torch import Tensor
 
 from colorbench.metrics import functional as MF
-from colorbench.metrics.base import StreamingMetric
+from colorbench.metrics.base import StreamingMetric, ValueBuffer
+from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric
 
 _INPUT = "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real"
 
 
-def cat_values(chunks: list[Tensor], metric: str) -> Tensor:
-    """Concatenate per-batch value tensors; a clear error if nothing was accumulated."""
-    if not chunks:
+def cat_values(buffer: ValueBuffer, metric: str) -> Tensor:
+    """The per-image values accumulated so far; a clear error if nothing was accumulated."""
+    if len(buffer) == 0:
         raise ValueError(f"{metric}: compute() called before any update(); give it at least one batch")
-    return torch.cat(list(chunks))
+    return buffer.tensor()
 
 
 @register_metric("mse")
@@ -33,10 +34,10 @@ class MeanSquaredError(StreamingMetric):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("values", [], reduce="cat")
+        self.add_state("values", ValueBuffer(), reduce="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        self.values.append(MF.mse(pred, target))
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        self.values.append(inputs.mse())
 
     def compute(self) -> dict[str, float]:
         return {"mse": float(cat_values(self.values, self.name).mean())}
@@ -72,17 +73,17 @@ class PeakSignalNoiseRatio(StreamingMetric):
             raise ValueError(f"data_range must be positive, got {data_range}")
         self.data_range = float(data_range)
         self.reduction = reduction
-        self.add_state("mse_values", [], reduce="cat")
-        self.add_state("num_pixels", [], reduce="cat")  # per image, for the "global" reduction
+        self.add_state("mse_values", ValueBuffer(), reduce="cat")
+        self.add_state("num_pixels", ValueBuffer(), reduce="cat")  # per image, for the "global" reduction
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        values = MF.mse(pred, target)
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        values = inputs.mse()
         self.mse_values.append(values)
-        self.num_pixels.append(torch.full_like(values, float(pred.shape[2] * pred.shape[3])))
+        self.num_pixels.append(torch.full_like(values, float(inputs.pred.shape[2] * inputs.pred.shape[3])))
 
     def compute(self) -> dict[str, float]:
         mse = cat_values(self.mse_values, self.name)
-        value = MF.psnr_from_mse(mse, self.data_range, self.reduction, torch.cat(list(self.num_pixels)))
+        value = MF.psnr_from_mse(mse, self.data_range, self.reduction, self.num_pixels.tensor())
         return {"psnr": float(value)}
 
     def per_image_values(self) -> dict[str, Tensor]:
@@ -118,11 +119,12 @@ class StructuralSimilarity(StreamingMetric):
         self.variant = variant
         self.data_range, self.k1, self.k2 = float(data_range), float(k1), float(k2)
         self.compute_dtype = compute_dtype
-        self.add_state("values", [], reduce="cat")
+        self.add_state("values", ValueBuffer(), reduce="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        self.values.append(MF.ssim(pred, target, self.variant, self.data_range, self.k1, self.k2,
-                                   self.compute_dtype))
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        key = ("ssim", self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
+        self.values.append(inputs.memo(key, lambda: MF._ssim_unchecked(
+            inputs.pred, inputs.target, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
 
     def compute(self) -> dict[str, float]:
         return {"ssim": float(cat_values(self.values, self.name).mean())}
@@ -157,10 +159,11 @@ class SumAbsoluteDifference(StreamingMetric):
         if scale not in MF.SUM_ABS_DIFF_SCALES:
             raise ValueError(f"unknown sum_abs_diff scale {scale!r}; choose one of {tuple(MF.SUM_ABS_DIFF_SCALES)}")
         self.scale, self.quantize = scale, bool(quantize)
-        self.add_state("values", [], reduce="cat")
+        self.add_state("values", ValueBuffer(), reduce="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        self.values.append(MF.sum_abs_diff(pred, target, self.scale, self.quantize))
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        diff = None if self.quantize else inputs.diff64()
+        self.values.append(MF._sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, diff))
 
     def compute(self) -> dict[str, float]:
         return {"sum_abs_diff": float(cat_values(self.values, self.name).mean())}

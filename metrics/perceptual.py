@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from colorbench.metrics import functional as MF
-from colorbench.metrics.base import StreamingMetric
+from colorbench.metrics.base import StreamingMetric, ValueBuffer
+from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.image_quality import cat_values
 from colorbench.metrics.registry import register_metric
 
@@ -44,14 +45,14 @@ class LearnedPerceptualSimilarity(StreamingMetric):
         self.random_backbone_for_tests = bool(random_backbone_for_tests)
         self._path = None if random_backbone_for_tests else MF.lpips_backbone_path(net, weights_path)
         self._model()  # fail now (MetricUnavailable) rather than at the first update
-        self.add_state("values", [], reduce="cat")
+        self.add_state("values", ValueBuffer(), reduce="cat")
 
     def _model(self, device: str = "cpu") -> torch.nn.Module:
         # cached per (net, file, device) by functional, so instances share one network
         return MF.cached_lpips_model(self.net, self._path, self.check_hash, self.random_backbone_for_tests, device)
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        MF.check_image_pair(pred, target)
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        pred, target = inputs.pred, inputs.target
         self.values.append(MF.lpips_from_model(self._model(str(pred.device)), pred, target))
 
     def compute(self) -> dict[str, float]:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from colorbench.metrics.histogram_export import LOG_AB_HISTOGRAM_COLUMNS, log_ab_histogram_frame
 from colorbench.records import RunRecord, as_float
 from colorbench.reports.tables import CANONICAL_METRICS, display_name, higher_is_better
 
@@ -26,39 +28,55 @@ MAX_SAMPLE_ROWS = 6
 _NOT_LOSSES = ("epoch", "seconds")  # keys of a ``record.losses`` entry that are not losses
 
 
-def plot_ab_histograms(records: Sequence[RunRecord], path: str | Path) -> Path | None:
-    """Histograms of the a* and b* channels (two panels, log y): the real test set vs each method.
+def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | Path) -> Path | None:
+    """Log a* and b* histograms (two panels, log y): the real test set (black) vs each method's colorizations.
 
-    Reads ``record.histograms = {"edges": [...], "real": {"a": counts, "b": counts}, "pred": {...}}``; the
-    real histogram is taken from the first record that has one. Counts are normalised to probabilities;
-    empty bins are left out of the log plot.
+    The figure of Tarrés (2021, Fig. 8/10); the data and its conventions are those of
+    :func:`colorbench.metrics.histogram_export.log_ab_histogram_frame` (bins of the run's ab-histogram metric,
+    probability = count / total, empty bins left out of the log plot; a record whose real histogram differs from
+    the first one adds a ``real@<method>`` series).
+
+    Args:
+        source: run records (``record.histograms``), or a table from ``log_ab_histogram_frame``.
+        path: where to save the PNG.
+
+    Returns:
+        The path, or None when no record has histograms.
 
     Raises:
-        ValueError: a histogram whose length does not match its edges.
+        ValueError: a histogram whose length does not match its edges, or a table missing columns.
     """
-    drawn = [(i, rec) for i, rec in enumerate(records) if rec.histograms]
-    if not drawn:
-        return None
-    real_src = next((rec for _, rec in drawn if rec.histograms.get("real")), None)
+    if isinstance(source, pd.DataFrame):
+        frame = source
+        missing = set(LOG_AB_HISTOGRAM_COLUMNS) - set(frame.columns)
+        if missing:
+            raise ValueError(f"not a log ab-histogram table: missing columns {sorted(missing)}")
+        colour_of = {}
+    else:
+        records = list(source)
+        if not any(rec.histograms for rec in records):
+            return None
+        frame = log_ab_histogram_frame(records)
+        colour_of = {rec.method: _colour(i) for i, rec in enumerate(records)}  # same colour as in other figures
     fig = _figure(11, 4)
     axes = fig.subplots(1, 2, sharey=True)
+    series_names = list(dict.fromkeys(frame["series"]))
     for channel, ax in zip("ab", axes):
-        if real_src is not None:
-            edges = _edges(real_src)
-            probs = _probabilities(real_src.histograms["real"].get(channel), edges, f"{real_src.method} real {channel}")
-            if probs is not None:
-                ax.stairs(probs, edges, baseline=None, color="black", linewidth=2.2, label="real")
-        for index, rec in drawn:
-            pred = (rec.histograms.get("pred") or {}).get(channel)
-            edges = _edges(rec)
-            probs = _probabilities(pred, edges, f"{rec.method} pred {channel}")
-            if probs is not None:
-                ax.stairs(probs, edges, baseline=None, color=_colour(index), linewidth=1.4, label=rec.method)
+        for i, series in enumerate(series_names):
+            rows = frame[(frame["series"] == series) & (frame["channel"] == channel)]
+            if rows.empty:
+                continue
+            edges = np.append(rows["bin_left"].to_numpy(dtype=float), rows["bin_right"].to_numpy(dtype=float)[-1])
+            prob = rows["probability"].to_numpy(dtype=float).copy()
+            prob[prob <= 0] = np.nan  # empty bins: no logarithm, a gap in the line
+            real = series == "real"
+            colour = "black" if real else colour_of.get(series, _colour(i))
+            ax.stairs(prob, edges, baseline=None, color=colour, linewidth=2.2 if real else 1.4, label=series)
         ax.set_yscale("log")
         ax.set_title(f"{channel}* channel")
         ax.set_xlabel(f"{channel}* (CIELAB)")
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("probability (log scale)")
+    axes[0].set_ylabel("fraction of pixels (log scale)")
     _legend(fig, axes)
     return _save(fig, path)
 
@@ -254,28 +272,6 @@ def _finite(v: Any) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return x if x is not None and np.isfinite(x) else float("nan")
-
-
-def _edges(rec: RunRecord) -> np.ndarray:
-    edges = np.asarray(rec.histograms.get("edges"), dtype=float)
-    if edges.ndim != 1 or len(edges) < 2 or not np.all(np.diff(edges) > 0):
-        raise ValueError(f"{rec.method}: histogram 'edges' must be an increasing list of ≥ 2 numbers")
-    return edges
-
-
-def _probabilities(counts: Any, edges: np.ndarray, what: str) -> np.ndarray | None:
-    """Counts -> probabilities with empty bins as NaN (gaps on a log axis); None if there is nothing to draw."""
-    if counts is None:
-        return None
-    counts = np.asarray(counts, dtype=float)
-    if counts.shape != (len(edges) - 1,):
-        raise ValueError(f"{what}: histogram has {counts.size} bins but {len(edges)} edges")
-    total = counts.sum()
-    if not total > 0:
-        return None
-    probs = counts / total
-    probs[probs <= 0] = np.nan
-    return probs
 
 
 def _array(npz: Any, key: str, path: Path, channels: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from colorbench.records import load_records
+from colorbench.metrics.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
 
@@ -39,13 +40,13 @@ def load_run_info(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.csv``, ``leaderboard.md`` and ``figures/*.png`` into ``run_dir``.
+    """Write ``results.csv``, ``ab_histograms.csv``, ``leaderboard.md`` and ``figures/*.png`` into ``run_dir``.
 
     Reads only ``run.json`` (optional), ``records/*.json`` and the saved sample arrays. A figure with nothing to
     draw (no histograms, no samples, no curve with ≥ 2 epochs, no losses) is not written.
 
     Returns:
-        Output key (``"results"``, ``"leaderboard"``, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
+        Output key (``"results"``, ``"leaderboard"``, ``"ab_histograms_csv"`` when a record has histograms, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
         ``"losses"`` for the figures written; ``"chord"`` when the run has ``cross_domain/`` results) -> path.
 
     Raises:
@@ -62,6 +63,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     written["results"] = run_dir / "results.csv"
     results_frame(records).to_csv(written["results"], index=False)
+    if any(rec.histograms for rec in records):  # the data behind figures/ab_histograms.png (Tarres, Fig. 8/10)
+        written["ab_histograms_csv"] = write_log_ab_histogram_csv(records, run_dir / "ab_histograms.csv")
 
     fig_dir = run_dir / "figures"
     plots = {

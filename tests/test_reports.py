@@ -290,6 +290,10 @@ def test_figures_are_written_and_readable(report: tuple[Path, dict[str, Path]]) 
         assert 300 <= width <= 2500 and 200 <= height <= 1600, (key, img.size)
         assert pixels.std() > 5, key  # not a blank canvas
     assert matplotlib.image.imread(out["curves"]).ndim == 3
+    table = pd.read_csv(out["ab_histograms_csv"])  # the figure's data, next to results.csv
+    assert out["ab_histograms_csv"] == run_dir / "ab_histograms.csv"
+    assert list(dict.fromkeys(table["series"]))[0] == "real"
+    assert table.groupby(["series", "channel"])["probability"].sum().round(9).eq(1.0).all()
 
 
 def test_sample_grid_shows_each_method_and_the_real_images(run_dir: Path) -> None:
@@ -347,7 +351,7 @@ def test_sample_labels_fit_their_row() -> None:
 def test_bad_inputs_give_clear_errors(run_dir: Path, tmp_path: Path) -> None:
     records = load_records(run_dir)
     records[1].histograms["pred"]["b"] = [1, 2, 3]
-    with pytest.raises(ValueError, match="cyclegan pred b: histogram has 3 bins but 23 edges"):
+    with pytest.raises(ValueError, match="cyclegan b: histogram has 3 bins but 23 edges"):
         plot_ab_histograms(records, tmp_path / "h.png")
 
     np.savez(run_dir / "arrays" / "samples_cyclegan.npz", pred=np.zeros((K, 3, H, W + 1), np.uint8))

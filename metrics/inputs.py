@@ -1,0 +1,90 @@
+"""One evaluated batch, validated once, with the quantities several metrics share computed at most once.
+
+A full evaluation computes MSE and PSNR from the same per-image squared errors, KL and JS (and their joint
+variants) from the same Lab conversion, colourfulness and its delta from the same opponent-colour moments.
+:class:`MetricInputs` memoises those per batch, so a :class:`~colorbench.metrics.collection.MetricCollection`
+pays for each once (the Lab conversion alone was ~40% of the metric set's time when every metric converted
+again). A metric used on its own builds its own :class:`MetricInputs` and gets the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable
+
+from torch import Tensor
+
+from colorbench.color import rgb_to_lab
+from colorbench.metrics import functional as MF
+
+#: The two images of a pair: ``"pred"`` (colorized) and ``"target"`` (real).
+SIDES = ("pred", "target")
+
+
+class MetricInputs:
+    """A (colorized, real) batch of ``(N, 3, H, W)`` float RGB in [0, 1], checked once, with memoised features.
+
+    Args:
+        pred: colorized images.
+        target: real images, same shape and device.
+        validate: check both (shape, dtype, range, finiteness; see :func:`functional.check_image_pair`). Only
+            pass False for tensors that were just checked.
+    """
+
+    def __init__(self, pred: Tensor, target: Tensor, validate: bool = True) -> None:
+        if validate:
+            MF.check_image_pair(pred, target)
+        self.pred, self.target = pred, target
+        self._memo: dict[Hashable, Any] = {}
+
+    def __len__(self) -> int:
+        return int(self.pred.shape[0])
+
+    def image(self, side: str) -> Tensor:
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        return self.pred if side == "pred" else self.target
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for in this batch, the stored value afterwards."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    # --- shared features ---------------------------------------------------------------------------------------
+    def lab32(self, side: str) -> Tensor:
+        """CIE Lab (D65) in float32 of one side, ``(N, 3, H, W)`` (the histograms' bins come out as float64's;
+        see :func:`functional.ab_bin_indices`)."""
+        return self.memo(("lab32", side), lambda: rgb_to_lab(self.image(side).float()))
+
+    def ab_bin_indices(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
+        """a and b bin index of every pixel ``(2, N*H*W)`` (see :func:`functional.ab_bin_indices`)."""
+        key = ("ab_idx", side, bins, tuple(value_range))
+        return self.memo(key, lambda: MF.ab_bin_indices(self.image(side), bins, value_range, self.lab32(side)))
+
+    def ab_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
+        """Pooled a and b histogram counts ``(2, bins)`` (see :func:`functional.ab_histogram_counts`), on the CPU."""
+        idx = self.ab_bin_indices(side, bins, value_range)
+        return self.memo(("ab_counts", side, bins, tuple(value_range)),
+                         lambda: MF.ab_counts_from_indices(idx, bins).cpu())
+
+    def ab_joint_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
+        """Pooled joint (a, b) counts ``(bins, bins)`` (see :func:`functional.ab_joint_histogram_counts`), CPU."""
+        idx = self.ab_bin_indices(side, bins, value_range)
+        return self.memo(("ab_joint_counts", side, bins, tuple(value_range)),
+                         lambda: MF.ab_joint_counts_from_indices(idx, bins).cpu())
+
+    def double(self, side: str) -> Tensor:
+        """One side in float64."""
+        return self.memo(("float64", side), lambda: self.image(side).double())
+
+    def diff64(self) -> Tensor:
+        """``pred - target`` in float64, ``(N, 3, H, W)`` (MSE, PSNR and the sum of absolute differences)."""
+        return self.memo("diff64", lambda: self.double("pred") - self.double("target"))
+
+    def mse(self) -> Tensor:
+        """Per-image MSE on the 0-255 scale, float64 ``(N,)`` on the CPU (see :func:`functional.mse`)."""
+        return self.memo("mse", lambda: MF._mse_from_diff(self.diff64()).cpu())
+
+    def colorfulness_moments(self, side: str) -> Tensor:
+        """Per-image opponent-colour moments ``(N, 5)`` (see :func:`functional.colorfulness_moments`)."""
+        return self.memo(("cf_moments", side), lambda: MF._colorfulness_moments_unchecked(self.double(side)))

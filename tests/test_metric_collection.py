@@ -1,0 +1,171 @@
+"""MetricCollection / MetricInputs (shared per-batch features) and the fast exact ab binning.
+
+* A collection gives every metric exactly the values the metric gives on its own (same state, bit for bit).
+* Shared features are computed once per batch (counted through the memo).
+* ``functional.ab_bin_indices`` (float32 Lab, float64 near bin edges) equals binning colorbench's float64 Lab
+  exactly, also for colours placed on bin edges, where float32 alone gets some bins wrong; and scikit-image's
+  float64 Lab gives the same bins except for values within 1e-9 of an edge.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorbench.color import rgb_to_lab
+from colorbench.metrics import METRICS, MetricCollection, MetricInputs
+from colorbench.metrics import functional as MF
+
+NAMES = ["mse", "psnr", "ssim", "ab_histogram_kl", "ab_histogram_js", "ab_joint_histogram_kl",
+         "ab_joint_histogram_js", "colorfulness", "delta_colorfulness", "sum_abs_diff"]
+
+
+def _pair(n=12, size=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(n, 3, size, size, generator=g)
+    pred = (0.6 * target + 0.2 + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    return pred, target
+
+
+def test_collection_equals_each_metric_alone():
+    pred, target = _pair()
+    alone = {n: METRICS.get(n)() for n in NAMES}
+    together = MetricCollection({n: METRICS.get(n)() for n in NAMES})
+    for s in (0, 5):
+        e = s + (5 if s == 0 else 7)
+        for m in alone.values():
+            m.update(pred[s:e], target[s:e])
+        together.update(pred[s:e], target[s:e])
+    got = together.compute()
+    assert list(got) == NAMES
+    for n in NAMES:
+        assert got[n] == alone[n].compute(), n  # exactly: same code, same features
+        for key, v in alone[n].per_image_values().items():
+            assert torch.equal(together[n].per_image_values()[key], v)
+
+
+def test_collection_shares_features_once_per_batch(monkeypatch):
+    pred, target = _pair(n=4)
+    calls = []
+    real_lab = MF.rgb_to_lab
+
+    def counting_lab(x):
+        calls.append(tuple(x.shape))
+        return real_lab(x)
+
+    monkeypatch.setattr("colorbench.metrics.inputs.rgb_to_lab", counting_lab)
+    mc = MetricCollection({n: METRICS.get(n)() for n in NAMES})
+    inputs = mc.update(pred, target)
+    assert calls == [tuple(pred.shape)] * 2  # one float32 Lab per side, shared by the 4 histogram metrics
+    assert inputs.lab32("pred") is inputs.lab32("pred")
+    assert inputs.mse() is inputs.mse()
+
+
+def test_collection_validates_once_with_a_clear_error():
+    mc = MetricCollection({n: METRICS.get(n)() for n in ("mse", "ab_histogram_js")})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        mc.update(torch.rand(2, 3, 8, 8) * 2, torch.rand(2, 3, 8, 8))
+    with pytest.raises(TypeError, match="StreamingMetric"):
+        MetricCollection({"mse": object()})
+    with pytest.raises(ValueError, match="side"):
+        MetricInputs(*_pair(n=1)).image("real")
+
+
+def test_collection_merge_reset_and_pickle():
+    pred, target = _pair(n=8)
+    full = MetricCollection({n: METRICS.get(n)() for n in NAMES})
+    full.update(pred, target)
+    a = MetricCollection({n: METRICS.get(n)() for n in NAMES})
+    b = MetricCollection({n: METRICS.get(n)() for n in NAMES})
+    a.update(pred[:3], target[:3])
+    b.update(pred[3:], target[3:])
+    a = pickle.loads(pickle.dumps(a))
+    a.merge(b)
+    want = full.compute()
+    for n, values in a.compute().items():
+        assert values == pytest.approx(want[n], rel=1e-12), n
+    a.reset()
+    with pytest.raises(ValueError, match="before any update"):
+        a["mse"].compute()
+    with pytest.raises(ValueError, match="cannot merge"):
+        a.merge(MetricCollection({"mse": METRICS.get("mse")()}))
+
+
+def _float64_bins(rgb_nchw: torch.Tensor, bins: int, lo: float, hi: float) -> np.ndarray:
+    """Bins of colorbench's float64 Lab (the slow path the fast one must reproduce exactly)."""
+    lab = rgb_to_lab(rgb_nchw.double())
+    ab = lab[:, 1:].transpose(0, 1).reshape(2, -1)
+    return torch.floor((ab - lo) * (bins / (hi - lo))).long().clamp(0, bins - 1).numpy()
+
+
+def _skimage_ab(rgb_nchw: torch.Tensor) -> np.ndarray:
+    lab = skcolor.rgb2lab(rgb_nchw.double().permute(0, 2, 3, 1).numpy())
+    return np.moveaxis(lab[..., 1:], -1, 0).reshape(2, -1)
+
+
+def _edge_colours() -> torch.Tensor:
+    """sRGB colours whose a or b lies on (within float64 rounding of) an integer, i.e. a bin edge of the default
+    256 bins and of the 64 joint bins (width 4). Made by converting integer Lab points back to RGB in float64."""
+    L, a, b = np.meshgrid(np.arange(20, 90, 7.0), np.arange(-60, 61, 4.0), np.arange(-60, 61, 4.0), indexing="ij")
+    lab = np.stack([L, a, b], -1).reshape(-1, 1, 3)
+    rgb = skcolor.lab2rgb(lab)  # clipped to the gamut: the in-gamut ones keep integer a, b
+    back = skcolor.rgb2lab(rgb)
+    on_edge = (np.abs(back - lab).max(axis=-1) < 1e-9)[:, 0]
+    rgb = rgb[on_edge][:, 0]  # (k, 3)
+    k = (len(rgb) // 16) * 16
+    return torch.from_numpy(rgb[:k].reshape(-1, 4, 4, 3)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.mark.parametrize("bins,value_range", [(256, (-128.0, 128.0)), (64, (-128.0, 128.0)), (100, (-50.0, 50.0))])
+@pytest.mark.parametrize("data", ["random", "edges"])
+def test_ab_bin_indices_equal_float64_binning(bins, value_range, data):
+    if data == "edges":
+        images = _edge_colours()
+        assert images.shape[0] >= 20  # enough edge colours to mean something
+    else:
+        images = _pair(n=6, size=32, seed=3)[1].double()
+    lo, hi = value_range
+    for dtype in (torch.float32, torch.float64):  # a float32 image is binned as its values upcast to float64
+        x = images.to(dtype)
+        got = MF.ab_bin_indices(x, bins, value_range).numpy()
+        np.testing.assert_array_equal(got, _float64_bins(x, bins, lo, hi))
+        # and scikit-image's float64 Lab gives the same bins, except for values within 1e-9 of an edge (the two
+        # float64 conversions differ by ~1e-13 and can round an on-edge value to either side)
+        pos = (_skimage_ab(x) - lo) * (bins / (hi - lo))
+        sk = np.clip(np.floor(pos), 0, bins - 1)
+        on_edge = np.abs(pos - np.round(pos)) < 1e-9 * (bins / (hi - lo))
+        assert np.array_equal(got[~on_edge], sk[~on_edge])
+        assert on_edge.any() == (data == "edges")
+
+
+def test_float32_alone_would_misbin_edge_colours():
+    """Why the float64 fallback exists: plain float32 Lab puts some edge colours in the neighbouring bin."""
+    images = _edge_colours()
+    want = _float64_bins(images, 256, -128.0, 128.0)
+    ab32 = rgb_to_lab(images.float())[:, 1:].transpose(0, 1).reshape(2, -1)
+    naive = torch.floor((ab32 + 128.0) * (256 / 256.0)).long().clamp(0, 255).numpy()
+    assert (naive != want).sum() > 0
+
+
+def test_value_buffer_appends_concatenates_and_pickles():
+    from colorbench.metrics.base import ValueBuffer
+
+    buf = ValueBuffer()
+    buf.append(torch.tensor([1.0, 2.0], dtype=torch.float32))
+    buf.append(torch.tensor([3.5]))
+    assert len(buf) == 3 and torch.equal(buf.tensor(), torch.tensor([1.0, 2.0, 3.5], dtype=torch.float64))
+    rows = ValueBuffer(width=5)
+    rows.append(torch.arange(10.0).view(2, 5))
+    both = rows + pickle.loads(pickle.dumps(rows))
+    assert both.tensor().shape == (4, 5) and torch.equal(both.tensor()[2:], both.tensor()[:2])
+    with pytest.raises(ValueError, match=r"shape \(2, 5\)"):
+        rows.append(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="same width"):
+        buf + rows
+    metric = METRICS.get("mse")()
+    with pytest.raises(TypeError, match="ValueBuffer"):
+        metric.add_state("chunks", [], reduce="cat")
