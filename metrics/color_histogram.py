@@ -6,9 +6,10 @@ of images); :meth:`compute` turns them into divergences with the same functions 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import StreamingMetric
@@ -17,31 +18,78 @@ from colorbench.metrics.registry import register_metric
 
 
 class _AbHistogramMetric(StreamingMetric):
-    """Shared state and parameters of the ab-histogram metrics (not registered itself)."""
+    """Shared state and parameters of the ab-histogram metrics (not registered itself).
+
+    ``joint = False``: one histogram per channel, counts ``(2, bins)`` (rows a, b); ``joint = True``: one 2-D
+    histogram of the (a, b) pairs, counts ``(bins, bins)`` (rows a, columns b).
+    """
 
     per_image = False
+    joint: ClassVar[bool] = False
 
-    def __init__(self, *, bins: int = MF.AB_HISTOGRAM_BINS,
+    def __init__(self, *, bins: int | None = None,
                  value_range: tuple[float, float] = MF.AB_HISTOGRAM_RANGE,
                  eps: float = MF.AB_HISTOGRAM_EPS, base: float | None = None) -> None:
         super().__init__()
+        if bins is None:
+            bins = MF.AB_JOINT_BINS if self.joint else MF.AB_HISTOGRAM_BINS
         MF._check_bins(bins, value_range)
         MF._check_eps_base(eps, base)
         self.bins = bins
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.eps = float(eps)
         self.base = None if base is None else float(base)
-        self.add_state("real_counts", torch.zeros(2, bins, dtype=torch.int64), reduce="sum")  # rows: a, b
-        self.add_state("pred_counts", torch.zeros(2, bins, dtype=torch.int64), reduce="sum")
+        shape = (bins, bins) if self.joint else (2, bins)
+        self.add_state("real_counts", torch.zeros(shape, dtype=torch.int64), reduce="sum")
+        self.add_state("pred_counts", torch.zeros(shape, dtype=torch.int64), reduce="sum")
 
     def update_inputs(self, inputs: MetricInputs) -> None:
-        self.real_counts = self.real_counts + inputs.ab_counts("target", self.bins, self.value_range)
-        self.pred_counts = self.pred_counts + inputs.ab_counts("pred", self.bins, self.value_range)
+        counts = inputs.ab_joint_counts if self.joint else inputs.ab_counts
+        self.real_counts = self.real_counts + counts("target", self.bins, self.value_range)
+        self.pred_counts = self.pred_counts + counts("pred", self.bins, self.value_range)
 
     def _require_data(self) -> None:
-        if int(self.real_counts[0].sum()) == 0:
+        if int(self.real_counts.sum()) == 0:
             raise ValueError(f"{self.name}: compute() called before any update(); give it at least one batch")
 
+    def params(self) -> dict[str, Any]:
+        cells = "cell" if self.joint else "bin"
+        return {"input": "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real",
+                "color_space": "CIE Lab, D65 (colorbench.color.rgb_to_lab, float64)",
+                "channels": "joint (a, b)" if self.joint else ["a", "b"],
+                "pooling": "all pixels of all images", "bins": [self.bins, self.bins] if self.joint else self.bins,
+                "value_range": list(self.value_range), "out_of_range": "counted in the end bins", "eps": self.eps,
+                "eps_use": f"added to every {cells} probability, then renormalised",
+                "log_base": "e" if self.base is None else self.base, "grey": "n/a"}
+
+
+class _KLDirection:
+    """The ``direction`` parameter of the KL metrics (a mixin before the histogram base)."""
+
+    def __init__(self, *, direction: str = "real||pred", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if direction not in MF.KL_DIRECTIONS:
+            raise ValueError(f"unknown KL direction {direction!r}; choose one of {MF.KL_DIRECTIONS}")
+        self.direction = direction
+
+    def _kl(self, real: Tensor, pred: Tensor) -> float:
+        return MF.kl_divergence_from_counts(real, pred, eps=self.eps, base=self.base, direction=self.direction)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "direction": self.direction}
+
+
+class _JSDivergence:
+    """JS divergence from counts, and its recorded conventions (a mixin before the histogram base)."""
+
+    def _js(self, real: Tensor, pred: Tensor) -> float:
+        return MF.js_divergence_from_counts(real, pred, eps=self.eps, base=self.base)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "direction": "symmetric", "quantity": "divergence (jensenshannon**2)"}
+
+
+class _PerChannelHistograms(_AbHistogramMetric):
     def histograms(self) -> dict[str, Any]:
         """Bin edges and pooled counts, as the run record stores them (plain lists)."""
         return {
@@ -50,17 +98,9 @@ class _AbHistogramMetric(StreamingMetric):
             "pred": {"a": self.pred_counts[0].tolist(), "b": self.pred_counts[1].tolist()},
         }
 
-    def params(self) -> dict[str, Any]:
-        return {"input": "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real",
-                "color_space": "CIE Lab, D65 (colorbench.color.rgb_to_lab, float64)", "channels": ["a", "b"],
-                "pooling": "all pixels of all images", "bins": self.bins, "value_range": list(self.value_range),
-                "out_of_range": "counted in the end bins", "eps": self.eps,
-                "eps_use": "added to every bin probability, then renormalised",
-                "log_base": "e" if self.base is None else self.base, "grey": "n/a"}
-
 
 @register_metric("ab_histogram_kl")
-class AbHistogramKL(_AbHistogramMetric):
+class AbHistogramKL(_KLDirection, _PerChannelHistograms):
     """KL(real ‖ colorized) of the pooled a and b histograms (natural log by default).
 
     Args:
@@ -74,29 +114,13 @@ class AbHistogramKL(_AbHistogramMetric):
     outputs = {"kl_a": False, "kl_b": False}
     version = "1"
 
-    def __init__(self, *, bins: int = MF.AB_HISTOGRAM_BINS,
-                 value_range: tuple[float, float] = MF.AB_HISTOGRAM_RANGE,
-                 eps: float = MF.AB_HISTOGRAM_EPS, base: float | None = None,
-                 direction: str = "real||pred") -> None:
-        super().__init__(bins=bins, value_range=value_range, eps=eps, base=base)
-        if direction not in MF.KL_DIRECTIONS:
-            raise ValueError(f"unknown KL direction {direction!r}; choose one of {MF.KL_DIRECTIONS}")
-        self.direction = direction
-
     def compute(self) -> dict[str, float]:
         self._require_data()
-        return {
-            f"kl_{ch}": MF.kl_divergence_from_counts(self.real_counts[i], self.pred_counts[i], eps=self.eps,
-                                                     base=self.base, direction=self.direction)
-            for i, ch in enumerate("ab")
-        }
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "direction": self.direction}
+        return {f"kl_{ch}": self._kl(self.real_counts[i], self.pred_counts[i]) for i, ch in enumerate("ab")}
 
 
 @register_metric("ab_histogram_js")
-class AbHistogramJS(_AbHistogramMetric):
+class AbHistogramJS(_JSDivergence, _PerChannelHistograms):
     """Jensen-Shannon divergence (not distance) of the pooled a and b histograms, in [0, ln 2] by default.
 
     Args:
@@ -109,53 +133,11 @@ class AbHistogramJS(_AbHistogramMetric):
 
     def compute(self) -> dict[str, float]:
         self._require_data()
-        return {
-            f"js_{ch}": MF.js_divergence_from_counts(self.real_counts[i], self.pred_counts[i], eps=self.eps,
-                                                     base=self.base)
-            for i, ch in enumerate("ab")
-        }
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "direction": "symmetric", "quantity": "divergence (jensenshannon**2)"}
-
-
-class _AbJointHistogramMetric(StreamingMetric):
-    """Shared state of the joint (a, b) histogram metrics: ``bins x bins`` counts per set (not registered)."""
-
-    per_image = False
-
-    def __init__(self, *, bins: int = MF.AB_JOINT_BINS,
-                 value_range: tuple[float, float] = MF.AB_HISTOGRAM_RANGE,
-                 eps: float = MF.AB_HISTOGRAM_EPS, base: float | None = None) -> None:
-        super().__init__()
-        MF._check_bins(bins, value_range)
-        MF._check_eps_base(eps, base)
-        self.bins = bins
-        self.value_range = (float(value_range[0]), float(value_range[1]))
-        self.eps = float(eps)
-        self.base = None if base is None else float(base)
-        self.add_state("real_counts", torch.zeros(bins, bins, dtype=torch.int64), reduce="sum")  # rows a, cols b
-        self.add_state("pred_counts", torch.zeros(bins, bins, dtype=torch.int64), reduce="sum")
-
-    def update_inputs(self, inputs: MetricInputs) -> None:
-        self.real_counts = self.real_counts + inputs.ab_joint_counts("target", self.bins, self.value_range)
-        self.pred_counts = self.pred_counts + inputs.ab_joint_counts("pred", self.bins, self.value_range)
-
-    def _require_data(self) -> None:
-        if int(self.real_counts.sum()) == 0:
-            raise ValueError(f"{self.name}: compute() called before any update(); give it at least one batch")
-
-    def params(self) -> dict[str, Any]:
-        return {"input": "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real",
-                "color_space": "CIE Lab, D65 (colorbench.color.rgb_to_lab, float64)", "channels": "joint (a, b)",
-                "pooling": "all pixels of all images", "bins": [self.bins, self.bins],
-                "value_range": list(self.value_range), "out_of_range": "counted in the end bins",
-                "eps": self.eps, "eps_use": "added to every cell probability, then renormalised",
-                "log_base": "e" if self.base is None else self.base, "grey": "n/a"}
+        return {f"js_{ch}": self._js(self.real_counts[i], self.pred_counts[i]) for i, ch in enumerate("ab")}
 
 
 @register_metric("ab_joint_histogram_kl")
-class AbJointHistogramKL(_AbJointHistogramMetric):
+class AbJointHistogramKL(_KLDirection, _AbHistogramMetric):
     """KL(real ‖ colorized) of the pooled joint (a, b) histograms (default 64 x 64 bins of width 4).
 
     Args:
@@ -165,37 +147,22 @@ class AbJointHistogramKL(_AbJointHistogramMetric):
     name = "ab_joint_histogram_kl"
     outputs = {"kl_ab": False}
     version = "1"
-
-    def __init__(self, *, bins: int = MF.AB_JOINT_BINS,
-                 value_range: tuple[float, float] = MF.AB_HISTOGRAM_RANGE,
-                 eps: float = MF.AB_HISTOGRAM_EPS, base: float | None = None,
-                 direction: str = "real||pred") -> None:
-        super().__init__(bins=bins, value_range=value_range, eps=eps, base=base)
-        if direction not in MF.KL_DIRECTIONS:
-            raise ValueError(f"unknown KL direction {direction!r}; choose one of {MF.KL_DIRECTIONS}")
-        self.direction = direction
+    joint = True
 
     def compute(self) -> dict[str, float]:
         self._require_data()
-        return {"kl_ab": MF.kl_divergence_from_counts(self.real_counts, self.pred_counts, eps=self.eps,
-                                                      base=self.base, direction=self.direction)}
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "direction": self.direction}
+        return {"kl_ab": self._kl(self.real_counts, self.pred_counts)}
 
 
 @register_metric("ab_joint_histogram_js")
-class AbJointHistogramJS(_AbJointHistogramMetric):
+class AbJointHistogramJS(_JSDivergence, _AbHistogramMetric):
     """Jensen-Shannon divergence of the pooled joint (a, b) histograms, in [0, ln 2] by default."""
 
     name = "ab_joint_histogram_js"
     outputs = {"js_ab": False}
     version = "1"
+    joint = True
 
     def compute(self) -> dict[str, float]:
         self._require_data()
-        return {"js_ab": MF.js_divergence_from_counts(self.real_counts, self.pred_counts, eps=self.eps,
-                                                      base=self.base)}
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "direction": "symmetric", "quantity": "divergence (jensenshannon**2)"}
+        return {"js_ab": self._js(self.real_counts, self.pred_counts)}

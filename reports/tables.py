@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -88,6 +88,14 @@ def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     return frame
 
 
+#: Metric key -> (the methods it applies to, predicate on a record). A method it does not apply to gets ``n/a``
+#: (no footnote): the value is not missing, there is none to have.
+NOT_APPLICABLE: dict[str, tuple[str, Callable[[RunRecord], bool]]] = {
+    "diversity": ("stochastic methods", lambda rec: bool((rec.card or {}).get("stochastic"))),
+}
+NA = "n/a"
+
+
 def leaderboard_markdown(
     records: Sequence[RunRecord],
     run_info: Mapping[str, Any] | None = None,
@@ -116,6 +124,7 @@ def leaderboard_markdown(
     best = _best_values(records, keys, directions)
     footnotes: dict[str, int] = {}  # reason -> footnote number, in order of first use
     footnote_keys: dict[str, list[str]] = {}  # reason -> metric keys it applies to
+    used_na: set[str] = set()  # metric keys with an n/a cell
 
     lines = ["# colorbench results", "", *_header_lines(records, run_info), ""]
 
@@ -128,6 +137,10 @@ def leaderboard_markdown(
         cells = [_escape(rec.method), "ok" if ok else f"**{_escape(rec.status)}**"]
         for key in keys:
             mv = rec.metrics.get(key)
+            if mv is None and key in NOT_APPLICABLE and not NOT_APPLICABLE[key][1](rec):
+                cells.append(NA)  # e.g. output diversity of a deterministic method: nothing is missing
+                used_na.add(key)
+                continue
             if mv is None or mv.value is None:
                 reason = mv.missing_reason if mv is not None else None
                 if not reason and not ok:  # a failed run: its error, listed below, is the reason
@@ -153,7 +166,8 @@ def leaderboard_markdown(
     lines += [
         "",
         "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
-        "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded.",
+        "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
+        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na),
         "",
     ]
 

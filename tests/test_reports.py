@@ -247,6 +247,21 @@ def test_leaderboard_footnotes_a_metric_absent_from_an_ok_record() -> None:
     assert "[^2]: colorfulness: no value recorded for this method" in leaderboard_markdown(records, {})
 
 
+def test_leaderboard_shows_diversity_as_not_applicable_for_deterministic_methods() -> None:
+    records = _records()
+    records[0].card = {"stochastic": True}
+    records[0].metrics["diversity"] = MetricValue(4.95, "output_diversity", "1", True, {})
+    records[1].card = {"stochastic": False}
+    markdown = leaderboard_markdown(records, {})
+    column = next(c for c in _table(markdown)["pix2pix"] if c.startswith("diversity"))
+    assert _table(markdown)["pix2pix"][column] == "**4.950**"
+    assert _table(markdown)["cyclegan"][column] == "n/a"  # deterministic: nothing missing, no footnote
+    assert "no value recorded" not in markdown
+    assert "n/a: diversity applies to stochastic methods only." in markdown
+    records[1].card = {"stochastic": True}  # a stochastic method without the value: missing, with a footnote
+    assert "no value recorded for this method" in leaderboard_markdown(records, {})
+
+
 def test_interval_half_width_has_two_significant_digits_without_exponent() -> None:
     records = _records()
     records[0].metrics["mse"] = _mv("mse", 979.0, False, ci=(859.4, 1100.0))  # 0-255 scale: half-width 120.3
