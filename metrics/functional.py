@@ -29,7 +29,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -167,12 +167,35 @@ def mse(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def _mse_unchecked(pred: Tensor, target: Tensor) -> Tensor:
-    return _mse_from_diff(pred.double() - target.double())
+    return difference_statistics(pred, target)[:, 0]
 
 
-def _mse_from_diff(diff64: Tensor) -> Tensor:
-    """Per-image MSE (0-255 scale) from ``pred.double() - target.double()``."""
-    return (diff64 * 255.0).square().mean(dim=(1, 2, 3))
+#: Pixels per chunk of the per-image float64 work (:func:`per_image_chunks`): the temporaries of a chunk (<= 1 MB)
+#: are reused from the allocator's free lists and stay in the CPU cache. A whole batch's temporaries (12 MB for 500
+#: 32x32 images in float64) are mapped and page-faulted in afresh each time: measured 13x slower (1 thread).
+CHUNK_PIXELS = 2**15
+
+
+def per_image_chunks(fn: Callable[..., Tensor], *images: Tensor, pixels: int = CHUNK_PIXELS) -> Tensor:
+    """``fn`` applied to chunks of ``(N, C, H, W)`` batches of about ``pixels`` pixels each (at least one image),
+    its per-image results ``(n, ...)`` concatenated. Equals ``fn(*images)`` for any ``fn`` that treats images
+    independently. On a GPU, where small kernels cost more than they save, ``fn(*images)`` at once."""
+    n, _, h, w = images[0].shape
+    step = max(1, pixels // (h * w)) if images[0].device.type == "cpu" else n
+    if step >= n:
+        return fn(*images)
+    return torch.cat([fn(*(x[start : start + step] for x in images)) for start in range(0, n, step)])
+
+
+def _difference_statistics_chunk(pred: Tensor, target: Tensor) -> Tensor:
+    diff = pred.double() - target.double()
+    return torch.stack(((diff * 255.0).square().mean(dim=(1, 2, 3)), diff.abs().sum(dim=(1, 2, 3))), dim=1)
+
+
+def difference_statistics(pred: Tensor, target: Tensor) -> Tensor:
+    """Per image, in float64: [MSE on the 0-255 scale, sum of |pred - target| on the 0-1 scale], ``(N, 2)``
+    (unvalidated; the shared work of :func:`mse`, :func:`psnr` and :func:`sum_abs_diff`)."""
+    return per_image_chunks(_difference_statistics_chunk, pred, target)
 
 
 def psnr_from_mse(
@@ -242,9 +265,7 @@ def psnr(
 #: ``uniform``: scikit-image's default (7x7 uniform window, sample covariance).
 SSIM_VARIANTS = ("gaussian", "uniform")
 _SSIM_SIGMA, _SSIM_TRUNCATE, _SSIM_UNIFORM_SIZE = 1.5, 3.5, 7
-#: Images per chunk = this // (H*W). The 15 filtered planes of a chunk then take 15 * 2**15 * 4 bytes ~ 2 MB in
-#: float32, which stays in the CPU cache: measured 3-4x faster than chunks of 2**21 pixels (1 and 2 threads,
-#: 32x32 to 256x256). It also bounds the working memory.
+#: Images per SSIM chunk = this // (H*W) (see the end of :func:`ssim`).
 _SSIM_CHUNK_PIXELS = 2**15
 
 
@@ -361,24 +382,29 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
     np_ = win * win
     cov_norm = np_ / (np_ - 1) if settings["covariance"] == "sample" else 1.0
     taps = _ssim_kernel_1d(variant, torch.device("cpu")).tolist()
-    chunk = max(1, _SSIM_CHUNK_PIXELS // (pred.shape[2] * pred.shape[3]))
-    out = []
-    for start in range(0, pred.shape[0], chunk):
-        x = target[start : start + chunk].double() * data_range  # skimage's im1 is the real image
-        y = pred[start : start + chunk].double() * data_range
-        mx, my = x.mean(dim=(2, 3), keepdim=True), y.mean(dim=(2, 3), keepdim=True)
-        xc, yc = (x - mx).to(dtype), (y - my).to(dtype)
-        stack = torch.cat((xc, yc, xc * xc, yc * yc, xc * yc), dim=1)  # (n, 15, H, W)
+
+    def one_chunk(p: Tensor, t: Tensor) -> Tensor:
+        x = t.to(dtype) * data_range  # skimage's im1 is the real image
+        y = p.to(dtype) * data_range
+        mx = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float64).to(dtype)
+        my = y.mean(dim=(2, 3), keepdim=True, dtype=torch.float64).to(dtype)
+        stack = torch.empty((x.shape[0], 15, *x.shape[2:]), dtype=dtype, device=x.device)  # (n, 15, H, W)
+        xc, yc = torch.sub(x, mx, out=stack[:, 0:3]), torch.sub(y, my, out=stack[:, 3:6])
+        torch.mul(xc, xc, out=stack[:, 6:9])
+        torch.mul(yc, yc, out=stack[:, 9:12])
+        torch.mul(xc, yc, out=stack[:, 12:15])
         filt = _separable_filter_valid(stack, taps)
         ux, uy, uxx, uyy, uxy = filt.chunk(5, dim=1)
         var_x, var_y, cov_xy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy  # of the centred = of the original
-        ux, uy = ux + mx.to(dtype), uy + my.to(dtype)
+        ux, uy = ux + mx, uy + my
         # (2 ux uy + C1)(2 cov_xy + C2) / ((ux^2 + uy^2 + C1)(var_x + var_y + C2))
         num = (2 * ux * uy + c1) * (2 * cov_norm * cov_xy + c2)
         den = (ux * ux + uy * uy + c1) * (cov_norm * (var_x + var_y) + c2)
-        s_map = num / den
-        out.append(s_map.mean(dim=(2, 3), dtype=torch.float64).mean(dim=1))
-    return torch.cat(out).cpu()
+        return (num / den).mean(dim=(2, 3), dtype=torch.float64).mean(dim=1)
+
+    # 15 planes per image: a chunk of CHUNK_PIXELS / 15 pixels keeps the filtered stack (~1 MB) in the cache
+    # (measured 3-4x faster than chunks of 2**21 pixels, 32x32 to 256x256)
+    return per_image_chunks(one_chunk, pred, target, pixels=_SSIM_CHUNK_PIXELS).cpu()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -607,9 +633,12 @@ def ab_histogram_counts(
 AB_EDGE_GUARD = 1e-3
 
 
-def ab_bin_indices(
-    images: Tensor, bins: int, value_range: tuple[float, float], lab32: Tensor | None = None
-) -> Tensor:
+#: Pixels converted to Lab at a time by :func:`ab_bin_indices`: the temporaries of a chunk (~1 MB) stay in the CPU
+#: cache; measured 2.2x faster than converting a batch of 500 32x32 images at once (1 thread).
+_LAB_CHUNK_PIXELS = 2 * CHUNK_PIXELS
+
+
+def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) -> Tensor:
     """Bin index ``(2, N*H*W)`` of the a and b value of every pixel, as the float64 Lab values would give.
 
     Lab is computed in float32 (3.4x faster than float64 on the CPU; the colour conversion was most of the
@@ -620,21 +649,24 @@ def ab_bin_indices(
     Args:
         images: ``(N, 3, H, W)`` float RGB in [0, 1] (not validated here).
         bins, value_range: the uniform bins.
-        lab32: the float32 Lab of ``images`` if already computed.
     """
     _check_bins(bins, value_range)
     lo, hi = float(value_range[0]), float(value_range[1])
     scale = bins / (hi - lo)
-    if lab32 is None:
-        lab32 = rgb_to_lab(images.float())
-    pos = (lab32[:, 1:].transpose(0, 1).reshape(2, -1) - lo) * scale
-    idx = torch.floor(pos).long()
-    near = ((pos - torch.round(pos)).abs_() < AB_EDGE_GUARD * scale).any(dim=0)
-    if bool(near.any()):
-        pixels = images.permute(1, 0, 2, 3).reshape(3, -1)[:, near]  # (3, k) RGB of the pixels near an edge
-        ab64 = rgb_to_lab(pixels.double().unsqueeze(-1))[1:, :, 0]  # (2, k)
-        idx[:, near] = torch.floor((ab64 - lo) * scale).long()
-    return idx.clamp_(0, bins - 1)
+    n, _, h, w = images.shape
+    out = torch.empty((2, n, h * w), dtype=torch.long, device=images.device)
+    step = max(1, _LAB_CHUNK_PIXELS // (h * w)) if images.device.type == "cpu" else n  # see per_image_chunks
+    for start in range(0, n, step):
+        rgb = images[start : start + step]
+        pos = rgb_to_lab(rgb.float())[:, 1:].reshape(rgb.shape[0], 2, -1).transpose(0, 1).sub_(lo).mul_(scale)
+        idx = torch.floor(pos).long()
+        near = ((pos - torch.round(pos)).abs_() < AB_EDGE_GUARD * scale).any(dim=0)  # (n_chunk, H*W)
+        if bool(near.any()):
+            pixels = rgb.reshape(rgb.shape[0], 3, -1).permute(1, 0, 2)[:, near]  # (3, k) RGB near an edge
+            ab64 = rgb_to_lab(pixels.double().unsqueeze(-1))[1:, :, 0]  # (2, k)
+            idx[:, near] = torch.floor((ab64 - lo) * scale).long()
+        out[:, start : start + step] = idx
+    return out.view(2, -1).clamp_(0, bins - 1)
 
 
 def ab_counts_from_indices(idx: Tensor, bins: int) -> Tensor:
@@ -847,16 +879,19 @@ def sum_abs_diff(pred: Tensor, target: Tensor, scale: str = "0-255", quantize: b
 
 
 def _sum_abs_diff_unchecked(pred: Tensor, target: Tensor, scale: str = "0-255", quantize: bool = False,
-                            diff64: Tensor | None = None) -> Tensor:
-    """``diff64``: ``pred.double() - target.double()`` if already computed (used when not quantizing)."""
+                            stats: Tensor | None = None) -> Tensor:
+    """``stats``: :func:`difference_statistics` of the pair if already computed (used when not quantizing)."""
     if scale not in SUM_ABS_DIFF_SCALES:
         raise ValueError(f"unknown sum_abs_diff scale {scale!r}; choose one of {tuple(SUM_ABS_DIFF_SCALES)}")
     if quantize:
-        p, t = torch.round(pred.double() * 255.0) / 255.0, torch.round(target.double() * 255.0) / 255.0
-        diff64 = p - t
-    elif diff64 is None:
-        diff64 = pred.double() - target.double()
-    return (diff64.abs().sum(dim=(1, 2, 3)) * SUM_ABS_DIFF_SCALES[scale]).cpu()
+        def quantized(p: Tensor, t: Tensor) -> Tensor:
+            return (torch.round(p.double() * 255.0) / 255.0 - torch.round(t.double() * 255.0) / 255.0).abs().sum(
+                dim=(1, 2, 3))
+
+        sums = per_image_chunks(quantized, pred, target)
+    else:
+        sums = (difference_statistics(pred, target) if stats is None else stats)[:, 1]
+    return (sums * SUM_ABS_DIFF_SCALES[scale]).cpu()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -879,6 +914,10 @@ def colorfulness_moments(images: Tensor) -> Tensor:
 
 
 def _colorfulness_moments_unchecked(images: Tensor) -> Tensor:
+    return per_image_chunks(_colorfulness_moments_chunk, images)
+
+
+def _colorfulness_moments_chunk(images: Tensor) -> Tensor:
     x = images.double() * 255.0
     rg = x[:, 0] - x[:, 1]
     yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]

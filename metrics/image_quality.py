@@ -162,8 +162,8 @@ class SumAbsoluteDifference(StreamingMetric):
         self.add_state("values", ValueBuffer(), reduce="cat")
 
     def update_inputs(self, inputs: MetricInputs) -> None:
-        diff = None if self.quantize else inputs.diff64()
-        self.values.append(MF._sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, diff))
+        stats = None if self.quantize else inputs.difference_statistics()
+        self.values.append(MF._sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, stats))
 
     def compute(self) -> dict[str, float]:
         return {"sum_abs_diff": float(cat_values(self.values, self.name).mean())}

@@ -13,7 +13,6 @@ from typing import Any, Callable, Hashable
 
 from torch import Tensor
 
-from colorbench.color import rgb_to_lab
 from colorbench.metrics import functional as MF
 
 #: The two images of a pair: ``"pred"`` (colorized) and ``"target"`` (real).
@@ -51,15 +50,10 @@ class MetricInputs:
         return self._memo[key]
 
     # --- shared features ---------------------------------------------------------------------------------------
-    def lab32(self, side: str) -> Tensor:
-        """CIE Lab (D65) in float32 of one side, ``(N, 3, H, W)`` (the histograms' bins come out as float64's;
-        see :func:`functional.ab_bin_indices`)."""
-        return self.memo(("lab32", side), lambda: rgb_to_lab(self.image(side).float()))
-
     def ab_bin_indices(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
         """a and b bin index of every pixel ``(2, N*H*W)`` (see :func:`functional.ab_bin_indices`)."""
         key = ("ab_idx", side, bins, tuple(value_range))
-        return self.memo(key, lambda: MF.ab_bin_indices(self.image(side), bins, value_range, self.lab32(side)))
+        return self.memo(key, lambda: MF.ab_bin_indices(self.image(side), bins, value_range))
 
     def ab_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
         """Pooled a and b histogram counts ``(2, bins)`` (see :func:`functional.ab_histogram_counts`), on the CPU."""
@@ -73,18 +67,15 @@ class MetricInputs:
         return self.memo(("ab_joint_counts", side, bins, tuple(value_range)),
                          lambda: MF.ab_joint_counts_from_indices(idx, bins).cpu())
 
-    def double(self, side: str) -> Tensor:
-        """One side in float64."""
-        return self.memo(("float64", side), lambda: self.image(side).double())
-
-    def diff64(self) -> Tensor:
-        """``pred - target`` in float64, ``(N, 3, H, W)`` (MSE, PSNR and the sum of absolute differences)."""
-        return self.memo("diff64", lambda: self.double("pred") - self.double("target"))
+    def difference_statistics(self) -> Tensor:
+        """Per image [MSE on 0-255, sum of |pred - target| on 0-1], float64 ``(N, 2)`` (MSE, PSNR, sum of
+        absolute differences; see :func:`functional.difference_statistics`)."""
+        return self.memo("diff_stats", lambda: MF.difference_statistics(self.pred, self.target))
 
     def mse(self) -> Tensor:
         """Per-image MSE on the 0-255 scale, float64 ``(N,)`` on the CPU (see :func:`functional.mse`)."""
-        return self.memo("mse", lambda: MF._mse_from_diff(self.diff64()).cpu())
+        return self.difference_statistics()[:, 0].cpu()
 
     def colorfulness_moments(self, side: str) -> Tensor:
         """Per-image opponent-colour moments ``(N, 5)`` (see :func:`functional.colorfulness_moments`)."""
-        return self.memo(("cf_moments", side), lambda: MF._colorfulness_moments_unchecked(self.double(side)))
+        return self.memo(("cf_moments", side), lambda: MF._colorfulness_moments_unchecked(self.image(side)))

@@ -51,18 +51,19 @@ def test_collection_equals_each_metric_alone():
 def test_collection_shares_features_once_per_batch(monkeypatch):
     pred, target = _pair(n=4)
     calls = []
-    real_lab = MF.rgb_to_lab
+    real_bins = MF.ab_bin_indices
 
-    def counting_lab(x):
-        calls.append(tuple(x.shape))
-        return real_lab(x)
+    def counting_bins(images, bins, value_range):
+        calls.append(("pred" if images is pred else "target", bins))
+        return real_bins(images, bins, value_range)
 
-    monkeypatch.setattr("colorbench.metrics.inputs.rgb_to_lab", counting_lab)
+    monkeypatch.setattr(MF, "ab_bin_indices", counting_bins)
     mc = MetricCollection({n: METRICS.get(n)() for n in NAMES})
     inputs = mc.update(pred, target)
-    assert calls == [tuple(pred.shape)] * 2  # one float32 Lab per side, shared by the 4 histogram metrics
-    assert inputs.lab32("pred") is inputs.lab32("pred")
-    assert inputs.mse() is inputs.mse()
+    # one Lab conversion and binning per side and bin setting: KL and JS share the 256 bins, the joint
+    # metrics their 64 x 64 grid
+    assert sorted(calls) == [("pred", 64), ("pred", 256), ("target", 64), ("target", 256)]
+    assert inputs.difference_statistics() is inputs.difference_statistics()
 
 
 def test_collection_validates_once_with_a_clear_error():
