@@ -29,7 +29,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -628,7 +628,7 @@ def ab_histogram_counts(
         int64 tensor ``(2, bins)`` (a, b) on the images' device.
     """
     check_images(images, "images")
-    return ab_counts_from_indices(ab_bin_indices(images, bins, value_range), bins)
+    return ab_counts_unchecked(images, bins, value_range)
 
 
 #: Lab values closer than this to a bin edge have their bin recomputed in float64 (see :func:`ab_bin_indices`).
@@ -654,11 +654,15 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
         images: ``(N, 3, H, W)`` float RGB in [0, 1] (not validated here).
         bins, value_range: the uniform bins.
     """
+    return torch.cat(list(_ab_bin_index_chunks(images, bins, value_range)), dim=1)
+
+
+def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, float]) -> Iterator[Tensor]:
+    """:func:`ab_bin_indices` chunk by chunk (``(2, m)`` each, in pixel order), never the whole batch at once."""
     _check_bins(bins, value_range)
     lo, hi = float(value_range[0]), float(value_range[1])
     scale = bins / (hi - lo)
     n, _, h, w = images.shape
-    out = torch.empty((2, n, h * w), dtype=torch.long, device=images.device)
     step = max(1, _LAB_CHUNK_PIXELS // (h * w)) if images.device.type == "cpu" else n  # see per_image_chunks
     for start in range(0, n, step):
         rgb = images[start : start + step]
@@ -669,8 +673,17 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
             pixels = rgb.reshape(rgb.shape[0], 3, -1).permute(1, 0, 2)[:, near]  # (3, k) RGB near an edge
             ab64 = rgb_to_lab(pixels.double().unsqueeze(-1))[1:, :, 0]  # (2, k)
             idx[:, near] = torch.floor((ab64 - lo) * scale).long()
-        out[:, start : start + step] = idx
-    return out.view(2, -1).clamp_(0, bins - 1)
+        yield idx.reshape(2, -1).clamp_(0, bins - 1)
+
+
+def ab_counts_unchecked(images: Tensor, bins: int, value_range: tuple[float, float], joint: bool = False) -> Tensor:
+    """Pooled counts of :func:`ab_histogram_counts` (``joint=False``, ``(2, bins)``) or
+    :func:`ab_joint_histogram_counts` (``joint=True``, ``(bins, bins)``), accumulated chunk by chunk."""
+    counts = None
+    for idx in _ab_bin_index_chunks(images, bins, value_range):
+        c = ab_joint_counts_from_indices(idx, bins) if joint else ab_counts_from_indices(idx, bins)
+        counts = c if counts is None else counts.add_(c)
+    return counts
 
 
 def ab_counts_from_indices(idx: Tensor, bins: int) -> Tensor:
@@ -805,7 +818,7 @@ def ab_joint_histogram_counts(
         int64 tensor ``(bins, bins)`` on the images' device: rows index a, columns b.
     """
     check_images(images, "images")
-    return ab_joint_counts_from_indices(ab_bin_indices(images, bins, value_range), bins)
+    return ab_counts_unchecked(images, bins, value_range, joint=True)
 
 
 def ab_joint_counts_from_indices(idx: Tensor, bins: int) -> Tensor:

@@ -50,22 +50,15 @@ class MetricInputs:
         return self._memo[key]
 
     # --- shared features ---------------------------------------------------------------------------------------
-    def ab_bin_indices(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
-        """a and b bin index of every pixel ``(2, N*H*W)`` (see :func:`functional.ab_bin_indices`)."""
-        key = ("ab_idx", side, bins, tuple(value_range))
-        return self.memo(key, lambda: MF.ab_bin_indices(self.image(side), bins, value_range))
-
     def ab_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
         """Pooled a and b histogram counts ``(2, bins)`` (see :func:`functional.ab_histogram_counts`), on the CPU."""
-        idx = self.ab_bin_indices(side, bins, value_range)
-        return self.memo(("ab_counts", side, bins, tuple(value_range)),
-                         lambda: MF.ab_counts_from_indices(idx, bins).cpu())
+        key = ("ab_counts", side, bins, tuple(value_range))
+        return self.memo(key, lambda: MF.ab_counts_unchecked(self.image(side), bins, value_range).cpu())
 
     def ab_joint_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
         """Pooled joint (a, b) counts ``(bins, bins)`` (see :func:`functional.ab_joint_histogram_counts`), CPU."""
-        idx = self.ab_bin_indices(side, bins, value_range)
-        return self.memo(("ab_joint_counts", side, bins, tuple(value_range)),
-                         lambda: MF.ab_joint_counts_from_indices(idx, bins).cpu())
+        key = ("ab_joint_counts", side, bins, tuple(value_range))
+        return self.memo(key, lambda: MF.ab_counts_unchecked(self.image(side), bins, value_range, joint=True).cpu())
 
     def difference_statistics(self) -> Tensor:
         """Per image [MSE on 0-255, sum of |pred - target| on 0-1], float64 ``(N, 2)`` (MSE, PSNR, sum of

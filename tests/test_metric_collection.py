@@ -51,18 +51,18 @@ def test_collection_equals_each_metric_alone():
 def test_collection_shares_features_once_per_batch(monkeypatch):
     pred, target = _pair(n=4)
     calls = []
-    real_bins = MF.ab_bin_indices
+    real_counts = MF.ab_counts_unchecked
 
-    def counting_bins(images, bins, value_range):
-        calls.append(("pred" if images is pred else "target", bins))
-        return real_bins(images, bins, value_range)
+    def counting(images, bins, value_range, joint=False):
+        calls.append(("pred" if images is pred else "target", bins, joint))
+        return real_counts(images, bins, value_range, joint)
 
-    monkeypatch.setattr(MF, "ab_bin_indices", counting_bins)
+    monkeypatch.setattr(MF, "ab_counts_unchecked", counting)
     mc = MetricCollection({n: METRICS.get(n)() for n in NAMES})
     inputs = mc.update(pred, target)
-    # one Lab conversion and binning per side and bin setting: KL and JS share the 256 bins, the joint
+    # one Lab conversion and binning per side and histogram: KL and JS share the 256-bin counts, the joint
     # metrics their 64 x 64 grid
-    assert sorted(calls) == [("pred", 64), ("pred", 256), ("target", 64), ("target", 256)]
+    assert sorted(calls) == [("pred", 64, True), ("pred", 256, False), ("target", 64, True), ("target", 256, False)]
     assert inputs.difference_statistics() is inputs.difference_statistics()
 
 
