@@ -274,10 +274,9 @@ def train_and_evaluate(
     order = torch.Generator().manual_seed(spec.seed)  # the same data order for every method
     train_s = 0.0
     domains_s = 0.0  # --cross-domain: colorizing and saving the train/test splits
-    if epochs:
-        te = time.perf_counter()
-        method.fit_start(data.train)
-        train_s += time.perf_counter() - te
+    te = time.perf_counter()
+    method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
+    train_s += time.perf_counter() - te
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
         sums: dict[str, float] = {}

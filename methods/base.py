@@ -126,8 +126,9 @@ class Method(ABC):
 
     def fit_start(self, train: ImageSet) -> None:
         """Called once by the runner before the first epoch with the whole training split, for methods that
-        need it beyond the batches (e.g. to train an auxiliary feature network on the run's own training set).
-        The default does nothing."""
+        need it beyond the batches (e.g. to train an auxiliary feature network on the run's own training set, or
+        to keep colour references). Also called for methods whose card says ``trainable=False`` (they get no
+        epochs). The default does nothing."""
 
     def notes(self) -> dict[str, Any]:
         """Facts about this run of the method that its config does not show (e.g. where a feature network's

@@ -94,6 +94,7 @@ def build(name: str, seed: int = 0, **overrides):
 
 def trained(name: str, images: ImageSet, steps: int = 2, seed: int = 0):
     method = build(name, seed)
+    method.fit_start(images)  # as the runner does for every method (e.g. a pool of colour references)
     for batch in batches(images, steps):
         method.train_step(batch)
     return method
@@ -204,6 +205,7 @@ def test_reproducible_under_seed(name, images):
     for seed in (7, 7, 8):
         method = build(name, seed)
         inits.append(snapshot(method))
+        method.fit_start(images)
         losses = [method.train_step(b) for b in data]
         runs.append((losses, method.colorize(gray)))
     assert all(torch.equal(inits[0][k], inits[1][k]) for k in inits[0])  # same seed, same initial weights
