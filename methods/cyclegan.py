@@ -29,7 +29,6 @@ from colorbench.datasets.base import Batch
 from colorbench.methods.base import MethodCard
 from colorbench.methods.losses import GAN_MODES, GANLoss
 from colorbench.methods.nets import (
-    INIT_TYPES,
     NORMS,
     CapsuleDiscriminator,
     ColCycleGenerator,
@@ -40,7 +39,7 @@ from colorbench.methods.nets import (
     set_requires_grad,
 )
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import TrainableConfig, TrainableMethod
+from colorbench.methods.trainable import AdamInitConfig, TrainableConfig, TrainableMethod
 
 SEED_CYCLEGAN = "002_7b95aee0c78c4e8f.txt"
 SEED_SPYNCOGAN = "000_0b618b294f02e353.txt"
@@ -73,7 +72,7 @@ REFERENCE_CHOICES = (
 
 
 @dataclass
-class UnpairedConfig(TrainableConfig):
+class UnpairedConfig(AdamInitConfig, TrainableConfig):
     """Options of the cycle-consistent training step (shared by the CycleGAN family and Col-Cycle).
 
     Attributes:
@@ -82,8 +81,7 @@ class UnpairedConfig(TrainableConfig):
         gan_mode: ``"lsgan"`` (CycleGAN), ``"vanilla"`` or ``"wgan"``.
         pool_size: fakes kept in each image pool (50; 0 disables the pools).
         grey_channels: channels of domain A: 3 (grey replicated, needed by the identity loss) or 1.
-        lr, beta1, beta2: Adam, for generators and discriminators alike.
-        init_type, init_gain: weight initialization.
+        lr, beta1, beta2, init_type, init_gain: see :class:`AdamInitConfig`.
     """
 
     batch_size: int = 1
@@ -95,11 +93,6 @@ class UnpairedConfig(TrainableConfig):
     gan_mode: str = "lsgan"
     pool_size: int = 50
     grey_channels: int = 3
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "normal"
-    init_gain: float = 0.02
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -115,10 +108,6 @@ class UnpairedConfig(TrainableConfig):
         if self.grey_channels == 1 and self.lambda_identity > 0:
             raise ValueError("grey_channels=1 needs lambda_identity=0: the identity loss feeds colour images to the "
                              "grey -> colour generator, so both domains must have 3 channels")
-        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
-        if self.init_type not in INIT_TYPES:
-            raise ValueError(f"unknown init_type {self.init_type!r}; choose one of {INIT_TYPES}")
 
 
 class CycleConsistentMethod(TrainableMethod):

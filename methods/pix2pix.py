@@ -37,6 +37,7 @@ from colorbench.methods.nets import (
     set_requires_grad,
 )
 from colorbench.methods.registry import register_method
+from colorbench.methods.trainable import AdamInitConfig
 from colorbench.methods.unet_l1 import SEED_THESIS
 
 PIX2PIX = "Isola, Zhu, Zhou, Efros, 'Image-to-Image Translation with Conditional Adversarial Networks', CVPR 2017"
@@ -49,7 +50,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 
 @dataclass
-class Pix2PixConfig(LabConfig):
+class Pix2PixConfig(AdamInitConfig, LabConfig):
     """Options of ``pix2pix``; the defaults are the ``paper`` preset (the reference implementation's defaults).
 
     Attributes:
@@ -59,8 +60,7 @@ class Pix2PixConfig(LabConfig):
         d_spectral_norm: spectral normalization on every D conv (not in pix2pix; for variants).
         gan_mode: ``"vanilla"`` (pix2pix), ``"lsgan"`` or ``"wgan"``.
         lambda_l1: weight of the L1 term in the generator loss (100).
-        lr, beta1, beta2: Adam, for G and D alike.
-        init_type, init_gain: weight initialization.
+        lr, beta1, beta2, init_type, init_gain: see :class:`AdamInitConfig`.
         generator: ``"unet"`` (pix2pix) or ``"colorful"`` (Zhang et al. 2016 network, width ``ngf``).
         ibn_layers_g: shallow U-Net encoder levels with IBN-Net instance-batch norm (0: none).
         discriminator: ``"patch"`` (PatchGAN; multi-scale when ``num_d`` > 1) or ``"autoencoder"`` (EBGAN).
@@ -89,11 +89,6 @@ class Pix2PixConfig(LabConfig):
     d_spectral_norm: bool = False
     gan_mode: str = "vanilla"
     lambda_l1: float = 100.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "normal"
-    init_gain: float = 0.02
     generator: str = "unet"
     ibn_layers_g: int = 0
     discriminator: str = "patch"
@@ -138,8 +133,6 @@ class Pix2PixConfig(LabConfig):
             raise ValueError(f"unknown gan_mode {self.gan_mode!r}; choose one of {GAN_MODES}")
         if self.lambda_l1 < 0:
             raise ValueError(f"lambda_l1 must be >= 0, got {self.lambda_l1}")
-        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
 
 
 @register_method("pix2pix", aliases=("cgan",))

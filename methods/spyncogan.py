@@ -29,7 +29,6 @@ from colorbench.methods.base import MethodCard
 from colorbench.methods.cyclegan import SEED_SPYNCOGAN
 from colorbench.methods.losses import GANLoss
 from colorbench.methods.nets import (
-    INIT_TYPES,
     NORMS,
     HandcraftedTranslation,
     ImagePool,
@@ -39,7 +38,7 @@ from colorbench.methods.nets import (
     sobel_edges,
 )
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import TrainableConfig, TrainableMethod
+from colorbench.methods.trainable import AdamInitConfig, TrainableConfig, TrainableMethod
 
 SPYNCOGAN = (
     "Ratajczak, Crispim-Junior, Fervers, Faure, Tougne, 'Pseudo-Cyclic Network for Unsupervised Colorization with "
@@ -51,7 +50,7 @@ OUTPUT_NAMES = tuple(f"G{i}" for i in range(1, N_OUTPUTS + 1))
 
 
 @dataclass
-class SpyncoGanConfig(TrainableConfig):
+class SpyncoGanConfig(AdamInitConfig, TrainableConfig):
     """Options of ``spyncogan`` and its ablations; the defaults are the ``paper`` preset.
 
     Attributes:
@@ -66,8 +65,7 @@ class SpyncoGanConfig(TrainableConfig):
         alpha, beta, gamma, zeta: per-output weights of the identity, cycle, GAN and contours losses.
         loss_outputs: how many outputs enter the losses: 3 (L^{1,2,3}) or 1 (L^1, the output ablation).
         pool_size: fakes kept in each output's image pool (50, as CycleGAN; 0 disables them).
-        lr, beta1, beta2: Adam for G and D.
-        init_type, init_gain: weight initialization.
+        lr, beta1, beta2, init_type, init_gain: see :class:`AdamInitConfig`.
     """
 
     batch_size: int = 1
@@ -89,11 +87,6 @@ class SpyncoGanConfig(TrainableConfig):
     zeta: tuple[float, ...] = (1.0, 0.0, 0.0)
     loss_outputs: int = 3
     pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "normal"
-    init_gain: float = 0.02
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -123,10 +116,6 @@ class SpyncoGanConfig(TrainableConfig):
             raise ValueError(f"unknown upsample_mode {self.upsample_mode!r}; choose 'nearest' or 'bilinear'")
         if self.pool_size < 0 or self.ndf < 1 or self.n_layers_d < 1:
             raise ValueError(f"need pool_size >= 0, ndf >= 1, n_layers_d >= 1, got {self.pool_size}, {self.ndf}, {self.n_layers_d}")
-        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
-        if self.init_type not in INIT_TYPES:
-            raise ValueError(f"unknown init_type {self.init_type!r}; choose one of {INIT_TYPES}")
 
 
 _CHOICES = (

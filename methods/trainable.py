@@ -30,7 +30,7 @@ from torch import Tensor
 from colorbench.color import GREY_CONVENTIONS
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method
-from colorbench.methods.nets.common import set_training
+from colorbench.methods.nets.common import INIT_TYPES, set_training
 
 AMP_DTYPES = ("bfloat16", "float16")
 
@@ -64,6 +64,33 @@ def linear_decay_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
         return 1.0
     constant = epochs - decay_epochs
     return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
+
+
+@dataclass
+class AdamInitConfig:
+    """Adam and weight-initialisation options of the pix2pix / CycleGAN family (a dataclass mixin: list it first
+    among a config's bases, so that its check runs and then hands on to the others'). Defaults: pix2pix's and
+    CycleGAN's.
+
+    Attributes:
+        lr, beta1, beta2: Adam, for generators and discriminators alike.
+        init_type, init_gain: weight initialization (``colorbench.methods.nets.INIT_TYPES``).
+    """
+
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init_type: str = "normal"
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
+        if self.init_type not in INIT_TYPES:
+            raise ValueError(f"unknown init_type {self.init_type!r}; choose one of {INIT_TYPES}")
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from colorbench.methods.base import MethodCard
 from colorbench.methods.lab import AbRegressionMethod, LabConfig
 from colorbench.methods.nets import MIN_NUM_DOWNS, NORMS, UnetGenerator
 from colorbench.methods.registry import register_method
+from colorbench.methods.trainable import AdamInitConfig
 
 SEED_THESIS = "001_185158beffacbb1e.txt"
 THESIS = (
@@ -20,7 +21,7 @@ THESIS = (
 
 
 @dataclass
-class UNetL1Config(LabConfig):
+class UNetL1Config(AdamInitConfig, LabConfig):
     """Options of ``unet-l1``; the defaults are the ``paper`` preset.
 
     Attributes:
@@ -28,8 +29,7 @@ class UNetL1Config(LabConfig):
         ngf: filters of the outermost U-Net level.
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         dropout: dropout in the ``num_downs - 5`` inner decoder blocks (pix2pix's U-Net: 0.5).
-        lr, beta1, beta2: Adam.
-        init_type, init_gain: weight initialization.
+        lr, beta1, beta2, init_type, init_gain: see :class:`AdamInitConfig`.
     """
 
     batch_size: int = 16
@@ -39,11 +39,6 @@ class UNetL1Config(LabConfig):
     ngf: int = 64
     norm: str = "batch"
     dropout: float = 0.5
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "normal"
-    init_gain: float = 0.02
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,8 +46,6 @@ class UNetL1Config(LabConfig):
             raise ValueError(f"num_downs must be >= {MIN_NUM_DOWNS}, got {self.num_downs}")
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; choose one of {NORMS}")
-        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
 
 
 @register_method("unet-l1", aliases=("unet",))
