@@ -654,34 +654,44 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
         images: ``(N, 3, H, W)`` float RGB in [0, 1] (not validated here).
         bins, value_range: the uniform bins.
     """
-    return torch.cat(list(_ab_bin_index_chunks(images, bins, value_range)), dim=1)
+    chunks = [c.transpose(0, 1).reshape(2, -1) for c in _ab_bin_index_chunks(images, bins, value_range)]
+    return torch.cat(chunks, dim=1).long()
 
 
 def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, float]) -> Iterator[Tensor]:
-    """:func:`ab_bin_indices` chunk by chunk (``(2, m)`` each, in pixel order), never the whole batch at once."""
+    """:func:`ab_bin_indices` chunk by chunk, never the whole batch at once: int32 ``(n_chunk, 2, H*W)`` each."""
     _check_bins(bins, value_range)
     lo, hi = float(value_range[0]), float(value_range[1])
     scale = bins / (hi - lo)
+    guard = AB_EDGE_GUARD * scale  # in bin units
     n, _, h, w = images.shape
     step = max(1, _LAB_CHUNK_PIXELS // (h * w)) if images.device.type == "cpu" else n  # see per_image_chunks
     for start in range(0, n, step):
         rgb = images[start : start + step]
-        pos = rgb_to_lab(rgb.float())[:, 1:].reshape(rgb.shape[0], 2, -1).transpose(0, 1).sub_(lo).mul_(scale)
-        idx = torch.floor(pos).long()
-        near = ((pos - torch.round(pos)).abs_() < AB_EDGE_GUARD * scale).any(dim=0)  # (n_chunk, H*W)
+        pos = rgb_to_lab(rgb.float())[:, 1:].reshape(rgb.shape[0], 2, -1).sub(lo).mul_(scale)
+        floor = torch.floor(pos)
+        frac = pos.sub_(floor)  # in [0, 1): the distance to the nearest edge is min(frac, 1 - frac)
+        near = ((frac < guard) | (frac > 1.0 - guard)).any(dim=1)  # (n_chunk, H*W)
+        idx = floor.to(torch.int32)
         if bool(near.any()):
             pixels = rgb.reshape(rgb.shape[0], 3, -1).permute(1, 0, 2)[:, near]  # (3, k) RGB near an edge
             ab64 = rgb_to_lab(pixels.double().unsqueeze(-1))[1:, :, 0]  # (2, k)
-            idx[:, near] = torch.floor((ab64 - lo) * scale).long()
-        yield idx.reshape(2, -1).clamp_(0, bins - 1)
+            idx.transpose(0, 1)[:, near] = torch.floor((ab64 - lo) * scale).to(torch.int32)
+        yield idx.clamp_(0, bins - 1)
 
 
 def ab_counts_unchecked(images: Tensor, bins: int, value_range: tuple[float, float], joint: bool = False) -> Tensor:
     """Pooled counts of :func:`ab_histogram_counts` (``joint=False``, ``(2, bins)``) or
     :func:`ab_joint_histogram_counts` (``joint=True``, ``(bins, bins)``), accumulated chunk by chunk."""
     counts = None
+    offsets = None
     for idx in _ab_bin_index_chunks(images, bins, value_range):
-        c = ab_joint_counts_from_indices(idx, bins) if joint else ab_counts_from_indices(idx, bins)
+        if joint:
+            c = torch.bincount((idx[:, 0] * bins + idx[:, 1]).view(-1), minlength=bins * bins).view(bins, bins)
+        else:  # one bincount over both channels, b's indices shifted by ``bins``
+            if offsets is None:
+                offsets = torch.tensor([0, bins], dtype=torch.int32, device=idx.device).view(1, 2, 1)
+            c = torch.bincount((idx + offsets).view(-1), minlength=2 * bins).view(2, bins)
         counts = c if counts is None else counts.add_(c)
     return counts
 
