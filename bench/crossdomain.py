@@ -582,8 +582,7 @@ def attach_to_records(run_dir: str | Path, result: CrossDomainResult, others: Se
         rec = RunRecord.load(path)
         rec.metrics[METRIC_KEY] = MetricValue(
             value=None, metric="cross_domain", version=METRIC_VERSION, higher_is_better=True,
-            missing_reason="no colorized image set was saved for this row (only each method's main output is "
-                           "evaluated cross-domain)")
+            missing_reason="no colorized image set was saved for this row (the run that made it did not keep one)")
         rec.save(path)
     for d in result.domains:
         if d.kind != "method" or not d.final:

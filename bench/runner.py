@@ -353,6 +353,9 @@ def _output_record(base: RunRecord, method: Method, output: str, evaluator: Eval
     np.savez_compressed(run_dir / rel, pred=_to_uint8(checked_colorize(view, gray)))  # type: ignore[arg-type]
     rec.samples_file = rel
     rec.timings = {**base.timings, "eval_s": time.perf_counter() - te}
+    if evaluator.spec.cross_domain:  # this output's colorized train/test sets, as a domain of its own
+        rec.timings["cross_domain_sets_s"] = _save_domain(view, evaluator.spec, data, device, run_dir,  # type: ignore[arg-type]
+                                                          epoch=base.config.get("epochs"), final=True)
     return rec
 
 
@@ -409,6 +412,7 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
             extra.save(run_dir / "records" / f"{extra.method}.json")
             run_info["methods"].append(extra.method)
     if spec.cross_domain:  # one classifier per saved training set, tested on every test set
+        _write_json(run_dir / "run.json", run_info)  # evaluate_run reads the rows (incl. --all-outputs) from it
         t0 = time.perf_counter()
         crossdomain.evaluate_run(run_dir, spec.cross_domain_classifier, seed=spec.seed, device=spec.device,
                                  progress=spec.progress, log=log, write_report=False)

@@ -129,7 +129,7 @@ def test_same_seed_same_matrix_and_cli_recomputes(cd_run, tmp_path, capsys):
 
     # Retrained from the saved sets by the CLI with the same settings: the same numbers, now in the records.
     copy = shutil.copytree(cd_run, tmp_path / "copy")  # leave the shared run as the other tests expect it
-    # A row with no saved image set (as an alternative output of --all-outputs is): its value is missing, with why.
+    # A row with no saved image set (e.g. a record added by hand): its value is missing, with why.
     extra = {r.method: r for r in load_records(copy)}["unet-l1"]
     extra.method = "unet-l1@alt"
     extra.save(copy / "records" / "unet-l1@alt.json")
@@ -233,3 +233,22 @@ def test_chord_colours_only_the_top_quarter(tmp_path):
     assert near(blue) > 2000 and near(orange) > 2000  # both arcs
     assert near(pale(blue)) > 2000  # R-C's own chord (90 %) in colour
     assert near(pale(orange)) < 50  # m's chords are grey
+
+
+def test_alternative_outputs_get_their_own_image_sets(tmp_path):
+    """--all-outputs with --cross-domain: each pyramid output of SpyncoGan is a training set and a test set of
+    its own, and its row gets its own cross-domain average."""
+    spec = RunSpec(methods=("spyncogan",), dataset="shapes", dataset_options=(("n_test", 16), ("n_train", 32),
+                   ("seed", 0), ("size", 32)), epochs=1, progress=False, n_samples=2, eval_batch_size=16,
+                   all_outputs=True, cross_domain=True, metrics=("mse",))
+    out = run(spec, out=tmp_path, log=lambda s: None)
+    names = [d.name for d in list_domains(out)]
+    assert names[2:] == ["spyncogan", "spyncogan@G1", "spyncogan@G2", "spyncogan@G3"]
+    records = {r.method: r for r in load_records(out)}
+    for name in ("spyncogan", "spyncogan@G2", "spyncogan@G3"):
+        value = records[name].metrics[METRIC_KEY]
+        assert value.value is not None and 0.0 <= value.value <= 100.0, name
+    g1, g2 = (np.load(out / "domains" / f"spyncogan@{g}" / "test.npy") for g in ("G1", "G2"))
+    assert g1.dtype == g2.dtype == np.uint8 and g1.shape == g2.shape == (16, 3, 32, 32)
+    assert not np.array_equal(g1, g2)  # the outputs' own colorizations, not copies of the main one
+    assert np.array_equal(g1, np.load(out / "domains" / "spyncogan" / "test.npy"))  # G1 is what colorize gives
