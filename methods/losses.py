@@ -69,13 +69,32 @@ class GANLoss(nn.Module):
         return f"mode={self.mode!r}" + (f", margin={self.margin}" if self.mode == "ebgan" else "")
 
 
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: float = 10.0, *,
+                     alpha: Tensor | None = None, norm_over: str = "sample", reduction: str = "mean") -> Tensor:
     """WGAN-GP gradient penalty (Gulrajani et al. 2017): ``weight * E[(||∇D(x̂)||₂ - 1)²]`` on random
-    interpolates x̂ between ``real`` and ``fake`` (one mixing weight per sample, from the global RNG)."""
+    interpolates x̂ = α·real + (1-α)·fake.
+
+    Args:
+        alpha: mixing weights ``(B,)``, one per sample (default: drawn from the global RNG).
+        norm_over: ``"sample"`` (the paper: the norm of a sample's whole gradient) or ``"pixel"`` (SinGAN's
+            ``calc_gradient_penalty``: the norm over channels at each pixel, the penalty averaged over pixels).
+        reduction: ``"mean"`` over samples, or ``"none"`` for one value per sample ``(B,)``.
+    """
     if real.shape != fake.shape:
         raise ValueError(f"gradient_penalty: real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    if norm_over not in ("sample", "pixel") or reduction not in ("mean", "none"):
+        raise ValueError(f"gradient_penalty: norm_over must be 'sample' or 'pixel' and reduction 'mean' or 'none', "
+                         f"got {norm_over!r}, {reduction!r}")
+    shape = (real.shape[0], *([1] * (real.dim() - 1)))
+    if alpha is None:
+        alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
+    else:
+        alpha = alpha.reshape(shape).to(real)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(mixed)
     (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
-    return weight * ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+    if norm_over == "sample":
+        per_sample = (grad.flatten(1).norm(2, dim=1) - 1.0) ** 2
+    else:
+        per_sample = ((grad.norm(2, dim=1) - 1) ** 2).flatten(1).mean(1)
+    return weight * (per_sample.mean() if reduction == "mean" else per_sample)

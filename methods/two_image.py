@@ -33,10 +33,10 @@ from torch import Tensor, nn
 from colorbench.color import GREY_CONVENTIONS, rgb_to_gray
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard
+from colorbench.methods.losses import gradient_penalty
 from colorbench.methods.nets.singan import (
     SinGANDiscriminator,
     SinGANGenerator,
-    gradient_penalty_per_image,
     kmeans,
     palette_means,
     pyramid_sizes,
@@ -297,7 +297,8 @@ class _PyramidTrainer:
                     d_real = D(real_in).flatten(1).mean(1)
                     d_fake = D(fake_in).flatten(1).mean(1)
                     alpha = torch.stack([torch.rand((), generator=g) for g in gens])
-                    gp = gradient_penalty_per_image(D, real_in, fake_in, alpha, c.gp_weight)
+                    gp = gradient_penalty(D, real_in, fake_in, c.gp_weight, alpha=alpha, norm_over="pixel",
+                                          reduction="none")
                     opt_d.zero_grad(set_to_none=True)
                     (d_fake - d_real + gp).sum().backward()
                     opt_d.step()

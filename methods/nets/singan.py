@@ -141,19 +141,6 @@ class SinGANDiscriminator(GroupedConvNet):
         super().__init__(n_images, in_channels, width, 1, n_blocks, tanh=False)
 
 
-def gradient_penalty_per_image(critic: nn.Module, real: Tensor, fake: Tensor, alpha: Tensor, weight: float) -> Tensor:
-    """WGAN-GP penalty as SinGAN's ``calc_gradient_penalty``, one value per image ``(B,)``.
-
-    ``x̂ = α·real + (1-α)·fake`` (``alpha`` of shape ``(B,)``, one draw per image); the gradient of the summed score
-    map w.r.t. ``x̂`` is normed over channels at each pixel, and ``weight · mean_pixels (‖∇‖ - 1)²`` is taken per
-    image. (Gulrajani et al. norm over the whole sample; SinGAN's code norms per pixel; we follow SinGAN.)
-    """
-    a = alpha.view(-1, 1, 1, 1).to(real)
-    mixed = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return weight * ((grad.norm(2, dim=1) - 1) ** 2).flatten(1).mean(1)
-
-
 # --- k-means palettes -------------------------------------------------------------------------------------------
 def _assign(pixels: Tensor, centres: Tensor) -> Tensor:
     """Index of the nearest centre of each pixel: ``(B, P, C), (B, K, C) -> (B, P)``."""
