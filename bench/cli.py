@@ -1,4 +1,9 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``."""
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``.
+
+Exit status (see :data:`EXIT_STATUS`): 0 success; 1 the command finished and wrote everything, but a requested
+method failed (``run``) or a value drifted (``check``); 2 a bad argument or input, found before any work;
+3 an output file could not be written (e.g. the disk is full); 141 stdout was closed early (``| head``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,24 @@ from typing import Any, Sequence
 
 from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.registry import UnknownNameError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WRITE, EXIT_PIPE = 0, 1, 2, 3, 141
+EXIT_STATUS = {
+    EXIT_OK: "success (run: every requested method succeeded)",
+    EXIT_FAILED: "finished and everything was written, but a requested method failed (run) or a check failed",
+    EXIT_USAGE: "bad argument or input (nothing was run)",
+    EXIT_WRITE: "an output file could not be written (e.g. the disk is full); the message names it",
+    EXIT_PIPE: "standard output was closed by the reader (e.g. `| head`)",
+}
+
+
+def _version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("colorbench")
+    except md.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _split_names(text: str) -> tuple[str, ...]:
@@ -44,11 +67,19 @@ def _dataset_options(items: list[str], image_size: int | None, data_root: str | 
 def build_parser() -> argparse.ArgumentParser:
     from colorbench.runner import DEFAULT_METRICS, UNPAIRED_PROTOCOLS
 
-    p = argparse.ArgumentParser(prog="colorbench", description="Train, colorize and evaluate colorization methods.")
+    p = argparse.ArgumentParser(
+        prog="colorbench", description="Train, colorize and evaluate colorization methods.",
+        epilog="exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_STATUS.items()))
+    p.add_argument("--version", action="version", version=f"colorbench {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="train, colorize, evaluate and write a report")
-    r.add_argument("--methods", type=_split_names, default=(), help="comma-separated method names (default: all)")
+    r = sub.add_parser("run", help="train, colorize, evaluate and write a report",
+                       epilog=f"exit status: 0 when every requested method succeeded; {EXIT_FAILED} when any failed "
+                              f"(after every record and the report are written); {EXIT_USAGE} on a bad argument; "
+                              f"{EXIT_WRITE} when an output file cannot be written")
+    r.add_argument("--methods", type=_split_names, default=(),
+                   help="comma-separated method names (default: every method the dataset can serve; the others "
+                        "are listed as skipped with the reason)")
     r.add_argument("--dataset", default="photos", help="dataset name (default: photos, built in and offline)")
     r.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (see `colorbench list datasets`)")
@@ -119,8 +150,11 @@ def _listing(what: str) -> list[dict[str, Any]]:
     if what in ("methods", "presets"):
         rows = []
         for name, cls in METHODS.items():
+            training = "paired" if cls.card.paired else "unpaired"
             row = {"name": name, "aliases": METHODS.aliases_of(name), "title": cls.card.title,
-                   "paired": cls.card.paired, "color_space": cls.card.color_space, "presets": sorted(cls.presets)}
+                   "paired": cls.card.paired, "trainable": cls.card.trainable,
+                   "training": training if cls.card.trainable else "none",
+                   "color_space": cls.card.color_space, "presets": sorted(cls.presets)}
             if what == "presets":
                 row["values"] = {k: dict(v) for k, v in cls.presets.items()}
             rows.append(row)
@@ -132,15 +166,23 @@ def _listing(what: str) -> list[dict[str, Any]]:
 
 
 def _print_table(rows: list[dict[str, Any]], what: str) -> None:
-    for row in rows:
-        if what == "methods":
-            alias = f" (alias: {', '.join(row['aliases'])})" if row["aliases"] else ""
-            print(f"{row['name']:<22} {'paired' if row['paired'] else 'unpaired':<9} {row['color_space']:<5} "
-                  f"presets: {','.join(row['presets']):<12} {row['title']}{alias}")
-        elif what == "presets":
+    if what == "methods":  # columns as wide as their longest cell, so none runs into the next
+        cells = [(r["name"], r["training"], r["color_space"], ",".join(r["presets"]),
+                  r["title"] + (f" (alias: {', '.join(r['aliases'])})" if r["aliases"] else "")) for r in rows]
+        header = ("method", "training", "space", "presets", "title")
+        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+        for line in [header, *cells]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[4])
+        return
+    if what == "presets":
+        width = max((len(r["name"]) for r in rows), default=0)
+        pwidth = max((len(p) for r in rows for p in r["values"]), default=0)
+        for row in rows:
             for preset, values in row["values"].items():
-                print(f"{row['name']:<22} {preset:<7} {json.dumps(values, default=str)}")
-        elif what == "datasets":
+                print(f"{row['name']:<{width}}  {preset:<{pwidth}}  {json.dumps(values, default=str)}")
+        return
+    for row in rows:
+        if what == "datasets":
             print(f"{row['name']:<16} {row['description']}")
             print(f"{'':<16} options: {json.dumps(row['options'], default=str)}")
         else:
@@ -149,12 +191,23 @@ def _print_table(rows: list[dict[str, Any]], what: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from colorbench.fsio import WriteError
+
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except BrokenPipeError:  # the reader closed the pipe (`colorbench list presets | head`): stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python would otherwise complain again when flushing at exit
+        return EXIT_PIPE
+    except WriteError as exc:
+        print(f"colorbench: error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     except (UnknownNameError, ValueError, FileNotFoundError) as exc:
         print(f"colorbench: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -170,8 +223,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(json.dumps(info, indent=2, default=str))
         else:
             card = info["card"]
-            print(f"{card['name']}: {card['title']}\n  paper: {card['paper']}\n  source: {card['source'] or '-'}")
-            print(f"  {'paired' if card['paired'] else 'unpaired'}, colour space {card['color_space']}")
+            print(f"{card['name']}: {card['title']}\n  paper: {card['paper'] or '- (a plain baseline)'}")
+            training = ("paired" if card["paired"] else "unpaired") if card["trainable"] else "nothing to train"
+            print(f"  training: {training}, colour space {card['color_space']}")
             for c in card["choices"]:
                 print(f"  choice: {c}")
             print(f"  preset {info['preset']} (presets: {', '.join(info['presets'])}):")
@@ -215,7 +269,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     print(f"\n{(run_dir / 'leaderboard.md').read_text()}" if (run_dir / "leaderboard.md").exists() else "")
     print(f"report written to {run_dir.resolve()}")
     print(f"wall time: {time.perf_counter() - t0:.1f} s")
-    return 0
+    from colorbench.records import load_records
+
+    failed = [r.method for r in load_records(run_dir) if r.status != "ok"]
+    if failed:
+        print(f"colorbench: {len(failed)} method(s) failed: {', '.join(failed)} (see the leaderboard's failed runs); "
+              f"exit status {EXIT_FAILED}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

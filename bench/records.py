@@ -62,6 +62,9 @@ class RunRecord:
     curve: list[dict[str, Any]] = field(default_factory=list)  # per evaluated epoch: {"epoch": e, "metrics": {...}}
     histograms: dict[str, Any] | None = None  # ab histograms (edges, real, pred) for reports
     samples_file: str | None = None  # relative to the run directory
+    # what a reader of the row must know to read its numbers (e.g. a substitute for missing pretrained weights);
+    # from Method.caveats(), shown with the row in the leaderboard
+    caveats: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
@@ -91,16 +94,18 @@ class RunRecord:
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
-        tmp.replace(path)  # never leave a half-written record
-        return path
+        from colorbench.fsio import atomic_write_json
+
+        return atomic_write_json(path, self.to_dict(), allow_nan=False)  # never a half-written record
 
     @classmethod
     def load(cls, path: str | Path) -> "RunRecord":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a record file; a file that is not a record raises ValueError naming the file and the problem."""
+        d = read_json_object(path, "a run record")
+        try:
+            return cls.from_dict(d)
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: not a valid colorbench run record ({type(exc).__name__}: {exc})") from None
 
     def value(self, key: str) -> float | None:
         mv = self.metrics.get(key)
@@ -122,6 +127,25 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object; errors name the file (and the line of a syntax error).
+
+    Raises:
+        ValueError: not valid JSON, or valid JSON that is not an object (e.g. a list).
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it should hold {what}: restore or delete the file, "
+                         f"or rerun") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a text file ({exc}); it should hold {what}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a JSON {type(obj).__name__}, not an object; it should hold {what}")
+    return obj
+
+
 def as_float(v: Any) -> float | None:
     """Read a stored metric value back ("inf" strings included)."""
     if v is None:
@@ -138,7 +162,7 @@ def load_records(run_dir: str | Path) -> list[RunRecord]:
     order: list[str] = []
     run_json = run_dir / "run.json"
     if run_json.exists():
-        order = json.loads(run_json.read_text()).get("methods", [])
+        order = list(read_json_object(run_json, "a colorbench run description").get("methods") or [])
     files = {p.stem: p for p in sorted(rec_dir.glob("*.json"))}
     names = [n for n in order if n in files] + [n for n in files if n not in order]
     return [RunRecord.load(files[n]) for n in names]

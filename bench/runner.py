@@ -9,7 +9,6 @@ and every record is written to disk as soon as it is complete, so no result is l
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 import traceback
@@ -28,6 +27,7 @@ from colorbench.methods import METHODS, Method
 from colorbench.datasets.base import Batch
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
+from colorbench.fsio import WriteError, atomic_savez, atomic_write_json, atomic_write_with
 from colorbench import crossdomain
 
 #: How unpaired methods get their two domains from the training split (recorded in every record's config).
@@ -70,13 +70,40 @@ class RunSpec:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+        for name, minimum in (("eval_batch_size", 1), ("n_samples", 0), ("diversity_samples", 2),
+                              ("diversity_images", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
         if self.cross_domain:
             crossdomain.classifier_config(self.cross_domain_classifier, self.dataset)  # unknown preset -> error
 
     def method_names(self) -> list[str]:
-        return [METHODS.canonical(m) for m in self.methods] if self.methods else METHODS.names()
+        """The registered names of the requested methods (aliases resolved, repeats dropped, order kept), or every
+        registered method when none was requested."""
+        if not self.methods:
+            return METHODS.names()
+        return list(dict.fromkeys(METHODS.canonical(m) for m in self.methods))
+
+    def method_configs(self) -> dict[str, Any]:
+        """Each method's Config under the spec's preset and overrides; an unknown preset or option raises
+        ValueError (naming the methods and their presets) before any work starts."""
+        overrides: dict[str, Any] = {"grey_convention": self.grey_convention}
+        if self.epochs is not None:
+            overrides["epochs"] = self.epochs
+        names = self.method_names()
+        lacking = [n for n in names if self.preset not in METHODS.get(n).presets]
+        if lacking:
+            presets = sorted({p for n in names for p in METHODS.get(n).presets})
+            import difflib
+
+            close = difflib.get_close_matches(self.preset, presets, n=1)
+            hint = f" Did you mean: {close[0]}?" if close else ""
+            which = "every method" if len(lacking) == len(names) else f"method(s) {', '.join(lacking)}"
+            raise ValueError(f"unknown preset {self.preset!r} for {which}; presets: {', '.join(presets)}.{hint}")
+        return {n: METHODS.get(n).make_config(self.preset, **overrides) for n in names}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -98,6 +125,19 @@ def load_dataset(spec: RunSpec) -> DatasetSplits:
     return DATASETS.get(spec.dataset)(**dict(spec.dataset_options)).load()
 
 
+def servable_methods(names: list[str], train: ImageSet) -> tuple[list[str], dict[str, str]]:
+    """Split ``names`` into the methods that can train on ``train`` and the others with the reason
+    (:meth:`Method.unsupported_reason`)."""
+    keep, skipped = [], {}
+    for name in names:
+        reason = METHODS.get(name).unsupported_reason(train)
+        if reason is None:
+            keep.append(name)
+        else:
+            skipped[name] = reason
+    return keep, skipped
+
+
 def sample_indices(n: int, k: int) -> torch.Tensor:
     """``k`` test indices spread evenly over the test set (so the grid shows different sources)."""
     k = min(k, n)
@@ -115,15 +155,24 @@ class Evaluator:
         self.spec, self.test, self.device = spec, test, device
 
     def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
+        """The spec's metrics, and the reasons of those that cannot be computed here (no weights file, images
+        too small for the metric, ...): those are recorded missing, the rest of the row stays."""
         metrics, missing = {}, {}
+        height, width = self.test.image_size
         for name in self.spec.metrics:
             cls = METRICS.get(name)
             weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
             kwargs = {"weights_path": weights} if weights else {}
             try:
-                metrics[cls.name] = cls(**kwargs)
+                metric = cls(**kwargs)
             except MetricUnavailable as exc:
                 missing[cls.name] = str(exc)
+                continue
+            problem = metric.input_problem(height, width)
+            if problem is not None:
+                missing[cls.name] = problem
+            else:
+                metrics[cls.name] = metric
         return metrics, missing
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval") -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
@@ -132,7 +181,9 @@ class Evaluator:
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
         for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            collection.update(checked_colorize(method, batch.gray), batch.rgb)
+            pred = checked_colorize(method, batch.gray)
+            if metrics:
+                collection.update(pred, batch.rgb)
         values: dict[str, MetricValue] = {}
         for name, m in metrics.items():
             result = m.compute()
@@ -159,7 +210,8 @@ def checked_colorize(method: Method, gray: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(pred).all():
         raise FloatingPointError(f"{method.card.name}.colorize returned non-finite values (the model diverged)")
     if pred.min() < 0 or pred.max() > 1:
-        raise ValueError(f"{method.card.name}.colorize returned values in [{pred.min():.3g}, {pred.max():.3g}], not [0, 1]")
+        raise ValueError(f"{method.card.name}.colorize returned values in [{float(pred.min())!r}, "
+                         f"{float(pred.max())!r}], not [0, 1]")
     return pred
 
 
@@ -195,14 +247,19 @@ def unpaired_domains(n: int, protocol: str, seed: int) -> tuple[torch.Tensor, to
 def training_batches(
     train: ImageSet, paired: bool, batch_size: int, order: torch.Generator, device: torch.device, spec: RunSpec
 ):
-    """One epoch of training batches: paired ones, or unpaired ones (grey from domain A, colour from domain B)."""
+    """One epoch of training batches: paired ones, or unpaired ones (grey from domain A, colour from domain B).
+
+    Unpaired batches hold as many colour as grey images: when the domains differ in size (the ``disjoint``
+    halves of an odd split differ by one image) each epoch uses the first ``min(len(A), len(B))`` images of each
+    shuffled domain, so the image left out changes from epoch to epoch.
+    """
     if paired:
         yield from train.batches(batch_size, shuffle=True, generator=order, device=device, grey_convention=spec.grey_convention)
         return
     dom_a, dom_b = unpaired_domains(len(train), spec.unpaired_protocol, spec.seed)
-    a = dom_a[torch.randperm(len(dom_a), generator=order)]
-    b = dom_b[torch.randperm(len(dom_b), generator=order)]
-    n = min(len(a), len(b))
+    n = min(len(dom_a), len(dom_b))
+    a = dom_a[torch.randperm(len(dom_a), generator=order)][:n]
+    b = dom_b[torch.randperm(len(dom_b), generator=order)][:n]
     for start in range(0, n, batch_size):
         ga = train.make_batch(a[start : start + batch_size], device, spec.grey_convention)
         cb = train.make_batch(b[start : start + batch_size], device, spec.grey_convention)
@@ -302,6 +359,7 @@ def train_and_evaluate(
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
             domains_s += _save_domain(method, spec, data, device, run_dir, epoch=epoch, final=False)
     record.config["notes"] = method.notes()
+    record.caveats = [str(c) for c in method.caveats()]
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval")
     eval_s = time.perf_counter() - te
@@ -315,12 +373,11 @@ def train_and_evaluate(
     gray = data.test.make_batch(samples, device, spec.grey_convention).gray
     pred = checked_colorize(method, gray)
     rel = f"arrays/samples_{name}.npz"
-    np.savez_compressed(run_dir / rel, pred=_to_uint8(pred))
+    atomic_savez(run_dir / rel, pred=_to_uint8(pred))
     record.samples_file = rel
     if spec.save_checkpoints and cls.card.trainable:
         ckpt = run_dir / "checkpoints" / f"{name}.pt"
-        ckpt.parent.mkdir(exist_ok=True)
-        torch.save(method.state_dict(), ckpt)
+        atomic_write_with(ckpt, lambda buf: torch.save(method.state_dict(), buf))
     record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
     if spec.cross_domain:
         record.timings["cross_domain_sets_s"] = domains_s
@@ -350,7 +407,7 @@ def _output_record(base: RunRecord, method: Method, output: str, evaluator: Eval
     rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     gray = data.test.make_batch(samples, device, evaluator.spec.grey_convention).gray
     rel = f"arrays/samples_{view.card.name}.npz"
-    np.savez_compressed(run_dir / rel, pred=_to_uint8(checked_colorize(view, gray)))  # type: ignore[arg-type]
+    atomic_savez(run_dir / rel, pred=_to_uint8(checked_colorize(view, gray)))  # type: ignore[arg-type]
     rec.samples_file = rel
     rec.timings = {**base.timings, "eval_s": time.perf_counter() - te}
     if evaluator.spec.cross_domain:  # this output's colorized train/test sets, as a domain of its own
@@ -365,25 +422,39 @@ def default_out_dir(spec: RunSpec) -> Path:
 
 
 def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Execute a run and write its directory (records, arrays, report). Returns the run directory."""
+    """Execute a run and write its directory (records, arrays, report). Returns the run directory.
+
+    Everything that can be checked without training (method names, the preset of every method, the device,
+    the dataset's options, loading the dataset) is checked before the run directory is created, so a bad
+    argument leaves nothing behind. Without an explicit method list, methods that cannot train on the dataset
+    (:meth:`Method.unsupported_reason`) are skipped and listed in ``run.json`` under ``skipped`` with the reason;
+    an explicitly requested one runs and becomes a failed row.
+    """
     t_start = time.perf_counter()
     names = spec.method_names()  # unknown method -> error before anything runs
+    spec.method_configs()  # unknown preset or option -> error before anything runs
     device = resolve_device(spec.device)
     run_dir = Path(out) if out is not None else default_out_dir(spec)
-    (run_dir / "records").mkdir(parents=True, exist_ok=True)
-    (run_dir / "arrays").mkdir(exist_ok=True)
     torch.manual_seed(spec.seed)
     t0 = time.perf_counter()
     data = load_dataset(spec)
     load_s = time.perf_counter() - t0
+    skipped: dict[str, str] = {}
+    if not spec.methods:
+        names, skipped = servable_methods(names, data.train)
     log(f"dataset {data.name}: {len(data.train)} train / {len(data.test)} test images of "
         f"{data.train.image_size[0]}x{data.train.image_size[1]} (loaded in {load_s:.1f} s); device {device}")
+    for name, reason in skipped.items():
+        log(f"skipped {name}: {reason}")
     samples = sample_indices(len(data.test), spec.n_samples)
     sample_batch = data.test.make_batch(samples, "cpu", spec.grey_convention)
-    np.savez_compressed(run_dir / "arrays" / "samples.npz", gray=_to_uint8(sample_batch.gray),
-                        real=_to_uint8(sample_batch.rgb), ids=np.array(sample_batch.ids))
+    (run_dir / "records").mkdir(parents=True, exist_ok=True)
+    (run_dir / "arrays").mkdir(exist_ok=True)
+    atomic_savez(run_dir / "arrays" / "samples.npz", gray=_to_uint8(sample_batch.gray),
+                 real=_to_uint8(sample_batch.rgb), ids=np.array(sample_batch.ids))
     run_info: dict[str, Any] = {
-        "spec": spec.to_dict(), "methods": list(names), "dataset": data.describe(), "device": str(device),
+        "spec": spec.to_dict(), "methods": list(names), "skipped": skipped, "dataset": data.describe(),
+        "device": str(device),
         "grey_convention": spec.grey_convention, "started": datetime.now(timezone.utc).isoformat(),
         "versions": environment_versions(), "timings": {"dataset_load_s": load_s},
     }
@@ -396,6 +467,8 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
         log(f"[{i}/{len(names)}] {name} ({spec.preset})")
         try:
             record = train_and_evaluate(name, spec, data, device, run_dir, samples)
+        except WriteError:
+            raise  # the run directory cannot be written (e.g. disk full): a failed row could not be saved either
         except Exception as exc:  # noqa: BLE001 - any failure of one method becomes its failed row
             cls = METHODS.get(name)
             record = RunRecord(
@@ -429,6 +502,4 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
 def _write_json(path: Path, obj: Any) -> None:
     from colorbench.records import _jsonable
 
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, default=str))
-    tmp.replace(path)
+    atomic_write_json(path, _jsonable(obj), default=str)

@@ -172,6 +172,11 @@ class DatasetSplits:
         }
 
 
+class DatasetOptionError(TypeError, ValueError):
+    """A dataset option of the wrong type (``size=abc``): a ValueError to callers that report bad arguments,
+    still a TypeError to code that caught the old error."""
+
+
 class Dataset(ABC):
     """A named dataset builder. Subclasses define a frozen ``Config`` dataclass and :meth:`load`.
 
@@ -187,7 +192,11 @@ class Dataset(ABC):
         unknown = sorted(set(options) - fields)
         if unknown:
             raise ValueError(f"dataset {self.name!r}: unknown option(s) {unknown}; options are {sorted(fields)}")
-        self.config = self.Config(**options)
+        try:
+            self.config = self.Config(**options)
+        except TypeError as exc:  # an option of the wrong type (e.g. size=abc): a bad argument, not a crash
+            raise DatasetOptionError(f"dataset {self.name!r}: {exc} (set it with --dataset-option KEY=VALUE; see "
+                             f"`colorbench list datasets` for the options and their defaults)") from None
 
     @abstractmethod
     def load(self) -> DatasetSplits:

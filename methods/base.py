@@ -136,6 +136,20 @@ class Method(ABC):
         ``config["notes"]`` after training. The default has none."""
         return {}
 
+    def caveats(self) -> list[str]:
+        """Short sentences a reader of this method's leaderboard row must know to read its numbers (e.g. "feature
+        network trained on the run's own images: no pretrained VGG16 weights"). The runner stores them in the
+        record's ``caveats`` after training and the leaderboard shows them with the row. The default has none."""
+        return []
+
+    @classmethod
+    def unsupported_reason(cls, train: ImageSet) -> str | None:
+        """Why this method cannot train on ``train`` (``None`` when it can). A run over the default method list
+        skips such methods and lists them with this reason; an explicitly requested one becomes a failed row."""
+        if cls.card.needs_masks and train.masks is None:
+            return "needs per-pixel class masks, which this dataset does not have (use e.g. --dataset shapes or voc-seg)"
+        return None
+
     def end_epoch(self) -> None:
         """Called by the runner after each epoch (learning-rate schedules hook in here)."""
         self.epoch += 1

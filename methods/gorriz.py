@@ -210,6 +210,12 @@ class GorrizFeatRec(Gorriz):
     def notes(self) -> dict[str, Any]:
         return {"feature_network": self.feature_source}
 
+    def caveats(self) -> list[str]:
+        if self.feature_source.startswith("pretrained"):
+            return []
+        return [f"substitute feature network (no pretrained {self.config.feature_backbone} ImageNet weights): "
+                f"{self.feature_source}"]
+
     def extra_generator_losses(self, L: Tensor, fake: Tensor, ab: Tensor) -> dict[str, tuple[float, Tensor]]:
         c = self.config
         if c.lambda_feat == 0:

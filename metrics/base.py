@@ -143,6 +143,11 @@ class StreamingMetric(ABC):
         """Every convention that changes the value (recorded with it)."""
         return {}
 
+    def input_problem(self, height: int, width: int) -> str | None:
+        """Why this metric cannot be computed on ``height`` x ``width`` images (``None`` when it can). The runner
+        asks before evaluating: such a metric is recorded missing with this reason, the rest of the row stays."""
+        return None
+
     def per_image_values(self) -> dict[str, Tensor]:
         """Per-image values by output key (only for ``per_image`` metrics)."""
         return {}

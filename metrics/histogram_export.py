@@ -97,7 +97,6 @@ def log_ab_histogram_frame(source: Any) -> pd.DataFrame:
 
 def write_log_ab_histogram_csv(source: Any, path: str | Path) -> Path:
     """Write :func:`log_ab_histogram_frame` of ``source`` as CSV (empty cells where the log is undefined)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    log_ab_histogram_frame(source).to_csv(path, index=False, float_format="%.10g")
-    return path
+    from colorbench.fsio import atomic_write_text
+
+    return atomic_write_text(path, log_ab_histogram_frame(source).to_csv(index=False, float_format="%.10g"))

@@ -123,6 +123,13 @@ class StructuralSimilarity(StreamingMetric):
         self.compute_dtype = compute_dtype
         self.add_state("values", ValueBuffer(), reduce="cat")
 
+    def input_problem(self, height: int, width: int) -> str | None:
+        win = MF.ssim_settings(self.variant)["win_size"]
+        if height < win or width < win:
+            return (f"SSIM ({self.variant} window) needs images of at least {win}x{win} pixels, got {height}x{width}; "
+                    f"use larger images (--image-size) or the uniform 7x7 variant")
+        return None
+
     def update_inputs(self, inputs: MetricInputs) -> None:
         key = ("ssim", self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
         self.values.append(inputs.memo(key, lambda: MF._ssim_unchecked(

@@ -98,10 +98,9 @@ def plot_chord(acc: pd.DataFrame, path: str | Path, labels: Mapping[str, str] | 
         fig.suptitle(title, fontsize=11)
     fig.text(0.5, 0.055, "A chord starts at its training set (attached) and ends at its test set (gap); width ∝ "
              "top-1 accuracy.", ha="center", fontsize=8, color="#444444")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    from colorbench.fsio import atomic_savefig
+
+    return atomic_savefig(fig, path)
 
 
 def _colours(names: Sequence[str]) -> dict[str, str]:

@@ -230,10 +230,9 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    from colorbench.fsio import atomic_savefig
+
+    return atomic_savefig(fig, path, dpi=DPI)  # no half-written or empty PNG on a full disk
 
 
 def _colour(index: int) -> str:

@@ -134,7 +134,12 @@ def leaderboard_markdown(
     lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
     for rec in records:
         ok = rec.status == "ok"
-        cells = [_escape(rec.method), "ok" if ok else f"**{_escape(rec.status)}**"]
+        name = _escape(rec.method)
+        for caveat in rec.caveats:  # what a reader must know to read the row (Method.caveats), as footnotes
+            number = footnotes.setdefault(f"{rec.method}: {caveat}", len(footnotes) + 1)
+            footnote_keys.setdefault(f"{rec.method}: {caveat}", [])
+            name += f" [^{number}]"
+        cells = [name, "ok" if ok else f"**{_escape(rec.status)}**"]
         for key in keys:
             mv = rec.metrics.get(key)
             if mv is None and key in NOT_APPLICABLE and not NOT_APPLICABLE[key][1](rec):
@@ -179,6 +184,14 @@ def leaderboard_markdown(
             lines.append(f"- **{_escape(rec.method)}** ({_escape(rec.status)}): {error}")
         lines.append("")
 
+    skipped = run_info.get("skipped") if isinstance(run_info.get("skipped"), Mapping) else {}
+    if skipped:  # not requested by name and unable to train on this dataset (Method.unsupported_reason)
+        lines += ["## Skipped methods", "",
+                  "Not run: the default method list leaves out the methods this dataset cannot serve "
+                  "(name one with `--methods` to run it anyway).", ""]
+        lines += [f"- **{_escape(name)}**: {' '.join(str(reason).split())}" for name, reason in skipped.items()]
+        lines.append("")
+
     for section in sections:
         lines += [section.rstrip("\n"), ""]
 
@@ -194,7 +207,8 @@ def leaderboard_markdown(
     if footnotes:
         for reason, number in footnotes.items():
             which = ", ".join(display_name(k) for k in footnote_keys[reason])
-            lines.append(f"[^{number}]: {which}: {' '.join(reason.split())}")
+            text = f"{which}: {' '.join(reason.split())}" if which else " ".join(reason.split())
+            lines.append(f"[^{number}]: {text}")
         lines.append("")
     return "\n".join(lines)
 

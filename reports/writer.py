@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from colorbench.records import load_records
+from colorbench.fsio import atomic_write_text
+from colorbench.records import load_records, read_json_object
 from colorbench.metrics.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
@@ -30,13 +30,7 @@ def load_run_info(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return {}
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(info, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(info).__name__}")
-    return info
+    return read_json_object(path, "a colorbench run description")
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -62,7 +56,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
 
     written: dict[str, Path] = {}
     written["results"] = run_dir / "results.csv"
-    results_frame(records).to_csv(written["results"], index=False)
+    atomic_write_text(written["results"], results_frame(records).to_csv(index=False))
     if any(rec.histograms for rec in records):  # the data behind figures/ab_histograms.png (Tarres, Fig. 8/10)
         written["ab_histograms_csv"] = write_log_ab_histogram_csv(records, run_dir / "ab_histograms.csv")
 
@@ -86,8 +80,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         sections.append(_cross_domain_section(run_dir, written, links))
 
     written["leaderboard"] = run_dir / "leaderboard.md"
-    written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links, sections=sections),
-                                      encoding="utf-8")
+    atomic_write_text(written["leaderboard"], leaderboard_markdown(records, run_info, figures=links, sections=sections))
     return written
 
 
