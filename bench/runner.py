@@ -60,6 +60,7 @@ class RunSpec:
     diversity_images: int = 64  # test images used for it
     cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
     cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
+    plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.plugins), loaded before methods are looked up
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -83,6 +84,9 @@ class RunSpec:
     def method_names(self) -> list[str]:
         """The registered names of the requested methods (aliases resolved, repeats dropped, order kept), or every
         registered method when none was requested."""
+        from colorbench.plugins import load_plugins
+
+        load_plugins(self.plugins)  # installed entry points too (no-op once loaded)
         if not self.methods:
             return METHODS.names()
         return list(dict.fromkeys(METHODS.canonical(m) for m in self.methods))
