@@ -92,6 +92,7 @@ class RunSpec:
     cpus_per_cell: float = 1.0
     gpus_per_cell: float = 0.0
     rerun_failed: bool = False  # rerun cells whose stored record failed (default: finished cells are kept)
+    plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.plugins), loaded before methods are looked up
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -125,6 +126,9 @@ class RunSpec:
             check_cross_domain(self)  # unknown classifier preset, grids it cannot serve -> error now
 
     def method_names(self) -> list[str]:
+        from colorbench.plugins import load_plugins
+
+        load_plugins(self.plugins)  # installed entry points too (no-op once loaded)
         return [METHODS.canonical(m) for m in self.methods] if self.methods else METHODS.names()
 
     def dataset_names(self) -> tuple[str, ...]:
@@ -146,7 +150,7 @@ class RunSpec:
         if unknown:
             raise ValueError(f"run spec has unknown field(s) {unknown} (written by a newer colorbench?)")
         d = dict(d)
-        for k in ("methods", "datasets", "metrics", "seeds"):
+        for k in ("methods", "datasets", "metrics", "seeds", "plugins"):
             if k in d and d[k] is not None:
                 d[k] = tuple(d[k])
         if isinstance(d.get("dataset_options"), Mapping):
@@ -454,6 +458,7 @@ def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callabl
     if task.threads:
         torch.set_num_threads(task.threads)
     spec, entry = task.spec, task.entry
+    spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
     device = resolve_device(spec.device)
     if data is None:
         data = load_dataset(spec, entry.dataset)
