@@ -36,9 +36,9 @@ class DiskFullError(WriteError):
 
 
 def tmp_path_for(path: Path) -> Path:
-    """The temporary sibling of ``path`` (same folder, so the final rename stays on one file system); its
-    suffix is kept last (``x.tmp.npz``) so libraries that look at the extension still see the real one."""
-    return path.with_name(f"{path.stem}.tmp{path.suffix}")
+    """The temporary sibling of ``path``: same folder (so the final rename stays on one file system), hidden,
+    and named by process so that workers writing the same file never share one."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -80,6 +80,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             _write_all(fd, data)
+            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)

@@ -60,8 +60,8 @@ def test_other_write_errors_name_the_path(tmp_path, monkeypatch):
         fsio.atomic_write_bytes(tmp_path / "x.png", b"png")
 
 
-def test_temporary_file_keeps_the_real_suffix(tmp_path):
-    assert fsio.tmp_path_for(tmp_path / "samples.npz").name == "samples.tmp.npz"
+def test_temporary_file_is_a_hidden_per_process_sibling(tmp_path):
+    assert fsio.tmp_path_for(tmp_path / "samples.npz") == tmp_path / f".samples.npz.{os.getpid()}.tmp"
 
 
 @pytest.mark.parametrize("match,named", [("records", "records/gray.json"), ("samples", "samples.npz"),
