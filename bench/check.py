@@ -7,12 +7,14 @@ Compares RESULTS against BASELINE metric by metric (one row per method and metri
   be set per metric output key, e.g. ``psnr``, or per metric registry name, e.g. ``ab_histogram_kl``);
 * a metric's ``version`` or ``params`` (its conventions) changed: the numbers no longer mean the same thing;
 * a value is missing on one side only, a method or metric of the baseline is missing from the results, or a
-  method's status (ok / failed) changed.
+  method's status (ok / failed) changed;
+* nothing was compared (the baseline holds no metric value, e.g. a table of only ``method,status``);
+* the baseline has fewer methods or metrics than the results (a half-written or older baseline would otherwise
+  pass on the part it has): those are listed as ``new``; ``--allow-new`` accepts them.
 
 Each side is a run directory (its ``records/*.json`` are read: they carry versions and parameters, so those are
 checked) or a ``results.csv`` file (values only: versions and parameters cannot be checked, and the table says
-so). Equal infinities are equal (a PSNR of +inf stays +inf); NaN equals NaN. Methods or metrics that only the
-results have are listed as ``new`` and do not fail the check. Differences in library versions between the two
+so). Equal infinities are equal (a PSNR of +inf stays +inf); NaN equals NaN. Differences in library versions between the two
 runs' records are printed as notes.
 """
 
@@ -287,6 +289,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric-atol", type=_key_value, action="append", default=[], metavar="METRIC=ATOL",
                         help="absolute tolerance of one output key or metric name; repeatable")
     parser.add_argument("--only-failures", action="store_true", help="print only the rows that fail")
+    parser.add_argument("--allow-new", action="store_true",
+                        help="accept methods and metrics that the results have and the baseline lacks (by default "
+                             "they fail the check: a half-written baseline would otherwise pass)")
 
 
 def per_metric_tolerances(rtols: Sequence[tuple[str, float]], atols: Sequence[tuple[str, float]],
@@ -312,9 +317,36 @@ def run_check(args: argparse.Namespace, out=None) -> int:
     print(format_table(rows, only_failures=args.only_failures), file=out)
     failed = [r for r in rows if r.failed]
     checked = sum(1 for r in rows if r.status != "new")
-    if failed:
+    problems = coverage_problems(rows, allow_new=getattr(args, "allow_new", False))
+    if failed or problems:
         kinds = sorted({r.status for r in failed})
-        print(f"FAILED: {len(failed)} of {checked} checks ({', '.join(kinds)})", file=out)
+        if failed:
+            print(f"FAILED: {len(failed)} of {checked} checks ({', '.join(kinds)})", file=out)
+        for problem in problems:
+            print(f"FAILED: {problem}", file=out)
         return 1
     print(f"OK: {checked} checks match", file=out)
     return 0
+
+
+def coverage_problems(rows: Sequence[Row], allow_new: bool = False) -> list[str]:
+    """Why a comparison without drift still proves nothing: no baseline value was compared, or the baseline
+    lacks methods or metrics that the results have (unless ``allow_new``)."""
+    problems = []
+    if not any(r.baseline is not None for r in rows if r.status != "new" and r.key != "*"):
+        problems.append("nothing was compared: the baseline holds no metric value (only method and status columns, "
+                        "or every value missing); use a complete baseline run directory or results.csv")
+    if not allow_new:
+        methods = [r.method for r in rows if r.status == "new" and r.key == "*"]
+        keys = sorted({r.key for r in rows if r.status == "new" and r.key != "*" and r.method not in methods
+                       and r.result is not None})  # an empty column of the results is nothing to compare
+        if methods or keys:
+            what = []
+            if methods:
+                what.append(f"{len(methods)} method(s) ({', '.join(_short(m, 30) for m in methods[:6])}"
+                            f"{', ...' if len(methods) > 6 else ''})")
+            if keys:
+                what.append(f"metric(s) {', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}")
+            problems.append(f"the baseline has fewer rows or metrics than the results: {' and '.join(what)} are not "
+                            f"in it (a half-written or older baseline?); pass --allow-new to accept them")
+    return problems

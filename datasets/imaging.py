@@ -1,7 +1,10 @@
 """Decoding one image file and the named resize/crop policies shared by the standard dataset loaders.
 
-Images are decoded with Pillow and converted to RGB with ``Image.convert("RGB")`` (grey, CMYK and palette
-files included); segmentation masks must be palette ("P") or grey ("L") PNGs of class indices and are resized
+Images are decoded with Pillow and turned into 8-bit sRGB by :func:`to_rgb8`, which handles every mode Pillow
+returns by what its values mean (``Image.convert("RGB")`` alone clips 16-bit grey to white): 1-bit, 8-bit,
+16-bit and 32-bit grey are scaled to 0-255 and replicated, palettes expanded, alpha dropped, CMYK converted with
+its ICC profile when it has one, YCbCr and CIE Lab converted to sRGB. What was done to a file is returned as a
+sentence (and counted per split in the dataset description, under ``conversions``). Segmentation masks must be palette ("P") or grey ("L") PNGs of class indices and are resized
 with nearest neighbour only. Resizing uses torchvision's functional transforms on PIL images (so a policy means
 exactly what ``transforms.Resize`` / ``transforms.CenterCrop`` mean in PyTorch code).
 """
@@ -10,12 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
 import numpy as np
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-__all__ = ["RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_policy", "decode_image", "decode_mask"]
+__all__ = ["RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_policy", "decode_image", "decode_image_info",
+           "decode_mask", "to_rgb8"]
 
 #: The named resize/crop policies (recorded in every dataset's info).
 RESIZE_POLICIES: dict[str, str] = {
@@ -80,17 +86,142 @@ def _open(path: Path | str) -> Image.Image:
     return img
 
 
+#: Version of the file decoding (:func:`to_rgb8`); part of the standard loaders' cache key. 2: every Pillow mode
+#: by what its values mean (v1 used ``Image.convert("RGB")``, which clips 16-bit grey to white).
+DECODER_VERSION = "2"
+
+_16BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA_DROPPED = "alpha dropped (colours kept as stored, not composited over a background)"
+
+
+def _grey_rgb(grey8: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.repeat(grey8[..., None], 3, axis=2), "RGB")
+
+
+def _scale_16bit(values: np.ndarray) -> np.ndarray:
+    """0-65535 -> 0-255, rounded to nearest (round(v * 255 / 65535), exact in integers)."""
+    v = values.astype(np.int64)
+    return ((v * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def to_rgb8(img: Image.Image, path: Path | str = "", raw_mode: str = "") -> tuple[Image.Image, str | None]:
+    """Convert a decoded Pillow image of any mode to 8-bit sRGB ("RGB"); returns it and what was done (``None``
+    for an 8-bit RGB file, which is used as it is).
+
+    Args:
+        img: a loaded image.
+        path: the file, for error messages.
+        raw_mode: the decoder's raw mode (``"RGB;16B"`` for a 16-bit-per-channel PNG), to say what Pillow did.
+
+    Raises:
+        CorruptImageError: a 32-bit integer or float image whose values have no known range, or a mode Pillow
+            cannot convert.
+    """
+    mode = img.mode
+    if mode == "RGB":
+        if ";16" in raw_mode:
+            return img, "16 bits per channel reduced to 8 by Pillow (high byte, within 1 level of v·255/65535)"
+        return img, None
+    if mode == "1":
+        return _grey_rgb(np.asarray(img.convert("L"))), "1-bit black/white expanded to 0/255, grey replicated to RGB"
+    if mode == "L":
+        return img.convert("RGB"), "grey replicated to RGB"
+    if mode in _16BIT_GREY:  # numpy reads the byte order of each mode
+        return _grey_rgb(_scale_16bit(np.asarray(img))), "16-bit grey scaled to 8 bits (v·255/65535), replicated to RGB"
+    if mode == "I":
+        values = np.asarray(img)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi > 65535:
+            raise CorruptImageError(path, f"32-bit integer grey image with values in [{lo}, {hi}]: not an 8- or 16-bit "
+                                          f"range, so its white level is unknown; save it as an 8- or 16-bit PNG")
+        return _grey_rgb(_scale_16bit(values)), ("32-bit integer grey read as 16-bit (0-65535), scaled to 8 bits, "
+                                                 "replicated to RGB")
+    if mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise CorruptImageError(path, "floating-point grey image with NaN or infinite values")
+        lo, hi = float(values.min()), float(values.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return _grey_rgb(np.round(values * 255.0).astype(np.uint8)), ("floating-point grey in [0, 1] scaled to 8 "
+                                                                          "bits (v·255), replicated to RGB")
+        if lo >= 0.0 and hi <= 255.0:
+            return _grey_rgb(np.round(values).astype(np.uint8)), ("floating-point grey in [0, 255] rounded to 8 bits, "
+                                                                  "replicated to RGB")
+        raise CorruptImageError(path, f"floating-point grey image with values in [{lo:.6g}, {hi:.6g}]: neither a [0, 1] "
+                                      f"nor a [0, 255] range, so its white level is unknown; save it as an 8- or "
+                                      f"16-bit PNG")
+    if mode in ("LA", "La"):
+        grey = np.asarray(img.convert("LA") if mode == "La" else img)[..., 0]
+        return _grey_rgb(grey), f"grey replicated to RGB, {_ALPHA_DROPPED}"
+    if mode == "P":
+        if "transparency" in img.info:
+            return img.convert("RGBA").convert("RGB"), f"palette expanded to RGB, {_ALPHA_DROPPED}"
+        return img.convert("RGB"), "palette expanded to RGB"
+    if mode == "PA":
+        return img.convert("RGBA").convert("RGB"), f"palette expanded to RGB, {_ALPHA_DROPPED}"
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        done = "padding byte dropped" if mode == "RGBX" else _ALPHA_DROPPED
+        if ";16" in raw_mode:
+            done += "; 16 bits per channel reduced to 8 by Pillow (high byte)"
+        return (img.convert("RGBA") if mode == "RGBa" else img).convert("RGB"), done
+    if mode == "CMYK":
+        icc = img.info.get("icc_profile")
+        if icc:
+            from PIL import ImageCms
+
+            try:
+                rgb = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                                ImageCms.createProfile("sRGB"), outputMode="RGB")
+            except (ImageCms.PyCMSError, OSError) as exc:
+                raise CorruptImageError(path, f"CMYK image whose embedded ICC profile cannot be used ({exc})") from None
+            return rgb, "CMYK converted to sRGB with its embedded ICC profile (LittleCMS, perceptual intent)"
+        return img.convert("RGB"), ("CMYK without a colour profile converted by Pillow's formula "
+                                    "R = (255 - C)(255 - K)/255 (colours approximate)")
+    if mode == "YCbCr":
+        return img.convert("RGB"), "YCbCr converted to RGB (JPEG full-range BT.601)"
+    if mode == "LAB":
+        from PIL import ImageCms
+
+        transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+        return ImageCms.applyTransform(img, transform), "CIE Lab converted to sRGB (LittleCMS, D50 Lab)"
+    try:
+        return img.convert("RGB"), f"mode {mode} converted to RGB by Pillow"
+    except (ValueError, OSError) as exc:
+        raise CorruptImageError(path, f"image mode {mode!r} cannot be converted to RGB ({exc})") from None
+
+
+def _raw_mode(img: Image.Image) -> str:
+    """The decoder's raw mode of an opened, not yet loaded image ("RGB;16B" for 16-bit PNG), or ""."""
+    try:
+        return str(img.tile[0][3]) if img.tile else ""
+    except (IndexError, TypeError):
+        return ""
+
+
+def decode_image_info(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """:func:`decode_image` that also returns what :func:`to_rgb8` did to the file (``None``: nothing)."""
+    try:
+        img = Image.open(path)
+        raw_mode = _raw_mode(img)
+        img.load()  # decode now, so truncated files fail here ("image file is truncated")
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
+    original = img.size
+    img, conversion = to_rgb8(img, path, raw_mode)
+    img = apply_policy(img, policy, size, path=path)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1), original, conversion
+
+
 def decode_image(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode an image file to ``(3, size, size)`` uint8 RGB under ``policy``; CorruptImageError names the file.
+    """Decode an image file of any Pillow mode to ``(3, size, size)`` uint8 sRGB under ``policy`` (see
+    :func:`to_rgb8`); CorruptImageError names the file.
 
     Returns the array and the file's original (W, H).
     """
-    img = _open(path)
-    original = img.size
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    img = apply_policy(img, policy, size, path=path)
-    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1), original
+    rgb, original, _ = decode_image_info(path, policy, size)
+    return rgb, original
 
 
 def array_image(hwc: np.ndarray, policy: str, size: int, name: str) -> np.ndarray:

@@ -20,6 +20,7 @@ from abc import abstractmethod
 
 import dataclasses
 import importlib.metadata
+from collections import Counter
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +34,8 @@ import torch
 from colorbench.datasets.base import IGNORE_INDEX, Dataset, DatasetSplits, ImageSet
 from colorbench.datasets.cache import (EntryWriter, cache_key, default_cache_dir, files_fingerprint,
                                        load_entry, relative)
-from colorbench.datasets.imaging import (RESIZE_POLICIES, CorruptImageError, array_image, check_policy,
-                                         decode_image, decode_mask)
+from colorbench.datasets.imaging import (DECODER_VERSION, RESIZE_POLICIES, CorruptImageError, array_image,
+                                         check_policy, decode_image_info, decode_mask)
 from colorbench.datasets.registry import register_dataset
 
 __all__ = [
@@ -250,8 +251,8 @@ class StandardDataset(Dataset):
             files += sp.mask_paths or []
         fingerprint = files_fingerprint(root, files)
         key = cache_key({
-            "dataset": self.name, "loader_version": self.version, "params": self.params(),
-            "sources": fingerprint, "versions": {d: _dist_version(d) for d in ("Pillow", "torchvision", "numpy")},
+            "dataset": self.name, "loader_version": self.version, "decoder_version": DECODER_VERSION,
+            "params": self.params(), "sources": fingerprint, "versions": {d: _dist_version(d) for d in ("Pillow", "torchvision", "numpy")},
         })
         cache_dir = default_cache_dir(root, cfg.cache_dir) if cfg.cache else None
         entry = load_entry(cache_dir, self.name, key) if cache_dir is not None else None
@@ -276,10 +277,11 @@ class StandardDataset(Dataset):
         cfg: StandardConfig = self.config
         writer = EntryWriter(cache_dir, self.name, key)
         try:
-            sets_meta, skipped, counts = {}, {}, {}
+            sets_meta, skipped, counts, conversions = {}, {}, {}, {}
             for split in ("train", "test"):
                 sp: SplitPlan = getattr(plan, split)
                 sets_meta[split], skipped[split] = self._decode_split(writer, split, sp, plan, cfg)
+                conversions[split] = sets_meta[split].pop("conversions", {})
                 counts[split] = len(sets_meta[split]["ids"])
                 if counts[split] == 0:
                     raise ValueError(f"{self.name}: the {split} split ({sp.name}) has no usable image")
@@ -304,6 +306,9 @@ class StandardDataset(Dataset):
                 "counts": counts,
                 "skipped_corrupt": {s: {"count": len(v), "files": v[:_MAX_LISTED]} for s, v in skipped.items()},
                 "decoder": f"Pillow {_dist_version('Pillow')}, torchvision {_dist_version('torchvision')}",
+                # what was done to files that were not 8-bit RGB (alpha dropped, palette expanded, 16-bit grey
+                # scaled and replicated, ...): per split, sentence -> number of files
+                "conversions": conversions,
                 "source_fingerprint": fingerprint,
                 "sha256": {s: sets[s].sha256() for s in sets},
             }
@@ -335,10 +340,11 @@ class StandardDataset(Dataset):
         masks = writer.array(f"{split}_masks", (n, S, S)) if sp.mask_paths is not None else None
         valid = set(range(len(plan.mask_class_names or []))) | {IGNORE_INDEX}
         ok = np.ones(n, dtype=bool)
+        converted: list[str | None] = [None] * n
 
         def work(i: int) -> CorruptImageError | None:
             try:
-                rgb[i], wh = decode_image(paths[i], cfg.resize, S)
+                rgb[i], wh, converted[i] = decode_image_info(paths[i], cfg.resize, S)
                 if masks is not None:
                     masks[i] = decode_mask(sp.mask_paths[i], cfg.resize, S, wh, valid)
             except CorruptImageError as exc:
@@ -366,6 +372,7 @@ class StandardDataset(Dataset):
             writer.shrink(f"{split}_masks", ok)
         writer.put(f"{split}_labels", labels[ok])
         meta = {"ids": [x for x, k in zip(sp.ids, ok) if k], "class_names": list(sp.class_names)}
+        meta["conversions"] = dict(Counter(c for c, k in zip(converted, ok) if k and c is not None))
         if masks is not None:
             meta["mask_class_names"] = list(plan.mask_class_names)
         return meta, skipped

@@ -100,12 +100,12 @@ def check_images(x: Any, name: str = "images") -> None:
         raise TypeError(_integer_input_message(x, name))
     if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{name}: empty batch of shape {tuple(x.shape)}; pass at least one non-empty image")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates to both, inf shows in one
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one pass; NaN propagates to both, inf shows in one
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name}: contains NaN or inf values; check the method's output (e.g. a diverged model)")
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
-            f"{name}: values must be in [0, 1], got min {lo:.6g} and max {hi:.6g}; "
+            f"{name}: values must be in [0, 1], got min {lo!r} and max {hi!r}; "  # every digit: 1 + 1e-6 is not "1"
             "clamp colorized output with x.clamp(0, 1), and divide 0-255 images by 255"
         )
 
@@ -145,24 +145,38 @@ def check_image_pair(pred: Any, target: Any) -> None:
 PSNR_REDUCTIONS = ("per_image_mean", "global")
 
 
-def mse(pred: Tensor, target: Tensor) -> Tensor:
+#: The reductions of the per-image functions (mse, psnr, ssim): None (default) keeps one value per image,
+#: ``"per_image_mean"`` averages them; psnr also takes ``"global"`` (see :data:`PSNR_REDUCTIONS`).
+PER_IMAGE_REDUCTIONS = (None, "per_image_mean")
+
+
+def _reduce(values: Tensor, reduction: str | None, name: str) -> Tensor:
+    if reduction not in PER_IMAGE_REDUCTIONS:
+        raise ValueError(f"unknown {name} reduction {reduction!r}; choose None (per-image values) or 'per_image_mean'")
+    return values if reduction is None else values.mean()
+
+
+def mse(pred: Tensor, target: Tensor, reduction: str | None = None) -> Tensor:
     """Per-image mean squared error on the 0-255 scale, averaged over pixels and the three channels.
 
     Args:
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
         target: real images, same shape.
+        reduction: None (default: per-image values ``(N,)``, as psnr and ssim) or ``"per_image_mean"``.
 
     Returns:
-        float64 tensor ``(N,)`` on the CPU; equals ``skimage.metrics.mean_squared_error(target*255, pred*255)``
-        image by image.
+        float64 tensor ``(N,)`` on the CPU (a scalar for ``"per_image_mean"``); equals
+        ``skimage.metrics.mean_squared_error(target*255, pred*255)`` image by image.
 
     Example:
         >>> t = torch.zeros(1, 3, 4, 4); p = t + 1 / 255
         >>> mse(p, t)
         tensor([1.0000], dtype=torch.float64)
     """
+    if reduction not in PER_IMAGE_REDUCTIONS:
+        raise ValueError(f"unknown MSE reduction {reduction!r}; choose None (per-image values) or 'per_image_mean'")
     check_image_pair(pred, target)
-    return _mse_unchecked(pred, target).cpu()
+    return _reduce(_mse_unchecked(pred, target).cpu(), reduction, "MSE")
 
 
 def _mse_unchecked(pred: Tensor, target: Tensor) -> Tensor:
@@ -236,7 +250,7 @@ def psnr_from_mse(
 
 
 def psnr(
-    pred: Tensor, target: Tensor, data_range: float = 255.0, reduction: str | None = "per_image_mean"
+    pred: Tensor, target: Tensor, data_range: float = 255.0, reduction: str | None = None
 ) -> Tensor:
     """Peak signal-to-noise ratio in dB (peak ``data_range`` = 255 on the 0-255 scale).
 
@@ -244,16 +258,17 @@ def psnr(
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
         target: real images, same shape.
         data_range: peak value (see :func:`psnr_from_mse`; the value does not depend on it).
-        reduction: ``"per_image_mean"`` (default, mean of per-image PSNR), ``"global"`` (PSNR of the MSE pooled
-            over all pixels of all images) or None (per-image values ``(N,)``).
+        reduction: None (default: per-image values ``(N,)``, as mse and ssim), ``"per_image_mean"`` (their
+            mean; what the ``psnr`` metric reports) or ``"global"`` (PSNR of the MSE pooled over all pixels of all
+            images).
 
     Returns:
-        float64 tensor on the CPU: a scalar, or ``(N,)`` for ``reduction=None``. Identical images give +inf.
+        float64 tensor on the CPU: ``(N,)``, or a scalar for a reduction. Identical images give +inf.
 
     Example:
         >>> t = torch.zeros(1, 3, 4, 4); p = t + 1 / 255
         >>> psnr(p, t)  # 10 log10(255**2 / 1)
-        tensor(48.1308, dtype=torch.float64)
+        tensor([48.1308], dtype=torch.float64)
     """
     if reduction is not None and reduction not in PSNR_REDUCTIONS:
         raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {PSNR_REDUCTIONS} (or None)")
@@ -334,6 +349,7 @@ def ssim(
     k1: float = 0.01,
     k2: float = 0.03,
     compute_dtype: str = "float32",
+    reduction: str | None = None,
 ) -> Tensor:
     """Per-image structural similarity (Wang et al. 2004), batched.
 
@@ -359,12 +375,21 @@ def ssim(
         k1, k2: the SSIM stabilising constants.
         compute_dtype: ``"float32"`` (default; agrees with scikit-image's float64 result to < 1e-5, measured
             ~1e-8 on photographs) or ``"float64"`` (agrees to < 1e-10).
+        reduction: None (default: per-image values, as mse and psnr) or ``"per_image_mean"``.
 
     Returns:
-        float64 tensor ``(N,)`` on the CPU.
+        float64 tensor ``(N,)`` on the CPU (a scalar for ``"per_image_mean"``). Not differentiable: inputs that
+        require grad are an error (pass ``pred.detach()``).
     """
+    if reduction not in PER_IMAGE_REDUCTIONS:
+        raise ValueError(f"unknown SSIM reduction {reduction!r}; choose None (per-image values) or 'per_image_mean'")
     check_image_pair(pred, target)
-    return _ssim_unchecked(pred, target, variant, data_range, k1, k2, compute_dtype)
+    if pred.requires_grad or target.requires_grad:
+        which = " and ".join(n for n, x in (("pred", pred), ("target", target)) if x.requires_grad)
+        raise ValueError(f"ssim: {which} requires grad, but this SSIM is an evaluation metric and is not "
+                         "differentiable (in-place float32 kernels, float64 result on the CPU); evaluate "
+                         f"{which}.detach(), or use a differentiable SSIM (e.g. piq.ssim) as a training loss")
+    return _reduce(_ssim_unchecked(pred, target, variant, data_range, k1, k2, compute_dtype), reduction, "SSIM")
 
 
 def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", data_range: float = 255.0,

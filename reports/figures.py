@@ -51,27 +51,25 @@ def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | P
         missing = set(LOG_AB_HISTOGRAM_COLUMNS) - set(frame.columns)
         if missing:
             raise ValueError(f"not a log ab-histogram table: missing columns {sorted(missing)}")
-        colour_of = {}
+        style_of = {}
     else:
         records = list(source)
         if not any(rec.histograms for rec in records):
             return None
         frame = log_ab_histogram_frame(records)
-        colour_of = {rec.method: _colour(i) for i, rec in enumerate(records)}  # same colour as in other figures
+        style_of = {rec.method: _style(i) for i, rec in enumerate(records)}  # same style as in other figures
+    series_names = list(dict.fromkeys(frame["series"]))
+    methods = [s for s in series_names if not s.startswith("real")]
+    if len(methods) > len(_COLOURS):  # one legend colour would name several methods: one small panel each
+        return _save(_ab_small_multiples(frame, series_names, methods), path)
     fig = _figure(11, 4)
     axes = fig.subplots(1, 2, sharey=True)
-    series_names = list(dict.fromkeys(frame["series"]))
     for channel, ax in zip("ab", axes):
         for i, series in enumerate(series_names):
-            rows = frame[(frame["series"] == series) & (frame["channel"] == channel)]
-            if rows.empty:
-                continue
-            edges = np.append(rows["bin_left"].to_numpy(dtype=float), rows["bin_right"].to_numpy(dtype=float)[-1])
-            prob = rows["probability"].to_numpy(dtype=float).copy()
-            prob[prob <= 0] = np.nan  # empty bins: no logarithm, a gap in the line
             real = series == "real"
-            colour = "black" if real else colour_of.get(series, _colour(i))
-            ax.stairs(prob, edges, baseline=None, color=colour, linewidth=2.2 if real else 1.4, label=series)
+            colour, dash = ("black", "-") if real else style_of.get(series, _style(i))
+            _ab_stairs(ax, frame, series, channel, color=colour, linestyle=dash, linewidth=2.2 if real else 1.4,
+                       label=series)
         ax.set_yscale("log")
         ax.set_title(f"{channel}* channel")
         ax.set_xlabel(f"{channel}* (CIELAB)")
@@ -79,6 +77,53 @@ def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | P
     axes[0].set_ylabel("fraction of pixels (log scale)")
     _legend(fig, axes)
     return _save(fig, path)
+
+
+def _ab_stairs(ax: Any, frame: pd.DataFrame, series: str, channel: str, **style: Any) -> bool:
+    rows = frame[(frame["series"] == series) & (frame["channel"] == channel)]
+    if rows.empty:
+        return False
+    edges = np.append(rows["bin_left"].to_numpy(dtype=float), rows["bin_right"].to_numpy(dtype=float)[-1])
+    prob = rows["probability"].to_numpy(dtype=float).copy()
+    prob[prob <= 0] = np.nan  # empty bins: no logarithm, a gap in the line
+    ax.stairs(prob, edges, baseline=None, **style)
+    return True
+
+
+#: Panels per row of the small-multiples ab-histogram figure.
+AB_PANELS_PER_ROW = 4
+
+
+def _ab_small_multiples(frame: pd.DataFrame, series_names: list[str], methods: list[str]) -> Figure:
+    """One panel per method, titled with its name: its a* (blue) and b* (orange) histograms over the real test
+    set's (black; solid a*, dashed b*), shared log axes, so every series is identified by its panel."""
+    cols = min(AB_PANELS_PER_ROW, len(methods))
+    rows = -(-len(methods) // cols)
+    fig = _figure(3.1 * cols, 2.3 * rows + 0.6)
+    axes = np.atleast_2d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False))
+    reals = [s for s in series_names if s.startswith("real")]
+    for k, ax in enumerate(axes.flat):
+        if k >= len(methods):
+            ax.set_visible(False)
+            continue
+        method = methods[k]
+        real = f"real@{method}" if f"real@{method}" in reals else "real"  # a record with its own real histogram
+        for channel, dash in (("a", "-"), ("b", "--")):
+            _ab_stairs(ax, frame, real, channel, color="black", linestyle=dash, linewidth=1.2,
+                       label=f"real {channel}*")
+        _ab_stairs(ax, frame, method, "a", color="C0", linewidth=1.3, label="method a*")
+        _ab_stairs(ax, frame, method, "b", color="C1", linestyle="--", linewidth=1.3, label="method b*")
+        ax.set_yscale("log")
+        ax.set_title(method, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if k % cols == 0:
+            ax.set_ylabel("fraction (log)", fontsize=8)
+        if k // cols == rows - 1 or k + cols >= len(methods):
+            ax.set_xlabel("a* / b* (CIELAB)", fontsize=8)
+    fig.suptitle("a*/b* histograms: each method (colour) against the real test set (black)", fontsize=10)
+    _legend(fig, [axes.flat[0]])
+    return fig
 
 
 def plot_sample_grid(
@@ -165,7 +210,8 @@ def plot_curves(records: Sequence[RunRecord], path: str | Path) -> Path | None:
             xs = [_finite(e) for e, v in points if v is not None]
             ys = [_finite(v) for e, v in points if v is not None]
             if ys:
-                ax.plot(xs, ys, marker="o", markersize=3, color=_colour(index), label=rec.method)
+                colour, dash = _style(index)
+                ax.plot(xs, ys, marker="o", markersize=3, color=colour, linestyle=dash, label=rec.method)
         arrow = {True: " ↑", False: " ↓"}.get(directions.get(key), "")
         ax.set_title(display_name(key) + arrow, fontsize=10)
         ax.set_xlabel("epoch")
@@ -235,6 +281,20 @@ def _save(fig: Figure, path: str | Path) -> Path:
     from colorbench.fsio import atomic_savefig
 
     return atomic_savefig(fig, path, dpi=DPI)  # no half-written or empty PNG on a full disk
+
+
+#: The colour cycle of the overlay figures; beyond it the line style changes, so no two series look alike.
+_COLOURS = tuple(f"C{i}" for i in range(10))
+_DASHES = ("-", "--", ":", "-.")
+
+
+def _style(index: int) -> tuple[str, Any]:
+    """(colour, line style) of the ``index``-th series: 10 colours, then the same colours dashed, dotted, ...;
+    distinct up to 40 series, after which dash patterns of growing length keep them apart."""
+    colour = _COLOURS[index % len(_COLOURS)]
+    turn = index // len(_COLOURS)
+    dash = _DASHES[turn] if turn < len(_DASHES) else (0, (1 + turn, 1 + turn // 2))
+    return colour, dash
 
 
 def _colour(index: int) -> str:

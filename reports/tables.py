@@ -70,6 +70,44 @@ def format_value(key: str, value: float | None) -> str:
     return text[:-1] if text.endswith(".") else text  # "#" leaves a bare point on integers: 6092. -> 6092
 
 
+#: Fewer test images than this make the leaderboard say that its bootstrap intervals are unreliable: a percentile
+#: bootstrap of a mean is known to under-cover (be too narrow) for small samples (Efron & Tibshirani 1993, §13.3;
+#: 30 is the usual rule of thumb for the normal approximation the percentile interval relies on).
+FEW_TEST_IMAGES = 30
+
+
+def column_decimals(key: str, values: Sequence[float | None]) -> int | None:
+    """Decimals of a metric column without a fixed format: enough for 4 significant digits of its smallest
+    non-zero magnitude (at most 6), so every value of the column is printed alike. None: the column has a
+    fixed format (``_FORMATS``) or no finite value."""
+    if key in _FORMATS:
+        return None
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v)) and float(v) != 0.0]
+    if not finite:
+        return None
+    return int(min(6, max(0, 3 - math.floor(math.log10(min(finite))))))
+
+
+def format_column_value(key: str, value: float | None, decimals: int | None) -> str:
+    """:func:`format_value` with the column's decimals (see :func:`column_decimals`)."""
+    if value is None or decimals is None or not math.isfinite(float(value)):
+        return format_value(key, value)
+    return f"{float(value):.{decimals}f}"
+
+
+def epochs_trained(rec: RunRecord) -> int | None:
+    """Epochs the method trained: the last epoch with recorded losses, 0 for a method with nothing to train,
+    the config's epochs otherwise (None for a failed run without losses)."""
+    if rec.losses:
+        return int(max(int(entry.get("epoch", i + 1)) for i, entry in enumerate(rec.losses)))
+    if not (rec.card or {}).get("trainable", True):
+        return 0
+    if rec.status != "ok":
+        return None
+    epochs = (rec.config or {}).get("epochs")
+    return int(epochs) if isinstance(epochs, (int, float)) else None
+
+
 def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per record (cell): ``method, status, error``, the canonical metrics, other metrics, timings,
     ``preset``, ``dataset``, ``seed``, ``key``.
@@ -139,9 +177,11 @@ def leaderboard_markdown(
                   ""]
 
     lines += ["## Leaderboard", ""]
-    header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), "Train (s)"]
+    header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys),
+              "Train (s)"]
     lines.append(_table_row(header))
-    lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
+    lines.append(_table_row(["---", "---", "---:", *("---:" for _ in keys), "---:"]))
+    decimals = {k: column_decimals(k, [rec.value(k) for rec in records if rec.status == "ok"]) for k in keys}
     for rec in records:
         ok = rec.status == "ok"
         name = _escape(rec.method)
@@ -149,7 +189,8 @@ def leaderboard_markdown(
             number = footnotes.setdefault(f"{rec.method}: {caveat}", len(footnotes) + 1)
             footnote_keys.setdefault(f"{rec.method}: {caveat}", [])
             name += f" [^{number}]"
-        cells = [name, "ok" if ok else f"**{_escape(rec.status)}**"]
+        epochs = epochs_trained(rec)
+        cells = [name, "ok" if ok else f"**{_escape(rec.status)}**", MISSING if epochs is None else str(epochs)]
         for key in keys:
             mv = rec.metrics.get(key)
             if mv is None and key in NOT_APPLICABLE and not NOT_APPLICABLE[key][1](rec):
@@ -168,12 +209,14 @@ def leaderboard_markdown(
                     applies_to.append(key)
                 cells.append(f"{MISSING}[^{number}]")
                 continue
-            text = format_value(key, mv.value)
+            text = format_column_value(key, mv.value, decimals[key])
             if ok and key in best and mv.value == best[key]:
                 text = f"**{text}**"
             if mv.ci95 is not None and None not in mv.ci95:
                 lo, hi = mv.ci95
-                text += f" ± {_format_half_width(key, (hi - lo) / 2)}"
+                half = (hi - lo) / 2
+                text += " ± " + (format_column_value(key, half, decimals[key]) if decimals[key] is not None
+                                 else _format_half_width(key, half))
             cells.append(text)
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
@@ -182,7 +225,8 @@ def leaderboard_markdown(
         "",
         "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
         "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
-        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na),
+        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
+        + _few_images_caveat(records),
         "",
     ]
 
@@ -227,6 +271,19 @@ def leaderboard_markdown(
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _few_images_caveat(records: Sequence[RunRecord]) -> str:
+    """A sentence when some ± interval comes from fewer than :data:`FEW_TEST_IMAGES` test images."""
+    counts = sorted({int(rec.dataset.get("n_test")) for rec in records
+                     if isinstance(rec.dataset, Mapping) and isinstance(rec.dataset.get("n_test"), (int, float))
+                     and any(mv.ci95 is not None for mv in rec.metrics.values())})
+    few = [n for n in counts if n < FEW_TEST_IMAGES]
+    if not few:
+        return ""
+    return (f" **Caveat:** the ± intervals come from only {', '.join(map(str, few))} test images: a bootstrap over "
+            f"fewer than {FEW_TEST_IMAGES} images understates the uncertainty (the interval is too narrow), so read "
+            "differences of a few half-widths as unresolved.")
 
 
 def _float_or_none(v: Any) -> float | None:

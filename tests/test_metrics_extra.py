@@ -83,7 +83,7 @@ def test_golden_values(golden):
     assert doc["provenance"]["versions"]["scikit-image"]  # provenance is recorded with the numbers
     got = {
         "mse": float(MF.mse(pred, target).mean()),
-        "psnr": float(MF.psnr(pred, target)),
+        "psnr": float(MF.psnr(pred, target, reduction="per_image_mean")),
         "psnr_global": float(MF.psnr(pred, target, reduction="global")),
         "sum_abs_diff": float(MF.sum_abs_diff(pred, target).mean()),
         "colorfulness": float(MF.colorfulness(pred, "per_image_mean")),
