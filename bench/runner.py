@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
 from colorbench.methods import METHODS, Method
+from colorbench.methods.presets import check_preset_image_size
 from colorbench.datasets.base import Batch
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
@@ -258,6 +259,7 @@ def train_and_evaluate(
     if spec.epochs is not None:
         overrides["epochs"] = spec.epochs
     config = cls.make_config(spec.preset, **overrides)
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     record = RunRecord(
         method=name, preset=spec.preset, dataset=data.describe(), grey_convention=spec.grey_convention,
         seed=spec.seed, device=str(device), card=cls.card.to_dict(), config=dataclasses.asdict(config),
