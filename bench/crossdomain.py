@@ -165,23 +165,22 @@ ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
 }
 
 #: torchvision's ImageNet weights files of the architectures that have them (``IMAGENET1K_V1``).
-PRETRAINED_FILES = {"vgg16": "vgg16-397923af.pth", "vgg16_bn": "vgg16_bn-6c64b313.pth"}
-PRETRAINED_URLS = {"vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
-                   "vgg16_bn": "https://download.pytorch.org/models/vgg16_bn-6c64b313.pth"}
+#: (names in colorbench's weights registry, ``colorbench weights list``).
+PRETRAINED_FILES = {"vgg16": "vgg16"}
 
 
 def pretrained_weights_path(config: "ClassifierConfig") -> Path:
     """The ImageNet weights file of a pretrained classifier config; FileNotFoundError (what to put where) if absent."""
-    if config.weights:
-        path = Path(config.weights).expanduser()
-    else:
-        path = Path(torch.hub.get_dir()) / "checkpoints" / PRETRAINED_FILES[config.arch]
+    from colorbench import weights
+
+    entry = weights.get(PRETRAINED_FILES[config.arch])
+    path = Path(config.weights).expanduser() if config.weights else entry.path()
     if not path.is_file():
         raise FileNotFoundError(
             f"cross-domain classifier preset {config.preset!r} starts from ImageNet {config.arch} weights: put "
-            f"{PRETRAINED_FILES[config.arch]} (from {PRETRAINED_URLS[config.arch]}) at {path}"
-            + ("" if config.weights else " (torch.hub.get_dir()/checkpoints)")
-            + "; nothing is downloaded. Or use a preset that trains from scratch (paper-vgg16, quick)")
+            f"{entry.file_name} (from {entry.url}; with internet access: colorbench weights fetch {entry.name}) at "
+            f"{path}; nothing is downloaded while running. Or use a preset that trains from scratch (paper-vgg16, "
+            f"quick)")
     return path
 
 

@@ -38,37 +38,40 @@ CAFFE_VGG16_FILE = "vgg16-00b39a1b.pth"
 CAFFE_VGG16_URL = "https://web.eecs.umich.edu/~justincj/models/vgg16-00b39a1b.pth"
 
 
-def pretrained_file_name(backbone: str, kind: str = "torchvision") -> str:
-    """File name of the ImageNet weights of ``kind`` (torchvision's as saved in the hub cache by
-    ``torchvision.models``; the Caffe VGG16 as jcjohnson/pytorch-vgg names it)."""
+def weights_name(backbone: str, kind: str = "torchvision") -> str:
+    """The name of the ImageNet weights of ``backbone`` / ``kind`` in colorbench's weights registry
+    (``colorbench weights list``): ``vgg16``, ``resnet50`` (torchvision) or ``vgg16-caffe``."""
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"unknown feature weights kind {kind!r}; choose one of {WEIGHT_KINDS}")
+    if backbone not in FEATURE_BACKBONES:
+        raise ValueError(f"unknown feature backbone {backbone!r}; choose one of {FEATURE_BACKBONES}")
     if kind == "caffe":
         if backbone != "vgg16":
             raise ValueError(f"caffe weights exist here only for vgg16, not {backbone!r}; use kind 'torchvision'")
-        return CAFFE_VGG16_FILE
-    from torchvision import models
+        return "vgg16-caffe"
+    return backbone
 
-    weights = {"vgg16": models.VGG16_Weights.IMAGENET1K_V1, "resnet50": models.ResNet50_Weights.IMAGENET1K_V1}
-    if backbone not in weights:
-        raise ValueError(f"unknown feature backbone {backbone!r}; choose one of {FEATURE_BACKBONES}")
-    return weights[backbone].url.rsplit("/", 1)[-1]
+
+def pretrained_file_name(backbone: str, kind: str = "torchvision") -> str:
+    """File name of the ImageNet weights of ``kind`` (torchvision's as saved in the hub cache by
+    ``torchvision.models``; the Caffe VGG16 as jcjohnson/pytorch-vgg names it), from the weights registry."""
+    from colorbench import weights
+
+    return weights.get(weights_name(backbone, kind)).file_name
 
 
 def pretrained_url(backbone: str, kind: str = "torchvision") -> str:
-    """Where the weights file of ``kind`` is published (nothing is downloaded; for the error messages)."""
-    if kind == "caffe":
-        pretrained_file_name(backbone, kind)
-        return CAFFE_VGG16_URL
-    from torchvision import models
+    """Where the weights file of ``kind`` is published (nothing is downloaded while running)."""
+    from colorbench import weights
 
-    weights = {"vgg16": models.VGG16_Weights.IMAGENET1K_V1, "resnet50": models.ResNet50_Weights.IMAGENET1K_V1}
-    return weights[backbone].url
+    return weights.get(weights_name(backbone, kind)).url
 
 
 def hub_checkpoint_path(backbone: str, kind: str = "torchvision") -> Path:
     """Where the weights are looked for: ``torch.hub.get_dir()/checkpoints/<file name>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / pretrained_file_name(backbone, kind)
+    from colorbench import weights
+
+    return weights.get(weights_name(backbone, kind)).path()
 
 
 def find_pretrained(backbone: str, path: str = "", kind: str = "torchvision") -> Path | None:
@@ -90,7 +93,8 @@ def missing_weights_message(who: str, backbone: str, kind: str) -> str:
         alt = (f"; or, with the option feature_weights_kind={other!r}, {pretrained_file_name(backbone, other)} "
                f"({pretrained_url(backbone, other)}) at {hub_checkpoint_path(backbone, other)}")
     return (f"{who} needs ImageNet {backbone} weights ({kind} kind) and none were found: put "
-            f"{pretrained_file_name(backbone, kind)} (from {pretrained_url(backbone, kind)}) at "
+            f"{pretrained_file_name(backbone, kind)} (from {pretrained_url(backbone, kind)}; with internet access: "
+            f"colorbench weights fetch {weights_name(backbone, kind)}) at "
             f"{hub_checkpoint_path(backbone, kind)}, or pass the option feature_weights=PATH{alt}. Nothing is "
             f"downloaded, and no other network is used in its place (the method gorriz-featrec-selftrained trains "
             f"its own feature network instead, under its own name)")
