@@ -202,7 +202,7 @@ def test_runner_stops_a_paper_preset_at_the_wrong_size(tmp_path):
     spec = RunSpec(methods=("unet-l1",), preset="paper", dataset="shapes", dataset_options=(("n_train", 8), ("n_test", 4)),
                    epochs=1, metrics=("psnr",), progress=False)
     out = run(spec, out=tmp_path / "run", log=lambda s: None)
-    rec = RunRecord.load(out / "records" / "unet-l1.json")
+    rec = RunRecord.load(out / "cells" / "shapes__unet-l1__paper__s0" / "record.json")
     assert rec.status == "failed" and "--image-size 256" in rec.error and "imagenet-val" in rec.error
 
 

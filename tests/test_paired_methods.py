@@ -271,10 +271,10 @@ def test_runner_records_the_feature_network_or_fails_the_row(tmp_path, empty_hub
     spec = RunSpec(methods=("gorriz-featrec-selftrained", "gorriz-featrec"), dataset="shapes",
                    dataset_options=(("n_train", 64), ("n_test", 16)), epochs=1, metrics=("psnr",), progress=False)
     out = run(spec, out=tmp_path / "run", log=lambda s: None)
-    record = RunRecord.load(out / "records" / "gorriz-featrec-selftrained.json")
+    record = RunRecord.load(out / "cells" / "shapes__gorriz-featrec-selftrained__quick__s0" / "record.json")
     assert record.status == "ok", record.error
     assert record.config["notes"]["feature_network"].startswith("trained by colorbench")
-    failed = RunRecord.load(out / "records" / "gorriz-featrec.json")
+    failed = RunRecord.load(out / "cells" / "shapes__gorriz-featrec__quick__s0" / "record.json")
     assert failed.status == "failed" and "FileNotFoundError" in failed.error and "vgg16-00b39a1b.pth" in failed.error
 
 
