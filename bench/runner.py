@@ -36,15 +36,11 @@ from tqdm.auto import tqdm
 from colorbench.cells import CellKeyMismatch, cell_key, dataset_identity, diff_fields
 from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
-<<<<<<< HEAD
-from colorbench.methods import METHODS, Method
-from colorbench.methods.presets import check_preset_image_size
-=======
->>>>>>> main
 from colorbench.datasets.base import Batch
 from colorbench.device import available_cores, resolve_device
 from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
+from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
@@ -341,15 +337,6 @@ def method_config(spec: RunSpec, name: str) -> Any:
     overrides: dict[str, Any] = {"grey_convention": spec.grey_convention}
     if spec.epochs is not None:
         overrides["epochs"] = spec.epochs
-<<<<<<< HEAD
-    config = cls.make_config(spec.preset, **overrides)
-    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
-    record = RunRecord(
-        method=name, preset=spec.preset, dataset=data.describe(), grey_convention=spec.grey_convention,
-        seed=spec.seed, device=str(device), card=cls.card.to_dict(), config=dataclasses.asdict(config),
-        versions=environment_versions(),
-    )
-=======
     return cls.make_config(spec.preset, **overrides)
 
 
@@ -489,7 +476,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
->>>>>>> main
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)
