@@ -198,7 +198,9 @@ class Evaluator:
         for name in self.spec.metrics:
             cls = METRICS.get(name)
             weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
-            kwargs = {"weights_path": weights} if weights else {}
+            kwargs: dict[str, Any] = {"weights_path": weights} if weights else {}
+            if cls.takes_grey_convention:  # e.g. luma_ssim: the run's convention, recorded in its params
+                kwargs["grey_convention"] = self.spec.grey_convention
             try:
                 metrics[cls.name] = cls(**kwargs)
             except MetricUnavailable as exc:
