@@ -92,17 +92,19 @@ def test_method_caveats_are_on_the_row():
     assert f"[^{number}]: method-01: substitute feature network: trained here" in text
 
 
-@pytest.mark.slow
-def test_gorriz_featrec_without_weights_says_so_on_its_row(tmp_path, monkeypatch):
-    """End to end: no VGG16 file here, so the method trains its own feature network and the row says it."""
+def test_gorriz_featrec_selftrained_says_so_on_its_row(tmp_path):
+    """End to end: the variant that trains its own feature network has the substitute named on its row."""
     from colorbench.records import load_records
     from colorbench.runner import RunSpec, run
 
-    spec = RunSpec(methods=("gorriz-featrec",), dataset="shapes", epochs=1, progress=False, n_samples=2,
+    spec = RunSpec(methods=("gorriz-featrec-selftrained",), dataset="shapes", epochs=1, progress=False, n_samples=2,
                    dataset_options=(("n_test", 4), ("n_train", 8), ("size", 32)), eval_batch_size=4)
     out = run(spec, out=tmp_path / "run", log=lambda s: None)
     rec = load_records(out)[0]
     assert rec.status == "ok", rec.error
-    assert rec.caveats and "substitute feature network" in rec.caveats[0]
+    assert rec.caveats and "substitute feature network, not the paper's ImageNet vgg16" in rec.caveats[0]
+    assert "trained by colorbench" in rec.caveats[0]
     board = (out / "leaderboard.md").read_text()
-    assert "gorriz-featrec: substitute feature network" in board
+    line = next(line for line in board.splitlines() if line.startswith("| gorriz-featrec-selftrained"))
+    number = re.search(r"\[\^(\d+)\]", line).group(1)
+    assert f"[^{number}]: gorriz-featrec-selftrained: substitute feature network" in board
