@@ -28,6 +28,7 @@ from colorbench.methods import METHODS, Method
 from colorbench.datasets.base import Batch
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
+from colorbench.threads import apply_thread_policy
 from colorbench import crossdomain
 
 #: How unpaired methods get their two domains from the training split (recorded in every record's config).
@@ -386,6 +387,8 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
         "spec": spec.to_dict(), "methods": list(names), "dataset": data.describe(), "device": str(device),
         "grey_convention": spec.grey_convention, "started": datetime.now(timezone.utc).isoformat(),
         "versions": environment_versions(), "timings": {"dataset_load_s": load_s},
+        # intra-op and metric threads, and why (colorbench.threads)
+        "threads": apply_thread_policy(1, device=device, preset=spec.preset, image_size=data.train.image_size),
     }
     _write_json(run_dir / "run.json", run_info)
     if spec.cross_domain:  # the real image sets of the cross-domain evaluation (colorbench.crossdomain)

@@ -29,7 +29,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from torch import Tensor
 
 from colorbench.color import rgb_to_lab
 from colorbench.metrics.errors import MetricUnavailable
+from colorbench.threads import chunk_map
 
 __all__ = [
     "AB_HISTOGRAM_BINS",
@@ -183,12 +184,17 @@ CHUNK_PIXELS = 2**15
 def per_image_chunks(fn: Callable[..., Tensor], *images: Tensor, pixels: int = CHUNK_PIXELS) -> Tensor:
     """``fn`` applied to chunks of ``(N, C, H, W)`` batches of about ``pixels`` pixels each (at least one image),
     its per-image results ``(n, ...)`` concatenated. Equals ``fn(*images)`` for any ``fn`` that treats images
-    independently. On a GPU, where small kernels cost more than they save, ``fn(*images)`` at once."""
+    independently. On a GPU, where small kernels cost more than they save, ``fn(*images)`` at once.
+
+    The chunks run on :func:`colorbench.threads.chunk_map`'s pool, each single-threaded: thousands of small
+    multi-threaded ops would each wait for a descheduled thread whenever another process shares the cores
+    (measured 2-10x slower then; metrics/README.md). Each chunk is computed by one thread alone, so the values
+    do not depend on the number of threads."""
     n, _, h, w = images[0].shape
     step = max(1, pixels // (h * w)) if images[0].device.type == "cpu" else n
     if step >= n:
         return fn(*images)
-    return torch.cat([fn(*(x[start : start + step] for x in images)) for start in range(0, n, step)])
+    return torch.cat(chunk_map(lambda start: fn(*(x[start : start + step] for x in images)), range(0, n, step)))
 
 
 def _difference_statistics_chunk(pred: Tensor, target: Tensor) -> Tensor:
@@ -652,19 +658,23 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
         images: ``(N, 3, H, W)`` float RGB in [0, 1] (not validated here).
         bins, value_range: the uniform bins.
     """
-    chunks = [c.transpose(0, 1).reshape(2, -1) for c in _ab_bin_index_chunks(images, bins, value_range)]
+    chunks = _ab_bin_index_chunks(images, bins, value_range, lambda idx: idx.transpose(0, 1).reshape(2, -1))
     return torch.cat(chunks, dim=1).long()
 
 
-def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, float]) -> Iterator[Tensor]:
-    """:func:`ab_bin_indices` chunk by chunk, never the whole batch at once: int32 ``(n_chunk, 2, H*W)`` each."""
+def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, float],
+                         then: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """``then(idx)`` for the bin indices ``idx`` of each chunk of :data:`_LAB_CHUNK_PIXELS` pixels (int32
+    ``(n_chunk, 2, H*W)``), in order; never the whole batch's indices at once. The chunks run on
+    :func:`colorbench.threads.chunk_map`'s pool."""
     _check_bins(bins, value_range)
     lo, hi = float(value_range[0]), float(value_range[1])
     scale = bins / (hi - lo)
     guard = AB_EDGE_GUARD * scale  # in bin units
     n, _, h, w = images.shape
     step = max(1, _LAB_CHUNK_PIXELS // (h * w)) if images.device.type == "cpu" else n  # see per_image_chunks
-    for start in range(0, n, step):
+
+    def one_chunk(start: int) -> Tensor:
         rgb = images[start : start + step]
         pos = rgb_to_lab(rgb.float())[:, 1:].reshape(rgb.shape[0], 2, -1).sub(lo).mul_(scale)
         floor = torch.floor(pos)
@@ -675,18 +685,20 @@ def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, fl
             pixels = rgb.reshape(rgb.shape[0], 3, -1).permute(1, 0, 2)[:, near]  # (3, k) RGB near an edge
             ab64 = rgb_to_lab(pixels.double().unsqueeze(-1))[1:, :, 0]  # (2, k)
             idx.transpose(0, 1)[:, near] = torch.floor((ab64 - lo) * scale).to(torch.int32)
-        yield idx.clamp_(0, bins - 1)
+        return then(idx.clamp_(0, bins - 1))
+
+    return chunk_map(one_chunk, range(0, n, step))
 
 
 def ab_counts_unchecked(images: Tensor, bins: int, value_range: tuple[float, float], joint: bool = False) -> Tensor:
     """Pooled counts of :func:`ab_histogram_counts` (``joint=False``, ``(2, bins)``) or
-    :func:`ab_joint_histogram_counts` (``joint=True``, ``(bins, bins)``), accumulated chunk by chunk."""
+    :func:`ab_joint_histogram_counts` (``joint=True``, ``(bins, bins)``), counted chunk by chunk and added."""
     count = ab_joint_counts_from_indices if joint else ab_counts_from_indices
-    counts = None
-    for idx in _ab_bin_index_chunks(images, bins, value_range):
-        c = count(idx, bins)
-        counts = c if counts is None else counts.add_(c)
-    return counts
+    counts = _ab_bin_index_chunks(images, bins, value_range, lambda idx: count(idx, bins))
+    total = counts[0]
+    for c in counts[1:]:
+        total = total.add_(c)
+    return total
 
 
 def ab_counts_from_indices(idx: Tensor, bins: int) -> Tensor:
