@@ -135,6 +135,7 @@ def decide_thread_policy(
     preset: str | None = None,
     image_size: tuple[int, int] | int | None = None,
     threads: int | None = None,
+    share: int | None = None,
     environ: dict[str, str] | None = None,
     cores: int | None = None,
     busy_elsewhere: float | None | str = "measure",
@@ -143,23 +144,27 @@ def decide_thread_policy(
 
     Rules, first match wins:
 
-    1. ``threads`` given (e.g. a ``--threads`` option), else ``COLORBENCH_THREADS``, else ``OMP_NUM_THREADS`` in
-       the environment: that many intra-op and metric threads (the user decided; cluster schedulers set
-       ``OMP_NUM_THREADS``).
-    2. Networks on a GPU: ``cores // n_workers`` threads (the CPU only feeds the GPU and runs the metrics).
+    1. ``threads`` given (e.g. a ``--threads`` option), else ``COLORBENCH_THREADS``, else (outside colorbench's
+       own workers, i.e. ``share`` not given) ``OMP_NUM_THREADS`` in the environment: that many intra-op and metric
+       threads (the user decided; cluster schedulers set ``OMP_NUM_THREADS``). Inside a worker, OMP_NUM_THREADS
+       is what the executor (or Ray) set to the worker's share, not a decision about small networks.
+    2. Networks on a GPU: the worker's share of the cores (``share``, else ``cores // n_workers``) threads (the
+       CPU only feeds the GPU and runs the metrics).
     3. Small networks on the CPU (:func:`workload_of`): 1 intra-op thread. Measured on the 2-core box, a
        quick-preset step is no faster with 2 threads when the machine is idle and 3-10x slower when another
        multi-threaded process runs (metrics/README.md).
     4. Large networks on the CPU: ``cores // n_workers`` threads, less the cores other processes keep busy
        (at least 1).
 
-    The metric pool gets ``cores // n_workers`` threads in rules 2-4 (its chunks do not wait for one another).
+    The metric pool gets the worker's share in rules 2-4 (its chunks do not wait for one another).
 
     Args:
         n_workers: colorbench worker processes that share the cores (each calls this with the same number).
         device: where the networks run.
         preset, image_size: what is trained (see :func:`workload_of`).
         threads: an explicit thread count (overrides everything).
+        share: the cores this worker may use, when an executor decided it (process workers: cores // workers;
+            Ray: --cpus-per-cell); default ``cores // n_workers``.
         environ: the environment to read (default ``os.environ``).
         cores: usable cores (default :func:`usable_cores`).
         busy_elsewhere: cores busy with other processes (default: measured from /proc/loadavg).
@@ -167,27 +172,31 @@ def decide_thread_policy(
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
     env = os.environ if environ is None else environ
+    in_worker = share is not None
     cores = usable_cores() if cores is None else int(cores)
     busy = _busy_cores_elsewhere() if busy_elsewhere == "measure" else busy_elsewhere
     dev = torch.device(device).type
     workload = workload_of(preset, image_size)
-    share = max(1, cores // n_workers)
+    share = max(1, cores // n_workers) if share is None else _positive_int(share, "share")
     common = {"cores": cores, "n_workers": n_workers, "device": dev, "workload": workload, "busy_elsewhere": busy}
-    for source, value in (("argument", threads), (ENV_VAR, env.get(ENV_VAR)), ("OMP_NUM_THREADS", env.get("OMP_NUM_THREADS"))):
+    requests = [("argument", threads), (ENV_VAR, env.get(ENV_VAR))]
+    if not in_worker:
+        requests.append(("OMP_NUM_THREADS", env.get("OMP_NUM_THREADS")))
+    for source, value in requests:
         if value is not None and str(value).strip() != "":
             n = _positive_int(value, source if source != "argument" else "threads")
             return ThreadDecision(n, n, **common, source=source, reason=f"{n} thread(s) as set by {source}")
     if dev != "cpu":
         return ThreadDecision(share, share, **common, source="policy",
-                              reason=f"networks run on {dev}; the CPU's share ({cores} cores / {n_workers} "
-                                     f"worker(s)) feeds it and computes the metrics")
+                              reason=f"networks run on {dev}; this worker's share of the CPU ({share} of {cores} "
+                                     "cores) feeds it and computes the metrics")
     if workload == "small":
         return ThreadDecision(1, share, **common, source="policy",
                               reason="small networks on the CPU: one intra-op thread (a second one gains little and "
                                      "makes every op wait for a descheduled thread when the cores are shared); the "
                                      f"metric pool uses this worker's share of {share} core(s)")
     free = share if busy is None else max(1, min(share, math.floor(cores - busy + 0.5)))
-    why = (f"large networks on the CPU: this worker's share of {cores} cores / {n_workers} worker(s) = {share}"
+    why = (f"large networks on the CPU: this worker's share of the cores, {share} of {cores}"
            + (f", limited to {free} by {busy:.1f} cores busy with other processes" if free < share else ""))
     return ThreadDecision(free, share, **common, source="policy", reason=why)
 
@@ -199,11 +208,14 @@ def apply_thread_policy(
     preset: str | None = None,
     image_size: tuple[int, int] | int | None = None,
     threads: int | None = None,
+    share: int | None = None,
 ) -> dict[str, Any]:
     """Decide (:func:`decide_thread_policy`) and apply: ``torch.set_num_threads`` for this process and the size of
     the metric chunk pool. Call it once per process before training (each worker process calls it with the
-    number of workers). Returns the decision as a dict for ``run.json`` (with ``torch_threads_before``)."""
-    decision = decide_thread_policy(n_workers, device=device, preset=preset, image_size=image_size, threads=threads)
+    number of workers, or with the ``share`` of cores its executor gave it). Returns the decision as a dict for
+    ``run.json`` (with ``torch_threads_before``)."""
+    decision = decide_thread_policy(n_workers, device=device, preset=preset, image_size=image_size, threads=threads,
+                                    share=share)
     before = torch.get_num_threads()
     torch.set_num_threads(decision.intra_op_threads)
     set_metric_threads(decision.metric_threads)

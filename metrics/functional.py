@@ -24,7 +24,6 @@ on the CPU, so batched torch versions are written here and tested against it; th
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import re
@@ -36,7 +35,7 @@ import torch
 from scipy.special import rel_entr
 from torch import Tensor
 
-from colorbench.color import rgb_to_lab
+from colorbench.color import GREY_CONVENTIONS, rgb_to_gray, rgb_to_lab
 from colorbench.metrics.errors import MetricUnavailable
 from colorbench.threads import chunk_map
 
@@ -73,6 +72,7 @@ __all__ = [
     "lpips",
     "lpips_backbone_path",
     "lpips_from_model",
+    "luma_ssim",
     "mse",
     "psnr",
     "psnr_from_mse",
@@ -415,6 +415,59 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
     return per_image_chunks(one_chunk, pred, target).cpu()
 
 
+def luma_ssim(
+    pred: Tensor,
+    target: Tensor,
+    grey_convention: str,
+    variant: str = "gaussian",
+    data_range: float = 255.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    compute_dtype: str = "float32",
+) -> Tensor:
+    """Per-image SSIM between the grey of the colorization and the grey of the real image (the method's input).
+
+    Both images are turned into grey with :func:`colorbench.color.rgb_to_gray` under ``grey_convention`` (the
+    run's convention, so the target's grey is exactly the grey input the method was given), then compared with
+    :func:`ssim`'s single-channel computation (same window, constants and valid-region average). It measures
+    whether a colorization keeps the structure of its input: a method that outputs its grey input scores 1;
+    structure-less output (noise, blobs) scores near 0.
+
+    Equals scikit-image's ``structural_similarity(grey_target*255, grey_pred*255, data_range=255, ...)`` on the
+    2-D grey images, with the settings of :func:`ssim`'s ``variant``.
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
+        target: real images, same shape.
+        grey_convention: ``"bt601"`` or ``"cie-l"`` (see :data:`colorbench.color.GREY_CONVENTIONS`); required,
+            because the value depends on it.
+        variant, data_range, k1, k2, compute_dtype: as :func:`ssim` (the grey is in [0, 1] under both
+            conventions, scaled to [0, data_range]).
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU.
+    """
+    check_image_pair(pred, target)
+    return _luma_ssim_unchecked(luma(pred, grey_convention), luma(target, grey_convention), variant, data_range,
+                                k1, k2, compute_dtype)
+
+
+def luma(images: Tensor, grey_convention: str) -> Tensor:
+    """The grey ``(N, 1, H, W)`` of RGB images under a named convention (as the runner makes the grey input)."""
+    if grey_convention not in GREY_CONVENTIONS:
+        raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+    return rgb_to_gray(images, grey_convention)
+
+
+def _luma_ssim_unchecked(pred_grey: Tensor, target_grey: Tensor, variant: str = "gaussian",
+                         data_range: float = 255.0, k1: float = 0.01, k2: float = 0.03,
+                         compute_dtype: str = "float32") -> Tensor:
+    """SSIM of two ``(N, 1, H, W)`` grey batches. The grey is given to the three-channel kernel as three
+    identical channels (a view, no copy), whose mean is the single-channel SSIM exactly."""
+    return _ssim_unchecked(pred_grey.expand(-1, 3, -1, -1), target_grey.expand(-1, 3, -1, -1), variant,
+                           data_range, k1, k2, compute_dtype)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # LPIPS
 # ------------------------------------------------------------------------------------------------------------
@@ -428,29 +481,35 @@ _LPIPS_BACKBONES = {
 LPIPS_VERSION = "0.1"  # version of the lpips linear-layer weights (v0.0 had a known normalisation bug)
 
 
-def _lpips_backbone_url(net: str) -> str:
-    import torchvision.models as tvm
+#: lpips backbone name -> the file's name in colorbench's weights registry (``colorbench weights list``).
+_LPIPS_WEIGHTS = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+
+
+def _lpips_weights_entry(net: str):
+    from colorbench import weights
 
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"unknown LPIPS net {net!r}; choose one of {tuple(_LPIPS_BACKBONES)}")
-    return getattr(tvm, _LPIPS_BACKBONES[net][1]).IMAGENET1K_V1.url
+    return weights.get(_LPIPS_WEIGHTS[net])
+
+
+def _lpips_backbone_url(net: str) -> str:
+    return _lpips_weights_entry(net).url
 
 
 def lpips_backbone_path(net: str = "alex", weights_path: str | os.PathLike | None = None) -> str:
     """Where the backbone's ImageNet weights are read from: ``weights_path`` if given, else torch hub's cache
     (``torch.hub.get_dir()/checkpoints/<torchvision's file name>``, where torchvision itself would put them)."""
-    url = _lpips_backbone_url(net)
+    entry = _lpips_weights_entry(net)
     if weights_path is not None:
         return os.fspath(weights_path)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+    return os.fspath(entry.path())
 
 
 def _sha256_prefix_ok(path: str, prefix: str) -> bool:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest().startswith(prefix)
+    from colorbench import weights
+
+    return weights.hash_matches(weights.sha256_of(path), prefix)
 
 
 def build_lpips_model(
@@ -465,6 +524,7 @@ def build_lpips_model(
     The backbone's ImageNet weights are loaded from :func:`lpips_backbone_path`; if that file is absent,
     :class:`MetricUnavailable` says where to put it. The package is asked for a random backbone
     (``pnet_rand=True``, so torchvision downloads nothing) which is then overwritten with the file's weights.
+    Both files are looked up through colorbench's weights registry (:mod:`colorbench.weights`).
 
     Args:
         net: ``"alex"`` (default, as the LPIPS authors recommend for evaluation), ``"vgg"`` or ``"squeeze"``.
@@ -475,27 +535,24 @@ def build_lpips_model(
     """
     import lpips as lpips_pkg
 
-    url = _lpips_backbone_url(net)
-    lin_path = os.path.join(os.path.dirname(lpips_pkg.__file__), "weights", f"v{LPIPS_VERSION}", f"{net}.pth")
-    if not os.path.isfile(lin_path):
-        raise MetricUnavailable(f"the lpips package's linear-layer weights are missing: {lin_path}; reinstall lpips")
+    from colorbench import weights
+
+    entry = _lpips_weights_entry(net)
+    try:
+        lin_path = os.fspath(weights.require(f"lpips-{net}-lin", check_hash=False, who="LPIPS"))
+    except weights.WeightsUnavailable as err:
+        raise MetricUnavailable(f"the lpips package's linear-layer weights are missing: {err}") from err
     path = None
     if not random_backbone_for_tests:
         path = lpips_backbone_path(net, weights_path)
-        if not os.path.isfile(path):
+        try:
+            weights.require(entry.name, path, check_hash=check_hash, who=f"LPIPS (net={net!r})")
+        except weights.WeightsUnavailable as err:
             raise MetricUnavailable(
-                f"LPIPS (net={net!r}) needs torchvision's ImageNet weights of its backbone, which are not on this "
-                f"machine (nothing is downloaded). Put the file {url} at {path} (or pass --lpips-weights FILE, i.e. weights_path=FILE, "
-                f"for another location). With internet access, torchvision.models.{_LPIPS_BACKBONES[net][0]}"
-                "(weights='IMAGENET1K_V1') downloads it to torch hub's cache."
-            )
-        prefix = re.search(r"-([a-f0-9]+)\.pth$", url)
-        if check_hash and prefix and not _sha256_prefix_ok(path, prefix.group(1)):
-            raise MetricUnavailable(
-                f"{path} is not torchvision's {os.path.basename(url)}: its SHA-256 does not start with "
-                f"{prefix.group(1)}. Replace it with the file from {url} (or pass check_hash=False for a file "
-                "you trust)."
-            )
+                f"{err} For another location pass --lpips-weights FILE (weights_path=FILE). With internet access, "
+                f"torchvision.models.{_LPIPS_BACKBONES[net][0]}(weights='IMAGENET1K_V1') also downloads it to torch "
+                "hub's cache."
+            ) from err
     backbone_state = None
     if path is not None:
         try:

@@ -38,13 +38,16 @@ def test_run_writes_records_results_and_report(tiny_run):
         assert rec.grey_convention == "bt601" and rec.dataset["name"] == "shapes"
         assert rec.metrics["psnr"].params  # conventions recorded with the value
         assert rec.metrics["lpips"].value is None and rec.metrics["lpips"].missing_reason  # no weights offline
-        for key in ("mse", "psnr", "ssim", "kl_a", "kl_b", "js_a", "js_b"):
+        for key in ("mse", "psnr", "ssim", "luma_ssim", "kl_a", "kl_b", "js_a", "js_b"):
             assert math.isfinite(rec.metrics[key].value), key
+        assert rec.metrics["luma_ssim"].params["grey"] == "bt601"  # the run's convention, recorded with the value
+    assert records["gray"].metrics["luma_ssim"].value == pytest.approx(1.0, abs=1e-6)  # its output's luma is its input
     assert records["unet-l1"].parameters["G"] > 0 and len(records["unet-l1"].losses) == 2
     assert [p["epoch"] for p in records["unet-l1"].curve] == [1, 2]
     assert records["gray"].losses == []  # nothing to train
     df = pd.read_csv(tiny_run / "results.csv")
-    assert list(df.columns[:11]) == ["method", "status", "error", "mse", "psnr", "ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b"]
+    assert list(df.columns[:12]) == ["method", "status", "error", "mse", "psnr", "ssim", "luma_ssim", "lpips", "kl_a",
+                                     "kl_b", "js_a", "js_b"]
     assert df.set_index("method").loc["gray", "psnr"] == pytest.approx(records["gray"].metrics["psnr"].value)
     assert (tiny_run / "leaderboard.md").read_text().count("|") > 10
     for fig in ("ab_histograms.png", "samples.png", "curves.png"):
@@ -126,9 +129,9 @@ def test_cli_run_list_describe(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "wall time:" in text and str(out.resolve()) in text
-    rec = RunRecord.load(out / "records" / "gray.json")
+    rec = RunRecord.load(out / "cells" / "shapes__gray__quick__s0" / "record.json")
     assert rec.grey_convention == "cie-l" and rec.dataset["n_train"] == 16
-    assert np.load(out / "arrays" / "samples.npz")["gray"].dtype == np.uint8
+    assert np.load(out / "arrays" / "samples_shapes.npz")["gray"].dtype == np.uint8
 
     for what in ("methods", "datasets", "metrics", "presets"):
         assert cli.main(["list", what, "--json"]) == 0
@@ -163,3 +166,25 @@ def test_unpaired_domains_and_batches():
     assert {i for x in batches for i in x.rgb_ids} == {train.ids[i] for i in b.tolist()}
     with pytest.raises(ValueError, match="unpaired protocol"):
         tiny_spec(unpaired_protocol="paired")
+
+
+def test_run_directory_layout_per_image_and_predictions(tiny_run):
+    from colorbench.datasets import DATASETS
+    from colorbench.rundir import RunDir
+
+    rd = RunDir(tiny_run)
+    cells = {c.method: c for c in rd.cells()}
+    assert set(cells) == {"gray", "unet-l1"} and all(c.status == "ok" and c.key for c in cells.values())
+    assert rd.info().spec["dataset"] == "shapes" and rd.info().status == "complete"
+    test = DATASETS.get("shapes")(**dict(TINY)).load().test
+    for name, cell in cells.items():
+        rec = rd.record(cell)
+        assert rec.key == cell.key and rec.dataset_name == "shapes" and rec.kind == "trained"
+        frame = rd.per_image(cell)
+        assert frame["id"].tolist() == list(test.ids)
+        # per-image MSE values are the ones the reported mean was made of
+        assert frame["mse"].mean() == pytest.approx(rec.metrics["mse"].value, rel=1e-9)
+        pred, ids = rd.predictions(cell)  # 24 x 3 x 32 x 32 bytes: small, kept by default
+        assert pred.shape == (24, 3, 32, 32) and pred.dtype == np.uint8 and ids == list(test.ids)
+        assert rec.predictions_file == f"cells/{cell.dir}/predictions.npz"
+    assert (tiny_run / "arrays" / "samples_shapes.npz").is_file()

@@ -123,7 +123,14 @@ def test_run_json_records_the_thread_decision(tmp_path):
 
     spec = RunSpec(methods=("gray",), dataset="shapes", dataset_options=(("n_test", 8), ("n_train", 8), ("size", 16)),
                    epochs=1, progress=False, n_samples=2, eval_batch_size=8, metrics=("mse",))
-    out = run(spec, out=tmp_path / "run", log=lambda s: None)
-    info = json.loads((out / "run.json").read_text())["threads"]
-    assert info["intra_op_threads"] == 1 and info["source"] == "COLORBENCH_THREADS"  # tests/conftest.py sets it
-    assert info["reason"] and info["workload"] == "small"
+    out = run(spec, out=tmp_path / "run", log=lambda s: None, report=False)
+    decision = json.loads((out / "run.json").read_text())["threads"]["decision"]
+    assert decision["intra_op_threads"] == 1 and decision["source"] == "COLORBENCH_THREADS"  # tests/conftest.py
+    assert decision["reason"] and decision["workload"] == "small"
+
+
+def test_a_worker_share_is_not_mistaken_for_a_request():
+    """Process workers get OMP_NUM_THREADS = their share from the executor: small networks still get 1 thread."""
+    d = decide(share=4, environ={"OMP_NUM_THREADS": "4"}, preset="quick")
+    assert (d.intra_op_threads, d.metric_threads, d.source) == (1, 4, "policy")
+    assert decide(share=4, environ={"COLORBENCH_THREADS": "2"}).source == "COLORBENCH_THREADS"
