@@ -1,4 +1,4 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``."""
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``study``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+    from colorbench.study import add_arguments as add_study_arguments
+
+    add_study_arguments(sub.add_parser("study", help="serve a 2AFC naturalness study of a run (real vs colorized)"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
@@ -184,6 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.check import run_check
 
         return run_check(args)
+    if args.command == "study":
+        from colorbench.study import run_study
+
+        return run_study(args)
     if args.command == "report":
         from colorbench.reports import write_report
 
