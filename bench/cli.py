@@ -42,6 +42,7 @@ def _dataset_options(items: list[str], image_size: int | None, data_root: str | 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from colorbench.plugins import add_plugin_argument
     from colorbench.runner import DEFAULT_METRICS, UNPAIRED_PROTOCOLS
 
     p = argparse.ArgumentParser(prog="colorbench", description="Train, colorize and evaluate colorization methods.")
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--cross-domain", action="store_true",
                    help="keep each method's colorized train/test sets and train cross-domain classifiers on them")
+    add_plugin_argument(r)
     r.add_argument("--cross-domain-classifier", default="quick", metavar="PRESET",
                    help="classifier preset for --cross-domain: quick (small CNN, native size), paper, "
                         "paper-alexnet or paper-vgg16 (256x256 inputs)")
@@ -86,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list methods, datasets, metrics or presets")
     ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets"))
     ls.add_argument("--json", action="store_true")
+    add_plugin_argument(ls)
 
     d = sub.add_parser("describe", help="a method's card, preset options and parameter counts")
     d.add_argument("method")
     d.add_argument("--preset", default="quick")
     d.add_argument("--json", action="store_true")
+    add_plugin_argument(d)
 
     rep = sub.add_parser("report", help="(re)write the report of an existing run directory")
     rep.add_argument("run_dir")
@@ -161,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if hasattr(args, "plugin"):  # installed entry points and --plugin files/modules, before any method lookup
+        from colorbench.plugins import load_plugins
+
+        load_plugins(args.plugin)
     if args.command == "list":
         rows = _listing(args.what)
         print(json.dumps(rows, indent=2, default=str)) if args.json else _print_table(rows, args.what)
@@ -216,6 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
         unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
         cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,
+        plugins=tuple(args.plugin),
     )
     t0 = time.perf_counter()
     run_dir = run(spec, out=args.out)

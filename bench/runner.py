@@ -60,6 +60,7 @@ class RunSpec:
     diversity_images: int = 64  # test images used for it
     cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
     cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
+    plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.plugins), loaded before methods are looked up
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -76,6 +77,9 @@ class RunSpec:
             crossdomain.classifier_config(self.cross_domain_classifier, self.dataset)  # unknown preset -> error
 
     def method_names(self) -> list[str]:
+        from colorbench.plugins import load_plugins
+
+        load_plugins(self.plugins)  # installed entry points too (no-op once loaded)
         return [METHODS.canonical(m) for m in self.methods] if self.methods else METHODS.names()
 
     def to_dict(self) -> dict[str, Any]:

@@ -69,6 +69,12 @@ class BaseConfig:
     epochs: int = 1
     grey_convention: str = DEFAULT_GREY  # set by the runner from the run spec; the same for all methods
 
+    def __post_init__(self) -> None:  # subclasses with their own __post_init__ check it themselves
+        from colorbench.color import GREY_CONVENTIONS
+
+        if self.grey_convention not in GREY_CONVENTIONS:
+            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+
 
 class Method(ABC):
     """A colorization method: trains on batches and colorizes grey images.

@@ -7,7 +7,6 @@ with its ``quick`` preset on tiny synthetic 32×32 images.
 from __future__ import annotations
 
 import copy
-import io
 import math
 
 import pytest
@@ -15,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorbench.color import gray_to_lightness, rgb_to_gray, rgb_to_lab
+from colorbench.color import rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.lab import LabMethod, linear_decay_factor
 from colorbench.methods.losses import GANLoss, gradient_penalty
+from colorbench.testing import CONTRACT_CHECKS, ContractSkip, batches, build, smooth_images, snapshot, trained
 from colorbench.methods.nets import (
     PatchDiscriminator,
     UnetGenerator,
@@ -33,28 +33,7 @@ from colorbench.methods.nets import (
 SIZE = 32
 
 
-# --- synthetic data -------------------------------------------------------------------------------------------
-def smooth_images(n: int, size: int = SIZE, seed: int = 0) -> ImageSet:
-    """Random but structured colour images: a linear blend of two random colours along a random direction,
-    plus a smooth sinusoidal pattern in a third colour. Per-pixel masks (for methods with ``card.needs_masks``):
-    class 1 where the blend is past its middle, else 0."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    images, masks = [], []
-    for _ in range(n):
-        angle = float(torch.rand(1, generator=g)) * 2 * math.pi
-        freq = float(torch.rand(1, generator=g)) * 3 + 1
-        t = math.cos(angle) * x + math.sin(angle) * y
-        t = (t - t.min()) / (t.max() - t.min())
-        masks.append((t > 0.5).to(torch.uint8))
-        wave = 0.5 + 0.5 * torch.sin(2 * math.pi * freq * x + angle) * torch.cos(2 * math.pi * freq * y)
-        c0, c1, c2 = torch.rand(3, 3, 1, 1, generator=g).unbind(0)
-        images.append(0.7 * (c0 * (1 - t) + c1 * t) + 0.3 * c2 * wave)
-    rgb = (torch.stack(images).clamp(0, 1) * 255).round().to(torch.uint8)
-    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [f"smooth{i}" for i in range(n)], ["synthetic"],
-                    masks=torch.stack(masks), mask_class_names=["first half", "second half"])
-
-
+# --- synthetic data (the contract's images come from colorbench.testing) ---------------------------------------
 RED, BLUE = (0.95, 0.25, 0.2), (0.1, 0.2, 0.8)  # BT.601 luma 0.454 and 0.238: red is the brighter one
 
 
@@ -79,31 +58,6 @@ def images() -> ImageSet:
     return smooth_images(8)
 
 
-def batches(images: ImageSet, n: int, batch_size: int = 4, seed: int = 0):
-    """``n`` shuffled batches (the same ones for the same seed)."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    while len(out) < n:
-        out.extend(images.batches(batch_size, shuffle=True, generator=g))
-    return out[:n]
-
-
-def build(name: str, seed: int = 0, **overrides):
-    return METHODS.get(name).from_preset("quick", device="cpu", seed=seed, **overrides)
-
-
-def trained(name: str, images: ImageSet, steps: int = 2, seed: int = 0):
-    method = build(name, seed)
-    method.fit_start(images)  # as the runner does for every method (e.g. a pool of colour references)
-    for batch in batches(images, steps):
-        method.train_step(batch)
-    return method
-
-
-def snapshot(method) -> dict[str, torch.Tensor]:
-    return {f"{k}.{n}": t.detach().clone() for k, net in method.networks().items() for n, t in net.state_dict().items()}
-
-
 ALL = METHODS.names()
 
 
@@ -112,154 +66,18 @@ def test_first_methods_are_registered():
     assert METHODS.canonical("grey") == "gray" and METHODS.canonical("unet") == "unet-l1"
 
 
-# --- the contract, for every registered method ------------------------------------------------------------------
+# --- the contract, for every registered method (colorbench.testing's checks, as plugin authors run them) ----------
+@pytest.mark.parametrize("check", list(CONTRACT_CHECKS))
 @pytest.mark.parametrize("name", ALL)
-def test_card_and_presets(name):
-    cls = METHODS.get(name)
-    assert cls.card.name == name
-    assert {"paper", "quick"} <= set(cls.presets)
-    assert cls.card.color_space in ("lab", "rgb", "none")
-    for preset in cls.presets:
-        config = cls.make_config(preset)
-        assert config.grey_convention == "bt601" and config.batch_size >= 1
-    if cls.card.trainable:
-        assert cls.card.paper and cls.card.source and cls.card.choices  # where the method and its choices come from
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_unknown_preset_and_option_are_clear_errors(name):
-    cls = METHODS.get(name)
-    with pytest.raises(ValueError, match="no preset 'papr'.*paper"):
-        cls.make_config("papr")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['learning_rat'\]"):
-        cls.make_config("quick", learning_rat=1.0)
-    with pytest.raises(ValueError, match="grey_convention"):
-        cls.make_config("quick", grey_convention="luma")
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_paper_preset_builds(name):
-    info = METHODS.get(name).describe("paper")
-    assert info["preset"] == "paper"
-    assert all(n > 0 for n in info["parameters"].values())
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_train_steps_give_finite_losses(name, images):
-    method = build(name)
-    if not method.card.trainable:
-        assert method.networks() == {} and method.train_step(next(images.batches(4))) == {}
-        pytest.skip(f"{name}: card.trainable is False (nothing to train)")
-    before = snapshot(method)
-    for batch in batches(images, 3):
-        losses = method.train_step(batch)
-        assert losses and all(isinstance(v, float) and math.isfinite(v) for v in losses.values()), losses
-    after = snapshot(method)
-    assert any(not torch.equal(before[k], after[k]) for k in before), "training changed no parameter"
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_non_finite_loss_raises(name, images):
-    method = build(name)
-    if not method.card.trainable:
-        pytest.skip(f"{name}: card.trainable is False (no loss to check)")
-    with torch.no_grad():
-        for net in method.networks().values():
-            for p in net.parameters():
-                p.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="non-finite loss"):
-        method.train_step(next(images.batches(4)))
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_output_shape_range_and_lightness(name, images):
-    method = trained(name, images)
-    batch = images.make_batch(torch.arange(len(images)))
-    out = method.colorize(batch.gray)
-    assert out.shape == (len(images), 3, SIZE, SIZE)
-    assert out.dtype == torch.float32 and out.device == batch.gray.device
-    assert out.min() >= 0 and out.max() <= 1
-    luma_error = (rgb_to_gray(out) - batch.gray).abs()
-    if method.card.color_space == "none":
-        assert luma_error.max() < 1e-6  # R = G = B = grey, and the BT.601 weights sum to 1
-    elif method.card.color_space == "lab":
-        # The L* of the grey is kept, but BT.601 luma is a weighted sum of gamma-encoded values, not a function
-        # of L*, and out-of-gamut colours are clipped, so luma is only close. Measured mean |Δluma| of
-        # gray_ab_to_rgb(gray, ab) for uniform random grey and ab uniform in ±33 (30 % of the ±110 range, more
-        # saturated than natural photos): 0.019; in ±55: 0.036; trained quick models here: < 0.003.
-        # Bound: 0.03 (≈ 8 grey levels).
-        assert luma_error.mean() < 0.03
-        # Where nothing was clipped, Lab -> sRGB -> Lab is exact up to float32 rounding: L* must equal the
-        # grey's L* (the other grey convention would be off by up to 3.4 L* units).
-        inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
-        assert inside.float().mean() > 0.5
-        dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray))[inside].abs()
-        assert dL.max() < 0.05
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_reproducible_under_seed(name, images):
-    data = batches(images, 3)
-    gray = images.make_batch(torch.arange(len(images))).gray
-    runs, inits = [], []
-    for seed in (7, 7, 8):
-        method = build(name, seed)
-        inits.append(snapshot(method))
-        method.fit_start(images)
-        losses = [method.train_step(b) for b in data]
-        runs.append((losses, method.colorize(gray)))
-    assert all(torch.equal(inits[0][k], inits[1][k]) for k in inits[0])  # same seed, same initial weights
-    assert runs[0][0] == runs[1][0]
-    assert torch.equal(runs[0][1], runs[1][1])
-    if METHODS.get(name).card.trainable:
-        assert not torch.equal(runs[0][1], runs[2][1]), "the seed has no effect"
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_state_dict_round_trip(name, images):
-    method = trained(name, images, steps=2, seed=0)
-    buffer = io.BytesIO()
-    torch.save(method.state_dict(), buffer)
-    buffer.seek(0)
-    fresh = build(name, seed=123)
-    fresh.load_state_dict(torch.load(buffer, weights_only=True))  # plain tensors and numbers only
-    gray = images.make_batch(torch.arange(len(images))).gray
-    assert torch.equal(fresh.colorize(gray), method.colorize(gray))
-    # training resumes identically: optimizer state (and the method's RNG stream) came with the checkpoint
-    nxt = batches(images, 1, seed=5)[0]
-    assert fresh.train_step(nxt) == method.train_step(nxt)
-    with pytest.raises(ValueError, match="checkpoint is for method"):
-        fresh.load_state_dict({**method.state_dict(), "method": "some-other-method"})
-
-
-@pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("train_mode", [True, False])
-def test_colorize_is_pure(name, images, train_mode):
-    method = trained(name, images)
-    method.set_train(train_mode)
-    modes = {k: net.training for k, net in method.networks().items()}
-    before = snapshot(method)
-    rng = torch.get_rng_state()
-    gray = images.make_batch(torch.arange(len(images))).gray
-    first, second = method.colorize(gray), method.colorize(gray)
-    assert torch.equal(first, second)
-    after = snapshot(method)
-    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    assert {k: net.training for k, net in method.networks().items()} == modes
-    assert torch.equal(torch.get_rng_state(), rng)
-    assert not first.requires_grad
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_colorize_rejects_bad_input(name, images):
-    method = build(name)
-    gray = images.make_batch(torch.arange(2)).gray
-    with pytest.raises(TypeError, match="floating-point"):
-        method.colorize((gray * 255).to(torch.uint8))
-    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
-        method.colorize(gray.expand(-1, 3, -1, -1))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        method.colorize(gray * 255)
+def test_method_contract(name, check, images):
+    fn = CONTRACT_CHECKS[check]
+    try:
+        if check == "card_and_presets":
+            fn(METHODS.get(name), images, provenance=True)  # built-in methods also name their seed and choices
+        else:
+            fn(METHODS.get(name), images)
+    except ContractSkip as why:
+        pytest.skip(str(why))
 
 
 # --- method-specific --------------------------------------------------------------------------------------------
