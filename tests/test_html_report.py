@@ -105,3 +105,24 @@ def test_templates_are_package_data() -> None:
         for f in files:
             rel = f.relative_to(folder).as_posix()
             assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not in {package}'s package-data {globs}"
+
+
+def test_cross_domain_matrix_and_comparisons_are_shown_when_present(run_dir: Path) -> None:
+    from colorbench.reports.html import write_html_report
+    from html_fixtures import records
+
+    (run_dir / "cross_domain").mkdir()
+    (run_dir / "cross_domain" / "accuracy.csv").write_text("train,real_color,alpha\nreal_color,91.25,40.5\nalpha,60.0,88.0\n")
+    (run_dir / "cross_domain" / "summary.csv").write_text("train,label\nreal_color,R-C\nalpha,alpha [3]\n")
+    (run_dir / "comparisons.csv").write_text("dataset,metric,a,b,p_value,tie\ntoyset,psnr,alpha,beta,0.41,True\n")
+    (run_dir / "figures").mkdir(exist_ok=True)
+    Image.new("RGB", (4, 4)).save(run_dir / "figures" / "cross_domain_chord.png")
+    text = write_html_report(run_dir, records()).read_text()
+    matrix = text[text.index('id="cross-domain"'):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert re.findall(r"<th>([^<]+)</th>", matrix) == ["train ↓ / test →", "R-C", "alpha [3]", "R-C", "alpha [3]"]
+    assert re.findall(r'--shade: ([0-9.]+)">([0-9.]+)<', matrix) == [("1.0", "91.2"), ("0.0", "40.5"),
+                                                                     ("0.384", "60.0"), ("0.936", "88.0")]  # (v - 40.5) / 50.75
+    assert 'src="figures/cross_domain_chord.png"' in text
+    comparisons = text[text.index('id="comparisons"'):]
+    assert "<td>0.41</td><td>True</td>" in comparisons[:comparisons.index("</table>")]
