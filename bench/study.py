@@ -89,14 +89,13 @@ def prepare(run_dir: str | Path, methods: Sequence[str] = (), pool: int = DEFAUL
         FileNotFoundError: ``run_dir`` has no records.
         ValueError: an unknown method in ``methods``, or nothing to show (no real images or no colorizations).
     """
-    from colorbench.records import load_records
     from colorbench.reports.images import image_sets
+    from colorbench.rundir import RunDir
 
     run_dir = Path(run_dir)
-    records = load_records(run_dir)
-    if not records and not (run_dir / "cells.json").is_file():
-        raise FileNotFoundError(f"{run_dir} holds no records: run `colorbench run --out {run_dir}` first")
-    sets = image_sets(run_dir, records)
+    if not RunDir(run_dir).records():  # not a run directory -> NotARunDirectory naming the fix
+        raise FileNotFoundError(f"{run_dir} holds no finished cell yet: run `colorbench run --out {run_dir}` first")
+    sets = image_sets(run_dir)
     known = {c.method for s in sets for c in s.columns} | {c.label for s in sets for c in s.columns}
     unknown = [m for m in methods if m not in known]
     if unknown:

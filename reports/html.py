@@ -77,6 +77,8 @@ class Cell:
 
 
 def dataset_name(rec: RunRecord) -> str:
+    if rec.dataset_name:
+        return rec.dataset_name
     ds = rec.dataset
     return str(ds.get("name", "dataset")) if isinstance(ds, Mapping) else str(ds or "dataset")
 

@@ -6,11 +6,12 @@ asked for (a column of tens of thousands of images is read once, when its thumbn
 
 Two layouts are read:
 
-* the typed run directory (:mod:`colorbench.rundir`): ``cells/<dir>/predictions.npz`` (the colorized test split),
-  ``cells/<dir>/per_image.npz`` (per-image metric values), ``arrays/samples_<dataset>.npz`` and, where the run
-  kept it, ``arrays/test_<dataset>.npz`` (grey and real of the whole test split);
-* the older flat layout (``records/*.json``, ``arrays/samples.npz``, ``arrays/samples_<method>.npz``): the
-  sample images only, without per-image values.
+* the typed run directory (:mod:`colorbench.rundir`): ``cells/<dir>/predictions.npz`` (the colorized test split,
+  when the run kept it; else ``cells/<dir>/samples.npz``, the sample images), ``cells/<dir>/per_image.npz``
+  (per-image metric values), ``arrays/test_<dataset>.npz`` (grey and real of the whole test split, kept with the
+  predictions) or else ``arrays/samples_<dataset>.npz`` (those of the sample images);
+* the earlier flat layout (``records/*.json``, ``arrays/samples.npz``, ``arrays/samples_<method>.npz``), through
+  the same :class:`~colorbench.rundir.RunDir`: the sample images only, without per-image values.
 
 Nothing here imports torch.
 """
@@ -85,63 +86,47 @@ def _read_pair_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     return greys, reals, ids
 
 
-def _legacy_sets(run_dir: Path, records: list[RunRecord]) -> list[ImageSet]:
-    """The flat layout: one dataset, the sample images of ``arrays/samples.npz`` and each record's samples."""
-    name = next((str((r.dataset or {}).get("name")) for r in records if r.dataset), "dataset")
-    iset = ImageSet(dataset=name, scope="sample images")
-    pair = _read_pair_file(run_dir / "arrays" / "samples.npz")
-    ids: list[str] = []
-    if pair is not None:
-        iset.grey, iset.real, ids = pair
-        iset.add_ids(ids)
-    for rec in records:
-        path = run_dir / rec.samples_file if rec.samples_file else None
+def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> list[ImageSet]:
+    """Every dataset's test images of a run directory (see the module docstring for what is read).
 
-        def load(path: Path | None = path, ids: list[str] = ids) -> tuple[np.ndarray, list[str]] | None:
-            if path is None or not path.is_file():
-                return None
-            with np.load(path) as z:
-                pred = z["pred"]
-            return (pred, ids[: len(pred)]) if len(pred) <= len(ids) else None
+    ``records`` is accepted for symmetry with the other report functions; the cells of the run directory are
+    what is read.
+    """
+    from colorbench.rundir import RunDir
 
-        iset.columns.append(Column(label=rec.method, method=rec.method, seed=rec.seed, status=rec.status,
-                                   load_predictions=load))
-    return [iset]
-
-
-def _rundir_sets(run_dir: Path) -> list[ImageSet] | None:
-    """The typed layout of :mod:`colorbench.rundir`, or None when ``run_dir`` is not one (or it is absent)."""
-    try:
-        from colorbench.rundir import RunDir
-    except ImportError:
-        return None
-    if not (run_dir / "cells.json").is_file():
-        return None
     rd = RunDir(run_dir)
-    cells = list(rd.cells())
+    cells = [c for c in rd.cells() if c.status in ("ok", "failed") or c.legacy_path]
     seeds_of: dict[tuple[str, str], set[Any]] = {}
     for cell in cells:
         seeds_of.setdefault((cell.dataset, cell.method), set()).add(cell.seed)
     sets: dict[str, ImageSet] = {}
+    sample_ids: dict[str, list[str]] = {}
     for cell in cells:
         ds = str(cell.dataset)
         if ds not in sets:
             iset = ImageSet(dataset=ds, scope="sample images")
-            for fname, scope in ((f"test_{ds}.npz", "test split"), (f"samples_{ds}.npz", "sample images")):
-                pair = _read_pair_file(run_dir / "arrays" / fname)
-                if pair is not None:
-                    iset.grey, iset.real, ids = pair
-                    iset.scope = scope
-                    iset.add_ids(ids)
-                    break
+            sample_pair = _read_pair_file(rd.samples_path(ds))
+            sample_ids[ds] = sample_pair[2] if sample_pair else []
+            test_pair = _read_pair_file(rd.path / "arrays" / f"test_{ds}.npz")
+            pair = test_pair or sample_pair
+            if pair is not None:
+                iset.grey, iset.real, ids = pair
+                iset.scope = "test split" if test_pair else "sample images"
+                iset.add_ids(ids)
             sets[ds] = iset
         iset = sets[ds]
         several = len(seeds_of[(cell.dataset, cell.method)]) > 1
         label = f"{cell.method} (seed {cell.seed})" if several else str(cell.method)
 
-        def load_pred(cell: Any = cell) -> tuple[np.ndarray, list[str]] | None:
-            got = rd.predictions(cell)
-            return None if got is None else (got[0], [str(i) for i in got[1]])
+        def load_pred(cell: Any = cell, ds: str = ds) -> tuple[np.ndarray, list[str]] | None:
+            got = rd.predictions(cell)  # the whole test split, when the run kept it
+            if got is not None:
+                return got[0], [str(i) for i in got[1]]
+            pred = _samples_of(rd, cell)  # else the sample images
+            ids = sample_ids[ds]
+            if pred is None or len(pred) != len(ids):
+                return None
+            return pred, ids
 
         def load_values(cell: Any = cell) -> dict[str, np.ndarray] | None:
             frame = rd.per_image(cell)
@@ -153,25 +138,34 @@ def _rundir_sets(run_dir: Path) -> list[ImageSet] | None:
                     out[col] = frame[col].to_numpy(dtype=float)
             return out
 
-        def load_ids(cell: Any = cell) -> list[str] | None:
-            path = Path(rd.cell_dir(cell)) / "predictions.npz"
-            if not path.is_file():
-                return None
-            with np.load(path) as z:
-                return _str_ids(z["ids"]) if "ids" in z.files else None
+        def load_ids(cell: Any = cell, ds: str = ds) -> list[str] | None:
+            path = rd.cell_dir(cell) / "predictions.npz" if cell.dir else None
+            if path is not None and path.is_file():
+                with np.load(path, allow_pickle=False) as z:
+                    return _str_ids(z["ids"])
+            got = load_pred(cell, ds)
+            return None if got is None else got[1]
 
         iset.columns.append(Column(label=label, method=str(cell.method), seed=cell.seed, status=str(cell.status),
                                    load_predictions=load_pred, load_per_image=load_values, load_ids=load_ids))
     return list(sets.values())
 
 
-def image_sets(run_dir: str | Path, records: list[RunRecord]) -> list[ImageSet]:
-    """Every dataset's test images of a run directory (see the module docstring for what is read)."""
-    run_dir = Path(run_dir)
+def _samples_of(rd: Any, cell: Any) -> np.ndarray | None:
+    """A cell's colorizations of the sample images: ``cells/<dir>/samples.npz``, or the record's
+    ``samples_file`` (``arrays/samples_<method>.npz``) in directories of the earlier layout."""
+    pred = rd.samples(cell)
+    if pred is not None:
+        return pred
     try:
-        sets = _rundir_sets(run_dir)
-    except Exception as exc:  # noqa: BLE001 - a damaged cell must not lose the rest of the report
-        warnings.warn(f"{run_dir}: could not read the run directory's cells ({exc}); the image browser shows the "
-                      "sample images only", stacklevel=2)
-        sets = None
-    return sets if sets is not None else _legacy_sets(run_dir, records)
+        rec = rd.record(cell)
+    except (FileNotFoundError, ValueError):
+        return None
+    path = rd.path / rec.samples_file if rec.samples_file else None
+    if path is None or not path.is_file():
+        if path is not None:
+            warnings.warn(f"{cell.method}: samples file {path} is missing; the image browser shows no images of it",
+                          stacklevel=3)
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return z["pred"] if "pred" in z.files else None

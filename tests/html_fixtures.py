@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from colorbench.records import MetricValue, RunRecord
-from colorbench.reports.images import Column, ImageSet
 
 N_IMAGES = 45  # three pages of 20 in the browser, one chunk of 50
 H = W = 16
@@ -64,32 +63,42 @@ def records() -> list[RunRecord]:
     return out
 
 
-def make_run_dir(root: Path) -> Path:
-    """A run directory in the flat layout: records, run.json and the sample arrays (all N_IMAGES images)."""
+def make_run_dir(root: Path, layout: str = "cells") -> Path:
+    """A run directory with the records, grey/real and every colorization of all N_IMAGES test images.
+
+    ``layout="cells"``: the typed layout of :mod:`colorbench.rundir` (per-image values, predictions,
+    ``arrays/test_<dataset>.npz``), written through ``RunDir.write_cell``; ``"flat"``: the earlier layout
+    (``records/*.json``, ``arrays/samples*.npz``, no per-image values), all test images being sample images.
+    """
+    from colorbench.rundir import CellEntry, RunDir, RunInfo, write_npz
+
     run_dir = root / "run"
     recs = records()
+    arr = images()
+    if layout == "flat":
+        for rec in recs:
+            rec.save(run_dir / "records" / f"{rec.method}.json")
+        (run_dir / "run.json").write_text(json.dumps({"methods": [r.method for r in recs], "dataset": DATASET,
+                                                      "timings": {"wall_s": 4.0}}))
+        (run_dir / "arrays").mkdir()
+        np.savez(run_dir / "arrays" / "samples.npz", gray=arr["grey"], real=arr["real"], ids=np.asarray(IDS))
+        for name in ("alpha", "beta"):
+            np.savez(run_dir / "arrays" / f"samples_{name}.npz", pred=arr[name])
+        return run_dir
+    rd = RunDir(run_dir, create=True)
+    rd.write_info(RunInfo(datasets={DATASET["name"]: DATASET}, methods=[r.method for r in recs], seeds=[0],
+                          timings={"wall_s": 4.0}, status="complete"))
+    sample = [0, 22, 44]
+    write_npz(run_dir / "arrays" / f"samples_{DATASET['name']}.npz", gray=arr["grey"][sample], real=arr["real"][sample],
+              ids=np.asarray([IDS[i] for i in sample]))
+    write_npz(run_dir / "arrays" / f"test_{DATASET['name']}.npz", gray=arr["grey"], real=arr["real"], ids=np.asarray(IDS))
     for rec in recs:
-        rec.save(run_dir / "records" / f"{rec.method}.json")
-    (run_dir / "run.json").write_text(json.dumps({"methods": [r.method for r in recs], "dataset": DATASET,
-                                                  "timings": {"wall_s": 4.0}}))
-    arr = images()
-    (run_dir / "arrays").mkdir()
-    np.savez(run_dir / "arrays" / "samples.npz", gray=arr["grey"], real=arr["real"], ids=np.asarray(IDS))
-    for name in ("alpha", "beta"):
-        np.savez(run_dir / "arrays" / f"samples_{name}.npz", pred=arr[name])
+        entry = CellEntry(key=f"k-{rec.method}", dataset=DATASET["name"], method=rec.method, preset="quick", seed=0)
+        if rec.status == "ok":
+            rec.samples_file = None
+            v = per_image_values(rec.method)
+            rd.write_cell(entry, rec, per_image={"ids": v.pop("id"), **v}, predictions=(arr[rec.method], IDS),
+                          samples=arr[rec.method][sample])
+        else:
+            rd.write_cell(entry, rec)
     return run_dir
-
-
-def image_sets_with_values(run_dir, recs) -> list[ImageSet]:
-    """The run's images as :func:`colorbench.reports.images.image_sets` gives them for a run directory that holds
-    per-image values (the typed layout), built here from the arrays above."""
-    arr = images()
-    iset = ImageSet(dataset=DATASET["name"], scope="test split",
-                    grey=dict(zip(IDS, arr["grey"])), real=dict(zip(IDS, arr["real"])))
-    iset.add_ids(IDS)
-    for name in ("alpha", "beta"):
-        iset.columns.append(Column(label=name, method=name, seed=0, status="ok",
-                                   load_predictions=lambda name=name: (arr[name], list(IDS)),
-                                   load_per_image=lambda name=name: per_image_values(name)))
-    iset.columns.append(Column(label="broken", method="broken", seed=0, status="failed"))
-    return [iset]

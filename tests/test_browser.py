@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colorbench.reports import html as html_report
 from colorbench.reports import write_report
 from colorbench.reports.naturalness import load_study, wilson_interval
 
-from html_fixtures import CHROMIUM, FLAGS, IDS, image_sets_with_values, make_run_dir, per_image_values
+from html_fixtures import CHROMIUM, FLAGS, IDS, make_run_dir, per_image_values
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 if not Path(CHROMIUM).is_file():
@@ -54,9 +53,8 @@ class Watched:
 
 
 @pytest.fixture
-def report_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A run directory with per-image values (see html_fixtures.image_sets_with_values) and its report."""
-    monkeypatch.setattr(html_report, "image_sets", image_sets_with_values)
+def report_run(tmp_path: Path) -> Path:
+    """A run directory in the typed layout (per-image values, the whole test split) and its report."""
     run_dir = make_run_dir(tmp_path)
     write_report(run_dir)
     return run_dir

@@ -13,12 +13,11 @@ from PIL import Image
 from colorbench.reports import html as html_report
 from colorbench.reports import write_report
 
-from html_fixtures import IDS, N_IMAGES, image_sets_with_values, images, make_run_dir, per_image_values
+from html_fixtures import IDS, N_IMAGES, images, make_run_dir, per_image_values
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(html_report, "image_sets", image_sets_with_values)
+def run_dir(tmp_path: Path) -> Path:
     return make_run_dir(tmp_path)
 
 
@@ -126,3 +125,12 @@ def test_cross_domain_matrix_and_comparisons_are_shown_when_present(run_dir: Pat
     assert 'src="figures/cross_domain_chord.png"' in text
     comparisons = text[text.index('id="comparisons"'):]
     assert "<td>0.41</td><td>True</td>" in comparisons[:comparisons.index("</table>")]
+
+
+def test_earlier_flat_layout_shows_its_sample_images_without_rankings(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path, layout="flat")
+    desc = _page_data(write_report(run_dir)["html"].read_text())["browser"][0]
+    assert desc["scope"] == "sample images" and desc["n"] == N_IMAGES and desc["ranks"] == {}
+    assert [c["images"] for c in desc["columns"]] == [True, True, False]
+    strip = np.asarray(Image.open(run_dir / desc["base"] / "thumbs" / "m1" / "00000.png"))
+    np.testing.assert_array_equal(strip, np.transpose(images()["beta"], (0, 2, 3, 1)).reshape(-1, 16, 3))
