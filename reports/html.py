@@ -471,6 +471,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         cross_domain=_cross_domain(run_dir),
         comparisons=_csv_table(run_dir / "comparisons.csv"),
         conventions=_conventions(records),
+        missing_cells=[str(m) for m in run_info.get("missing_cells") or []],
         study=study, study_rates=study_rates,
         page_json=_json_for_script(page_data),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),

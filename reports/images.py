@@ -104,7 +104,7 @@ def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> l
     for cell in cells:
         ds = str(cell.dataset)
         if ds not in sets:
-            iset = ImageSet(dataset=ds, scope="sample images")
+            iset = ImageSet(dataset=ds, scope="colorizations only")  # neither grey nor real images kept
             sample_pair = _read_pair_file(rd.samples_path(ds))
             sample_ids[ds] = sample_pair[2] if sample_pair else []
             test_pair = _read_pair_file(rd.path / "arrays" / f"test_{ds}.npz")

@@ -238,3 +238,28 @@ def test_study_records_each_click_and_the_report_shows_fooling_rates(browser, st
     page.screenshot(path=str(shots / "report_with_study.png"), full_page=True)
     assert w.errors == []
     page.close()
+
+
+def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) -> None:
+    from colorbench.study import StudyServer, prepare
+
+    run_dir = make_run_dir(tmp_path, layout="flat")  # the earlier layout: the sample images
+    server = StudyServer(("127.0.0.1", 0), run_dir, prepare(run_dir, pool=5), trials=2, seconds=0.3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        w = Watched(browser)
+        w.page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert "shown for 0.3 s" in w.page.text_content("#intro")
+        w.page.click("#start")
+        w.page.wait_for_selector('button[data-choice="right"]:not([disabled])')
+        w.page.wait_for_selector("#frame-left.hidden", timeout=5000)  # hidden after 0.3 s; still answerable
+        assert w.page.is_visible('button[data-choice="right"]')
+        w.page.click('button[data-choice="right"]')
+        w.page.wait_for_function("() => document.querySelector('#progress').textContent === '1 / 2'")
+        line = json.loads((run_dir / "study" / "responses.jsonl").read_text())
+        assert line["seconds"] == 0.3 and line["rt_ms"] >= 300 and line["choice"] == "right"
+        assert w.errors == []
+        w.page.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -134,3 +134,28 @@ def test_earlier_flat_layout_shows_its_sample_images_without_rankings(tmp_path: 
     assert [c["images"] for c in desc["columns"]] == [True, True, False]
     strip = np.asarray(Image.open(run_dir / desc["base"] / "thumbs" / "m1" / "00000.png"))
     np.testing.assert_array_equal(strip, np.transpose(images()["beta"], (0, 2, 3, 1)).reshape(-1, 16, 3))
+
+
+def test_partial_run_and_several_datasets(run_dir: Path) -> None:
+    """A cell without a result is announced; a second dataset gets its own rows, tab and image browser."""
+    from colorbench.rundir import CellEntry, RunDir
+
+    from html_fixtures import records
+
+    rd = RunDir(run_dir)
+    rec = records()[0]
+    rec.dataset = {"name": "other", "n_test": 45}
+    rec.dataset_name = "other"
+    v = per_image_values("alpha")
+    rd.write_cell(CellEntry(key="k-other", dataset="other", method="alpha", preset="quick", seed=0), rec,
+                  per_image={"ids": v.pop("id"), **v}, predictions=(images()["alpha"], IDS))
+    rd.update_cells([CellEntry(key="k-late", dataset="other", method="beta", preset="quick", seed=0)])  # pending
+    text = write_report(run_dir)["html"].read_text()
+    assert 'id="partial-run"' in text and "beta on other, seed 0 (pending)" in text
+    assert '<button type="button" class="dataset-tab" data-dataset="other">' in text
+    assert '<tr data-method="alpha" data-dataset="other"' in text and '<tr data-method="alpha" data-dataset="toyset"' in text
+    data = _page_data(text)
+    assert [b["dataset"] for b in data["browser"]] == ["toyset", "other"]
+    other = data["browser"][1]
+    assert other["scope"] == "colorizations only" and [c["label"] for c in other["columns"]] == ["alpha"]
+    assert other["has_real"] is False and other["n"] == N_IMAGES  # no test_other.npz: no real images to show

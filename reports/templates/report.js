@@ -140,8 +140,12 @@
       $$("option[value=worst], option[value=best]", mode).forEach((o) => { o.disabled = !ranked; });
       if (!ranked) mode.value = "all";
       fillMetrics();
-      note.textContent = (desc.scope === "test split" ? `${desc.n} test images.` :
-        `${desc.n} images: the run directory holds the sample images, not the whole test split.`) +
+      const scopes = {
+        "test split": `${desc.n} test images.`,
+        "sample images": `${desc.n} images: the run directory holds the grey and real versions of the sample images only.`,
+        "colorizations only": `${desc.n} images: the run directory holds no grey or real versions of them.`,
+      };
+      note.textContent = (scopes[desc.scope] || `${desc.n} images.`) +
         (ranked ? "" : " No per-image metric values were saved, so there are no rankings.") +
         " Click an image to zoom into its row.";
       run(update(true));
