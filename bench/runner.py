@@ -40,6 +40,7 @@ from colorbench.datasets.base import Batch
 from colorbench.device import available_cores, resolve_device
 from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
+from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.threads import apply_thread_policy, decide_thread_policy
@@ -479,6 +480,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)
@@ -726,6 +728,12 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
 
                 b = data.test.make_batch(torch.as_tensor(samples[ds], dtype=torch.long), "cpu", spec.grey_convention)
                 write_npz(path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
+            test_path = rd.path / "arrays" / f"test_{ds}.npz"  # the whole test split, when predictions are kept:
+            if _keep_predictions(spec, data.test) and not test_path.is_file():  # the HTML report's image browser
+                from colorbench.rundir import write_npz  # and `colorbench study` show grey | methods | real
+
+                b = data.test.make_batch(torch.arange(len(data.test)), "cpu", spec.grey_convention)
+                write_npz(test_path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
         info.spec = _merge_spec(info.spec, spec)
         info.datasets.update({ds: d.describe() for ds, d in datasets.items()})
         info.methods = list(dict.fromkeys([*info.methods, *spec.method_names()]))
