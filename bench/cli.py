@@ -1,4 +1,4 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``weights``.
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``weights``, ``study``.
 
 Exit status (see :data:`EXIT_STATUS`): 0 success; 1 the command finished and wrote everything, but a requested
 method failed (``run``) or a value drifted (``check``); 2 a bad argument or input, found before any work;
@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_status_arguments(sub.add_parser("status", help="cells of a run directory: done, running, failed, pending"))
 
+    from colorbench.study import add_arguments as add_study_arguments
+
+    add_study_arguments(sub.add_parser("study", help="serve a 2AFC naturalness study of a run (real vs colorized)"))
+
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
     cd.add_argument("--classifier", default="quick", metavar="PRESET",
@@ -272,6 +276,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.weights import run_weights
 
         return run_weights(args)
+    if args.command == "study":
+        from colorbench.study import run_study
+
+        return run_study(args)
     if args.command == "report":
         from colorbench.reports import write_report
 

@@ -44,6 +44,7 @@ from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.fsio import WriteError, atomic_write_with
+from colorbench.threads import apply_thread_policy, decide_thread_policy
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
 
 __all__ = ["RunSpec", "run", "run_cells", "checked_colorize", "resolve_device", "bootstrap_ci", "CellTask",
@@ -510,13 +511,14 @@ def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[s
 
 def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print) -> CellResult:
     """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises."""
-    if task.threads:
-        torch.set_num_threads(task.threads)
     spec, entry = task.spec, task.entry
     spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
     device = resolve_device(spec.device)
     if data is None:
         data = load_dataset(spec, entry.dataset)
+    # torch threads and metric pool of this worker (colorbench.threads): its share of the cores (task.threads,
+    # from the executor) for the metrics, one intra-op thread for small networks on the CPU
+    apply_thread_policy(share=task.threads, device=device, preset=spec.preset, image_size=data.train.image_size)
     try:
         return _train_and_evaluate(task, data, device, log)
     except WriteError:
@@ -548,6 +550,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     train_s += time.perf_counter() - te
     ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
     start_epoch, resumed = 1, None
+    output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
     if state is not None:
         method.load_state_dict(state["method"])
@@ -555,6 +558,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         record.losses, record.curve = state["losses"], state["curve"]
+        output_curves = state.get("output_curves", {})
         train_s, domains_s = state["train_s"], state["domains_s"]
         start_epoch = resumed = int(state["epoch"]) + 1
         resumed -= 1
@@ -583,12 +587,17 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
             values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
+            for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
+                view = _OutputView(method, out_entry.method.split("@", 1)[1])
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                output_curves.setdefault(out_entry.method, []).append(
+                    {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
         if ckpt_path is not None and epoch < epochs:
             _save_checkpoint(ckpt_path, {
                 "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
-                "curve": record.curve, "train_s": train_s, "domains_s": domains_s,
+                "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
             })
     record.config["notes"] = method.notes()
     record.caveats = [str(c) for c in method.caveats()]
@@ -613,7 +622,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         record.timings["cross_domain_sets_s"] = domains_s
     rows = [_row(entry, record, evaluator, data, keep, samples)]
     for out_entry in task.outputs:
-        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep))
+        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep,
+                                output_curves.get(out_entry.method, [])))
     return CellResult(rows, resumed_from=resumed)
 
 
@@ -643,14 +653,18 @@ def _colorizer_ready(task: CellTask, method: Any, data: DatasetSplits, device: t
 
 
 def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Evaluator, data: DatasetSplits,
-                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool) -> CellRow:
-    """A row for one alternative output of a trained method (same training, its own metrics and samples)."""
+                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool,
+                curve: Sequence[dict[str, Any]] = ()) -> CellRow:
+    """A row for one alternative output of a trained method (same training, its own metrics, samples and, with
+    --eval-every, its own curve: ``curve`` holds the intermediate epochs, the final one is added here)."""
     output = entry.method.split("@", 1)[1]
     view = _OutputView(method, output)
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
-    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values, curve=[],
-                              histograms=None, key=entry.key)
+    final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
+        if task.spec.eval_every else []
+    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,
+                              curve=[*curve, *final], histograms=None, key=entry.key)
     rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     gray = data.test.make_batch(idx, device, task.spec.grey_convention).gray
     samples = _to_uint8(checked_colorize(view, gray))  # type: ignore[arg-type]
@@ -792,6 +806,12 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
 
                 b = data.test.make_batch(torch.as_tensor(samples[ds], dtype=torch.long), "cpu", spec.grey_convention)
                 write_npz(path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
+            test_path = rd.path / "arrays" / f"test_{ds}.npz"  # the whole test split, when predictions are kept:
+            if _keep_predictions(spec, data.test) and not test_path.is_file():  # the HTML report's image browser
+                from colorbench.rundir import write_npz  # and `colorbench study` show grey | methods | real
+
+                b = data.test.make_batch(torch.arange(len(data.test)), "cpu", spec.grey_convention)
+                write_npz(test_path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
         info.spec = _merge_spec(info.spec, spec)
         info.datasets.update({ds: d.describe() for ds, d in datasets.items()})
         ran = [m for m in spec.method_names() if not skipped or any(m not in s for s in skipped.values())]
@@ -803,7 +823,10 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         info.started = info.started or now_iso()
         info.status, info.finished = "running", None
         info.executor = executor.describe()
-        info.threads = executor.thread_policy()
+        ds0 = datasets[spec.dataset_names()[0]]
+        info.threads = {**executor.thread_policy(), "decision": decide_thread_policy(
+            share=getattr(executor, "threads", None), device=device, preset=spec.preset,
+            image_size=ds0.train.image_size).to_dict()}  # what each worker applies (colorbench.threads)
         info.timings = {**info.timings, **{f"dataset_load_s.{k}": v for k, v in load_s.items()}}
         rd.write_info(info)
         rd.update_cells([t.entry for t in todo] + [o for t in todo for o in t.outputs])

@@ -66,7 +66,8 @@ def test_temporary_file_is_a_hidden_per_process_sibling(tmp_path):
 
 @pytest.mark.parametrize("match,named", [("record.json", "record.json"), ("samples", "samples"), (".png", ".png"),
                                          ("leaderboard", "leaderboard.md"), ("/.run.json", "run.json"),
-                                         ("cells.json", "cells.json"), ("per_image", "per_image.npz")])
+                                         ("cells.json", "cells.json"), ("per_image", "per_image.npz"),
+                                         ("index.html", "index.html")])
 def test_a_run_on_a_full_disk_stops_with_a_clear_error_and_leaves_no_tmp_or_empty_file(tmp_path, monkeypatch,
                                                                                        capsys, match, named):
     out = tmp_path / "run"
