@@ -147,15 +147,18 @@ class RunSpec:
         """Raise ValueError (naming the methods, their presets and the closest name) unless every method of the
         run has the spec's preset and accepts its overrides: checked before any work starts."""
         names = self.method_names()
-        lacking = [n for n in names if self.preset not in METHODS.get(n).presets]
+        parts = self.preset.split("+")  # a composed preset "quick+<overlay>": each part must exist
+        lacking = [n for n in names if any(p not in METHODS.get(n).presets for p in parts)]
         if lacking:
             import difflib
 
             presets = sorted({p for n in names for p in METHODS.get(n).presets})
-            close = difflib.get_close_matches(self.preset, presets, n=1)
+            bad = next(p for p in parts if any(p not in METHODS.get(n).presets for n in lacking))
+            close = difflib.get_close_matches(bad, presets, n=1)
             hint = f" Did you mean: {close[0]}?" if close else ""
             which = "every method" if len(lacking) == len(names) else f"method(s) {', '.join(lacking)}"
-            raise ValueError(f"unknown preset {self.preset!r} for {which}; presets: {', '.join(presets)}.{hint}")
+            raise ValueError(f"unknown preset {bad!r} for {which}; presets: {', '.join(presets)} (combine them "
+                             f"with '+').{hint}")
         for n in names:
             method_config(self, n)  # an override the method does not take -> ValueError now
 
@@ -237,7 +240,7 @@ class Evaluator:
         """The spec's metrics, and the reasons of those that cannot be computed here (no weights file, images
         too small for the metric, ...): those are recorded missing, the rest of the row stays."""
         metrics, missing = {}, {}
-        height, width = self.test.image_size
+        size = self.test.image_size if self.test is not None else None
         for name in self.spec.metrics:
             cls = METRICS.get(name)
             weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
@@ -249,7 +252,7 @@ class Evaluator:
             except MetricUnavailable as exc:
                 missing[cls.name] = str(exc)
                 continue
-            problem = metric.input_problem(height, width)
+            problem = metric.input_problem(*size) if size is not None else None
             if problem is not None:
                 missing[cls.name] = problem
             else:
