@@ -27,6 +27,8 @@ from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
 from colorbench.methods import METHODS, Method
 from colorbench.datasets.base import Batch
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
+from colorbench.metrics.functional import quantize_unit
+from colorbench.metrics.protocols import get_protocol
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench import crossdomain
 
@@ -60,6 +62,7 @@ class RunSpec:
     diversity_images: int = 64  # test images used for it
     cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
     cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
+    protocol: str = "colorbench"  # evaluation protocol (colorbench.metrics.protocols): metric variants, test images
     plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.plugins), loaded before methods are looked up
 
     def __post_init__(self) -> None:
@@ -73,6 +76,7 @@ class RunSpec:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
+        get_protocol(self.protocol)  # unknown protocol -> error with suggestions
         if self.cross_domain:
             crossdomain.classifier_config(self.cross_domain_classifier, self.dataset)  # unknown preset -> error
 
@@ -99,7 +103,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_dataset(spec: RunSpec) -> DatasetSplits:
-    return DATASETS.get(spec.dataset)(**dict(spec.dataset_options)).load()
+    """The dataset with the protocol's resize options (unless given) and only the protocol's test images."""
+    proto = get_protocol(spec.protocol)
+    data = DATASETS.get(spec.dataset)(**proto.dataset_options(spec.dataset, dict(spec.dataset_options))).load()
+    if proto.test_ids is not None:
+        where = {i: k for k, i in enumerate(data.test.ids)}
+        ids, _ = proto.select_test_images(data.test.ids)
+        data = dataclasses.replace(data, test=data.test.subset([where[i] for i in ids]))
+    return data
 
 
 def sample_indices(n: int, k: int) -> torch.Tensor:
@@ -119,24 +130,18 @@ class Evaluator:
         self.spec, self.test, self.device = spec, test, device
 
     def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
-        metrics, missing = {}, {}
-        for name in self.spec.metrics:
-            cls = METRICS.get(name)
-            weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
-            kwargs = {"weights_path": weights} if weights else {}
-            try:
-                metrics[cls.name] = cls(**kwargs)
-            except MetricUnavailable as exc:
-                missing[cls.name] = str(exc)
-        return metrics, missing
+        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``)."""
+        return get_protocol(self.spec.protocol).build_metrics(self.spec.metrics, self.spec.lpips_weights,
+                                                              self.spec.fid_weights)
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval") -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
         metrics, missing = self.build_metrics()
         collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
+        proto = get_protocol(self.spec.protocol)
         for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            collection.update(checked_colorize(method, batch.gray), batch.rgb)
+            collection.update(quantize_unit(checked_colorize(method, batch.gray), proto.quantize), batch.rgb)
         values: dict[str, MetricValue] = {}
         for name, m in metrics.items():
             result = m.compute()
@@ -144,13 +149,14 @@ class Evaluator:
             for key, hib in m.outputs.items():
                 v = float(result[key])
                 values[key] = MetricValue(
-                    value=v, metric=name, version=m.version, higher_is_better=hib, params=m.params(),
+                    value=v, metric=name, version=m.version, higher_is_better=hib, params={**m.params(), **proto.params()},
                     ci95=bootstrap_ci(per_image.get(key), v, seed=self.spec.seed),
                 )
         for name, reason in missing.items():
             cls = METRICS.get(name)
             for key, hib in cls.outputs.items():
-                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib, missing_reason=reason)
+                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
+                                          params=proto.params(), missing_reason=reason)
         return values, metrics
 
 
