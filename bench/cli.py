@@ -1,4 +1,4 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``."""
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``weights``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+    from colorbench.weights import add_arguments as add_weights_arguments
+
+    add_weights_arguments(sub.add_parser("weights", help="list, fetch or verify the pretrained weights files"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
@@ -203,7 +206,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.check import run_check
 
         return run_check(args)
+    if args.command == "weights":
+        from colorbench.weights import run_weights
 
+        return run_weights(args)
     if args.command == "report":
         from colorbench.reports import write_report
 

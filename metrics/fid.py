@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from typing import Any
 
 import torch
@@ -28,32 +27,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorbench.metrics import functional as MF
+from colorbench.weights import WEIGHTS, WeightsUnavailable, require
 from colorbench.metrics.base import MetricUnavailable, StreamingMetric
 from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric
 
-#: weights name -> (file name, where to get it, number of classes of the file's classifier, FID pooling blocks)
+#: weights name -> (file name, where to get it, number of classes of the file's classifier, FID pooling blocks);
+#: file name and URL come from colorbench's weights registry (``colorbench weights list``), entry in FID_WEIGHTS_FILES.
+#: "torchvision-1a9a5a14" is the earlier torchvision file name (torchvision < 0.13) that DDColor's
+#: basicsr/models/color_model.py and CT2's segm/metrics.py load (pretrain/ or resources/inception_v3_google-1a9a5a14.pth).
+FID_WEIGHTS_FILES = {"pytorch-fid": "pt-inception-fid", "torchvision": "inception-v3",
+                     "torchvision-1a9a5a14": "inception-v3-1a9a5a14"}
+_FID_NETWORKS = {"pytorch-fid": (1008, True), "torchvision": (1000, False), "torchvision-1a9a5a14": (1000, False)}
 FID_WEIGHTS = {
-    "pytorch-fid": (
-        "pt_inception-2015-12-05-6726825d.pth",
-        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-        1008,
-        True,
-    ),
-    "torchvision": (
-        "inception_v3_google-0cc3c7bd.pth",
-        "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
-        1000,
-        False,
-    ),
-    # the earlier torchvision file name (torchvision < 0.13) that DDColor's basicsr/models/color_model.py and
-    # CT2's segm/metrics.py load (pretrain/ or resources/inception_v3_google-1a9a5a14.pth)
-    "torchvision-1a9a5a14": (
-        "inception_v3_google-1a9a5a14.pth",
-        "https://download.pytorch.org/models/inception_v3_google-1a9a5a14.pth",
-        1000,
-        False,
-    ),
+    name: (WEIGHTS[entry].file_name, WEIGHTS[entry].url, *_FID_NETWORKS[name])
+    for name, entry in FID_WEIGHTS_FILES.items()
 }
 #: How [0, 1] images become the network's input after the bilinear resize (``preprocess``):
 #: the per-channel ImageNet mean and std the torchvision weights were trained with are MEAN, STD below.
@@ -84,7 +72,7 @@ def fid_weights_path(weights: str = "pytorch-fid", weights_path: str | os.PathLi
         raise ValueError(f"unknown FID weights {weights!r}; choose one of {tuple(FID_WEIGHTS)}")
     if weights_path is not None:
         return os.fspath(weights_path)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", FID_WEIGHTS[weights][0])
+    return os.fspath(WEIGHTS[FID_WEIGHTS_FILES[weights]].path())
 
 
 # --- the network ---------------------------------------------------------------------------------------------
@@ -173,16 +161,10 @@ def build_fid_inception(weights: str = "pytorch-fid", weights_path: str | os.Pat
             SHA-256 does not match the file name's prefix (``check_hash``), or it is not that network's state dict.
     """
     path = fid_weights_path(weights, weights_path)
-    name, url, _, _ = FID_WEIGHTS[weights]
-    if not os.path.isfile(path):
-        raise MetricUnavailable(
-            f"FID (weights={weights!r}) needs the Inception weights file {name}, which is not on this machine "
-            f"(nothing is downloaded). Put the file {url} at {path} (or pass weights_path=FILE)."
-        )
-    prefix = re.search(r"-([a-f0-9]{8,})\.pth$", name)
-    if check_hash and prefix and not MF._sha256_prefix_ok(path, prefix.group(1)):
-        raise MetricUnavailable(f"{path} is not {name}: its SHA-256 does not start with {prefix.group(1)}. Replace "
-                                f"it with the file from {url} (or pass check_hash=False for a file you trust).")
+    try:
+        require(FID_WEIGHTS_FILES[weights], path, check_hash=check_hash, who=f"FID (weights={weights!r})")
+    except WeightsUnavailable as err:
+        raise MetricUnavailable(f"{err} (Another location: --fid-weights FILE, i.e. weights_path=FILE.)") from err
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or non-torch file

@@ -24,7 +24,6 @@ on the CPU, so batched torch versions are written here and tested against it; th
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import re
@@ -427,29 +426,35 @@ _LPIPS_BACKBONES = {
 LPIPS_VERSION = "0.1"  # version of the lpips linear-layer weights (v0.0 had a known normalisation bug)
 
 
-def _lpips_backbone_url(net: str) -> str:
-    import torchvision.models as tvm
+#: lpips backbone name -> the file's name in colorbench's weights registry (``colorbench weights list``).
+_LPIPS_WEIGHTS = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+
+
+def _lpips_weights_entry(net: str):
+    from colorbench import weights
 
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"unknown LPIPS net {net!r}; choose one of {tuple(_LPIPS_BACKBONES)}")
-    return getattr(tvm, _LPIPS_BACKBONES[net][1]).IMAGENET1K_V1.url
+    return weights.get(_LPIPS_WEIGHTS[net])
+
+
+def _lpips_backbone_url(net: str) -> str:
+    return _lpips_weights_entry(net).url
 
 
 def lpips_backbone_path(net: str = "alex", weights_path: str | os.PathLike | None = None) -> str:
     """Where the backbone's ImageNet weights are read from: ``weights_path`` if given, else torch hub's cache
     (``torch.hub.get_dir()/checkpoints/<torchvision's file name>``, where torchvision itself would put them)."""
-    url = _lpips_backbone_url(net)
+    entry = _lpips_weights_entry(net)
     if weights_path is not None:
         return os.fspath(weights_path)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+    return os.fspath(entry.path())
 
 
 def _sha256_prefix_ok(path: str, prefix: str) -> bool:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest().startswith(prefix)
+    from colorbench import weights
+
+    return weights.hash_matches(weights.sha256_of(path), prefix)
 
 
 def build_lpips_model(
@@ -464,6 +469,7 @@ def build_lpips_model(
     The backbone's ImageNet weights are loaded from :func:`lpips_backbone_path`; if that file is absent,
     :class:`MetricUnavailable` says where to put it. The package is asked for a random backbone
     (``pnet_rand=True``, so torchvision downloads nothing) which is then overwritten with the file's weights.
+    Both files are looked up through colorbench's weights registry (:mod:`colorbench.weights`).
 
     Args:
         net: ``"alex"`` (default, as the LPIPS authors recommend for evaluation), ``"vgg"`` or ``"squeeze"``.
@@ -474,27 +480,24 @@ def build_lpips_model(
     """
     import lpips as lpips_pkg
 
-    url = _lpips_backbone_url(net)
-    lin_path = os.path.join(os.path.dirname(lpips_pkg.__file__), "weights", f"v{LPIPS_VERSION}", f"{net}.pth")
-    if not os.path.isfile(lin_path):
-        raise MetricUnavailable(f"the lpips package's linear-layer weights are missing: {lin_path}; reinstall lpips")
+    from colorbench import weights
+
+    entry = _lpips_weights_entry(net)
+    try:
+        lin_path = os.fspath(weights.require(f"lpips-{net}-lin", check_hash=False, who="LPIPS"))
+    except weights.WeightsUnavailable as err:
+        raise MetricUnavailable(f"the lpips package's linear-layer weights are missing: {err}") from err
     path = None
     if not random_backbone_for_tests:
         path = lpips_backbone_path(net, weights_path)
-        if not os.path.isfile(path):
+        try:
+            weights.require(entry.name, path, check_hash=check_hash, who=f"LPIPS (net={net!r})")
+        except weights.WeightsUnavailable as err:
             raise MetricUnavailable(
-                f"LPIPS (net={net!r}) needs torchvision's ImageNet weights of its backbone, which are not on this "
-                f"machine (nothing is downloaded). Put the file {url} at {path} (or pass --lpips-weights FILE, i.e. weights_path=FILE, "
-                f"for another location). With internet access, torchvision.models.{_LPIPS_BACKBONES[net][0]}"
-                "(weights='IMAGENET1K_V1') downloads it to torch hub's cache."
-            )
-        prefix = re.search(r"-([a-f0-9]+)\.pth$", url)
-        if check_hash and prefix and not _sha256_prefix_ok(path, prefix.group(1)):
-            raise MetricUnavailable(
-                f"{path} is not torchvision's {os.path.basename(url)}: its SHA-256 does not start with "
-                f"{prefix.group(1)}. Replace it with the file from {url} (or pass check_hash=False for a file "
-                "you trust)."
-            )
+                f"{err} For another location pass --lpips-weights FILE (weights_path=FILE). With internet access, "
+                f"torchvision.models.{_LPIPS_BACKBONES[net][0]}(weights='IMAGENET1K_V1') also downloads it to torch "
+                "hub's cache."
+            ) from err
     backbone_state = None
     if path is not None:
         try:

@@ -29,23 +29,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def pretrained_file_name(backbone: str) -> str:
-    """torchvision's file name of the ImageNet weights (as saved in the hub cache by ``torchvision.models``)."""
-    from torchvision import models
+    """torchvision's file name of the ImageNet weights (as saved in the hub cache by ``torchvision.models``), from
+    colorbench's weights registry (``colorbench weights list``)."""
+    from colorbench import weights
 
-    weights = {"vgg16": models.VGG16_Weights.IMAGENET1K_V1, "resnet50": models.ResNet50_Weights.IMAGENET1K_V1}
-    if backbone not in weights:
+    if backbone not in FEATURE_BACKBONES:
         raise ValueError(f"unknown feature backbone {backbone!r}; choose one of {FEATURE_BACKBONES}")
-    return weights[backbone].url.rsplit("/", 1)[-1]
+    return weights.get(backbone).file_name
 
 
 def find_pretrained(backbone: str, path: str = "") -> Path | None:
     """The weights file to load: ``path`` if given (must exist), else the torch hub cache's copy, else None."""
+    from colorbench import weights
+
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"feature network weights {str(p)!r} not found (feature_weights option)")
         return p
-    p = Path(torch.hub.get_dir()) / "checkpoints" / pretrained_file_name(backbone)
+    pretrained_file_name(backbone)  # checks the name
+    p = weights.get(backbone).path()
     return p if p.is_file() else None
 
 
