@@ -115,6 +115,15 @@ class Protocol:
         index = [base[t] for t in self.test_ids]
         return [ids[k] for k in index], (None if images is None else images[index])
 
+    def restrict_test(self, data: Any) -> Any:
+        """``DatasetSplits`` whose test split holds only the protocol's test images, in its order (as loaded
+        when the protocol has no list). Raises ValueError (see :meth:`select_test_images`)."""
+        if self.test_ids is None:
+            return data
+        where = {i: k for k, i in enumerate(data.test.ids)}
+        ids, _ = self.select_test_images(data.test.ids)
+        return dataclasses.replace(data, test=data.test.subset([where[i] for i in ids]))
+
     def prepare_real(self, path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         """A real image file prepared as the protocol's code prepares it: ``(H, W, 3)`` uint8 and file facts."""
         from colorbench.predictions import decode_prediction
