@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+    from colorbench.predictions import add_evaluate_arguments, add_export_arguments
+
+    add_export_arguments(sub.add_parser("export", help="write a method's colorized test split as PNGs + manifest"))
+    add_evaluate_arguments(sub.add_parser("evaluate", help="score a folder of colorizations into a run directory"))
     from colorbench.weights import add_arguments as add_weights_arguments
 
     add_weights_arguments(sub.add_parser("weights", help="list, fetch or verify the pretrained weights files"))
@@ -218,6 +222,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.status import run_status
 
         return run_status(args)
+    if args.command in ("export", "evaluate"):
+        from colorbench.predictions import run_evaluate, run_export
+
+        return run_export(args) if args.command == "export" else run_evaluate(args)
     if args.command == "weights":
         from colorbench.weights import run_weights
 

@@ -315,7 +315,8 @@ def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torc
     return MetricValue(
         value=value, metric="output_diversity", version="1", higher_is_better=True,
         params={"n_samples": n, "n_images": len(idx), "distance": "mean absolute difference, RGB 0-255",
-                "average": "all unordered pairs of samples, then images", "noise_seed": seed},
+                "average": "all unordered pairs of samples, then images", "noise_seed": seed,
+                **get_protocol(spec.protocol).params()},
     )
 
 

@@ -82,6 +82,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = []
     if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
         sections.append(_cross_domain_section(run_dir, written, links))
+    from colorbench.reports.protocols import protocol_comparison_markdown
+
+    side_by_side = protocol_comparison_markdown(records)  # one method under two protocols (evaluate --protocol)
+    if side_by_side:
+        sections.append(side_by_side)
 
     written["leaderboard"] = run_dir / "leaderboard.md"
     written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links, sections=sections),
