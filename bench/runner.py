@@ -40,6 +40,7 @@ from colorbench.datasets.base import Batch
 from colorbench.device import available_cores, resolve_device
 from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
+from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.metrics.functional import quantize_unit
 from colorbench.metrics.protocols import get_protocol
@@ -200,9 +201,10 @@ class Evaluator:
         self.seed = spec.seed if seed is None else seed
 
     def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
-        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``)."""
+        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``);
+        metrics that take a grey convention (e.g. luma_ssim) get the run's, recorded in their params."""
         return get_protocol(self.spec.protocol).build_metrics(self.spec.metrics, self.spec.lpips_weights,
-                                                              self.spec.fid_weights)
+                                                              self.spec.fid_weights, self.spec.grey_convention)
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval", keep_predictions: bool = False
                  ) -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
@@ -480,6 +482,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)

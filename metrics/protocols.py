@@ -134,8 +134,12 @@ class Protocol:
         return REAL_TRANSFORMS[self.real_transform](rgb), facts
 
     # --- metrics ------------------------------------------------------------------------------------------------
-    def build_metrics(self, names: Sequence[str], lpips_weights: str | None = None, fid_weights: str | None = None):
-        """Metric instances with the protocol's options: ``({name: metric}, {name: reason unavailable})``."""
+    def build_metrics(self, names: Sequence[str], lpips_weights: str | None = None, fid_weights: str | None = None,
+                      grey_convention: str | None = None):
+        """Metric instances with the protocol's options: ``({name: metric}, {name: reason unavailable})``.
+
+        Metrics that take a grey convention (``takes_grey_convention``, e.g. luma_ssim) get ``grey_convention``
+        (default: the protocol's)."""
         from colorbench.metrics import METRICS, MetricUnavailable
 
         metrics, missing = {}, {}
@@ -145,6 +149,8 @@ class Protocol:
             weights = {"lpips": lpips_weights, "fid": fid_weights}.get(cls.name)
             if weights:
                 kwargs["weights_path"] = weights
+            if getattr(cls, "takes_grey_convention", False):
+                kwargs.setdefault("grey_convention", grey_convention or self.grey)
             try:
                 metrics[cls.name] = cls(**kwargs)
             except MetricUnavailable as exc:
