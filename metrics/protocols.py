@@ -26,9 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-#: The metrics of the ``colorbench`` protocol (the runner's defaults).
-_COLORBENCH_METRICS = ("mse", "psnr", "ssim", "lpips", "ab_histogram_kl", "ab_histogram_js", "colorfulness",
-                       "delta_colorfulness", "sum_abs_diff")
+from colorbench.metrics.defaults import DEFAULT_METRICS as _COLORBENCH_METRICS  # the runner's defaults
 
 
 @dataclass(frozen=True)
