@@ -10,7 +10,7 @@ extension, or the last path component of the id without extension (``ILSVRC2012_
 
 Decoding (:func:`decode_prediction`): Pillow; palette images through their palette (with transparency: via
 RGBA), grey and grey+alpha replicated, alpha dropped, 16-bit grey (``I;16*``/``I``) scaled by 255/65535 and
-rounded, 16-bit RGB PNGs as Pillow gives them (8 bits per channel), CMYK through Pillow's conversion. The file
+rounded, 16-bit RGB PNGs as Pillow gives them (the high byte of each value, recorded as such), CMYK through Pillow's conversion. The file
 format (PNG, JPEG, ...) and the mode of every file are counted in the record; JPEG (lossy) is accepted and
 recorded as such.
 
@@ -97,11 +97,23 @@ def decode_prediction(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
-    bits = 16 if mode.startswith("I;16") or mode == "I" else 8
+    bits = 16 if mode.startswith("I;16") or mode == "I" else _png_bit_depth(path) if fmt == "png" else 8
+    if bits == 16 and mode in ("RGB", "RGBA"):
+        mode = f"{mode} (16-bit PNG: Pillow keeps the high byte)"
     return rgb, {"format": fmt, "mode": mode, "bits": bits}
 
 
+def _png_bit_depth(path: str | Path) -> int:
+    """The bit depth in a PNG's IHDR chunk (byte 24). Pillow opens 16-bit RGB(A) PNGs as 8-bit RGB(A), keeping
+    the high byte of each value (v >> 8, at most one level below round(v * 255 / 65535)); the record says so."""
+    with open(path, "rb") as f:
+        head = f.read(25)
+    return int(head[24]) if len(head) == 25 and head[12:16] == b"IHDR" else 8
+
+
 def _to_rgb8(img: Image.Image, path: str | Path) -> np.ndarray:
+    # Written here because colorbench.datasets.imaging.decode_image (as of this commit) converts every mode with
+    # Image.convert("RGB"), which clips 16-bit grey values at 255 instead of scaling them.
     from colorbench.datasets.imaging import CorruptImageError
 
     mode = img.mode

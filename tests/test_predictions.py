@@ -81,6 +81,20 @@ def test_16_bit_palette_and_other_modes_decode_correctly(tmp_path):
     assert facts["bits"] == 16 and facts["mode"].startswith("I")
     # 16-bit values scaled by 255/65535 and rounded (not clipped at 255 as Image.convert("RGB") would)
     assert rgb[..., 0].tolist() == [[0, 255], [128, 4]] and (rgb[..., 0] == rgb[..., 2]).all()
+    # a 16-bit RGB PNG (written by hand: Pillow cannot write one): decoded by Pillow to the high bytes, recorded
+    import struct
+    import zlib
+
+    a = np.array([[[65535, 32768, 256], [1000, 0, 65535]]], dtype=">u2")
+    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(a.shape[0]))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    (tmp_path / "rgb16.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 16, 2, 0, 0, 0))
+                                         + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    rgb, facts = decode_prediction(tmp_path / "rgb16.png")
+    assert rgb.tolist() == [[[255, 128, 1], [3, 0, 255]]] and facts["bits"] == 16 and "high byte" in facts["mode"]
     pal = Image.fromarray(_rgb(4, 4)).quantize(colors=3)
     pal.save(tmp_path / "p.png")
     rgb, facts = decode_prediction(tmp_path / "p.png")
