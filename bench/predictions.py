@@ -335,8 +335,9 @@ def export_predictions(run_dir: str | Path, method: str, out: str | Path, *, dat
     if kept is None:
         raise ValueError(
             f"run {rd.path} kept no predictions of {method!r} on {cell.dataset} (colorbench keeps the colorized test "
-            f"split only when it is small, or when asked). Rerun that cell with `colorbench run ... --methods "
-            f"{method} --save-predictions always --out {rd.path}` (finished cells are reused), then export again")
+            f"split whole when it is at most 64 MiB, or when asked). Run it again with the run's options (the "
+            f"'spec' in {rd.path / 'run.json'}) plus `--methods {method} --save-predictions always --out NEW_DIR` "
+            f"(into a new directory: finished cells are never recomputed), then export from NEW_DIR")
     pred, ids = kept
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
