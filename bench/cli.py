@@ -1,4 +1,4 @@
-"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``weights``."""
+"""The ``colorbench`` command line: ``run``, ``list``, ``describe``, ``report``, ``check``, ``weights``, ``study``."""
 
 from __future__ import annotations
 
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_arguments(sub.add_parser("export", help="write a method's colorized test split as PNGs + manifest"))
     add_evaluate_arguments(sub.add_parser("evaluate", help="score a folder of colorizations into a run directory"))
+    from colorbench.recipes import add_arguments as add_reproduce_arguments
+
+    add_reproduce_arguments(sub.add_parser("reproduce", help="run a seed paper's table or figure as a recipe (--list)"))
     from colorbench.weights import add_arguments as add_weights_arguments
 
     add_weights_arguments(sub.add_parser("weights", help="list, fetch or verify the pretrained weights files"))
@@ -121,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.status import add_arguments as add_status_arguments
 
     add_status_arguments(sub.add_parser("status", help="cells of a run directory: done, running, failed, pending"))
+
+    from colorbench.study import add_arguments as add_study_arguments
+
+    add_study_arguments(sub.add_parser("study", help="serve a 2AFC naturalness study of a run (real vs colorized)"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
@@ -214,6 +221,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             for k, v in info["parameters"].items():
                 print(f"  parameters {k}: {v:,}")
         return 0
+    if args.command == "reproduce":
+        from colorbench.recipes import run_reproduce
+
+        return run_reproduce(args)
     if args.command == "check":
         from colorbench.check import run_check
 
@@ -230,6 +241,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.weights import run_weights
 
         return run_weights(args)
+    if args.command == "study":
+        from colorbench.study import run_study
+
+        return run_study(args)
     if args.command == "report":
         from colorbench.reports import write_report
 

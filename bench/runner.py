@@ -730,6 +730,12 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
 
                 b = data.test.make_batch(torch.as_tensor(samples[ds], dtype=torch.long), "cpu", spec.grey_convention)
                 write_npz(path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
+            test_path = rd.path / "arrays" / f"test_{ds}.npz"  # the whole test split, when predictions are kept:
+            if _keep_predictions(spec, data.test) and not test_path.is_file():  # the HTML report's image browser
+                from colorbench.rundir import write_npz  # and `colorbench study` show grey | methods | real
+
+                b = data.test.make_batch(torch.arange(len(data.test)), "cpu", spec.grey_convention)
+                write_npz(test_path, gray=_to_uint8(b.gray), real=_to_uint8(b.rgb), ids=np.array(b.ids))
         info.spec = _merge_spec(info.spec, spec)
         info.datasets.update({ds: d.describe() for ds, d in datasets.items()})
         info.methods = list(dict.fromkeys([*info.methods, *spec.method_names()]))
