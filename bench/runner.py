@@ -500,6 +500,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     train_s += time.perf_counter() - te
     ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
     start_epoch, resumed = 1, None
+    output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
     if state is not None:
         method.load_state_dict(state["method"])
@@ -507,6 +508,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         record.losses, record.curve = state["losses"], state["curve"]
+        output_curves = state.get("output_curves", {})
         train_s, domains_s = state["train_s"], state["domains_s"]
         start_epoch = resumed = int(state["epoch"]) + 1
         resumed -= 1
@@ -535,12 +537,17 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
             values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
+            for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
+                view = _OutputView(method, out_entry.method.split("@", 1)[1])
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                output_curves.setdefault(out_entry.method, []).append(
+                    {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
         if ckpt_path is not None and epoch < epochs:
             _save_checkpoint(ckpt_path, {
                 "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
-                "curve": record.curve, "train_s": train_s, "domains_s": domains_s,
+                "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
             })
     record.config["notes"] = method.notes()
     te = time.perf_counter()
@@ -564,7 +571,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         record.timings["cross_domain_sets_s"] = domains_s
     rows = [_row(entry, record, evaluator, data, keep, samples)]
     for out_entry in task.outputs:
-        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep))
+        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep,
+                                output_curves.get(out_entry.method, [])))
     return CellResult(rows, resumed_from=resumed)
 
 
@@ -594,14 +602,18 @@ def _colorizer_ready(task: CellTask, method: Any, data: DatasetSplits, device: t
 
 
 def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Evaluator, data: DatasetSplits,
-                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool) -> CellRow:
-    """A row for one alternative output of a trained method (same training, its own metrics and samples)."""
+                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool,
+                curve: Sequence[dict[str, Any]] = ()) -> CellRow:
+    """A row for one alternative output of a trained method (same training, its own metrics, samples and, with
+    --eval-every, its own curve: ``curve`` holds the intermediate epochs, the final one is added here)."""
     output = entry.method.split("@", 1)[1]
     view = _OutputView(method, output)
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
-    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values, curve=[],
-                              histograms=None, key=entry.key)
+    final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
+        if task.spec.eval_every else []
+    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,
+                              curve=[*curve, *final], histograms=None, key=entry.key)
     rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     gray = data.test.make_batch(idx, device, task.spec.grey_convention).gray
     samples = _to_uint8(checked_colorize(view, gray))  # type: ignore[arg-type]
