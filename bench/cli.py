@@ -216,6 +216,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             for c in card["choices"]:
                 print(f"  choice: {c}")
             print(f"  preset {info['preset']} (presets: {', '.join(info['presets'])}):")
+            if info.get("scale"):  # the image size / dataset a paper preset was defined on
+                sc = info["scale"]
+                print(f"    defined on: {'any image size' if sc['any_size'] else sc['sizes']} ({sc['source']})")
             for k, v in info["config"].items():
                 print(f"    {k} = {v}")
             for k, v in info["parameters"].items():
