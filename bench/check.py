@@ -32,7 +32,7 @@ DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-9
 
 #: results.csv columns that are not metric values.
-_NON_METRIC_COLUMNS = {"method", "status", "error", "preset"}
+_NON_METRIC_COLUMNS = {"method", "status", "error", "preset", "dataset", "seed", "key"}  # key: the cell key
 
 
 @dataclass
@@ -106,7 +106,7 @@ def load_results(path: str | Path) -> RunResults:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run directory or results file")
     if path.is_dir():
-        if (path / "records").is_dir() and any((path / "records").glob("*.json")):
+        if (path / "cells.json").is_file() or ((path / "records").is_dir() and any((path / "records").glob("*.json"))):
             return _from_records(path)
         if (path / "results.csv").is_file():
             return _from_csv(path / "results.csv")

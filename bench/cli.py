@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.registry import UnknownNameError
+from colorbench.rundir import RunDirLocked
 
 
 def _split_names(text: str) -> tuple[str, ...]:
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cross-domain-classifier", default="quick", metavar="PRESET",
                    help="classifier preset for --cross-domain: quick (small CNN, native size), paper, "
                         "paper-alexnet or paper-vgg16 (256x256 inputs)")
+    from colorbench.grid_cli import add_arguments as add_grid_arguments
+
+    add_grid_arguments(r)
 
     ls = sub.add_parser("list", help="list methods, datasets, metrics or presets")
     ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets"))
@@ -105,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.weights import add_arguments as add_weights_arguments
 
     add_weights_arguments(sub.add_parser("weights", help="list, fetch or verify the pretrained weights files"))
+
+    from colorbench.status import add_arguments as add_status_arguments
+
+    add_status_arguments(sub.add_parser("status", help="cells of a run directory: done, running, failed, pending"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
@@ -159,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (UnknownNameError, ValueError, FileNotFoundError) as exc:
+    except (UnknownNameError, ValueError, FileNotFoundError, RunDirLocked) as exc:
         print(f"colorbench: error: {exc}", file=sys.stderr)
         return 2
 
@@ -195,6 +203,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.check import run_check
 
         return run_check(args)
+    if args.command == "status":
+        from colorbench.status import run_status
+
+        return run_status(args)
     if args.command == "weights":
         from colorbench.weights import run_weights
 
@@ -213,9 +225,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(result.summary()[["train", "avg", "own", "on_real_color"]].round(2).to_string(index=False))
         print(f"cross-domain results written to {args.run_dir}/cross_domain (total {result.timings['total_s']:.1f} s)")
         return 0
+    from colorbench.grid_cli import engine_options, spec_from_file
     from colorbench.runner import RunSpec, run
 
-    spec = RunSpec(
+    spec = spec_from_file(args.spec, progress=not args.no_progress) if args.spec else RunSpec(
         methods=args.methods, preset=args.preset, dataset=args.dataset,
         dataset_options=_dataset_options(args.dataset_option, args.image_size, args.data_root, args.skip_corrupt),
         metrics=args.metrics,
@@ -224,7 +237,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
         unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
         cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,
-        plugins=tuple(args.plugin),
+        plugins=tuple(args.plugin), **engine_options(args),
     )
     t0 = time.perf_counter()
     run_dir = run(spec, out=args.out)

@@ -384,7 +384,7 @@ def save_method_domain(
     Returns:
         Seconds spent.
     """
-    from colorbench.runner import checked_colorize  # the runner's contract check (shape, range, finiteness)
+    from colorbench.methods.base import checked_colorize  # the method contract check (shape, range, finiteness)
 
     t0 = time.perf_counter()
     name = domain_name(method.card.name, epoch, final)
@@ -543,13 +543,9 @@ def save_result(run_dir: str | Path, result: CrossDomainResult) -> dict[str, Pat
 
 def load_result(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]] | None:
     """``(accuracy, summary, info)`` saved in a run directory, or ``None`` if it has none."""
-    out = Path(run_dir) / RESULTS_DIR
-    if not (out / "accuracy.csv").is_file():
-        return None
-    acc = pd.read_csv(out / "accuracy.csv", index_col="train")
-    summary = pd.read_csv(out / "summary.csv")
-    info = json.loads((out / "result.json").read_text())
-    return acc, summary, info
+    from colorbench.rundir import RunDir
+
+    return RunDir(run_dir).cross_domain()
 
 
 def metric_value(result: CrossDomainResult, domain: str) -> "MetricValue":
@@ -571,33 +567,32 @@ def attach_to_records(run_dir: str | Path, result: CrossDomainResult, others: Se
     intermediate-epoch averages into the matching ``curve`` points. The records named in ``others`` (successful
     rows with no saved image set, e.g. a method's alternative outputs) get the metric as missing, with the reason.
     Returns the methods updated."""
-    from colorbench.records import MetricValue, RunRecord
+    from colorbench.records import MetricValue
+    from colorbench.rundir import RunDir
 
+    rd = RunDir(run_dir)
+    cells = {c.method: c for c in rd.cells() if c.status in ("ok", "failed") or c.legacy_path}
     updated = []
     with_sets = {d.method for d in result.domains if d.kind == "method"}
     for name in others:
-        path = Path(run_dir) / "records" / f"{name}.json"
-        if name in with_sets or not path.is_file():
+        if name in with_sets or name not in cells:
             continue
-        rec = RunRecord.load(path)
+        rec = rd.record(cells[name])
         rec.metrics[METRIC_KEY] = MetricValue(
             value=None, metric="cross_domain", version=METRIC_VERSION, higher_is_better=True,
             missing_reason="no colorized image set was saved for this row (the run that made it did not keep one)")
-        rec.save(path)
+        rd.save_record(cells[name], rec)
     for d in result.domains:
-        if d.kind != "method" or not d.final:
+        if d.kind != "method" or not d.final or d.method not in cells:
             continue
-        path = Path(run_dir) / "records" / f"{d.method}.json"
-        if not path.is_file():
-            continue
-        rec = RunRecord.load(path)
+        rec = rd.record(cells[d.method])
         rec.metrics[METRIC_KEY] = metric_value(result, d.name)
         per_epoch = {e.epoch: float(result.accuracy.loc[e.name].mean()) for e in result.domains
                      if e.kind == "method" and e.method == d.method and e.epoch is not None}
         for point in rec.curve:
             if point.get("epoch") in per_epoch:
                 point.setdefault("metrics", {})[METRIC_KEY] = per_epoch[point["epoch"]]
-        rec.save(path)
+        rd.save_record(cells[d.method], rec)
         updated.append(str(d.method))
     return updated
 
@@ -622,25 +617,22 @@ def evaluate_run(
         log: where progress lines go.
         write_report: rewrite ``results.csv``, ``leaderboard.md`` and the figures afterwards.
     """
-    from colorbench.records import load_records
-    from colorbench.runner import resolve_device
+    from colorbench.device import resolve_device
+    from colorbench.rundir import RunDir
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    records = load_records(run_dir)
-    if info.get("methods"):  # only this run's methods (a reused output folder may hold older records)
-        records = [r for r in records if r.method in info["methods"]]
+    rd = RunDir(run_dir)  # not a run directory -> a clear error
+    info = rd.info()
+    records = rd.records()
     ok = [r.method for r in records if r.status == "ok"]
     skipped = [r.method for r in records if r.status != "ok"]
     if skipped:
         log(f"cross-domain: leaving out failed methods {skipped}")
-    dataset = (info.get("dataset") or {}).get("name", "") if isinstance(info.get("dataset"), dict) else ""
+    dataset = str(info.dataset.get("name", ""))
     config = classifier_config(preset, dataset, epochs=epochs)
     list_domains(run_dir, ok)  # no saved image sets -> a clear error before anything else
     if seed is None:
-        seed = int((info.get("spec") or {}).get("seed", 0))
+        seed = int(info.spec.get("seed", 0))
     dev = resolve_device(device)
     log(f"cross-domain: {config.arch} classifiers ({config.preset}, {config.epochs} epochs) on {dev}")
     if dev.type == "cpu" and config.input_size is not None:
@@ -654,3 +646,36 @@ def evaluate_run(
 
         _write_report(run_dir)
     return result
+
+
+class CrossDomainStage:
+    """The cross-domain evaluation as a stage of ``colorbench run --cross-domain`` (see :mod:`colorbench.stages`):
+    it keeps the real image sets at the start, each colorizer's train/test sets when it is ready, and trains the
+    classifiers at the end. Picklable, so that process workers can keep their cells' image sets themselves."""
+
+    def __init__(self, classifier: str = "quick", seed: int = 0, device: str = "auto", progress: bool = True) -> None:
+        self.classifier, self.seed, self.device, self.progress = classifier, seed, device, progress
+
+    def run_start(self, rd: Any, datasets: dict[str, Any], spec: Any) -> None:
+        t0 = time.perf_counter()
+        (data,) = datasets.values()
+        save_real_domains(rd.path, data, spec.grey_convention)
+        info = rd.info()
+        info.timings["cross_domain_real_sets_s"] = time.perf_counter() - t0
+        rd.write_info(info)
+
+    def colorizer_ready(self, run_dir: str, method: Any, data: Any, spec: Any, device: Any, *, epoch: int | None,
+                        final: bool) -> float:
+        return save_method_domain(run_dir, method, data, spec.grey_convention, device, epoch=epoch, final=final,
+                                  batch_size=spec.eval_batch_size, progress=spec.progress)
+
+    def run_end(self, run_dir: Any, log: Callable[[str], None]) -> None:
+        from colorbench.rundir import RunDir
+
+        t0 = time.perf_counter()
+        evaluate_run(run_dir, self.classifier, seed=self.seed, device=self.device, progress=self.progress, log=log,
+                     write_report=False)
+        rd = RunDir(run_dir)
+        info = rd.info()
+        info.timings["cross_domain_s"] = time.perf_counter() - t0
+        rd.write_info(info)

@@ -1,13 +1,7 @@
-"""Run records: one JSON file per (method, run), the only thing reports read.
+"""Run records: one JSON file per cell (dataset, method, preset, seed), the only thing reports read.
 
-A run directory looks like::
-
-    OUT/
-      run.json                     # the run: spec, dataset description, environment, wall time, record list
-      records/<method>.json        # one :class:`RunRecord` per method (status "ok" or "failed")
-      arrays/samples.npz           # grey and real images of the first test samples (uint8), their ids
-      arrays/samples_<method>.npz  # that method's colorizations of the same samples (uint8, key "pred")
-      results.csv, leaderboard.md, figures/*.png   # written by colorbench.reports from the above
+The layout of a run directory and the typed access to it are in :mod:`colorbench.rundir`; a record lives in
+``cells/<dir>/record.json`` (``records/<method>.json`` in directories of the earlier layout).
 
 Metric values are stored by output key (``"psnr"``, ``"kl_a"``, ...) as :class:`MetricValue` dicts, each with
 the metric that produced it, its version and every parameter (convention) that changes it. A metric that could
@@ -25,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "colorbench.record/1"
+SCHEMA = "colorbench.record/2"
+#: Older record schemas that still load (their missing fields take the defaults).
+READABLE_SCHEMAS = ("colorbench.record/1", SCHEMA)
 
 
 @dataclass
@@ -64,9 +60,16 @@ class RunRecord:
     samples_file: str | None = None  # relative to the run directory
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    key: str | None = None  # the cell key (colorbench.cells): a hash of everything that changes the numbers
+    kind: str = "trained"  # "trained" (trained and evaluated by the runner) or "predictions" (evaluated from files)
+    dataset_name: str = ""  # registry name of the dataset (also dataset["name"])
+    per_image_file: str | None = None  # relative to the run directory: ids + per-image metric values
+    predictions_file: str | None = None  # relative to the run directory: the colorized test split, when kept
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
+        if not self.dataset_name and isinstance(self.dataset, dict):
+            self.dataset_name = str(self.dataset.get("name", ""))
         # rows derived from this run (a method's alternative outputs); saved as records of their own, not here
         self.extra_rows: list[RunRecord] = []
 
@@ -76,8 +79,9 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
         d = dict(d)
-        if d.get("schema") != SCHEMA:
-            raise ValueError(f"record schema {d.get('schema')!r} is not {SCHEMA!r}")
+        if d.get("schema") not in READABLE_SCHEMAS:
+            raise ValueError(f"record schema {d.get('schema')!r} is not one of {READABLE_SCHEMAS}")
+        d["schema"] = SCHEMA
         d["metrics"] = {
             k: MetricValue(
                 **{
@@ -132,16 +136,14 @@ def as_float(v: Any) -> float | None:
 
 
 def load_records(run_dir: str | Path) -> list[RunRecord]:
-    """All records of a run directory, in the order of ``run.json`` if present, else by file name."""
-    run_dir = Path(run_dir)
-    rec_dir = run_dir / "records"
-    order: list[str] = []
-    run_json = run_dir / "run.json"
-    if run_json.exists():
-        order = json.loads(run_json.read_text()).get("methods", [])
-    files = {p.stem: p for p in sorted(rec_dir.glob("*.json"))}
-    names = [n for n in order if n in files] + [n for n in files if n not in order]
-    return [RunRecord.load(files[n]) for n in names]
+    """Every finished cell's record of a run directory (``RunDir(run_dir).records()``), in cell order.
+
+    Raises:
+        NotARunDirectory: ``run_dir`` is not a run directory.
+    """
+    from colorbench.rundir import RunDir
+
+    return RunDir(run_dir).records()
 
 
 def environment_versions() -> dict[str, str]:

@@ -203,3 +203,18 @@ class Method(ABC):
             "config": dataclasses.asdict(config),
             "parameters": method.parameter_counts(),
         }
+
+
+def checked_colorize(method: Any, gray: Tensor) -> Tensor:
+    """``method.colorize`` with its contract checked: shape, finiteness, range (a NaN output is an error).
+
+    Every stage that evaluates or keeps a method's colorizations (runner, cross-domain sets) goes through it."""
+    pred = method.colorize(gray)
+    expected = (gray.shape[0], 3, *gray.shape[2:])
+    if tuple(pred.shape) != expected:
+        raise ValueError(f"{method.card.name}.colorize returned shape {tuple(pred.shape)}, expected {expected}")
+    if not torch.isfinite(pred).all():
+        raise FloatingPointError(f"{method.card.name}.colorize returned non-finite values (the model diverged)")
+    if pred.min() < 0 or pred.max() > 1:
+        raise ValueError(f"{method.card.name}.colorize returned values in [{pred.min():.3g}, {pred.max():.3g}], not [0, 1]")
+    return pred

@@ -82,19 +82,21 @@ def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | P
 
 
 def plot_sample_grid(
-    run_dir: str | Path, records: Sequence[RunRecord], path: str | Path, max_rows: int = MAX_SAMPLE_ROWS
+    run_dir: str | Path, records: Sequence[RunRecord], path: str | Path, max_rows: int = MAX_SAMPLE_ROWS,
+    samples_path: str | Path | None = None,
 ) -> Path | None:
     """A grid of test samples: rows are samples, columns grey | each method | real.
 
     Reads ``arrays/samples.npz`` (``gray`` (K,1,H,W), ``real`` (K,3,H,W) uint8, ``ids``) and each record's
     ``samples_file`` (key ``pred`` (K,3,H,W) uint8). Methods without a samples file (failed runs) get no
     column; a listed but absent file is skipped with a warning. Returns ``None`` if ``samples.npz`` is absent.
+    ``samples_path`` replaces ``arrays/samples.npz`` (e.g. ``arrays/samples_<dataset>.npz`` of a grid).
 
     Raises:
         ValueError: arrays of the wrong key, shape or dtype (the message names the file).
     """
     run_dir = Path(run_dir)
-    samples_path = run_dir / "arrays" / "samples.npz"
+    samples_path = Path(samples_path) if samples_path is not None else run_dir / "arrays" / "samples.npz"
     if not samples_path.exists():
         return None
     with np.load(samples_path) as z:

@@ -17,6 +17,8 @@ from colorbench.records import RunRecord, as_float
 CANONICAL_METRICS: tuple[str, ...] = ("mse", "psnr", "ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b")
 #: Timing columns of ``results.csv`` (seconds, from ``RunRecord.timings``).
 TIMING_COLUMNS: tuple[str, ...] = ("train_s", "total_s")
+#: The cell of each row (``results.csv`` has one row per cell: dataset x method x seed).
+CELL_COLUMNS: tuple[str, ...] = ("dataset", "seed", "key")
 
 # How each metric is printed in Markdown; any other key gets 4 significant digits.
 _FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "cross_domain_avg": ".1f"}
@@ -69,7 +71,8 @@ def format_value(key: str, value: float | None) -> str:
 
 
 def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per record: ``method, status, error``, the canonical metrics, other metrics, timings, ``preset``.
+    """One row per record (cell): ``method, status, error``, the canonical metrics, other metrics, timings,
+    ``preset``, ``dataset``, ``seed``, ``key``.
 
     Metric and timing columns are floats (NaN where missing; ``inf`` stays ``inf``).
     """
@@ -81,8 +84,10 @@ def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
         row.update({k: rec.value(k) for k in metric_cols})
         row.update({t: _float_or_none(rec.timings.get(t)) for t in TIMING_COLUMNS})
         row["preset"] = rec.preset
+        row.update({"dataset": rec.dataset_name, "seed": rec.seed, "key": rec.key})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["method", "status", "error", *metric_cols, *TIMING_COLUMNS, "preset"])
+    frame = pd.DataFrame(rows, columns=["method", "status", "error", *metric_cols, *TIMING_COLUMNS, "preset",
+                                        *CELL_COLUMNS])
     numeric = [*metric_cols, *TIMING_COLUMNS]
     frame[numeric] = frame[numeric].astype(float)
     return frame
@@ -127,6 +132,11 @@ def leaderboard_markdown(
     used_na: set[str] = set()  # metric keys with an n/a cell
 
     lines = ["# colorbench results", "", *_header_lines(records, run_info), ""]
+    missing_cells = list(run_info.get("missing_cells") or [])
+    if missing_cells:
+        lines += [f"**Partial run: {len(missing_cells)} requested cell(s) have no result yet** (interrupted or still "
+                  "running; rerun the same command to finish them): " + "; ".join(_escape(m) for m in missing_cells),
+                  ""]
 
     lines += ["## Leaderboard", ""]
     header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), "Train (s)"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from colorbench.records import load_records
+from colorbench.rundir import RunDir
 from colorbench.metrics.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
@@ -30,13 +30,8 @@ def load_run_info(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return {}
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(info, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(info).__name__}")
-    return info
+    RunDir(run_dir).info()  # invalid JSON or not an object -> ValueError naming the file
+    return json.loads(path.read_text())
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -53,12 +48,14 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         FileNotFoundError: ``run_dir`` does not exist or holds no records.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    records = load_records(run_dir)
+    rd = RunDir(run_dir)  # not a run directory -> NotARunDirectory (a FileNotFoundError) naming the fix
+    records = rd.records()
     if not records:
-        raise FileNotFoundError(f"no records in {run_dir / 'records'} (expected one <method>.json per method)")
+        raise FileNotFoundError(f"no records in {run_dir}: no finished cell (cells.json, or records/ of an earlier "
+                                "layout, lists none with a record)")
     run_info = load_run_info(run_dir)
+    run_info["missing_cells"] = [f"{c.method} on {c.dataset}, seed {c.seed} ({c.status})" for c in rd.missing_cells()]
+    datasets = list(dict.fromkeys(rec.dataset_name for rec in records))
 
     written: dict[str, Path] = {}
     written["results"] = run_dir / "results.csv"
@@ -69,7 +66,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     fig_dir = run_dir / "figures"
     plots = {
         "ab_histograms": lambda p: plot_ab_histograms(records, p),
-        "samples": lambda p: plot_sample_grid(run_dir, records, p),
+        "samples": lambda p: plot_sample_grid(run_dir, [r for r in records if r.dataset_name == datasets[0]], p,
+                                              samples_path=rd.samples_path(datasets[0])),
         "curves": lambda p: plot_curves(records, p),
         "losses": lambda p: plot_losses(records, p),
     }

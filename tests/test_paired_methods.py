@@ -247,7 +247,7 @@ def test_runner_records_the_feature_network(tmp_path, empty_hub):
     spec = RunSpec(methods=("gorriz-featrec",), dataset="shapes", dataset_options=(("n_train", 64), ("n_test", 16)),
                    epochs=1, metrics=("psnr",), progress=False)
     out = run(spec, out=tmp_path / "run", log=lambda s: None)
-    record = RunRecord.load(out / "records" / "gorriz-featrec.json")
+    record = RunRecord.load(out / "cells" / "shapes__gorriz-featrec__quick__s0" / "record.json")
     assert record.status == "ok", record.error
     assert record.config["notes"]["feature_network"].startswith("trained by colorbench")
 

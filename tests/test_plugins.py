@@ -148,7 +148,7 @@ def test_cli_list_describe_run_with_plugin(tmp_path, capsys):
                      "--dataset-option", "n_train=8", "--dataset-option", "n_test=8", "--image-size", "32",
                      "--out", str(out), "--no-progress", "--metrics", "mse,colorfulness"]) == 0
     capsys.readouterr()
-    rec = RunRecord.load(out / "records" / "sepia-cli.json")
+    rec = RunRecord.load(out / "cells" / "shapes__sepia-cli__quick__s0" / "record.json")
     assert rec.status == "ok" and rec.value("colorfulness") > 0
     assert path in json.loads((out / "run.json").read_text())["spec"]["plugins"]
     bad = str(write_plugin(tmp_path, body="raise RuntimeError('boom')\n", file="boom.py"))

@@ -170,7 +170,8 @@ def test_results_csv_columns_and_values_round_trip(report: tuple[Path, dict[str,
     run_dir, out = report
     frame = pd.read_csv(out["results"])
     assert list(frame.columns) == [
-        "method", "status", "error", *CANONICAL_METRICS, "colorfulness", "train_s", "total_s", "preset"
+        "method", "status", "error", *CANONICAL_METRICS, "colorfulness", "train_s", "total_s", "preset", "dataset",
+        "seed", "key",
     ]
     assert list(frame["method"]) == ["pix2pix", "cyclegan", "chromagan"]  # run.json order
     records = {r.method: r for r in load_records(run_dir)}

@@ -126,9 +126,9 @@ def test_cli_run_list_describe(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "wall time:" in text and str(out.resolve()) in text
-    rec = RunRecord.load(out / "records" / "gray.json")
+    rec = RunRecord.load(out / "cells" / "shapes__gray__quick__s0" / "record.json")
     assert rec.grey_convention == "cie-l" and rec.dataset["n_train"] == 16
-    assert np.load(out / "arrays" / "samples.npz")["gray"].dtype == np.uint8
+    assert np.load(out / "arrays" / "samples_shapes.npz")["gray"].dtype == np.uint8
 
     for what in ("methods", "datasets", "metrics", "presets"):
         assert cli.main(["list", what, "--json"]) == 0
@@ -163,3 +163,25 @@ def test_unpaired_domains_and_batches():
     assert {i for x in batches for i in x.rgb_ids} == {train.ids[i] for i in b.tolist()}
     with pytest.raises(ValueError, match="unpaired protocol"):
         tiny_spec(unpaired_protocol="paired")
+
+
+def test_run_directory_layout_per_image_and_predictions(tiny_run):
+    from colorbench.datasets import DATASETS
+    from colorbench.rundir import RunDir
+
+    rd = RunDir(tiny_run)
+    cells = {c.method: c for c in rd.cells()}
+    assert set(cells) == {"gray", "unet-l1"} and all(c.status == "ok" and c.key for c in cells.values())
+    assert rd.info().spec["dataset"] == "shapes" and rd.info().status == "complete"
+    test = DATASETS.get("shapes")(**dict(TINY)).load().test
+    for name, cell in cells.items():
+        rec = rd.record(cell)
+        assert rec.key == cell.key and rec.dataset_name == "shapes" and rec.kind == "trained"
+        frame = rd.per_image(cell)
+        assert frame["id"].tolist() == list(test.ids)
+        # per-image MSE values are the ones the reported mean was made of
+        assert frame["mse"].mean() == pytest.approx(rec.metrics["mse"].value, rel=1e-9)
+        pred, ids = rd.predictions(cell)  # 24 x 3 x 32 x 32 bytes: small, kept by default
+        assert pred.shape == (24, 3, 32, 32) and pred.dtype == np.uint8 and ids == list(test.ids)
+        assert rec.predictions_file == f"cells/{cell.dir}/predictions.npz"
+    assert (tiny_run / "arrays" / "samples_shapes.npz").is_file()

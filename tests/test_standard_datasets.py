@@ -318,6 +318,6 @@ def test_cli_run_cifar10_end_to_end(tmp_path, bypass_md5, capsys):
     assert run["dataset"]["name"] == "cifar10" and run["dataset"]["counts"] == {"train": 40, "test": 10}
     assert run["dataset"]["source"]["archive_md5"] == "c58f30108f718f92721af3b95e74349a"
     assert run["spec"]["dataset_options"]["data_root"] == str(tmp_path / "data")
-    record = json.loads((out / "records" / "gray.json").read_text())
+    record = json.loads((out / "cells" / "cifar10__gray__quick__s0" / "record.json").read_text())
     assert record["dataset"]["sha256"] == run["dataset"]["sha256"]
     assert "psnr" in json.dumps(record["metrics"])
