@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+    from colorbench.recipes import add_arguments as add_reproduce_arguments
+
+    add_reproduce_arguments(sub.add_parser("reproduce", help="run a seed paper's table or figure as a recipe (--list)"))
     from colorbench.weights import add_arguments as add_weights_arguments
 
     add_weights_arguments(sub.add_parser("weights", help="list, fetch or verify the pretrained weights files"))
@@ -199,6 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             for k, v in info["parameters"].items():
                 print(f"  parameters {k}: {v:,}")
         return 0
+    if args.command == "reproduce":
+        from colorbench.recipes import run_reproduce
+
+        return run_reproduce(args)
     if args.command == "check":
         from colorbench.check import run_check
 
