@@ -121,6 +121,10 @@ WEIGHTS: dict[str, WeightsFile] = {w.name: w for w in (
     WeightsFile("inception-v3", "inception_v3_google-0cc3c7bd.pth", _TV + "inception_v3_google-0cc3c7bd.pth",
                 "0cc3c7bd", ("fid (weights=torchvision)",),
                 "torchvision Inception v3, ImageNet: FID backbone NOT comparable to published FID"),
+    WeightsFile("inception-v3-1a9a5a14", "inception_v3_google-1a9a5a14.pth", _TV + "inception_v3_google-1a9a5a14.pth",
+                "1a9a5a14", ("fid (weights=torchvision-1a9a5a14; protocols ddcolor-imagenet-val50k, ct2-imagenet-val5k)",),
+                "torchvision's earlier Inception v3 ImageNet file (torchvision < 0.13), the one DDColor and CT2 load "
+                "for their FID"),
     WeightsFile("pt-inception-fid", "pt_inception-2015-12-05-6726825d.pth",
                 "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                 "pt_inception-2015-12-05-6726825d.pth", "6726825d", ("fid (weights=pytorch-fid)",),
