@@ -43,6 +43,7 @@ from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
+from colorbench.threads import apply_thread_policy, decide_thread_policy
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
 
 __all__ = ["RunSpec", "run", "run_cells", "checked_colorize", "resolve_device", "bootstrap_ci", "CellTask",
@@ -458,13 +459,14 @@ def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[s
 
 def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print) -> CellResult:
     """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises."""
-    if task.threads:
-        torch.set_num_threads(task.threads)
     spec, entry = task.spec, task.entry
     spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
     device = resolve_device(spec.device)
     if data is None:
         data = load_dataset(spec, entry.dataset)
+    # torch threads and metric pool of this worker (colorbench.threads): its share of the cores (task.threads,
+    # from the executor) for the metrics, one intra-op thread for small networks on the CPU
+    apply_thread_policy(share=task.threads, device=device, preset=spec.preset, image_size=data.train.image_size)
     try:
         return _train_and_evaluate(task, data, device, log)
     except Exception as exc:  # noqa: BLE001 - any failure of one method becomes its failed row
@@ -741,7 +743,10 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         info.started = info.started or now_iso()
         info.status, info.finished = "running", None
         info.executor = executor.describe()
-        info.threads = executor.thread_policy()
+        ds0 = datasets[spec.dataset_names()[0]]
+        info.threads = {**executor.thread_policy(), "decision": decide_thread_policy(
+            share=getattr(executor, "threads", None), device=device, preset=spec.preset,
+            image_size=ds0.train.image_size).to_dict()}  # what each worker applies (colorbench.threads)
         info.timings = {**info.timings, **{f"dataset_load_s.{k}": v for k, v in load_s.items()}}
         rd.write_info(info)
         rd.update_cells([t.entry for t in todo] + [o for t in todo for o in t.outputs])
