@@ -86,6 +86,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = []
     if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
         sections.append(_cross_domain_section(run_dir, written, links))
+    from colorbench.reports.protocols import protocol_comparison_markdown
+
+    side_by_side = protocol_comparison_markdown(records)  # one method under two protocols (evaluate --protocol)
+    if side_by_side:
+        sections.append(side_by_side)
     study = load_study(run_dir)  # responses of `colorbench study`, when there are any
     naturalness = None
     if study is not None:
