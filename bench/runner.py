@@ -42,6 +42,8 @@ from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
+from colorbench.metrics.functional import quantize_unit
+from colorbench.metrics.protocols import get_protocol
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.fsio import WriteError, atomic_write_with
 from colorbench.threads import apply_thread_policy, decide_thread_policy
@@ -87,6 +89,7 @@ class RunSpec:
     diversity_images: int = 64  # test images used for it
     cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
     cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
+    protocol: str = "colorbench"  # evaluation protocol (colorbench.metrics.protocols): metric variants, test images
     save_predictions: str = "auto"  # the colorized test split: auto (when <= 64 MiB), always, never
     executor: str = "local"
     workers: int = 1  # --executor process: cells computed at once
@@ -126,6 +129,7 @@ class RunSpec:
             raise ValueError(f"duplicate seeds or datasets in {list(self.seed_list())} / {list(self.dataset_names())}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
+        get_protocol(self.protocol)  # unknown protocol -> error with suggestions
         for d in self.dataset_names():
             DATASETS.canonical(d)
         if self.cross_domain:
@@ -197,13 +201,16 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
 
 
 def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
-    """Load (once per process) one dataset of the spec."""
+    """Load (once per process) one dataset of the spec, with the protocol's resize options (unless given) and
+    only the protocol's test images (colorbench.metrics.protocols)."""
     name = name or spec.dataset_names()[0]
+    proto = get_protocol(spec.protocol)
+    options = tuple(sorted(proto.dataset_options(name, dict(spec.dataset_options)).items()))
     try:
-        hash(spec.dataset_options)
+        hash(options)
     except TypeError:  # an unhashable option value (a list): no cache
-        return DATASETS.get(name)(**dict(spec.dataset_options)).load()
-    return _load_dataset_cached(name, spec.dataset_options)
+        return proto.restrict_test(DATASETS.get(name)(**dict(options)).load())
+    return proto.restrict_test(_load_dataset_cached(name, options))
 
 
 def servable_methods(names: Sequence[str], train: ImageSet) -> tuple[list[str], dict[str, str]]:
@@ -237,26 +244,18 @@ class Evaluator:
         self.seed = spec.seed if seed is None else seed
 
     def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
-        """The spec's metrics, and the reasons of those that cannot be computed here (no weights file, images
-        too small for the metric, ...): those are recorded missing, the rest of the row stays."""
-        metrics, missing = {}, {}
-        size = self.test.image_size if self.test is not None else None
-        for name in self.spec.metrics:
-            cls = METRICS.get(name)
-            weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
-            kwargs: dict[str, Any] = {"weights_path": weights} if weights else {}
-            if cls.takes_grey_convention:  # e.g. luma_ssim: the run's convention, recorded in its params
-                kwargs["grey_convention"] = self.spec.grey_convention
-            try:
-                metric = cls(**kwargs)
-            except MetricUnavailable as exc:
-                missing[cls.name] = str(exc)
-                continue
-            problem = metric.input_problem(*size) if size is not None else None
-            if problem is not None:
-                missing[cls.name] = problem
-            else:
-                metrics[cls.name] = metric
+        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``);
+        metrics that take a grey convention (e.g. luma_ssim) get the run's, recorded in their params. A metric
+        that cannot be computed on the test set's image size (SSIM's 11x11 window on 8x8 images) is unavailable
+        with that reason: the rest of the row stays."""
+        metrics, missing = get_protocol(self.spec.protocol).build_metrics(
+            self.spec.metrics, self.spec.lpips_weights, self.spec.fid_weights, self.spec.grey_convention)
+        if self.test is not None:
+            for name in list(metrics):
+                problem = metrics[name].input_problem(*self.test.image_size)
+                if problem is not None:
+                    missing[name] = problem
+                    del metrics[name]
         return metrics, missing
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval", keep_predictions: bool = False
@@ -267,9 +266,10 @@ class Evaluator:
         collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
+        proto = get_protocol(self.spec.protocol)
         kept: list[np.ndarray] = []
         for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            pred = checked_colorize(method, batch.gray)
+            pred = quantize_unit(checked_colorize(method, batch.gray), proto.quantize)  # the protocol's 8 bits
             if metrics:
                 collection.update(pred, batch.rgb)
             if keep_predictions:
@@ -285,13 +285,14 @@ class Evaluator:
                 if key in per_image:
                     self.last_per_image[key] = np.asarray(torch.as_tensor(per_image[key], dtype=torch.float64).cpu())
                 values[key] = MetricValue(
-                    value=v, metric=name, version=m.version, higher_is_better=hib, params=m.params(),
+                    value=v, metric=name, version=m.version, higher_is_better=hib, params={**m.params(), **proto.params()},
                     ci95=bootstrap_ci(per_image.get(key), v, seed=self.seed),
                 )
         for name, reason in missing.items():
             cls = METRICS.get(name)
             for key, hib in cls.outputs.items():
-                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib, missing_reason=reason)
+                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
+                                          params=proto.params(), missing_reason=reason)
         return values, metrics
 
 
@@ -374,7 +375,8 @@ def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torc
     return MetricValue(
         value=value, metric="output_diversity", version="1", higher_is_better=True,
         params={"n_samples": n, "n_images": len(idx), "distance": "mean absolute difference, RGB 0-255",
-                "average": "all unordered pairs of samples, then images", "noise_seed": seed},
+                "average": "all unordered pairs of samples, then images", "noise_seed": seed,
+                **get_protocol(spec.protocol).params()},
     )
 
 
@@ -418,6 +420,8 @@ def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: in
     }
     if not cls.card.paired:
         fields["unpaired_protocol"] = spec.unpaired_protocol
+    if spec.protocol != "colorbench":  # metric variants, test images, quantisation (keys of colorbench runs unchanged)
+        fields["protocol"] = get_protocol(spec.protocol).ident
     if cls.card.stochastic:
         fields["diversity"] = {"samples": spec.diversity_samples, "images": spec.diversity_images}
     try:

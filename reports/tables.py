@@ -183,8 +183,9 @@ def leaderboard_markdown(
             Preset, seed, device and grey convention come from the records (the numbers were made under them).
         figures: caption -> path relative to the Markdown file, linked at the end.
         sections: further Markdown sections (e.g. :func:`cross_domain_markdown`), placed after the failed runs.
-        naturalness: method -> its fooling rate text (rate, Wilson 95 % interval, n) from ``colorbench study``;
-            when given, the table gains a "Fooling rate ↑" column (``—`` for methods without trials).
+        naturalness: record key (its cell key, else its method) -> the fooling rate text (rate, Wilson 95 %
+            interval, n) from ``colorbench study``; when given, the table gains a "Fooling rate ↑" column (``—``
+            for rows without trials).
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -251,7 +252,7 @@ def leaderboard_markdown(
                 text += f" ± {_format_half_width(key, (hi - lo) / 2)}"  # 2 significant digits: all it carries
             cells.append(text)
         if naturalness is not None:
-            cells.append(naturalness.get(rec.method, MISSING))
+            cells.append(naturalness.get(rec.key or rec.method, MISSING))
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
         lines.append(_table_row(cells))

@@ -87,12 +87,17 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = []
     if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
         sections.append(_cross_domain_section(run_dir, written, links))
+    from colorbench.reports.protocols import protocol_comparison_markdown
+
+    side_by_side = protocol_comparison_markdown(records)  # one method under two protocols (evaluate --protocol)
+    if side_by_side:
+        sections.append(side_by_side)
     study = load_study(run_dir)  # responses of `colorbench study`, when there are any
     naturalness = None
     if study is not None:
         sections.insert(0, naturalness_markdown(study))
-        naturalness = {rec.method: rate.text() for rec in records
-                       if (rate := study.for_method(rec.dataset_name, rec.method)) is not None}
+        naturalness = {(rec.key or rec.method): rate.text() for rec in records
+                       if (rate := study.for_method(rec.dataset_name, rec.method, rec.seed)) is not None}
 
     written["leaderboard"] = run_dir / "leaderboard.md"
     atomic_write_text(written["leaderboard"], leaderboard_markdown(records, run_info, figures=links, sections=sections,

@@ -280,3 +280,11 @@ def test_alternative_outputs_get_their_own_curves(tmp_path):
         assert [p["epoch"] for p in recs[name].curve] == [1, 2], name
     assert recs["spyncogan@G3"].curve[-1]["metrics"]["mse"] == recs["spyncogan@G3"].metrics["mse"].value
     assert recs["spyncogan@G2"].curve[0]["metrics"]["mse"] != recs["spyncogan"].curve[0]["metrics"]["mse"]
+
+
+def test_describe_shows_where_a_paper_preset_was_defined(capsys):
+    from colorbench.cli import main
+
+    assert main(["describe", "unet-seg", "--preset", "paper"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "defined on: {'voc-seg': 256}" in out and "p. 30" in out
