@@ -400,8 +400,10 @@ def save_real_domains(run_dir: str | Path, data: Any, grey_convention: str) -> N
     """
     root = Path(run_dir)
     (root / DOMAINS_DIR).mkdir(parents=True, exist_ok=True)
-    np.savez(root / DOMAINS_DIR / "labels.npz", train=data.train.labels.numpy(), test=data.test.labels.numpy(),
-             class_names=np.array(data.train.class_names))
+    from colorbench.fsio import atomic_write_with
+
+    atomic_write_with(root / DOMAINS_DIR / "labels.npz", lambda buf: np.savez(
+        buf, train=data.train.labels.numpy(), test=data.test.labels.numpy(), class_names=np.array(data.train.class_names)))
     meta = {"kind": "real", "grey_convention": grey_convention}
     _write_domain(root, REAL_COLOR, data.train.rgb.numpy(), data.test.rgb.numpy(), meta)
     grey = {}
@@ -577,8 +579,10 @@ def save_result(run_dir: str | Path, result: CrossDomainResult) -> dict[str, Pat
     out = Path(run_dir) / RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     paths = {"accuracy": out / "accuracy.csv", "summary": out / "summary.csv", "result": out / "result.json"}
-    result.accuracy.to_csv(paths["accuracy"])
-    result.summary().to_csv(paths["summary"], index=False)
+    from colorbench.fsio import atomic_write_json, atomic_write_text
+
+    atomic_write_text(paths["accuracy"], result.accuracy.to_csv())  # a full disk: DiskFullError, no half file
+    atomic_write_text(paths["summary"], result.summary().to_csv(index=False))
     info = {
         "classifier": result.config.to_params(), "seed": result.seed, "timings": result.timings,
         "domains": [{"name": d.name, "label": d.label, "kind": d.kind, "method": d.method, "epoch": d.epoch,
@@ -586,7 +590,7 @@ def save_result(run_dir: str | Path, result: CrossDomainResult) -> dict[str, Pat
         "average": "Table 3 (SpyncoGan): mean top-1 % of a training set's classifier over all real and "
                    "colorized test sets, its own included",
     }
-    paths["result"].write_text(json.dumps(info, indent=2))
+    atomic_write_json(paths["result"], info)
     return paths
 
 
