@@ -134,6 +134,7 @@ def leaderboard_markdown(
     run_info: Mapping[str, Any] | None = None,
     figures: Mapping[str, str] | None = None,
     sections: Sequence[str] = (),
+    naturalness: Mapping[str, str] | None = None,
 ) -> str:
     """The Markdown leaderboard of a run.
 
@@ -144,6 +145,8 @@ def leaderboard_markdown(
             Preset, seed, device and grey convention come from the records (the numbers were made under them).
         figures: caption -> path relative to the Markdown file, linked at the end.
         sections: further Markdown sections (e.g. :func:`cross_domain_markdown`), placed after the failed runs.
+        naturalness: method -> its fooling rate text (rate, Wilson 95 % interval, n) from ``colorbench study``;
+            when given, the table gains a "Fooling rate ↑" column (``—`` for methods without trials).
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -168,9 +171,11 @@ def leaderboard_markdown(
                   ""]
 
     lines += ["## Leaderboard", ""]
-    header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), "Train (s)"]
+    fooling = ["Fooling rate ↑"] if naturalness is not None else []
+    header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), *fooling,
+              "Train (s)"]
     lines.append(_table_row(header))
-    lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
+    lines.append(_table_row(["---", "---", *("---:" for _ in [*keys, *fooling]), "---:"]))
     for rec in records:
         ok = rec.status == "ok"
         status = f"ok, **{STRUCTURE_LOST}**" if id(rec) in lost else "ok" if ok else f"**{_escape(rec.status)}**"
@@ -200,6 +205,8 @@ def leaderboard_markdown(
                 lo, hi = mv.ci95
                 text += f" ± {_format_half_width(key, (hi - lo) / 2)}"
             cells.append(text)
+        if naturalness is not None:
+            cells.append(naturalness.get(rec.method, MISSING))
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
         lines.append(_table_row(cells))
@@ -207,7 +214,9 @@ def leaderboard_markdown(
         "",
         "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
         "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
-        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na),
+        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
+        + (" Fooling rate: share of the naturalness study's trials in which the colorization was chosen as the real "
+           "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
         "",
     ]
     if lost:

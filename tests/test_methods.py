@@ -32,6 +32,9 @@ from colorbench.methods.nets import (
 
 SIZE = 32
 
+# Methods with released weights (zhang-siggraph17) find random-valued stand-ins of their files (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("zhang_weights_stand_ins")
+
 
 # --- synthetic data (the contract's images come from colorbench.testing) ---------------------------------------
 RED, BLUE = (0.95, 0.25, 0.2), (0.1, 0.2, 0.8)  # BT.601 luma 0.454 and 0.238: red is the brighter one
@@ -59,6 +62,17 @@ def images() -> ImageSet:
 
 
 ALL = METHODS.names()
+#: Methods that load pretrained weights in every preset: the contract tests give them the test-fixture file.
+NEEDS_WEIGHTS = {"gorriz-featrec"}
+
+
+@pytest.fixture(autouse=True)
+def _fixture_weights(request):
+    """gorriz-featrec fails without its ImageNet VGG16 file (by design); its contract tests get a random-valued
+    file in the same format (tests/conftest.py: random_vgg16_hub)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("name") in NEEDS_WEIGHTS:
+        request.getfixturevalue("with_random_vgg16")
 
 
 def test_first_methods_are_registered():
