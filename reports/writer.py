@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from colorbench.rundir import RunDir
-from colorbench.metrics.histogram_export import write_log_ab_histogram_csv
+from colorbench.reports.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
 
