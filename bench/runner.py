@@ -165,14 +165,23 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
     return DATASETS.get(name)(**dict(options)).load()
 
 
+def dataset_options_for(spec: RunSpec, name: str) -> tuple[tuple[str, Any], ...]:
+    """The options of one dataset of a grid: ``KEY=VALUE`` applies to every dataset, ``NAME.KEY=VALUE`` only to
+    dataset ``NAME`` (and wins over the plain one)."""
+    plain = {k: v for k, v in spec.dataset_options if "." not in k}
+    plain.update({k.split(".", 1)[1]: v for k, v in spec.dataset_options if k.startswith(f"{name}.")})
+    return tuple(sorted(plain.items()))
+
+
 def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
     """Load (once per process) one dataset of the spec."""
     name = name or spec.dataset_names()[0]
+    options = dataset_options_for(spec, name)
     try:
-        hash(spec.dataset_options)
+        hash(options)
     except TypeError:  # an unhashable option value (a list): no cache
-        return DATASETS.get(name)(**dict(spec.dataset_options)).load()
-    return _load_dataset_cached(name, spec.dataset_options)
+        return DATASETS.get(name)(**dict(options)).load()
+    return _load_dataset_cached(name, options)
 
 
 def sample_indices(n: int, k: int) -> torch.Tensor:
