@@ -40,6 +40,7 @@ from colorbench.datasets.base import Batch
 from colorbench.device import available_cores, resolve_device
 from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
+from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
@@ -206,7 +207,9 @@ class Evaluator:
         for name in self.spec.metrics:
             cls = METRICS.get(name)
             weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
-            kwargs = {"weights_path": weights} if weights else {}
+            kwargs: dict[str, Any] = {"weights_path": weights} if weights else {}
+            if cls.takes_grey_convention:  # e.g. luma_ssim: the run's convention, recorded in its params
+                kwargs["grey_convention"] = self.spec.grey_convention
             try:
                 metrics[cls.name] = cls(**kwargs)
             except MetricUnavailable as exc:
@@ -484,6 +487,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)

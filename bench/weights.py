@@ -104,8 +104,14 @@ WEIGHTS: dict[str, WeightsFile] = {w.name: w for w in (
     WeightsFile("alexnet", "alexnet-owt-7be5be79.pth", _TV + "alexnet-owt-7be5be79.pth", "7be5be79",
                 ("lpips (net=alex)",), "torchvision AlexNet, ImageNet (IMAGENET1K_V1): LPIPS backbone"),
     WeightsFile("vgg16", "vgg16-397923af.pth", _TV + "vgg16-397923af.pth", "397923af",
-                ("lpips (net=vgg)", "gorriz-featrec (feature_backbone=vgg16)"),
+                ("lpips (net=vgg)", "gorriz-featrec (feature_weights_kind=torchvision)",
+                 "cross-domain classifier preset paper-vgg16-imagenet"),
                 "torchvision VGG16, ImageNet (IMAGENET1K_V1): LPIPS backbone and feature-loss network"),
+    WeightsFile("vgg16-caffe", "vgg16-00b39a1b.pth", "https://web.eecs.umich.edu/~justincj/models/vgg16-00b39a1b.pth",
+                "00b39a1b", ("gorriz-featrec (feature_weights_kind=caffe, its paper and quick presets)",),
+                "the original Caffe VGG16 of Simonyan & Zisserman (the weights Keras's VGG16 ships), converted to "
+                "torchvision's layout by J. Johnson (jcjohnson/pytorch-vgg); takes caffe preprocessing (BGR, 0-255, "
+                "mean-subtracted): the feature network of Tarrés 2021"),
     WeightsFile("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth", _TV + "squeezenet1_1-b8a52dc0.pth", "b8a52dc0",
                 ("lpips (net=squeeze)",), "torchvision SqueezeNet 1.1, ImageNet (IMAGENET1K_V1): LPIPS backbone"),
     WeightsFile("resnet50", "resnet50-0676ba61.pth", _TV + "resnet50-0676ba61.pth", "0676ba61",

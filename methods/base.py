@@ -8,6 +8,11 @@ A method is a class with:
   ``epochs``, learning rates, loss weights, widths);
 * ``presets`` — at least ``"paper"`` (the paper's architecture and hyper-parameters, at its image size) and
   ``"quick"`` (small widths: seconds per epoch on a CPU), as dicts of Config field values. Presets are data.
+  Presets compose: ``"quick+seed002"`` is ``quick``'s values with ``seed002``'s on top (an *overlay*: a preset
+  that sets only the options a paper changes, not the network sizes);
+* ``preset_scales`` — for each preset defined at a paper's scale, the image size and dataset it was defined on
+  (:class:`PresetScale`); :func:`colorbench.methods.presets.check_preset_image_size` stops a run whose images
+  do not match, saying what to pass.
 
 and the methods :meth:`Method.train_step`, :meth:`Method.colorize`, :meth:`Method.state_dict` /
 :meth:`Method.load_state_dict`, :meth:`Method.networks`.
@@ -61,6 +66,24 @@ class MethodCard:
         return d
 
 
+@dataclass(frozen=True)
+class PresetScale:
+    """The image size(s) and dataset(s) a preset was defined on, and where the paper says so.
+
+    Attributes:
+        sizes: dataset name -> image side (square images) the paper used on it; ``{}`` with ``any_size``.
+        source: the section / table / page of the paper that gives the size.
+        any_size: True when the paper gives no size and the preset works at any (e.g. per-image pyramids).
+    """
+
+    sizes: dict[str, int]
+    source: str
+    any_size: bool = False
+
+    def allowed_sizes(self) -> list[int]:
+        return sorted(set(self.sizes.values()))
+
+
 @dataclass
 class BaseConfig:
     """Options shared by every method. Subclasses add their own fields (with defaults)."""
@@ -91,6 +114,8 @@ class Method(ABC):
     #: Names of alternative outputs (e.g. SpyncoGan's pyramid outputs "G1", "G2", "G3") that the runner can
     #: evaluate as rows of their own (``colorbench run --all-outputs``); see :meth:`colorize_output`.
     output_names: ClassVar[tuple[str, ...]] = ()
+    #: Image size and dataset each paper-scale preset was defined on (see :class:`PresetScale`).
+    preset_scales: ClassVar[dict[str, PresetScale]] = {}
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
@@ -102,11 +127,28 @@ class Method(ABC):
 
     # --- construction ------------------------------------------------------------------------------------
     @classmethod
+    def preset_values(cls, preset: str) -> dict[str, Any]:
+        """The option values of ``preset``; ``"a+b"`` is ``a``'s values with ``b``'s on top (in order)."""
+        values: dict[str, Any] = {}
+        for part in preset.split("+"):
+            if part not in cls.presets:
+                raise ValueError(f"method {cls.card.name!r} has no preset {part!r}; presets: {sorted(cls.presets)} "
+                                 f"(combine them with '+', e.g. 'quick+<overlay>')")
+            values.update(cls.presets[part])
+        return values
+
+    @classmethod
+    def preset_scale(cls, preset: str) -> PresetScale | None:
+        """The :class:`PresetScale` of ``preset`` (of its first part that declares one), or None."""
+        for part in preset.split("+"):
+            if part in cls.preset_scales:
+                return cls.preset_scales[part]
+        return None
+
+    @classmethod
     def make_config(cls, preset: str = "quick", **overrides: Any) -> Any:
         """The Config of ``preset`` with ``overrides`` applied; unknown names or presets raise ValueError."""
-        if preset not in cls.presets:
-            raise ValueError(f"method {cls.card.name!r} has no preset {preset!r}; presets: {sorted(cls.presets)}")
-        values = {**cls.presets[preset], **overrides}
+        values = {**cls.preset_values(preset), **overrides}
         names = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -196,10 +238,12 @@ class Method(ABC):
         """Card, preset options and per-network parameter counts (builds the networks on the CPU)."""
         config = cls.make_config(preset)
         method = cls(config, device="cpu")
+        scale = cls.preset_scale(preset)
         return {
             "card": cls.card.to_dict(),
             "preset": preset,
             "presets": sorted(cls.presets),
+            "scale": dataclasses.asdict(scale) if scale is not None else None,
             "config": dataclasses.asdict(config),
             "parameters": method.parameter_counts(),
         }

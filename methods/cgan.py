@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from colorbench.methods.base import MethodCard
+from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.pix2pix import PIX2PIX, Pix2Pix
 from colorbench.methods.registry import register_method
 
@@ -27,7 +27,16 @@ _COMMON_CHOICES = (
     "epochs), constant learning rate.",
     "Quick preset: pix2pix's quick networks (num_downs 5, ngf = ndf = 16, 2-layer PatchGAN), 32×32 images, batch 32, "
     "10 epochs, linear decay over the second half.",
+    "L1 + L2 together (λ3 > 0, which §4.1–4.4's objective allows): preset 'paper-l1l2' and overlay 'l1-l2' set "
+    "λ3 = 100 (= λ2; the report gives no value); the generator then reports G_L2 beside G_L1.",
 )
+#: The report's datasets (§3.2: CelebA, and Places2 in a separate training); it gives no image size: 256×256 is
+#: the size of the pix2pix networks and of Zhang et al.'s training images.
+FABBRI_SCALE = PresetScale({"celeba": 256, "places365": 256},
+                           "Fabbri & Islam §3.2: CelebA / Places2; no size given, 256×256 as pix2pix and Zhang et al.")
+#: Overlay: λ3 > 0, the L1 + L2 objective of §4.1–4.4 (λ1·GAN + λ2·L1 + λ3·L2; the report allows any λ3 and gives
+#: no value: λ3 = λ2 = 100 puts the two reconstruction terms on the same footing).
+L1_L2 = {"lambda_l2": 100.0}
 _PAPER = {
     "batch_size": 32, "epochs": 16, "lr_decay_fraction": 0.0, "num_downs": 8, "ngf": 64, "ndf": 64, "n_layers_d": 3,
     "norm": "batch", "dropout": 0.5, "lambda_gan": 1.0, "lambda_l1": 100.0, "lambda_l2": 0.0,
@@ -58,7 +67,10 @@ class CGANDCGAN(Pix2Pix):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {**_PAPER, "gan_mode": "vanilla", "d_loss_factor": 1.0},
         "quick": {**_QUICK, "gan_mode": "vanilla", "d_loss_factor": 1.0},
+        "paper-l1l2": {**_PAPER, "gan_mode": "vanilla", "d_loss_factor": 1.0, **L1_L2},
+        "l1-l2": dict(L1_L2),
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE, "paper-l1l2": FABBRI_SCALE}
 
 
 @register_method("cgan-lsgan")
@@ -74,7 +86,10 @@ class CGANLSGAN(Pix2Pix):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {**_PAPER, "gan_mode": "lsgan", "d_loss_factor": 0.5, "lambda_gan": 0.5},
         "quick": {**_QUICK, "gan_mode": "lsgan", "d_loss_factor": 0.5, "lambda_gan": 0.5},
+        "paper-l1l2": {**_PAPER, "gan_mode": "lsgan", "d_loss_factor": 0.5, "lambda_gan": 0.5, **L1_L2},
+        "l1-l2": dict(L1_L2),
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE, "paper-l1l2": FABBRI_SCALE}
 
 
 @register_method("cgan-ebgan")
@@ -95,7 +110,10 @@ class CGANEBGAN(Pix2Pix):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {**_PAPER, "gan_mode": "ebgan", "discriminator": "autoencoder", "ebgan_margin": 1.0, "d_loss_factor": 1.0},
         "quick": {**_QUICK, "gan_mode": "ebgan", "discriminator": "autoencoder", "ebgan_margin": 1.0, "d_loss_factor": 1.0},
+        "paper-l1l2": {**_PAPER, "gan_mode": "ebgan", "discriminator": "autoencoder", "ebgan_margin": 1.0, "d_loss_factor": 1.0, **L1_L2},
+        "l1-l2": dict(L1_L2),
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE, "paper-l1l2": FABBRI_SCALE}
 
 
 @register_method("cgan-wgan")
@@ -118,4 +136,7 @@ class CGANWGAN(Pix2Pix):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {**_PAPER, "gan_mode": "wgan", "optimizer": "rmsprop", "lr": 5e-5, "clip_value": 0.01, "n_critic": 5, "d_loss_factor": 1.0},
         "quick": {**_QUICK, "gan_mode": "wgan", "optimizer": "rmsprop", "lr": 5e-5, "clip_value": 0.01, "n_critic": 5, "d_loss_factor": 1.0},
+        "paper-l1l2": {**_PAPER, "gan_mode": "wgan", "optimizer": "rmsprop", "lr": 5e-5, "clip_value": 0.01, "n_critic": 5, "d_loss_factor": 1.0, **L1_L2},
+        "l1-l2": dict(L1_L2),
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE, "paper-l1l2": FABBRI_SCALE}

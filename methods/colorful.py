@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from colorbench.methods.base import MethodCard
-from colorbench.methods.cgan import FABBRI, SEED_FABBRI
+from colorbench.methods.base import MethodCard, PresetScale
+from colorbench.methods.cgan import FABBRI, FABBRI_SCALE, SEED_FABBRI
 from colorbench.methods.lab import AbRegressionMethod, LabConfig
 from colorbench.methods.nets import ColorfulNet
 from colorbench.methods.pix2pix import PIX2PIX, Pix2Pix
@@ -86,6 +86,7 @@ class ColorfulL1(AbRegressionMethod):
     )
     Config: ClassVar[type] = ColorfulConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {**_REG_PAPER, "loss": "l1"}, "quick": {**_REG_QUICK, "loss": "l1"}}
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE}
 
     @classmethod
     def size_multiple_of(cls, config: Any) -> int:
@@ -143,3 +144,4 @@ class ColorfulGAN(Pix2Pix):
                   "ndf": 16, "n_layers_d": 2, "norm": "batch", "gan_mode": "vanilla", "lambda_gan": 1.0,
                   "lambda_l1": 100.0, "d_loss_factor": 1.0},
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE}

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorbench.datasets.base import Batch
-from colorbench.methods.base import MethodCard
+from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.losses import GAN_MODES, GANLoss
 from colorbench.methods.nets import (
     NORMS,
@@ -48,6 +48,25 @@ SHANIS = "Shanis, Saraf, Alapati, 'Image Colorization using CycleGAN', course re
 COLCYCLE = (
     "Ratajczak, Crispim-Junior, Faure, Fervers, Tougne, 'Toward an Unsupervised Colorization Framework for Historical "
     "Land Use Classification', IGARSS 2019 (Col-Cycle); as the baseline of Ratajczak et al., SUMAC 2019, §6.2.2"
+)
+
+#: Overlay: the optimizer and losses of Shanis et al. (seed 002, §4.1: Adam "β1 = 0.9 and β2 = 0.999", lr 0.0002;
+#: Eq. 3 is GAN + λ·cycle, with no identity term).
+SEED002 = {"beta1": 0.9, "beta2": 0.999, "lambda_identity": 0.0}
+#: Overlay: CycleGAN's own settings (Zhu et al. 2017 and the reference implementation: Adam β1 = 0.5, identity loss
+#: 0.5·λ = 5).
+ZHU2017 = {"beta1": 0.5, "beta2": 0.999, "lambda_identity": 0.5}
+#: Image size of the report's experiments (Oxford Flowers; §4.2: "original dimensions i.e. 128 × 128").
+SEED002_SCALE = PresetScale({"flowers102": 128}, "Shanis et al., §4.2: images of 'original dimensions i.e. 128 × 128'")
+ZHU2017_SCALE = PresetScale({"cyclegan-folder": 256}, "Zhu et al. 2017, §7.1 / the reference: 256×256 images")
+SEED002_CHOICE = (
+    "Paper preset = the report's settings (seed 002, §4.1, p. 6 and Eq. 3): Adam lr 2e-4 with β1 = 0.9, β2 = 0.999 "
+    "for generators and discriminators, batch size 1, 200 epochs, and no identity loss (Eq. 3: L_GAN(G) + "
+    "L_GAN(F) + λ·L_cyc, λ = 10); 128×128 Oxford Flowers images (dataset flowers102; §4.2). Kept from the "
+    "reference where the report is silent: least-squares GAN loss (its Keras-GAN CycleGAN compiles D with 'mse'), "
+    "image pools, linear decay over the second half. Preset 'zhu2017' = CycleGAN's own settings (β1 = 0.5, "
+    "identity loss 0.5·λ = 5, 256×256); overlays 'seed002' / 'zhu2017-losses' set only these options (e.g. "
+    "quick+seed002). The quick preset is tuned separately and keeps the reference's β1 = 0.5 and identity loss."
 )
 
 #: Choices shared by every method of this module (the reference CycleGAN's defaults).
@@ -290,6 +309,7 @@ class CycleGAN(CycleConsistentMethod):
             "architecture.",
             "Paper preset: 200 epochs (100 constant + 100 linear decay), as the reference and the report's 200 epochs. "
             "Images of any size divisible by 4 (the reference trains on 256×256 crops).",
+            SEED002_CHOICE,
             "Quick preset (32×32): ngf 8, 1 residual block, ndf 8, 2-layer PatchGAN (34×34 receptive field), batch "
             "32, 6 epochs (3 constant + 3 decaying); a step runs ~6 small generator passes, so a 650-pair epoch "
             "takes ~10 s on one CPU core.",
@@ -298,9 +318,15 @@ class CycleGAN(CycleConsistentMethod):
     Config: ClassVar[type] = CycleGANConfig
     pinned: ClassVar[dict[str, Any]] = {"discriminator": "patchgan", "noise_dim": 0}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6, "ndf": 64, "n_layers_d": 3},
+        "paper": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6, "ndf": 64, "n_layers_d": 3,
+                  **SEED002},
         "quick": {"batch_size": 32, "epochs": 6, "lr_decay_fraction": 0.5, "ngf": 8, "n_blocks": 1, "ndf": 8, "n_layers_d": 2},
+        "zhu2017": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6, "ndf": 64,
+                    "n_layers_d": 3, **ZHU2017},
+        "seed002": dict(SEED002),
+        "zhu2017-losses": dict(ZHU2017),
     }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": SEED002_SCALE, "zhu2017": ZHU2017_SCALE}
 
     def build_generator(self, in_channels: int, out_channels: int, noise_dim: int = 0) -> nn.Module:
         c = self.config
@@ -344,13 +370,19 @@ class CycleGANCapsule(CycleGAN):
             "gan_mode 'lsgan' on sigmoid outputs; gan_mode 'vanilla' gives the report's BCE variant (raw logit + "
             "BCE-with-logits).",
             "Generators as cyclegan (resnet_6blocks); 200 epochs as the report's CycleGAN.",
+            SEED002_CHOICE,
             "Quick preset: ngf 8, 1 residual block, batch 32, 6 epochs; capsule D with 16 conv channels, 5×5 kernels, 4 primary maps "
             "of 4-D capsules, 4 digit capsules of 8-D.",
         ),
     )
     pinned: ClassVar[dict[str, Any]] = {"discriminator": "capsule", "noise_dim": 0}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6, "discriminator": "capsule"},
+        "paper": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6, "discriminator": "capsule",
+                  **SEED002},
+        "zhu2017": {"batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "ngf": 64, "n_blocks": 6,
+                    "discriminator": "capsule", **ZHU2017},
+        "seed002": {**SEED002, "discriminator": "capsule"},
+        "zhu2017-losses": {**ZHU2017, "discriminator": "capsule"},
         "quick": {
             "batch_size": 32, "epochs": 6, "lr_decay_fraction": 0.5, "ngf": 8, "n_blocks": 1, "discriminator": "capsule",
             "caps_conv_channels": 16, "caps_kernel": 5, "caps_primary_maps": 4, "caps_primary_dim": 4,
@@ -383,12 +415,16 @@ class CycleGANStochastic(CycleGAN):
             "noise vectors per image from a generator seeded with seed: the runner's output diversity measures "
             "whether G uses its noise (the report found it did not: the cycle loss makes G ignore it).",
             "Networks otherwise as cyclegan: resnet_6blocks (plus the CIN linear maps), 70×70 PatchGANs, 200 epochs.",
+            SEED002_CHOICE,
             "Quick preset: as cyclegan's, noise_dim 8.",
         ),
     )
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {**CycleGAN.presets["paper"], "noise_dim": 8},
         "quick": {**CycleGAN.presets["quick"], "noise_dim": 8},
+        "zhu2017": {**CycleGAN.presets["zhu2017"], "noise_dim": 8},
+        "seed002": {**SEED002, "noise_dim": 8},
+        "zhu2017-losses": {**ZHU2017, "noise_dim": 8},
     }
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
@@ -490,6 +526,11 @@ class ColCycle(CycleConsistentMethod):
                   "n_res_blocks": 3, "ndf": 64, "n_layers_d": 3},
         "quick": {"batch_size": 32, "epochs": 6, "lr_decay_fraction": 0.5, "enc_channels": (8, 16, 16), "n": 16,
                   "n_res_blocks": 1, "ndf": 8, "n_layers_d": 2},
+    }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {
+        "paper": PresetScale({"cifar10": 32, "ucmerced": 256, "cyclegan-folder": 256},
+                             "Ratajczak et al. 2019, §5.1 and §6.2.2 (Col-Cycle trained as SpyncoGan): CIFAR-10 at "
+                             "32×32; UCMerced, Cezanne, Landscape at 256×256"),
     }
 
     @classmethod

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorbench.datasets.base import Batch
-from colorbench.methods.base import MethodCard
+from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.lab import LabConfig, LabMethod
 from colorbench.methods.losses import GAN_MODES, GANLoss
 from colorbench.methods.nets import (
@@ -38,7 +38,15 @@ from colorbench.methods.nets import (
 )
 from colorbench.methods.registry import register_method
 from colorbench.methods.trainable import AdamInitConfig
-from colorbench.methods.unet_l1 import SEED_THESIS
+from colorbench.methods.unet_l1 import (
+    SEED_THESIS,
+    THESIS_MODE_CHOICE,
+    THESIS_NUM_DOWNS,
+    THESIS_PREDICTION,
+    THESIS_SCALE,
+    THESIS_SCHEDULE,
+    THESIS_SCHEDULE_CHOICE,
+)
 
 PIX2PIX = "Isola, Zhu, Zhou, Efros, 'Image-to-Image Translation with Conditional Adversarial Networks', CVPR 2017"
 SEED_CYCLEGAN_REPORT = "002_7b95aee0c78c4e8f.txt"
@@ -51,7 +59,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 @dataclass
 class Pix2PixConfig(AdamInitConfig, LabConfig):
-    """Options of ``pix2pix``; the defaults are the ``paper`` preset (the reference implementation's defaults).
+    """Options of ``pix2pix``; the defaults are the ``isola2017`` preset (the reference implementation's defaults).
 
     Attributes:
         num_downs, ngf, dropout: U-Net generator (``unet_256`` = num_downs 8, ngf 64, dropout 0.5).
@@ -156,17 +164,24 @@ class Pix2Pix(LabMethod):
         paired=True,
         color_space="lab",
         choices=(
-            "Networks, losses and optimizer are the reference implementation's defaults (junyanz/pytorch-CycleGAN-"
-            "and-pix2pix, which has a colorization mode): unet_256 generator (num_downs 8, ngf 64, batch norm, "
-            "dropout 0.5), 'basic' PatchGAN D (3 layers, ndf 64, batch norm), vanilla GAN loss + λ = 100 L1, "
-            "Adam lr 2e-4 betas (0.5, 0.999), normal(0, 0.02) init, batch size 1, 100 epochs at constant rate + "
-            "100 with linear decay, D loss halved.",
+            "Networks, losses and optimizer are the reference implementation's (junyanz/pytorch-CycleGAN-and-pix2pix, "
+            "which has a colorization mode): the U-Net generator (ngf 64, batch norm, dropout 0.5), 'basic' "
+            "PatchGAN D (3 layers, ndf 64, batch norm), vanilla GAN loss + λ = 100 L1, Adam lr 2e-4 betas (0.5, "
+            "0.999), normal(0, 0.02) init, D loss halved.",
+            "Paper preset = the thesis's pix2pix baseline (§4.1.2, Table 3): its U-Net has n = 7 downsamplings "
+            "(§4.1.1, p. 18: 'The encoder consists of n=7 downsampling layers'; the reference's unet_128 depth, "
+            "2×2 bottleneck at 256×256).",
+            THESIS_SCHEDULE_CHOICE,
+            THESIS_MODE_CHOICE,
+            "Preset 'isola2017' = the reference implementation's own defaults (Isola et al. 2017): unet_256 "
+            "(num_downs 8), batch size 1, 100 epochs at constant rate + 100 with linear decay, eval-mode test.",
             "D is conditional: it sees cat(L, ab), 3 channels (the reference's input_nc + output_nc).",
             "Lab scaling L/50 - 1, ab/110 (the reference's colorization code); the L input comes from the grey "
             "image under the run's grey convention.",
-            "Test time: eval mode (batch-norm running statistics, no dropout) so colorize is deterministic; the "
-            "reference's test script keeps train mode by default, using dropout as noise.",
-            "Paper image size 256×256 (pix2pix and thesis §5.1.1). The quick preset (32×32 images) uses num_downs 5, "
+            "Test time in the quick and isola2017 presets: eval mode (batch-norm running statistics, no dropout) so "
+            "colorize is deterministic; the reference's test script keeps train mode by default, using dropout as "
+            "noise (prediction_mode 'train').",
+            "Paper image size 256×256 (pix2pix and thesis §5.1.1, p. 24). The quick preset (32×32 images) uses num_downs 5, "
             "ngf 16, ndf 16, a 2-layer PatchGAN (34×34 receptive field, 6×6 score map) and batch size 32 so an "
             "epoch takes seconds on a CPU.",
             "Also registered as 'cgan': the supervised conditional-GAN baseline of Shanis, Saraf, Alapati (seed "
@@ -176,15 +191,22 @@ class Pix2Pix(LabMethod):
             "100 epochs (the report's §4.4), a U-Net with 7 down-samplings (the zoo's d1…d7) at 256×256. Kept from "
             "pix2pix (one implementation): transposed-conv up-sampling (the zoo uses UpSampling2D + conv), the 70×70 "
             "PatchGAN (the zoo's D has 4 stride-2 convs, 16×16 patches at 256×256) and one D step on the summed "
-            "real + fake loss (the zoo takes two).",
+            "real + fake loss (the zoo takes two). Overlay 'cgan-losses' sets its losses and constant rate on top "
+            "of another preset (e.g. quick+cgan-losses).",
         ),
     )
     Config: ClassVar[type] = Pix2PixConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {
+            **THESIS_SCHEDULE, "num_downs": THESIS_NUM_DOWNS, "ngf": 64, "ndf": 64, "n_layers_d": 3, "norm": "batch",
+            "dropout": 0.5, "gan_mode": "vanilla", "lambda_l1": 100.0, **THESIS_PREDICTION,
+        },
+        "isola2017": {
             "batch_size": 1, "epochs": 200, "lr_decay_fraction": 0.5, "num_downs": 8, "ngf": 64, "ndf": 64,
             "n_layers_d": 3, "norm": "batch", "dropout": 0.5, "gan_mode": "vanilla", "lambda_l1": 100.0,
         },
+        "thesis-prediction": dict(THESIS_PREDICTION),
+        "cgan-losses": {"gan_mode": "lsgan", "lambda_l1": 100.0, "lr_decay_fraction": 0.0},
         "quick": {
             "batch_size": 32, "epochs": 10, "lr_decay_fraction": 0.5, "num_downs": 5, "ngf": 16, "ndf": 16,
             "n_layers_d": 2, "norm": "batch", "dropout": 0.5, "gan_mode": "vanilla", "lambda_l1": 100.0,
@@ -194,6 +216,11 @@ class Pix2Pix(LabMethod):
             "n_layers_d": 3, "norm": "batch", "dropout": 0.5, "gan_mode": "lsgan", "lambda_l1": 100.0,
             "lr": 2e-4, "beta1": 0.5,
         },
+    }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {
+        "paper": THESIS_SCALE,
+        "isola2017": PresetScale({"imagenet-val": 256}, "Isola et al. 2017, §4 and appendix 6.1: 256×256 images"),
+        "cgan-paper": PresetScale({"flowers102": 256}, "Shanis et al., §4.4 (Keras-GAN pix2pix: img_rows = 256)"),
     }
 
     @classmethod

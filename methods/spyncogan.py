@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorbench.datasets.base import Batch
-from colorbench.methods.base import MethodCard
+from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.cyclegan import SEED_SPYNCOGAN
 from colorbench.methods.losses import GANLoss
 from colorbench.methods.nets import (
@@ -46,6 +46,9 @@ SPYNCOGAN = (
 )
 #: The number of pyramid outputs, fixed by the paper (§4.1: "a constant number of output (N = 3)").
 N_OUTPUTS = 3
+#: §5.1: CIFAR-10 thumbnails (32 × 32), UCMerced Land Use, Cezanne paintings and Landscape photos (256 × 256).
+SPYNCOGAN_SCALE = PresetScale({"cifar10": 32, "ucmerced": 256, "cyclegan-folder": 256},
+                              "Ratajczak et al. 2019, §5.1: CIFAR-10 at 32×32; UCMerced, Cezanne, Landscape at 256×256")
 OUTPUT_NAMES = tuple(f"G{i}" for i in range(1, N_OUTPUTS + 1))
 
 
@@ -174,6 +177,7 @@ class SpyncoGan(TrainableMethod):
     )
     Config: ClassVar[type] = SpyncoGanConfig
     output_names: ClassVar[tuple[str, ...]] = OUTPUT_NAMES
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": SPYNCOGAN_SCALE}
     #: option values this registered variant sets (its presets) — the ablations override them
     variant: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {

@@ -33,6 +33,8 @@ from colorbench.methods.base import BaseConfig, Method
 from colorbench.methods.nets.common import INIT_TYPES, set_training
 
 AMP_DTYPES = ("bfloat16", "float16")
+#: How networks run in colorize: "eval" (running statistics, no dropout) or "train" (Tarrés 2021, §2.3.2).
+PREDICTION_MODES = ("eval", "train")
 
 
 def check_gray_input(gray: Any, who: str = "colorize") -> None:
@@ -103,11 +105,18 @@ class TrainableConfig(BaseConfig):
             pix2pix's 100 constant + 100 decaying epochs are ``epochs=200, lr_decay_fraction=0.5``.
         amp: mixed precision for the network passes on CUDA (no effect on the CPU).
         amp_dtype: ``"bfloat16"`` (no loss scaling needed) or ``"float16"`` (with a gradient scaler).
+        prediction_mode: how the networks run when colorizing: ``"eval"`` (batch-norm running statistics, no
+            dropout: deterministic per image) or ``"train"`` (dropout active and batch statistics of the batch
+            being colorized, as Tarrés 2021 §2.3.2 does "during training and prediction"; dropout draws from a
+            generator seeded with the method's seed at every call, and batch-norm running statistics are restored
+            afterwards, so colorize stays pure and repeatable; the output then depends on the other images of the
+            batch).
     """
 
     lr_decay_fraction: float = 0.0
     amp: bool = True
     amp_dtype: str = "bfloat16"
+    prediction_mode: str = "eval"
 
     def __post_init__(self) -> None:
         if self.grey_convention not in GREY_CONVENTIONS:
@@ -120,6 +129,8 @@ class TrainableConfig(BaseConfig):
             raise ValueError(f"lr_decay_fraction must be in [0, 1], got {self.lr_decay_fraction}")
         if self.amp_dtype not in AMP_DTYPES:
             raise ValueError(f"unknown amp_dtype {self.amp_dtype!r}; choose one of {AMP_DTYPES}")
+        if self.prediction_mode not in PREDICTION_MODES:
+            raise ValueError(f"unknown prediction_mode {self.prediction_mode!r}; choose one of {PREDICTION_MODES}")
 
     @property
     def lr_decay_epochs(self) -> int:
@@ -136,6 +147,8 @@ class TrainableMethod(Method):
     """
 
     Config: ClassVar[type] = TrainableConfig
+    #: Networks that are never trained (e.g. a frozen feature network); they stay in eval mode in every mode.
+    frozen_networks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         super().__init__(config, device, seed)
@@ -271,23 +284,42 @@ class TrainableMethod(Method):
     # --- the contract ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def run_pure(self, gray: Tensor, fn: Callable[[Tensor], Tensor], who: str) -> Tensor:
-        """Check ``gray``, run ``fn`` on it (float32, on ``self.device``) with every network in eval mode and no
-        grad, restore each network's train/eval mode, and return the result on the input's device."""
+        """Check ``gray``, run ``fn`` on it (float32, on ``self.device``) with no grad and every network in the
+        config's ``prediction_mode`` (eval by default), restore each network's train/eval mode, and return the
+        result on the input's device.
+
+        In ``"train"`` mode the networks' buffers (batch-norm running statistics, spectral-norm vectors) are
+        restored afterwards and dropout draws from a generator seeded with ``self.seed`` (the global RNG state is
+        restored), so the call changes no state and repeats exactly for the same batch."""
         check_gray_input(gray, who)
         self.check_image_size(*gray.shape[-2:])
         nets = self.networks()
-        before = set_training(nets, False)
+        train_mode = getattr(self.config, "prediction_mode", "eval") == "train"
+        saved = [b.detach().clone() for net in nets.values() for b in net.buffers()] if train_mode else []
+        before = set_training(nets, train_mode)
+        for k in self.frozen_networks:  # fixed networks (e.g. a pretrained feature network) always run in eval
+            nets[k].eval()
         try:
-            out = fn(gray.to(self.device).float())
+            if train_mode:
+                cuda = [self.device.index if self.device.index is not None else 0] if self.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+                    torch.manual_seed(self.seed)  # seeds the CPU and every CUDA generator
+                    out = fn(gray.to(self.device).float())
+            else:
+                out = fn(gray.to(self.device).float())
         finally:
             set_training(nets, before)
+            if train_mode:
+                for b, old in zip((b for net in nets.values() for b in net.buffers()), saved):
+                    b.copy_(old)
         return out.to(gray.device)
 
     def colorize(self, gray: Tensor) -> Tensor:
         """``(N, 1, H, W)`` grey in [0, 1] -> ``(N, 3, H, W)`` float32 sRGB in [0, 1] on the input's device.
 
-        Runs :meth:`predict` in eval mode (batch-norm running statistics, no dropout) and restores each
-        network's train/eval mode afterwards; changes no parameter, buffer or RNG state.
+        Runs :meth:`predict` in the config's ``prediction_mode`` (default eval: batch-norm running statistics,
+        no dropout) and restores each network's train/eval mode afterwards; changes no parameter, buffer or RNG
+        state.
         """
         return self.run_pure(gray, self.predict, f"{self.card.name}.colorize")
 

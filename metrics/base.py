@@ -75,12 +75,15 @@ class StreamingMetric(ABC):
         outputs: output key -> higher_is_better, in the order results show them (e.g. ``{"kl_a": False, ...}``).
         version: bumped whenever a change can change a value.
         per_image: True if the metric keeps one value per image (for bootstrap intervals).
+        takes_grey_convention: True if the value depends on the run's grey convention; the constructor then takes
+            ``grey_convention`` (the runner passes the run's) and ``params()["grey"]`` records it.
     """
 
     name: ClassVar[str] = ""
     outputs: ClassVar[dict[str, bool]] = {}
     version: ClassVar[str] = "1"
     per_image: ClassVar[bool] = False
+    takes_grey_convention: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[Any, str]] = {}

@@ -35,7 +35,7 @@ import torch
 from scipy.special import rel_entr
 from torch import Tensor
 
-from colorbench.color import rgb_to_lab
+from colorbench.color import GREY_CONVENTIONS, rgb_to_gray, rgb_to_lab
 from colorbench.metrics.errors import MetricUnavailable
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "lpips",
     "lpips_backbone_path",
     "lpips_from_model",
+    "luma_ssim",
     "mse",
     "psnr",
     "psnr_from_mse",
@@ -406,6 +407,59 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
     # chunks of CHUNK_PIXELS keep the 15 filtered float32 planes (~2 MB) in the cache (measured 3-4x faster than
     # chunks of 2**21 pixels, 32x32 to 256x256)
     return per_image_chunks(one_chunk, pred, target).cpu()
+
+
+def luma_ssim(
+    pred: Tensor,
+    target: Tensor,
+    grey_convention: str,
+    variant: str = "gaussian",
+    data_range: float = 255.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    compute_dtype: str = "float32",
+) -> Tensor:
+    """Per-image SSIM between the grey of the colorization and the grey of the real image (the method's input).
+
+    Both images are turned into grey with :func:`colorbench.color.rgb_to_gray` under ``grey_convention`` (the
+    run's convention, so the target's grey is exactly the grey input the method was given), then compared with
+    :func:`ssim`'s single-channel computation (same window, constants and valid-region average). It measures
+    whether a colorization keeps the structure of its input: a method that outputs its grey input scores 1;
+    structure-less output (noise, blobs) scores near 0.
+
+    Equals scikit-image's ``structural_similarity(grey_target*255, grey_pred*255, data_range=255, ...)`` on the
+    2-D grey images, with the settings of :func:`ssim`'s ``variant``.
+
+    Args:
+        pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
+        target: real images, same shape.
+        grey_convention: ``"bt601"`` or ``"cie-l"`` (see :data:`colorbench.color.GREY_CONVENTIONS`); required,
+            because the value depends on it.
+        variant, data_range, k1, k2, compute_dtype: as :func:`ssim` (the grey is in [0, 1] under both
+            conventions, scaled to [0, data_range]).
+
+    Returns:
+        float64 tensor ``(N,)`` on the CPU.
+    """
+    check_image_pair(pred, target)
+    return _luma_ssim_unchecked(luma(pred, grey_convention), luma(target, grey_convention), variant, data_range,
+                                k1, k2, compute_dtype)
+
+
+def luma(images: Tensor, grey_convention: str) -> Tensor:
+    """The grey ``(N, 1, H, W)`` of RGB images under a named convention (as the runner makes the grey input)."""
+    if grey_convention not in GREY_CONVENTIONS:
+        raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+    return rgb_to_gray(images, grey_convention)
+
+
+def _luma_ssim_unchecked(pred_grey: Tensor, target_grey: Tensor, variant: str = "gaussian",
+                         data_range: float = 255.0, k1: float = 0.01, k2: float = 0.03,
+                         compute_dtype: str = "float32") -> Tensor:
+    """SSIM of two ``(N, 1, H, W)`` grey batches. The grey is given to the three-channel kernel as three
+    identical channels (a view, no copy), whose mean is the single-channel SSIM exactly."""
+    return _ssim_unchecked(pred_grey.expand(-1, 3, -1, -1), target_grey.expand(-1, 3, -1, -1), variant,
+                           data_range, k1, k2, compute_dtype)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Streaming full-reference metrics: MSE, PSNR, SSIM, sum of absolute differences (per-image values, computed by
-``functional``)."""
+"""Streaming full-reference metrics: MSE, PSNR, SSIM, sum of absolute differences and the SSIM of the luminance
+against the grey input (per-image values, computed by ``functional``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import StreamingMetric, ValueBuffer
 from colorbench.metrics.inputs import MetricInputs
@@ -178,3 +179,60 @@ class SumAbsoluteDifference(StreamingMetric):
                 "sum": "all pixels and the 3 RGB channels of an image (grows with image size)",
                 "reduction": "per_image_mean", "source": "Shanis et al., Image Colorization using CycleGAN, 4.2",
                 "grey": "n/a"}
+
+
+@register_metric("luma_ssim")
+class LumaStructuralSimilarity(StreamingMetric):
+    """Mean over images of the SSIM between the grey of the colorization and the grey input it was given.
+
+    A colorization must keep its input's structure: only the colours are the method's to choose. The grey of the
+    real image under the run's grey convention is exactly the grey the method was given, so this compares the
+    output's grey with the input (see ``functional.luma_ssim``). The grey baseline scores 1; structure-less output
+    scores near 0; the leaderboard marks rows below ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``.
+
+    Args:
+        grey_convention: how both images are turned into grey, ``"bt601"`` (BT.601 luma of the gamma-encoded RGB)
+            or ``"cie-l"`` (L*/100); the runner passes the run's convention. The default exists so that
+            ``METRICS.get("luma_ssim")()`` works; it is recorded in ``params()["grey"]`` either way.
+        variant, data_range, k1, k2, compute_dtype: as the ``ssim`` metric.
+    """
+
+    name = "luma_ssim"
+    outputs = {"luma_ssim": True}
+    version = "1"
+    per_image = True
+    takes_grey_convention = True
+
+    def __init__(self, *, grey_convention: str = DEFAULT_GREY, variant: str = "gaussian", data_range: float = 255.0,
+                 k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float32") -> None:
+        super().__init__()
+        if grey_convention not in GREY_CONVENTIONS:
+            raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        MF.ssim_settings(variant)  # validates the name
+        if compute_dtype not in MF.SSIM_COMPUTE_DTYPES:
+            raise ValueError(f"unknown SSIM compute_dtype {compute_dtype!r}; choose one of {MF.SSIM_COMPUTE_DTYPES}")
+        self.grey_convention, self.variant = grey_convention, variant
+        self.data_range, self.k1, self.k2 = float(data_range), float(k1), float(k2)
+        self.compute_dtype = compute_dtype
+        self.add_state("values", ValueBuffer(), reduce="cat")
+
+    def update_inputs(self, inputs: MetricInputs) -> None:
+        conv = self.grey_convention
+        grey = {side: inputs.memo(("grey", side, conv), lambda side=side: MF.luma(inputs.image(side), conv))
+                for side in ("pred", "target")}
+        key = ("luma_ssim", conv, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
+        self.values.append(inputs.memo(key, lambda: MF._luma_ssim_unchecked(
+            grey["pred"], grey["target"], self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
+
+    def compute(self) -> dict[str, float]:
+        return {"luma_ssim": float(cat_values(self.values, self.name).mean())}
+
+    def per_image_values(self) -> dict[str, Tensor]:
+        return {"luma_ssim": cat_values(self.values, self.name)}
+
+    def params(self) -> dict[str, Any]:
+        return {"input": _INPUT + "; both turned into grey under `grey`", "grey": self.grey_convention,
+                "compared": "grey of pred vs grey of target (= the grey input the method was given)",
+                "variant": self.variant, **MF.ssim_settings(self.variant), "data_range": self.data_range,
+                "k1": self.k1, "k2": self.k2, "average": "valid region ((win_size-1)//2 border cropped)",
+                "reduction": "per_image_mean", "compute_dtype": self.compute_dtype, "reference": "skimage"}

@@ -15,19 +15,20 @@ import pandas as pd
 from colorbench.records import RunRecord, as_float
 
 #: Metric columns that ``results.csv`` always has, in this order (empty where a record lacks them).
-CANONICAL_METRICS: tuple[str, ...] = ("mse", "psnr", "ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b")
+CANONICAL_METRICS: tuple[str, ...] = ("mse", "psnr", "ssim", "luma_ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b")
 #: Timing columns of ``results.csv`` (seconds, from ``RunRecord.timings``).
 TIMING_COLUMNS: tuple[str, ...] = ("train_s", "total_s")
 #: The cell of each row (``results.csv`` has one row per cell: dataset x method x seed).
 CELL_COLUMNS: tuple[str, ...] = ("dataset", "seed", "key")
 
 # How each metric is printed in Markdown; any other key gets 4 significant digits.
-_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "cross_domain_avg": ".1f"}
+_FORMATS = {"psnr": ".2f", "ssim": ".4f", "luma_ssim": ".4f", "lpips": ".4f", "cross_domain_avg": ".1f"}
 _DEFAULT_FORMAT = "#.4g"  # "#" keeps trailing zeros: 0.01200, not 0.012
 _DISPLAY_NAMES = {
     "mse": "MSE",
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
+    "luma_ssim": "Luma SSIM",
     "lpips": "LPIPS",
     "kl_a": "KL a",
     "kl_b": "KL b",
@@ -36,6 +37,33 @@ _DISPLAY_NAMES = {
     "cross_domain_avg": "Cross-domain acc. (%)",
 }
 MISSING = "—"
+
+
+#: The metric key that says whether a colorization kept its input's structure (SSIM between the grey of the
+#: output and the grey input; ``colorbench.metrics.image_quality.LumaStructuralSimilarity``).
+STRUCTURE_KEY = "luma_ssim"
+#: Rows of successful runs whose luma SSIM is below this are marked "structure lost" in the leaderboard and take
+#: no part in the best (bold) values. Chosen from measurements on the default data (built-in photos, 528 test
+#: patches of 32×32, bt601; luma_ssim means): outputs without their input's structure score uniform RGB noise
+#: 0.02, the grey input plus N(0, 0.2²) noise 0.23, the test images in the wrong order 0.41, each image's flat
+#: mean colour 0.58 (many patches are nearly flat, which SSIM's constants reward); outputs that keep it score a
+#: 7×7 box blur of the real image 0.76, a 5×5 blur 0.82, pix2pix (quick) 0.99, unet-l1 0.998, gray 1. The old
+#: quick presets of the unpaired family scored 0.40 (cyclegan; blobs in the sample grid). 0.7 lies between the
+#: two groups: below it a row keeps less of its input than a 7×7 blur does. SSIM rewards flat patches, so on
+#: another dataset the structure-less scores move (flat output scores higher where images are flatter).
+LUMA_SSIM_THRESHOLD = 0.7
+STRUCTURE_LOST = "⚠ structure lost"
+
+
+def structure_lost(rec: RunRecord, threshold: float = LUMA_SSIM_THRESHOLD) -> bool:
+    """True for a successful record whose luma SSIM is below ``threshold``: its colorizations do not keep their
+    grey input's structure, so its colour metrics describe something other than a colorization of the input.
+    False when the record has no luma SSIM (nothing to judge by)."""
+    if rec.status != "ok":
+        return False
+    mv = rec.metrics.get(STRUCTURE_KEY)
+    value = None if mv is None else _float_or_none(mv.value)
+    return value is not None and not math.isnan(value) and value < threshold
 
 
 def metric_keys(records: Sequence[RunRecord]) -> list[str]:
@@ -135,7 +163,8 @@ def leaderboard_markdown(
     run_info = dict(run_info or {})
     keys = metric_keys(records)
     directions = higher_is_better(records)
-    best = _best_values(records, keys, directions)
+    lost = {id(rec) for rec in records if structure_lost(rec)}
+    best = _best_values([rec for rec in records if id(rec) not in lost], keys, directions)
     footnotes: dict[str, int] = {}  # reason -> footnote number, in order of first use
     footnote_keys: dict[str, list[str]] = {}  # reason -> metric keys it applies to
     used_na: set[str] = set()  # metric keys with an n/a cell
@@ -158,7 +187,8 @@ def leaderboard_markdown(
         lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
     for rec in ([] if grid else records):
         ok = rec.status == "ok"
-        cells = [_escape(rec.method), "ok" if ok else f"**{_escape(rec.status)}**"]
+        status = f"ok, **{STRUCTURE_LOST}**" if id(rec) in lost else "ok" if ok else f"**{_escape(rec.status)}**"
+        cells = [_escape(rec.method), status]
         for key in keys:
             mv = rec.metrics.get(key)
             if mv is None and key in NOT_APPLICABLE and not NOT_APPLICABLE[key][1](rec):
@@ -178,7 +208,7 @@ def leaderboard_markdown(
                 cells.append(f"{MISSING}[^{number}]")
                 continue
             text = format_value(key, mv.value)
-            if ok and key in best and mv.value == best[key]:
+            if ok and id(rec) not in lost and key in best and mv.value == best[key]:
                 text = f"**{text}**"
             if mv.ci95 is not None and None not in mv.ci95:
                 lo, hi = mv.ci95
@@ -196,6 +226,15 @@ def leaderboard_markdown(
             "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
             + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
             + (f" {TIE_NOTE}" if ties else ""),
+            "",
+        ]
+    if lost:
+        names = ", ".join(f"**{_escape(rec.method)}**" for rec in records if id(rec) in lost)
+        lines += [
+            f"{STRUCTURE_LOST}: {names} — Luma SSIM below {LUMA_SSIM_THRESHOLD:g} (the SSIM between the luminance "
+            "of the colorization and the grey input it was given): the output does not keep its input's structure, "
+            "so its colour metrics (histogram divergences, colourfulness) score something that is not a "
+            "colorization of the input. Such rows are not considered for the best (bold) values.",
             "",
         ]
 

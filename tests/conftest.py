@@ -15,3 +15,27 @@ torch.set_num_threads(1)
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def random_vgg16_hub(tmp_path_factory):
+    """A torch-hub folder holding a *test fixture* in the on-disk format of the Caffe VGG16 weights that
+    ``gorriz-featrec`` needs (``checkpoints/vgg16-00b39a1b.pth``, torchvision layout ``features.N.*``): random
+    values (torch's default conv init, seed 0), only the block1–block3 entries the method loads. It is NOT
+    ImageNet VGG16: anything measured with it compares term magnitudes only."""
+    from colorbench.methods.nets.features import CAFFE_VGG16_FILE, vgg16_block3
+
+    hub = tmp_path_factory.mktemp("hub-random-vgg16")
+    (hub / "checkpoints").mkdir()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        trunk = vgg16_block3(64)
+    torch.save({f"features.{k}": v for k, v in trunk.state_dict().items()}, hub / "checkpoints" / CAFFE_VGG16_FILE)
+    return hub
+
+
+@pytest.fixture()
+def with_random_vgg16(random_vgg16_hub, monkeypatch):
+    """Point torch.hub at :func:`random_vgg16_hub` for one test (the test-fixture VGG16, random values)."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(random_vgg16_hub))
+    return random_vgg16_hub

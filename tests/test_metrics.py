@@ -34,6 +34,7 @@ from skimage import color as skcolor
 from skimage import data as skdata
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+from colorbench import color
 from colorbench.metrics import METRICS, MetricUnavailable, StreamingMetric, default_metrics
 from colorbench.metrics import functional as MF
 
@@ -127,6 +128,7 @@ FUNCTIONAL_REFERENCE = {
     "mse": lambda p, t: {"mse": float(MF.mse(p, t).mean())},
     "psnr": lambda p, t: {"psnr": float(MF.psnr(p, t))},
     "ssim": lambda p, t: {"ssim": float(MF.ssim(p, t).mean())},
+    "luma_ssim": lambda p, t: {"luma_ssim": float(MF.luma_ssim(p, t, "bt601").mean())},
     "lpips": lambda p, t: {"lpips": float(MF.lpips(p, t, random_backbone_for_tests=True).mean())},
     "ab_histogram_kl": _ref_hist(MF.ab_histogram_kl),
     "ab_histogram_js": _ref_hist(MF.ab_histogram_js),
@@ -167,7 +169,7 @@ ALL_METRICS = METRICS.names()
 def test_every_metric_has_a_reference():
     assert set(ALL_METRICS) == set(FUNCTIONAL_REFERENCE), "add new metrics to FUNCTIONAL_REFERENCE"
     assert set(default_metrics()) <= set(ALL_METRICS)
-    assert default_metrics() == ["mse", "psnr", "ssim", "lpips", "ab_histogram_kl", "ab_histogram_js",
+    assert default_metrics() == ["mse", "psnr", "ssim", "luma_ssim", "lpips", "ab_histogram_kl", "ab_histogram_js",
                                  "colorfulness", "delta_colorfulness", "sum_abs_diff"]
 
 
@@ -310,6 +312,71 @@ def test_ssim_matches_skimage(variant, images):
     np.testing.assert_allclose(got32, same_values, rtol=0, atol=1e-10)
     skimage_f32 = [structural_similarity(r32[i] * 255, f32[i] * 255, **kw) for i in range(len(real))]
     np.testing.assert_allclose(got32, skimage_f32, rtol=0, atol=1e-5)
+
+
+def _reference_luma(rgb_hwc: np.ndarray, convention: str) -> np.ndarray:
+    """The grey images ``(N, H, W)`` in [0, 1] by the reference route: the BT.601 weighted sum in numpy, or
+    scikit-image's ``rgb2lab`` L / 100."""
+    if convention == "bt601":
+        return rgb_hwc @ np.array([0.299, 0.587, 0.114])
+    return skcolor.rgb2lab(rgb_hwc)[..., 0] / 100.0
+
+
+@pytest.mark.parametrize("convention", ["bt601", "cie-l"])
+@pytest.mark.parametrize("variant", ["gaussian", "uniform"])
+def test_luma_ssim_matches_skimage_on_the_grey_images(convention, variant, images):
+    """luma_ssim == skimage's 2-D structural_similarity(grey(real)*255, grey(colorized)*255). Tolerances: float64
+    computation 1e-9 (bt601 measured ~1e-15; cie-l ~1e-12: colorbench's Lab and skimage's round differently);
+    the default float32 computation 1e-6 (measured ~1e-8), as the ssim metric."""
+    pred, target, fake, real = images
+    kw = dict(data_range=255, **SKIMAGE_SSIM_KWARGS[variant])
+    g_real, g_fake = _reference_luma(real, convention), _reference_luma(fake, convention)
+    want = np.array([structural_similarity(g_real[i] * 255, g_fake[i] * 255, **kw) for i in range(len(real))])
+    got = MF.luma_ssim(pred, target, convention, variant=variant, compute_dtype="float64").numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(MF.luma_ssim(pred, target, convention, variant=variant).numpy(), want, rtol=0, atol=1e-6)
+    assert np.ptp(want) > 0.05  # the patches differ enough to catch a wrong window or crop
+    # the grey, not the colour: it is not the RGB SSIM (the colorized copy changes colours more than lightness)
+    assert np.abs(got - MF.ssim(pred, target, variant=variant, compute_dtype="float64").numpy()).max() > 1e-3
+    metric = METRICS.get("luma_ssim")(grey_convention=convention, variant=variant)
+    metric.update(pred, target)
+    assert metric.params()["grey"] == convention
+    assert metric.compute()["luma_ssim"] == pytest.approx(float(want.mean()), abs=1e-6)
+
+
+def test_luma_ssim_properties(images):
+    """The grey baseline scores 1, a recolouring that keeps the lightness ~1, structure-less output low."""
+    _, target, _, real = images
+    gen = torch.Generator().manual_seed(0)
+    # bt601: the grey input replicated to RGB (the `gray` method) has exactly the input's luma
+    grey_out = target.mul(torch.tensor([0.299, 0.587, 0.114], dtype=target.dtype).view(3, 1, 1)).sum(1, keepdim=True)
+    np.testing.assert_allclose(MF.luma_ssim(grey_out.expand(-1, 3, -1, -1), target, "bt601").numpy(), 1.0,
+                               rtol=0, atol=1e-6)
+    # cie-l: other colours on the input's L* keep it (here: the target half desaturated in Lab, in gamut)
+    lab = color.rgb_to_lab(target)
+    recoloured = color.lab_to_rgb(torch.cat((lab[:, :1], 0.5 * lab[:, 1:]), dim=1))
+    assert float(MF.luma_ssim(recoloured, target, "cie-l").min()) > 0.97
+    # uniform noise, the images in the wrong order, a blur of the grey: structure gone or reduced
+    noise = torch.rand(target.shape, generator=gen, dtype=target.dtype)
+    assert float(MF.luma_ssim(noise, target, "bt601").max()) < 0.1
+    assert float(MF.luma_ssim(target.roll(1, dims=0), target, "bt601").mean()) < 0.3
+    blurred = torch.nn.functional.avg_pool2d(target, 5, stride=1, padding=2, count_include_pad=False)
+    between = MF.luma_ssim(blurred, target, "bt601")
+    assert 0.1 < float(between.mean()) < 0.95
+    with pytest.raises(ValueError, match="grey convention"):
+        MF.luma_ssim(target, target, "bt709")
+    with pytest.raises(ValueError, match="grey convention"):
+        METRICS.get("luma_ssim")(grey_convention="luma")
+
+
+def test_runner_passes_the_grey_convention_to_luma_ssim():
+    from colorbench.runner import Evaluator, RunSpec
+
+    for convention in ("bt601", "cie-l"):
+        spec = RunSpec(methods=("gray",), metrics=("ssim", "luma_ssim"), grey_convention=convention)
+        metrics, missing = Evaluator(spec, None, torch.device("cpu")).build_metrics()
+        assert not missing and metrics["luma_ssim"].params()["grey"] == convention
+        assert metrics["ssim"].params()["grey"] == "n/a"
 
 
 def _reference_ab_probabilities(rgb_hwc: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -517,6 +584,7 @@ FUNCTIONS = {
     "mse": MF.mse,
     "psnr": MF.psnr,
     "ssim": lambda p, t: MF.ssim(p, t, variant="uniform"),
+    "luma_ssim": lambda p, t: MF.luma_ssim(p, t, "cie-l", variant="uniform"),
     "lpips": lambda p, t: MF.lpips(p, t, random_backbone_for_tests=True),
     "ab_histogram_kl": MF.ab_histogram_kl,
     "ab_histogram_js": MF.ab_histogram_js,

@@ -31,7 +31,7 @@ from colorbench.methods.nets import (
 )
 from colorbench.methods.nets.features import find_pretrained, pretrained_file_name, vgg16_block3
 
-PAIRED = ["gorriz", "gorriz-featrec", "unet-seg", "colorful-l1", "colorful-l2", "colorful-gan",
+PAIRED = ["gorriz", "gorriz-featrec", "gorriz-featrec-selftrained", "unet-seg", "unet-seg:quick+class-head", "colorful-l1", "colorful-l2", "colorful-gan",
           "cgan-dcgan", "cgan-lsgan", "cgan-ebgan", "cgan-wgan"]
 
 
@@ -83,12 +83,16 @@ def reconstruction_key(losses: dict[str, float]) -> str:
 
 # --- each method learns -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", PAIRED)
-def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub):
+def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub, request):
     """24 generator steps on one batch of 4 images (quick preset; cgan-wgan: 120 steps, as its generator steps on
     every 5th): the colour reconstruction loss falls clearly, every loss stays finite, and colorize keeps the
     grey's lightness. Measured ratios (mean of the last 3 / first 3 steps): gorriz(-featrec) 0.44, unet-seg 0.64,
-    colorful-l1 / -gan 0.29, colorful-l2 0.14, cgan-* 0.58; bound 0.8."""
-    method = METHODS.get(name).from_preset("quick", seed=0)
+    colorful-l1 / -gan 0.29, colorful-l2 0.14, cgan-* 0.58; bound 0.8. gorriz-featrec runs with the random-valued
+    test-fixture VGG16 file (tests/conftest.py)."""
+    name, _, preset = name.partition(":")
+    if name == "gorriz-featrec":
+        request.getfixturevalue("with_random_vgg16")
+    method = METHODS.get(name).from_preset(preset or "quick", seed=0)
     method.fit_start(data)
     batch = data.make_batch(torch.arange(len(data)))
     history = [method.train_step(batch) for _ in range(24 * getattr(method.config, "n_critic", 1))]
@@ -96,9 +100,9 @@ def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub):
     key = reconstruction_key(history[0])
     first, last = (sum(h[key] for h in part) / 3 for part in (history[:3], history[-3:]))
     assert last < 0.8 * first, (key, first, last)
-    if name == "unet-seg":
+    if "G_seg" in history[0]:
         assert sum(h["G_seg"] for h in history[-3:]) < sum(h["G_seg"] for h in history[:3])
-    if name == "gorriz-featrec":
+    if name.startswith("gorriz-featrec"):
         assert "G_feat" in history[0] and history[-1]["G_feat"] < history[0]["G_feat"]
     out = method.colorize(batch.gray)
     inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
@@ -129,9 +133,12 @@ def test_paper_parameter_counts():
 
 
 def test_paper_presets_use_the_reference_architectures():
-    for name in ("gorriz", "gorriz-featrec", "cgan-dcgan", "cgan-lsgan", "cgan-wgan"):
+    for name in ("cgan-dcgan", "cgan-lsgan", "cgan-wgan"):
         c = METHODS.get(name).make_config("paper")
         assert (c.num_downs, c.ngf, c.ndf, c.n_layers_d, c.generator) == (8, 64, 64, 3, "unet"), name
+    for name in ("gorriz", "gorriz-featrec"):  # the thesis's U-Net: n = 7 downsamplings (§4.1.1, p. 18)
+        c = METHODS.get(name).make_config("paper")
+        assert (c.num_downs, c.ngf, c.ndf, c.n_layers_d, c.generator) == (7, 64, 64, 3, "unet"), name
     gorriz = METHODS.get("gorriz").make_config("paper")
     assert (gorriz.num_d, gorriz.d_spectral_norm, gorriz.recon_loss, gorriz.ibn_layers_g) == (3, True, "smooth_l1", 3)
     featrec = METHODS.get("gorriz-featrec").make_config("paper")
@@ -173,7 +180,7 @@ def test_unet_seg_needs_masks(data):
 
 
 def test_unet_seg_colors_each_pixel_with_its_predicted_class():
-    method = METHODS.get("unet-seg").from_preset("quick")
+    method = METHODS.get("unet-seg").from_preset("quick+class-head")
     n = method.config.n_classes
     out = torch.zeros(1, 3 * n, 2, 2)
     out[0, 2 * n + 3] = 5.0  # class 3 wins everywhere ...
@@ -187,17 +194,18 @@ def test_unet_seg_colors_each_pixel_with_its_predicted_class():
 
 
 def test_unet_seg_ignores_unlabelled_pixels(data):
-    method = METHODS.get("unet-seg").from_preset("quick")
     masks = torch.full_like(data.masks, IGNORE_INDEX)
     unlabelled = ImageSet(data.rgb, data.labels, data.ids, data.class_names, masks=masks, mask_class_names=["a", "b"])
-    losses = method.train_step(unlabelled.make_batch(torch.arange(2)))
-    assert losses == {"G_L1": 0.0, "G_seg": 0.0}
+    method = METHODS.get("unet-seg").from_preset("quick+class-head")
+    assert method.train_step(unlabelled.make_batch(torch.arange(2))) == {"G_L1": 0.0, "G_seg": 0.0}
+    method = METHODS.get("unet-seg").from_preset("quick")  # the thesis form: no class head, no G_seg
+    assert method.train_step(unlabelled.make_batch(torch.arange(2))) == {"G_L1": 0.0}
 
 
 # --- gorriz-featrec: where the feature network comes from ------------------------------------------------------------------
-def test_featrec_without_pretrained_weights_trains_and_records_its_own(data, empty_hub):
-    method = METHODS.get("gorriz-featrec").from_preset("quick")
-    assert not method.feature_ready and "not ready: no pretrained vgg16 weights" in method.notes()["feature_network"]
+def test_featrec_selftrained_variant_trains_and_records_its_own(data, empty_hub):
+    method = METHODS.get("gorriz-featrec-selftrained").from_preset("quick")
+    assert not method.feature_ready and "not ready" in method.notes()["feature_network"]
     batch = data.make_batch(torch.arange(4))
     with pytest.warns(RuntimeWarning, match="training without the feature loss"):
         assert "G_feat" not in method.train_step(batch)  # never a random feature network
@@ -211,25 +219,41 @@ def test_featrec_without_pretrained_weights_trains_and_records_its_own(data, emp
     assert "G_feat" in method.train_step(batch)
     assert all(torch.equal(frozen[k], v) for k, v in method.F.state_dict().items())  # F stays frozen
     one_label = ImageSet(data.rgb, torch.zeros(len(data), dtype=torch.long), data.ids, ["only"])
-    other = METHODS.get("gorriz-featrec").from_preset("quick")
+    other = METHODS.get("gorriz-featrec-selftrained").from_preset("quick")
     other.fit_start(one_label)
     assert "4-way classifier on rotation prediction" in other.notes()["feature_network"]
 
 
-def test_featrec_loads_pretrained_weights_from_the_hub_cache(data, empty_hub):
-    """A stand-in checkpoint (torchvision's VGG16 layout, random weights — only to test the loading path) under
-    the expected file name in the hub cache is found and loaded; no training happens in fit_start."""
+def test_featrec_without_weights_fails_naming_the_file(data, empty_hub):
+    """No substitute network: fit_start and train_step raise FileNotFoundError saying which file goes where."""
+    method = METHODS.get("gorriz-featrec").from_preset("quick")
+    assert not method.feature_ready
+    where = str(empty_hub / "checkpoints" / "vgg16-00b39a1b.pth")
+    for call in (lambda: method.fit_start(data), lambda: method.train_step(data.make_batch(torch.arange(2)))):
+        with pytest.raises(FileNotFoundError) as err:
+            call()
+        assert "vgg16-00b39a1b.pth" in str(err.value) and where in str(err.value)
+        assert "vgg16-397923af.pth" in str(err.value)  # the torchvision alternative is named too
+
+
+@pytest.mark.parametrize("kind, file", [("torchvision", "vgg16-397923af.pth"), ("caffe", "vgg16-00b39a1b.pth")])
+def test_featrec_loads_pretrained_weights_from_the_hub_cache(data, empty_hub, kind, file):
+    """A stand-in checkpoint (VGG16 layout, random weights — only to test the loading path) under the expected
+    file name in the hub cache is found and loaded, with the preprocessing of its kind."""
     from torchvision.models import vgg16
 
-    assert pretrained_file_name("vgg16") == "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 file
-    assert find_pretrained("vgg16") is None
+    assert pretrained_file_name("vgg16", kind) == file
+    assert find_pretrained("vgg16", kind=kind) is None
     torch.manual_seed(1)
     fake = {f"features.{k}": v for k, v in vgg16(weights=None).features.state_dict().items()}
-    path = empty_hub / "checkpoints" / "vgg16-397923af.pth"
+    path = empty_hub / "checkpoints" / file
     path.parent.mkdir(parents=True)
     torch.save(fake, path)
-    method = METHODS.get("gorriz-featrec").from_preset("quick")
-    assert method.feature_ready and method.notes()["feature_network"] == f"pretrained ImageNet vgg16 weights from {path}"
+    method = METHODS.get("gorriz-featrec").from_preset("quick", feature_weights_kind=kind)
+    note = method.notes()
+    assert method.feature_ready and note["feature_network"].startswith(f"pretrained ImageNet vgg16 weights ({kind} kind")
+    assert str(path) in note["feature_network"] and "sha256" in note["feature_network"]
+    assert note["feature_preprocessing"] == kind
     assert torch.equal(method.F[14].weight, fake["features.14.weight"])  # conv3_3
     method.fit_start(data)
     assert torch.equal(method.F[0].weight, fake["features.0.weight"])
@@ -240,16 +264,18 @@ def test_featrec_loads_pretrained_weights_from_the_hub_cache(data, empty_hub):
         METHODS.get("gorriz-featrec").from_preset("quick", feature_weights=str(empty_hub / "missing.pth"))
 
 
-def test_runner_records_the_feature_network(tmp_path, empty_hub):
+def test_runner_records_the_feature_network_or_fails_the_row(tmp_path, empty_hub):
     from colorbench.records import RunRecord
     from colorbench.runner import RunSpec, run
 
-    spec = RunSpec(methods=("gorriz-featrec",), dataset="shapes", dataset_options=(("n_train", 64), ("n_test", 16)),
-                   epochs=1, metrics=("psnr",), progress=False)
+    spec = RunSpec(methods=("gorriz-featrec-selftrained", "gorriz-featrec"), dataset="shapes",
+                   dataset_options=(("n_train", 64), ("n_test", 16)), epochs=1, metrics=("psnr",), progress=False)
     out = run(spec, out=tmp_path / "run", log=lambda s: None)
-    record = RunRecord.load(out / "cells" / "shapes__gorriz-featrec__quick__s0" / "record.json")
+    record = RunRecord.load(out / "cells" / "shapes__gorriz-featrec-selftrained__quick__s0" / "record.json")
     assert record.status == "ok", record.error
     assert record.config["notes"]["feature_network"].startswith("trained by colorbench")
+    failed = RunRecord.load(out / "cells" / "shapes__gorriz-featrec__quick__s0" / "record.json")
+    assert failed.status == "failed" and "FileNotFoundError" in failed.error and "vgg16-00b39a1b.pth" in failed.error
 
 
 # --- GAN variants --------------------------------------------------------------------------------------------------------------

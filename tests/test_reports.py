@@ -25,6 +25,7 @@ from colorbench.reports import (
     write_report,
 )
 from colorbench.reports.figures import _sample_label, curve_metric_keys
+from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, structure_lost
 
 DATASET = {"name": "toyshapes", "n_train": 40, "n_test": 12, "image_size": [12, 12]}
 LPIPS_REASON = "LPIPS weights not found at ~/.cache/lpips/alex.pth; put them there to compute LPIPS"
@@ -195,7 +196,7 @@ def test_results_csv_columns_and_values_round_trip(report: tuple[Path, dict[str,
 def test_results_frame_has_canonical_columns_even_when_absent() -> None:
     rec = _records()[2]  # the failed record: only ssim and lpips
     frame = results_frame([rec])
-    assert list(frame.columns[3:11]) == list(CANONICAL_METRICS)
+    assert list(frame.columns[3 : 3 + len(CANONICAL_METRICS)]) == list(CANONICAL_METRICS)
     assert frame[list(CANONICAL_METRICS)].dtypes.eq(float).all()
     assert math.isnan(frame.loc[0, "mse"]) and frame.loc[0, "ssim"] == 0.99
 
@@ -261,6 +262,33 @@ def test_leaderboard_shows_diversity_as_not_applicable_for_deterministic_methods
     assert "n/a: diversity applies to stochastic methods only." in markdown
     records[1].card = {"stochastic": True}  # a stochastic method without the value: missing, with a footnote
     assert "no value recorded for this method" in leaderboard_markdown(records, {})
+
+
+def test_leaderboard_marks_rows_that_lost_their_inputs_structure() -> None:
+    """A row below LUMA_SSIM_THRESHOLD says so in its Status cell and in a note, and wins no column (here the
+    structure-less cyclegan row has the best MSE, PSNR, KL b, JS a and colourfulness of _records())."""
+    records = _records()
+    records[0].metrics["luma_ssim"] = _mv("luma_ssim", 0.9897, True)
+    records[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD - 0.05, True)
+    records[2].metrics["luma_ssim"] = _mv("luma_ssim", 0.01, True)  # failed: its error is what it shows
+    assert [structure_lost(r) for r in records] == [False, True, False]
+    md = leaderboard_markdown(records, {})
+    table = _table(md)
+    assert table["cyclegan"]["Status"] == "ok, **⚠ structure lost**"
+    assert table["pix2pix"]["Status"] == "ok" and table["chromagan"]["Status"] == "**failed**"
+    assert table["cyclegan"]["Luma SSIM ↑"] == f"{LUMA_SSIM_THRESHOLD - 0.05:.4f}"
+    assert not any(cell.startswith("**") for col, cell in table["cyclegan"].items() if col.endswith(("↑", "↓")))
+    metric_columns = [c for c in table["pix2pix"] if c.endswith(("↑", "↓"))]
+    assert {c for c in metric_columns if table["pix2pix"][c].startswith("**")} == set(metric_columns)
+    note = next(line for line in md.splitlines() if line.startswith("⚠ structure lost:"))
+    assert "**cyclegan**" in note and "pix2pix" not in note and f"below {LUMA_SSIM_THRESHOLD:g}" in note
+    assert "does not keep its input's structure" in note
+    # at the threshold, or without a luma SSIM, nothing is marked (and the note is absent)
+    records[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD, True)
+    assert "structure lost" not in leaderboard_markdown(records, {})
+    del records[1].metrics["luma_ssim"]
+    assert not structure_lost(records[1])
+    assert _table(leaderboard_markdown(records, {}))["cyclegan"]["MSE ↓"] == "**0.000**"
 
 
 def test_interval_half_width_has_two_significant_digits_without_exponent() -> None:

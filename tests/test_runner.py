@@ -38,13 +38,16 @@ def test_run_writes_records_results_and_report(tiny_run):
         assert rec.grey_convention == "bt601" and rec.dataset["name"] == "shapes"
         assert rec.metrics["psnr"].params  # conventions recorded with the value
         assert rec.metrics["lpips"].value is None and rec.metrics["lpips"].missing_reason  # no weights offline
-        for key in ("mse", "psnr", "ssim", "kl_a", "kl_b", "js_a", "js_b"):
+        for key in ("mse", "psnr", "ssim", "luma_ssim", "kl_a", "kl_b", "js_a", "js_b"):
             assert math.isfinite(rec.metrics[key].value), key
+        assert rec.metrics["luma_ssim"].params["grey"] == "bt601"  # the run's convention, recorded with the value
+    assert records["gray"].metrics["luma_ssim"].value == pytest.approx(1.0, abs=1e-6)  # its output's luma is its input
     assert records["unet-l1"].parameters["G"] > 0 and len(records["unet-l1"].losses) == 2
     assert [p["epoch"] for p in records["unet-l1"].curve] == [1, 2]
     assert records["gray"].losses == []  # nothing to train
     df = pd.read_csv(tiny_run / "results.csv")
-    assert list(df.columns[:11]) == ["method", "status", "error", "mse", "psnr", "ssim", "lpips", "kl_a", "kl_b", "js_a", "js_b"]
+    assert list(df.columns[:12]) == ["method", "status", "error", "mse", "psnr", "ssim", "luma_ssim", "lpips", "kl_a",
+                                     "kl_b", "js_a", "js_b"]
     assert df.set_index("method").loc["gray", "psnr"] == pytest.approx(records["gray"].metrics["psnr"].value)
     assert (tiny_run / "leaderboard.md").read_text().count("|") > 10
     for fig in ("ab_histograms.png", "samples.png", "curves.png"):

@@ -26,30 +26,78 @@ from torch import Tensor, nn
 FEATURE_BACKBONES = ("vgg16", "resnet50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Keras ``imagenet_utils.preprocess_input(mode="caffe")``: RGB -> BGR, 0-255, minus these BGR means (no scaling).
+#: This is the input the thesis's Keras VGG16 saw (Tarrés 2021, §5.1.1; Keras Applications [37]).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: Kinds of ImageNet weights, each with the input preprocessing it was trained for.
+#:   caffe:       the original VGG16 of Simonyan & Zisserman (Caffe model zoo) — the weights Keras's VGG16 ships —
+#:                converted to torchvision's layout by J. Johnson (jcjohnson/pytorch-vgg), "caffe" preprocessing;
+#:   torchvision: torchvision's IMAGENET1K_V1 checkpoints, trained in PyTorch on ImageNet-normalized [0, 1] RGB.
+WEIGHT_KINDS = ("caffe", "torchvision")
+CAFFE_VGG16_FILE = "vgg16-00b39a1b.pth"
+CAFFE_VGG16_URL = "https://web.eecs.umich.edu/~justincj/models/vgg16-00b39a1b.pth"
 
 
-def pretrained_file_name(backbone: str) -> str:
-    """torchvision's file name of the ImageNet weights (as saved in the hub cache by ``torchvision.models``), from
-    colorbench's weights registry (``colorbench weights list``)."""
-    from colorbench import weights
-
+def weights_name(backbone: str, kind: str = "torchvision") -> str:
+    """The name of the ImageNet weights of ``backbone`` / ``kind`` in colorbench's weights registry
+    (``colorbench weights list``): ``vgg16``, ``resnet50`` (torchvision) or ``vgg16-caffe``."""
+    if kind not in WEIGHT_KINDS:
+        raise ValueError(f"unknown feature weights kind {kind!r}; choose one of {WEIGHT_KINDS}")
     if backbone not in FEATURE_BACKBONES:
         raise ValueError(f"unknown feature backbone {backbone!r}; choose one of {FEATURE_BACKBONES}")
-    return weights.get(backbone).file_name
+    if kind == "caffe":
+        if backbone != "vgg16":
+            raise ValueError(f"caffe weights exist here only for vgg16, not {backbone!r}; use kind 'torchvision'")
+        return "vgg16-caffe"
+    return backbone
 
 
-def find_pretrained(backbone: str, path: str = "") -> Path | None:
-    """The weights file to load: ``path`` if given (must exist), else the torch hub cache's copy, else None."""
+def pretrained_file_name(backbone: str, kind: str = "torchvision") -> str:
+    """File name of the ImageNet weights of ``kind`` (torchvision's as saved in the hub cache by
+    ``torchvision.models``; the Caffe VGG16 as jcjohnson/pytorch-vgg names it), from the weights registry."""
     from colorbench import weights
 
+    return weights.get(weights_name(backbone, kind)).file_name
+
+
+def pretrained_url(backbone: str, kind: str = "torchvision") -> str:
+    """Where the weights file of ``kind`` is published (nothing is downloaded while running)."""
+    from colorbench import weights
+
+    return weights.get(weights_name(backbone, kind)).url
+
+
+def hub_checkpoint_path(backbone: str, kind: str = "torchvision") -> Path:
+    """Where the weights are looked for: ``torch.hub.get_dir()/checkpoints/<file name>``."""
+    from colorbench import weights
+
+    return weights.get(weights_name(backbone, kind)).path()
+
+
+def find_pretrained(backbone: str, path: str = "", kind: str = "torchvision") -> Path | None:
+    """The weights file to load: ``path`` if given (must exist), else the torch hub cache's copy, else None."""
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"feature network weights {str(p)!r} not found (feature_weights option)")
         return p
-    pretrained_file_name(backbone)  # checks the name
-    p = weights.get(backbone).path()
+    p = hub_checkpoint_path(backbone, kind)
     return p if p.is_file() else None
+
+
+def missing_weights_message(who: str, backbone: str, kind: str) -> str:
+    """'Put file X at path Y' for a missing ImageNet weights file."""
+    other = "torchvision" if kind == "caffe" else "caffe"
+    alt = ""
+    if backbone == "vgg16":
+        alt = (f"; or, with the option feature_weights_kind={other!r}, {pretrained_file_name(backbone, other)} "
+               f"({pretrained_url(backbone, other)}) at {hub_checkpoint_path(backbone, other)}")
+    return (f"{who} needs ImageNet {backbone} weights ({kind} kind) and none were found: put "
+            f"{pretrained_file_name(backbone, kind)} (from {pretrained_url(backbone, kind)}; with internet access: "
+            f"colorbench weights fetch {weights_name(backbone, kind)}) at "
+            f"{hub_checkpoint_path(backbone, kind)}, or pass the option feature_weights=PATH{alt}. Nothing is "
+            f"downloaded, and no other network is used in its place (the method gorriz-featrec-selftrained trains "
+            f"its own feature network instead, under its own name)")
 
 
 def vgg16_block3(width: int = 64) -> nn.Sequential:
@@ -84,6 +132,17 @@ def build_feature_network(backbone: str, width: int = 64) -> nn.Sequential:
     raise ValueError(f"unknown feature backbone {backbone!r}; choose one of {FEATURE_BACKBONES}")
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file (recorded with the run, so a result says exactly which weights it used)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_pretrained_trunk(net: nn.Sequential, backbone: str, path: Path) -> None:
     """Load a torchvision ImageNet checkpoint's entries for the trunk ``net``; clear errors on mismatch."""
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -107,14 +166,29 @@ def imagenet_normalize(rgb: Tensor) -> Tensor:
     return (rgb - mean) / std
 
 
-def feature_reconstruction_loss(net: nn.Module, pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:
+def caffe_preprocess(rgb: Tensor) -> Tensor:
+    """sRGB in [0, 1] -> Keras's "caffe" VGG16 input: BGR channel order, 0-255, minus :data:`CAFFE_MEAN_BGR`.
+
+    The same as ``keras.applications.vgg16.preprocess_input(255 * rgb)`` (channels last there)."""
+    mean = torch.tensor(CAFFE_MEAN_BGR, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+    return rgb.flip(1) * 255.0 - mean
+
+
+PREPROCESS = {"caffe": caffe_preprocess, "torchvision": imagenet_normalize}
+
+
+def feature_reconstruction_loss(net: nn.Module, pred_rgb: Tensor, target_rgb: Tensor,
+                                preprocess: str = "torchvision") -> Tensor:
     """Johnson et al.'s feature reconstruction loss: ``||φ(pred) - φ(target)||²₂ / (C·H·W)``, batch-averaged.
 
-    Both images are sRGB in [0, 1]; ``net`` (frozen) sees them ImageNet-normalized. Gradients flow to ``pred_rgb``.
+    Both images are sRGB in [0, 1]; ``net`` (frozen) sees them preprocessed as its weights expect
+    (``"caffe"``: :func:`caffe_preprocess`; ``"torchvision"``: :func:`imagenet_normalize`). Gradients flow to
+    ``pred_rgb``.
     """
+    prep = PREPROCESS[preprocess]
     with torch.no_grad():
-        target = net(imagenet_normalize(target_rgb))
-    return F.mse_loss(net(imagenet_normalize(pred_rgb)), target)
+        target = net(prep(target_rgb))
+    return F.mse_loss(net(prep(pred_rgb)), target)
 
 
 @torch.no_grad()
