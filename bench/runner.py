@@ -679,8 +679,11 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
                     e.attempts = old.attempts
                     if old.status not in ("ok", "failed") or (old.status == "failed" and spec.rerun_failed):
                         finished = False
-                    elif not (rd.cell_dir(old) / "record.json").is_file():
-                        finished = False  # an index entry without its record (a kill in between): rerun
+                    else:
+                        try:
+                            rd.record(old)
+                        except (FileNotFoundError, ValueError):
+                            finished = False  # no record, or an unreadable one (edited, disk error): rerun
                 if finished:
                     done.append(existing[entry.ident])
                 else:
@@ -794,6 +797,7 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
             rd.write_cell(row.entry, row.record, per_image=row.per_image, predictions=row.predictions,
                           samples=row.samples)
         main = result.rows[0].record
+        (rd.checkpoint_dir(task.entry) / "last.pt").unlink(missing_ok=True)  # finished: nothing to resume
         if main.status == "ok":
             summary = ", ".join(f"{k}={mv.value:.4g}" for k, mv in main.metrics.items() if mv.value is not None)
             log(f"    done in {main.timings.get('total_s', 0):.1f} s: {summary}")

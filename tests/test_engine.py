@@ -69,6 +69,25 @@ def test_grid_adds_cells_and_skips_finished_ones(tmp_path):
     assert first.is_file() and not any("skipped" in line for line in logs)
 
 
+def test_unreadable_record_or_checkpoint_means_the_cell_runs_again(tmp_path):
+    out = tmp_path / "run"
+    s = spec(methods=("unet-l1",), epochs=2)
+    run(s, out=out, **QUIET)
+    rd = RunDir(out)
+    before = numbers(rd)
+    (cell,) = rd.cells()
+    (rd.cell_dir(cell) / "record.json").write_text("{ half a record")
+    with pytest.raises(ValueError, match="is not a readable record"):
+        rd.records()
+    assert not (rd.checkpoint_dir(cell) / "last.pt").exists()  # removed once the cell finished
+    rd.checkpoint_dir(cell).mkdir(parents=True, exist_ok=True)
+    (rd.checkpoint_dir(cell) / "last.pt").write_bytes(b"not a checkpoint")
+    logs: list[str] = []
+    run(s, out=out, log=logs.append)
+    assert any("is unreadable" in m and "starts again" in m for m in logs)
+    assert numbers(rd) == before
+
+
 def test_a_different_spec_is_an_error_naming_the_fields(tmp_path, capsys):
     out = tmp_path / "run"
     run(spec(), out=out, **QUIET)
@@ -107,6 +126,14 @@ def test_lock_refuses_a_second_run_and_status_reports(tmp_path, capsys):
     assert "not a colorbench run directory" in capsys.readouterr().err
 
 
+def test_ray_not_installed_is_a_clear_error(monkeypatch):
+    from colorbench.executors import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ValueError, match=r"needs Ray, which is not installed: pip install 'colorbench\[ray\]'"):
+        make_executor(spec(executor="ray"))
+
+
 def test_spec_replay_and_bad_engine_options(tmp_path, capsys):
     out = tmp_path / "run"
     run(spec(seeds=(3,)), out=out, **QUIET)
@@ -116,7 +143,9 @@ def test_spec_replay_and_bad_engine_options(tmp_path, capsys):
     for args, message in ((["--executor", "dask"], "unknown executor 'dask'"),
                           (["--executor", "process", "--workers", "0"], "--workers must be >= 1"),
                           (["--retries", "-1"], "--retries must be >= 0"),
-                          (["--spec", str(tmp_path / "missing.json")], "no such file")):
+                          (["--spec", str(tmp_path / "missing.json")], "no such file"),
+                          (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "does not answer"),
+                          (["--executor", "ray", "--ray-address", "nonsense"], "is not HOST:PORT")):
         assert cli.main(["run", "--methods", "gray", "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
         assert message in capsys.readouterr().err
 
