@@ -10,6 +10,7 @@ Layout (``RUN`` is ``colorbench run --out``)::
     RUN/cells/<dir>/samples.npz      ``pred`` uint8 (K, 3, H, W): the colorizations of the sample images
     RUN/cells/<dir>/checkpoint/      epoch checkpoints of a trained cell (resume)
     RUN/arrays/samples_<dataset>.npz ``gray``, ``real`` uint8 and ``ids`` of the sample images of a dataset
+    RUN/arrays/test_<dataset>.npz    the same for the whole test split, when predictions are kept (HTML report, study)
     RUN/.lock                        held by the process that runs cells into the directory
     results.csv, leaderboard.md, leaderboard.csv, comparisons.csv, figures/   (colorbench.reports)
 

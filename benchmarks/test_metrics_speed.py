@@ -1,15 +1,18 @@
 """Speed and memory of the metric suite (pytest-benchmark; run with ``tox -e bench``, never by the test suite).
 
-Side by side in one run, for 10,000 images of 32x32, 2,000 of 64x64 and 100 of 256x256:
-* colorbench SSIM (float32) vs piq's batched SSIM, and colorbench PSNR vs piq's PSNR;
+Side by side in one run, each idle and *contended* (a competing multi-threaded torch process runs meanwhile; see
+``conftest.py``), for 2,000 images of 32x32, 500 of 64x64 and 32 of 256x256 (2 million pixels each):
+* colorbench SSIM (float32) vs piq's batched SSIM, and vs colorbench's metric kernels run the way they were
+  before the chunk pool (``colorbench-threaded-ops``: every small op on all intra-op threads);
+* colorbench PSNR vs piq's PSNR;
 * the whole default metric set (streamed through one ``MetricCollection`` in batches of 500, as the runner does;
   LPIPS excluded: no weights offline) vs a per-image loop of scikit-image/scipy/numpy calls computing the same
   numbers;
 * peak resident memory of a streamed evaluation of N and 4N images, each in a fresh process (must not grow with
   N beyond the per-image values).
-Compare ratios within one run only: timings on a shared machine are noisy. ``COLORBENCH_BENCH_SCALE`` (default 1)
-divides the numbers of images, for a quick look. ``python benchmarks/ratios.py BENCH.json`` prints the ratios of
-a run saved with ``--benchmark-json``.
+Every benchmark runs several rounds; compare means or medians (``python benchmarks/ratios.py BENCH.json`` prints
+them, the ratios and the issue's targets for a run saved with ``--benchmark-json``), not the best round.
+``COLORBENCH_BENCH_SCALE`` (default 1) divides the numbers of images, for a quick look.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import numpy as np
 import pytest
 import torch
 
+from colorbench import threads
 from colorbench.metrics import METRICS, MetricCollection
 from colorbench.metrics import functional as MF
 
 piq = pytest.importorskip("piq")
 SCALE = int(os.environ.get("COLORBENCH_BENCH_SCALE", "1"))
-SIZES = {32: 10_000 // SCALE, 64: 2_000 // SCALE, 256: max(100 // SCALE, 2)}
+SIZES = {32: 2_000 // SCALE, 64: 500 // SCALE, 256: max(32 // SCALE, 2)}
 METRIC_SET = ("mse", "psnr", "ssim", "ab_histogram_kl", "ab_histogram_js", "colorfulness", "delta_colorfulness",
               "sum_abs_diff")
+ROUNDS = 5
 
 
 def _data(size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,27 +51,38 @@ def data(request):
     return size, *_data(size, SIZES[size])
 
 
+def _threaded_ops(fn):
+    """``fn`` with colorbench's metric kernels run inline on all intra-op threads (the design before the pool)."""
+    def run():
+        threads.set_metric_threads(1)
+        try:
+            return fn()
+        finally:
+            threads.set_metric_threads(None)
+    return run
+
+
 @pytest.mark.benchmark(group="ssim")
-@pytest.mark.parametrize("impl", ["colorbench", "piq"])
-def test_ssim(benchmark, data, impl):
+@pytest.mark.parametrize("impl", ["colorbench", "colorbench-threaded-ops", "piq"])
+def test_ssim(benchmark, conditions, data, impl):
     size, pred, target = data
-    if impl == "colorbench":
-        fn = lambda: MF.ssim(pred, target)  # noqa: E731
-    else:
-        fn = lambda: piq.ssim(pred, target, data_range=1.0, reduction="none")  # noqa: E731
+    fn = {"colorbench": lambda: MF.ssim(pred, target),
+          "colorbench-threaded-ops": _threaded_ops(lambda: MF.ssim(pred, target)),
+          "piq": lambda: piq.ssim(pred, target, data_range=1.0, reduction="none")}[impl]
     benchmark.extra_info.update(size=size, n=len(pred))
-    benchmark.pedantic(fn, rounds=3, iterations=1)
+    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group="psnr")
 @pytest.mark.parametrize("impl", ["colorbench", "piq"])
-def test_psnr(benchmark, data, impl):
+def test_psnr(benchmark, conditions, data, impl):
     size, pred, target = data
     if impl == "colorbench":
         fn = lambda: MF.psnr(pred, target, reduction=None)  # noqa: E731
     else:
         fn = lambda: piq.psnr(pred, target, data_range=1.0, reduction="none")  # noqa: E731
-    benchmark.pedantic(fn, rounds=3, iterations=1)
+    benchmark.extra_info.update(size=size, n=len(pred))
+    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
 
 def test_ssim_float32_agrees_with_skimage(data):
@@ -115,12 +131,14 @@ def _per_image_loop(pred, target):
 
 
 @pytest.mark.benchmark(group="metric-set")
-@pytest.mark.parametrize("impl", ["colorbench-streamed", "per-image-skimage-loop"])
-def test_whole_metric_set(benchmark, data, impl):
+@pytest.mark.parametrize("impl", ["colorbench-streamed", "colorbench-threaded-ops", "per-image-skimage-loop"])
+def test_whole_metric_set(benchmark, conditions, data, impl):
     size, pred, target = data
-    fn = (lambda: _stream(pred, target)) if impl.startswith("colorbench") else (lambda: _per_image_loop(pred, target))
+    fn = {"colorbench-streamed": lambda: _stream(pred, target),
+          "colorbench-threaded-ops": _threaded_ops(lambda: _stream(pred, target)),
+          "per-image-skimage-loop": lambda: _per_image_loop(pred, target)}[impl]
     benchmark.extra_info.update(size=size, n=len(pred))
-    benchmark.pedantic(fn, rounds=1 if impl.startswith("per-image") else 3, iterations=1)
+    benchmark.pedantic(fn, rounds=3, iterations=1)
 
 
 def test_streamed_matches_per_image_loop():
@@ -169,7 +187,7 @@ def test_streamed_peak_memory_independent_of_n(record_property):
     """Peak memory for 4N images exceeds that for N by little more than the per-image values (~20 float64 per
     image over all metrics) and allocator noise: holding the images (368 MB more for 3N = 30,000 at 32x32), or
     per-batch tensors (measured +1.2 GB before ValueBuffer), would show at once."""
-    n = SIZES[32]
+    n = 10_000 // SCALE  # N = 10,000 images of 32x32 (the figures in metrics/README.md)
     small, large = _peak_rss_bytes(n), _peak_rss_bytes(4 * n)
     record_property("peak_rss_mib", json.dumps({"n": n, "small": small / 2**20, "large_4n": large / 2**20}))
     print(f"peak RSS: {n} images {small / 2**20:.1f} MiB, {4 * n} images {large / 2**20:.1f} MiB")

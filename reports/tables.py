@@ -137,6 +137,7 @@ def leaderboard_markdown(
     sections: Sequence[str] = (),
     comparisons: pd.DataFrame | None = None,
     per_image_keys: Sequence[str] | None = None,
+    naturalness: Mapping[str, str] | None = None,
 ) -> str:
     """The Markdown leaderboard of a run.
 
@@ -153,6 +154,8 @@ def leaderboard_markdown(
 
     With several seeds or datasets (a grid) the table has one row per (dataset, method): the mean over seeds ±
     the across-seed standard deviation and n, one table per dataset.
+        naturalness: method -> its fooling rate text (rate, Wilson 95 % interval, n) from ``colorbench study``;
+            when given, the table gains a "Fooling rate ↑" column (``—`` for methods without trials).
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -178,13 +181,15 @@ def leaderboard_markdown(
 
     ties = _ties(comparisons)
     grid = _is_grid(records)
+    fooling = ["Fooling rate ↑"] if naturalness is not None else []
     if grid:
         lines += _grid_leaderboard(records, keys, directions, ties, per_image_keys)
     else:
         lines += ["## Leaderboard", ""]
-        header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), "Train (s)"]
+        header = ["Method", "Status", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys), *fooling,
+                  "Train (s)"]
         lines.append(_table_row(header))
-        lines.append(_table_row(["---", "---", *("---:" for _ in keys), "---:"]))
+        lines.append(_table_row(["---", "---", *("---:" for _ in [*keys, *fooling]), "---:"]))
     for rec in ([] if grid else records):
         ok = rec.status == "ok"
         status = f"ok, **{STRUCTURE_LOST}**" if id(rec) in lost else "ok" if ok else f"**{_escape(rec.status)}**"
@@ -216,6 +221,8 @@ def leaderboard_markdown(
             if (rec.dataset_name, key, rec.method) in ties:
                 text += " ≈"
             cells.append(text)
+        if naturalness is not None:
+            cells.append(naturalness.get(rec.method, MISSING))
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
         lines.append(_table_row(cells))
@@ -225,7 +232,9 @@ def leaderboard_markdown(
             "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
             "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
             + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
-            + (f" {TIE_NOTE}" if ties else ""),
+            + (f" {TIE_NOTE}" if ties else "")
+            + (" Fooling rate: share of the naturalness study's trials in which the colorization was chosen as the real "
+               "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
             "",
         ]
     if lost:

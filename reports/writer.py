@@ -8,6 +8,8 @@ from typing import Any
 
 from colorbench.rundir import RunDir
 from colorbench.reports.histogram_export import write_log_ab_histogram_csv
+from colorbench.reports.html import write_html_report
+from colorbench.reports.naturalness import load_study, naturalness_markdown
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.stats import paired_comparisons, seed_summary
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_frame, leaderboard_markdown, results_frame
@@ -47,7 +49,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
 
     Returns:
         Output key (``"results"``, ``"leaderboard"``, ``"ab_histograms_csv"`` when a record has histograms, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
-        ``"losses"`` for the figures written; ``"chord"`` when the run has ``cross_domain/`` results) -> path.
+        ``"losses"`` for the figures written; ``"chord"`` when the run has ``cross_domain/`` results; ``"html"``:
+        ``index.html``, the browsable report of :mod:`colorbench.reports.html`) -> path. When the run has study
+        responses (``study/responses.jsonl``), the leaderboards gain each method's fooling rate.
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no records.
@@ -100,11 +104,23 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = []
     if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
         sections.append(_cross_domain_section(run_dir, written, links))
+    from colorbench.reports.protocols import protocol_comparison_markdown
+
+    side_by_side = protocol_comparison_markdown(records)  # one method under two protocols (evaluate --protocol)
+    if side_by_side:
+        sections.append(side_by_side)
+    study = load_study(run_dir)  # responses of `colorbench study`, when there are any
+    naturalness = None
+    if study is not None:
+        sections.insert(0, naturalness_markdown(study))
+        naturalness = {rec.method: rate.text() for rec in records
+                       if (rate := study.for_method(rec.dataset_name, rec.method)) is not None}
 
     written["leaderboard"] = run_dir / "leaderboard.md"
     written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links, sections=sections,
-                                                           comparisons=comparisons, per_image_keys=per_image_keys),
-                                      encoding="utf-8")
+                                                           comparisons=comparisons, per_image_keys=per_image_keys,
+                                                           naturalness=naturalness), encoding="utf-8")
+    written["html"] = write_html_report(run_dir, records, run_info, figures=links, study=study)
     return written
 
 

@@ -152,6 +152,31 @@ def test_float32_alone_would_misbin_edge_colours():
     assert (naive != want).sum() > 0
 
 
+def test_fast_float32_ab_positions_are_well_inside_the_edge_guard():
+    """The branch-free float32 a, b of the histogram path (functional._ab_bin_positions) stay within 1/8 of
+    AB_EDGE_GUARD of scikit-image's float64 Lab, on a 64^3 grid of sRGB colours, random ones, dark ones (the
+    linear branches of sRGB and of f) and ones at the sRGB knee: so the float64 re-check catches every pixel
+    whose bin float32 rounding could change (measured: 6.4e-5 at most)."""
+    g = torch.Generator().manual_seed(5)
+    grid = torch.linspace(0, 1, 64)
+    cols = torch.cat([torch.cartesian_prod(grid, grid, grid), torch.rand(20_000, 3, generator=g),
+                      torch.rand(20_000, 3, generator=g) * 0.012, 0.04045 + (torch.rand(5_000, 3, generator=g) - 0.5) * 1e-4])
+    want = skcolor.rgb2lab(cols.double().numpy()[None])[0, :, 1:] + 128.0
+    got = MF._ab_bin_positions(cols.T.contiguous()[None], -128.0, 1.0)[0].T.double().numpy()
+    assert np.abs(got - want).max() <= MF.AB_EDGE_GUARD / 8
+
+
+def test_chunked_counts_equal_counting_the_exact_bins():
+    """ab counts (near-edge pixels moved to their float64 bins once per batch) = bincount of ab_bin_indices."""
+    images = torch.cat([_edge_colours().float(), torch.rand(60, 3, 4, 4, generator=torch.Generator().manual_seed(2))])
+    for bins, value_range in ((256, (-128.0, 128.0)), (100, (-50.0, 50.0))):
+        idx = MF.ab_bin_indices(images, bins, value_range)
+        want = torch.stack([torch.bincount(i, minlength=bins) for i in idx])
+        assert torch.equal(MF.ab_counts_unchecked(images, bins, value_range), want)
+        joint = torch.bincount(idx[0] * bins + idx[1], minlength=bins * bins).view(bins, bins)
+        assert torch.equal(MF.ab_counts_unchecked(images, bins, value_range, joint=True), joint)
+
+
 def test_value_buffer_appends_concatenates_and_pickles():
     from colorbench.metrics.base import ValueBuffer
 

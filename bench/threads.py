@@ -1,0 +1,296 @@
+"""How many CPU threads colorbench uses, decided in one place, and the thread pool of the metric kernels.
+
+Why this module exists: torch's CPU ops split each op over its intra-op (OpenMP) threads and wait for all of them
+at the end of the op. The networks and metric chunks of colorbench are small, so a run executes thousands of short
+ops a second; when another multi-threaded process (another colorbench worker, another user's job) holds a core,
+each op waits for a descheduled thread, and a step that takes 0.1 s becomes 1-10 s (measured; see
+``metrics/README.md``, "Speed and memory"). Two remedies, both here:
+
+* :func:`apply_thread_policy` chooses the intra-op thread count of a process that trains and colorizes (one
+  thread for small networks on the CPU, where a second thread buys little and costs the collapse) and returns the
+  decision, with its reason, for the run's ``run.json``.
+* :func:`chunk_map` runs the metric kernels' independent chunks on a small pool of threads, each of which runs
+  torch single-threaded. A descheduled pool thread delays only the chunk it holds; the others keep taking chunks,
+  so no op ever waits for a thread that is not running. torch releases the GIL inside its ops, so the chunks run
+  in parallel. The chunk results do not depend on the number of pool threads (each chunk is computed by one
+  thread alone).
+
+The decision is deterministic given its inputs (requested count, environment variables, cores, load), and
+:func:`decide_thread_policy` computes it without changing anything, for tests and for ``colorbench check``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, TypeVar
+
+import torch
+
+__all__ = [
+    "WORKLOADS",
+    "ThreadDecision",
+    "apply_thread_policy",
+    "chunk_map",
+    "decide_thread_policy",
+    "metric_threads",
+    "set_metric_threads",
+    "usable_cores",
+    "workload_of",
+]
+
+T = TypeVar("T")
+
+#: Workload classes: ``small`` = the quick presets and images up to 64x64 (ops of at most a few hundred
+#: microseconds); ``large`` = everything else (paper presets at 128-256 px, whose ops last milliseconds).
+WORKLOADS = ("small", "large")
+_SMALL_MAX_PIXELS = 64 * 64
+#: Environment variable that fixes colorbench's thread count (takes precedence over OMP_NUM_THREADS).
+ENV_VAR = "COLORBENCH_THREADS"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: the affinity mask (taskset, cpusets, Slurm), further limited by a cgroup
+    v2 CPU quota (``cpu.max``, as Docker's ``--cpus`` sets), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def _busy_cores_elsewhere() -> float | None:
+    """Cores kept busy by other processes, estimated from /proc/loadavg: the smaller of the 1-minute load average
+    and the number of runnable tasks now minus this one (both must show the load, so a burst or our own recent
+    work alone does not count). None where /proc/loadavg does not exist."""
+    try:
+        fields = open("/proc/loadavg").read().split()
+        load1, running = float(fields[0]), int(fields[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, min(load1, running - 1.0))
+
+
+def workload_of(preset: str | None = None, image_size: tuple[int, int] | int | None = None) -> str:
+    """``"small"`` for the quick presets or images of at most 64x64 pixels, else ``"large"``; ``"small"`` when
+    neither is known (colorbench's default run). A composed preset (``quick+overlay``) counts as its first part."""
+    preset = preset.split("+", 1)[0] if preset else preset
+    if image_size is not None:
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        if h * w <= _SMALL_MAX_PIXELS:
+            return "small"
+        return "small" if preset == "quick" else "large"
+    return "small" if preset in (None, "quick") else "large"
+
+
+@dataclass(frozen=True)
+class ThreadDecision:
+    """What :func:`apply_thread_policy` decided (stored in ``run.json`` under ``threads``).
+
+    Attributes:
+        intra_op_threads: ``torch.set_num_threads`` of the process (training, colorizing, LPIPS/FID networks).
+        metric_threads: threads of the metric kernels' chunk pool (:func:`chunk_map`; 1 = run inline).
+        cores: usable cores (:func:`usable_cores`).
+        n_workers: worker processes sharing those cores (this one included).
+        device: the device the networks run on.
+        workload: ``"small"`` or ``"large"`` (:func:`workload_of`).
+        busy_elsewhere: cores kept busy by other processes when deciding (None: unknown).
+        source: ``"policy"``, ``"argument"``, ``"COLORBENCH_THREADS"`` or ``"OMP_NUM_THREADS"``.
+        reason: one sentence saying why.
+    """
+
+    intra_op_threads: int
+    metric_threads: int
+    cores: int
+    n_workers: int
+    device: str
+    workload: str
+    busy_elsewhere: float | None
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _positive_int(value: Any, what: str) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{what} must be a positive integer number of threads, got {value!r}")
+    return int(text)
+
+
+def decide_thread_policy(
+    n_workers: int = 1,
+    *,
+    device: str | torch.device = "cpu",
+    preset: str | None = None,
+    image_size: tuple[int, int] | int | None = None,
+    threads: int | None = None,
+    share: int | None = None,
+    environ: dict[str, str] | None = None,
+    cores: int | None = None,
+    busy_elsewhere: float | None | str = "measure",
+) -> ThreadDecision:
+    """The thread counts for a process that is one of ``n_workers`` sharing this machine (changes nothing).
+
+    Rules, first match wins:
+
+    1. ``threads`` given (e.g. a ``--threads`` option), else ``COLORBENCH_THREADS``, else (outside colorbench's
+       own workers, i.e. ``share`` not given) ``OMP_NUM_THREADS`` in the environment: that many intra-op and metric
+       threads (the user decided; cluster schedulers set ``OMP_NUM_THREADS``). Inside a worker, OMP_NUM_THREADS
+       is what the executor (or Ray) set to the worker's share, not a decision about small networks.
+    2. Networks on a GPU: the worker's share of the cores (``share``, else ``cores // n_workers``) threads (the
+       CPU only feeds the GPU and runs the metrics).
+    3. Small networks on the CPU (:func:`workload_of`): 1 intra-op thread. Measured on the 2-core box, a
+       quick-preset step is no faster with 2 threads when the machine is idle and 3-10x slower when another
+       multi-threaded process runs (metrics/README.md).
+    4. Large networks on the CPU: ``cores // n_workers`` threads, less the cores other processes keep busy
+       (at least 1).
+
+    The metric pool gets the worker's share in rules 2-4 (its chunks do not wait for one another).
+
+    Args:
+        n_workers: colorbench worker processes that share the cores (each calls this with the same number).
+        device: where the networks run.
+        preset, image_size: what is trained (see :func:`workload_of`).
+        threads: an explicit thread count (overrides everything).
+        share: the cores this worker may use, when an executor decided it (process workers: cores // workers;
+            Ray: --cpus-per-cell); default ``cores // n_workers``.
+        environ: the environment to read (default ``os.environ``).
+        cores: usable cores (default :func:`usable_cores`).
+        busy_elsewhere: cores busy with other processes (default: measured from /proc/loadavg).
+    """
+    if not (isinstance(n_workers, int) and n_workers >= 1):
+        raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+    env = os.environ if environ is None else environ
+    in_worker = share is not None
+    cores = usable_cores() if cores is None else int(cores)
+    busy = _busy_cores_elsewhere() if busy_elsewhere == "measure" else busy_elsewhere
+    dev = torch.device(device).type
+    workload = workload_of(preset, image_size)
+    share = max(1, cores // n_workers) if share is None else _positive_int(share, "share")
+    common = {"cores": cores, "n_workers": n_workers, "device": dev, "workload": workload, "busy_elsewhere": busy}
+    requests = [("argument", threads), (ENV_VAR, env.get(ENV_VAR))]
+    if not in_worker:
+        requests.append(("OMP_NUM_THREADS", env.get("OMP_NUM_THREADS")))
+    for source, value in requests:
+        if value is not None and str(value).strip() != "":
+            n = _positive_int(value, source if source != "argument" else "threads")
+            return ThreadDecision(n, n, **common, source=source, reason=f"{n} thread(s) as set by {source}")
+    if dev != "cpu":
+        return ThreadDecision(share, share, **common, source="policy",
+                              reason=f"networks run on {dev}; this worker's share of the CPU ({share} of {cores} "
+                                     "cores) feeds it and computes the metrics")
+    if workload == "small":
+        return ThreadDecision(1, share, **common, source="policy",
+                              reason="small networks on the CPU: one intra-op thread (a second one gains little and "
+                                     "makes every op wait for a descheduled thread when the cores are shared); the "
+                                     f"metric pool uses this worker's share of {share} core(s)")
+    free = share if busy is None else max(1, min(share, math.floor(cores - busy + 0.5)))
+    why = (f"large networks on the CPU: this worker's share of the cores, {share} of {cores}"
+           + (f", limited to {free} by {busy:.1f} cores busy with other processes" if free < share else ""))
+    return ThreadDecision(free, share, **common, source="policy", reason=why)
+
+
+def apply_thread_policy(
+    n_workers: int = 1,
+    *,
+    device: str | torch.device = "cpu",
+    preset: str | None = None,
+    image_size: tuple[int, int] | int | None = None,
+    threads: int | None = None,
+    share: int | None = None,
+) -> dict[str, Any]:
+    """Decide (:func:`decide_thread_policy`) and apply: ``torch.set_num_threads`` for this process and the size of
+    the metric chunk pool. Call it once per process before training (each worker process calls it with the
+    number of workers, or with the ``share`` of cores its executor gave it). Returns the decision as a dict for
+    ``run.json`` (with ``torch_threads_before``)."""
+    decision = decide_thread_policy(n_workers, device=device, preset=preset, image_size=image_size, threads=threads,
+                                    share=share)
+    before = torch.get_num_threads()
+    torch.set_num_threads(decision.intra_op_threads)
+    set_metric_threads(decision.metric_threads)
+    return {**decision.to_dict(), "torch_threads_before": before}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The metric kernels' chunk pool
+# ------------------------------------------------------------------------------------------------------------
+
+_metric_threads: int | None = None  # None: as many as torch's intra-op threads of the calling thread
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+_in_pool = threading.local()
+
+
+def set_metric_threads(n: int | None) -> None:
+    """Threads of :func:`chunk_map`'s pool (None: follow ``torch.get_num_threads()`` of the caller)."""
+    global _metric_threads
+    if n is not None and not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"metric threads must be a positive int or None, got {n!r}")
+    _metric_threads = n
+
+
+def metric_threads() -> int:
+    """Threads :func:`chunk_map` uses now: :func:`set_metric_threads`'s value, else torch's intra-op threads."""
+    return _metric_threads if _metric_threads is not None else torch.get_num_threads()
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+    _in_pool.active = True
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            before = torch.get_num_threads()
+            pool = ThreadPoolExecutor(n, thread_name_prefix="colorbench-chunks", initializer=_worker_init)
+            # Start all n threads now. torch.set_num_threads(1) in a new thread also changes torch's default for
+            # threads that have not used torch yet; it is restored below, once every pool thread has set its own.
+            barrier = threading.Barrier(n)
+            list(pool.map(lambda _: barrier.wait(), range(n)))
+            torch.set_num_threads(before)
+            _pool, _pool_size = pool, n
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:  # the pool's threads do not exist in a forked child
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def chunk_map(fn: Callable[[T], Any], items: Iterable[T], tasks_per_thread: int = 4) -> list[Any]:
+    """``[fn(item) for item in items]``, on :func:`metric_threads` pool threads that each run torch single-threaded
+    (results in order). Inline when there is one item, one metric thread, or when called from a pool thread.
+
+    The items go to the pool in at most ``tasks_per_thread`` x threads contiguous groups: a task costs ~20-50 us
+    (future, queue, waking a thread), as much as a cheap chunk (MSE of 32 images of 32x32), while 4 tasks per
+    thread still let the other threads take over most of a descheduled thread's share.
+    """
+    items = list(items)
+    k = metric_threads()
+    if min(k, len(items)) <= 1 or getattr(_in_pool, "active", False):
+        return [fn(item) for item in items]
+    groups = min(len(items), tasks_per_thread * k)
+    bounds = [len(items) * i // groups for i in range(groups + 1)]
+    parts = _get_pool(k).map(lambda i: [fn(item) for item in items[bounds[i] : bounds[i + 1]]], range(groups))
+    return [result for part in parts for result in part]

@@ -1,0 +1,265 @@
+"""The HTML report and the naturalness study in a real headless Chromium (Playwright driving Debian's chromium).
+
+Screenshots go to ``$COLORBENCH_SCREENSHOTS`` when it is set (to look at them), else to the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colorbench.reports import write_report
+from colorbench.reports.naturalness import load_study, wilson_interval
+
+from html_fixtures import CHROMIUM, FLAGS, IDS, make_run_dir, per_image_values
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("COLORBENCH_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Watched:
+    """A page with every console error, page error and request recorded."""
+
+    def __init__(self, browser) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+
+@pytest.fixture
+def report_run(tmp_path: Path) -> Path:
+    """A run directory in the typed layout (per-image values, the whole test split) and its report."""
+    run_dir = make_run_dir(tmp_path)
+    write_report(run_dir)
+    return run_dir
+
+
+def _column(page, key: str) -> list[str]:
+    return page.eval_on_selector_all("#leaderboard tbody tr", "rows => rows.map(r => r.dataset.method)")
+
+
+def test_report_loads_from_file_sorts_and_pages(browser, report_run: Path, shots: Path) -> None:
+    w = Watched(browser)
+    page = w.page
+    page.goto((report_run / "index.html").as_uri())
+    page.wait_for_selector("#browser tbody tr")
+    # every image of the first page loaded (lazy images in view), from the thumbnail strips on disk
+    page.locator("#sec-browser").scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#browser tbody tr:first-child img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(shots / "report_top.png"), full_page=False)
+
+    # sorting: psnr ↑ -> best (highest) first, then reversed; the failed row (no value) always last
+    psnr = {m: float(per_image_values(m)["psnr"].mean()) for m in ("alpha", "beta")}
+    by_psnr = sorted(psnr, key=psnr.get, reverse=True)
+    page.click('#leaderboard th[data-key="psnr"]')
+    assert _column(page, "psnr") == [*by_psnr, "broken"]
+    assert page.get_attribute('#leaderboard th[data-key="psnr"]', "aria-sort") == "descending"
+    page.click('#leaderboard th[data-key="psnr"]')
+    assert _column(page, "psnr") == [*by_psnr[::-1], "broken"]
+    page.click('#leaderboard th[data-key="train_s"]')  # alpha trained 1.5 s, beta 2.5 s
+    assert _column(page, "train_s") == ["alpha", "beta", "broken"]
+    page.click('#leaderboard th[data-key="method"]')
+    assert _column(page, "method") == ["alpha", "beta", "broken"]
+
+    # paging: 45 images, 20 a page
+    label = page.locator("#browser-page")
+    assert label.text_content() == "page 1 / 3"
+    first_ids = lambda: page.eval_on_selector_all("#browser tbody tr", "rs => rs.map(r => r.dataset.image)")  # noqa: E731
+    assert first_ids() == IDS[:20]
+    page.click("#browser-next")
+    page.wait_for_function("() => document.querySelector('#browser-page').textContent === 'page 2 / 3'")
+    assert first_ids() == IDS[20:40]
+    page.click("#browser-next")
+    page.wait_for_function("() => document.querySelector('#browser-page').textContent === 'page 3 / 3'")
+    assert first_ids() == IDS[40:] and page.is_disabled("#browser-next")
+    page.click("#browser-prev")
+    page.wait_for_function("() => document.querySelector('#browser-page').textContent === 'page 2 / 3'")
+
+    # worst N of beta by mse: the N largest per-image values, in order, with the value highlighted
+    mse = per_image_values("beta")["mse"]
+    page.select_option("#browser-mode", "worst")
+    page.select_option("#browser-method", label="beta")
+    page.select_option("#browser-metric", "mse")
+    page.fill("#browser-n", "7")
+    page.dispatch_event("#browser-n", "change")
+    page.wait_for_function("() => document.querySelector('#browser-page').textContent === 'page 1 / 1'")
+    worst = [IDS[i] for i in np.argsort(-mse, kind="stable")[:7]]
+    assert first_ids() == worst
+    hit = page.locator("#browser tbody tr:first-child .vals .hit").text_content()
+    assert hit.startswith("MSE ") and float(hit.split()[-1]) == pytest.approx(mse.max(), rel=1e-3)
+    page.select_option("#browser-mode", "best")
+    page.wait_for_function(f"() => document.querySelector('#browser tbody tr').dataset.image === "
+                           f"{json.dumps(IDS[int(np.argmin(mse))])}")
+    page.locator("#sec-browser").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "report_best.png"), full_page=False)
+
+    # zoom: the row's grey | methods | real, enlarged
+    page.click("#browser tbody tr:first-child td:nth-child(2) .thumb")
+    assert page.is_visible("#zoom"), (w.errors, page.evaluate("() => document.querySelector('#zoom').outerHTML.slice(0, 300)"))
+    assert page.locator("#zoom-body figure").count() == 4  # grey, alpha, beta, real (broken has no images)
+    page.wait_for_function("() => [...document.querySelectorAll('#zoom-body img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(shots / "report_zoom.png"), full_page=False)
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#zoom")
+    page.screenshot(path=str(shots / "report_full.png"), full_page=True)
+
+    assert w.errors == []
+    assert w.requests and all(u.startswith("file://") for u in w.requests), [u for u in w.requests if not u.startswith("file://")]
+    page.close()
+
+
+# --- the study -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def study_server(tmp_path: Path):
+    from colorbench.study import StudyServer, prepare
+
+    run_dir = make_run_dir(tmp_path)
+    (run_dir / "secret.txt").write_text("not for participants")
+    pairs = prepare(run_dir, ("alpha", "beta"), pool=10, seed=0)
+    server = StudyServer(("127.0.0.1", 0), run_dir, pairs, trials=6, seconds=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """A raw HTTP request: the path is sent exactly as given (no client-side normalisation of ``..``)."""
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    if body is not None and "Content-Length" not in (headers or {}):
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    res = conn.getresponse()
+    data = res.read()
+    conn.close()
+    return res.status, data
+
+
+def test_study_records_each_click_and_the_report_shows_fooling_rates(browser, study_server, shots: Path) -> None:
+    server = study_server
+    run_dir = server.run_dir
+    w = Watched(browser)
+    page = w.page
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    page.goto(url)
+    page.screenshot(path=str(shots / "study_intro.png"))
+    page.click("#start")
+    page.wait_for_selector('button[data-choice="left"]:not([disabled])')
+    assert page.text_content("#progress") == "0 / 6"
+    page.screenshot(path=str(shots / "study_trial.png"))
+    clicks = ["left", "right", "left", "left", "right", "right"]
+    for k, side in enumerate(clicks, 1):
+        page.wait_for_selector(f'button[data-choice="{side}"]:not([disabled])')
+        page.click(f'button[data-choice="{side}"]')
+        page.wait_for_function(f"() => document.querySelector('#progress').textContent === '{k} / 6'")
+    page.wait_for_selector("#done", state="visible")
+    page.screenshot(path=str(shots / "study_done.png"))
+    assert w.errors == []
+
+    lines = [json.loads(line) for line in (run_dir / "study" / "responses.jsonl").read_text().splitlines()]
+    assert len(lines) == 6
+    session = next(iter(server.sessions.values()))
+    assert sorted(line["trial"] for line in lines) == list(range(6))
+    for line in lines:
+        trial = session.trials[line["trial"]]
+        assert line["choice"] == clicks[line["trial"]]
+        assert (line["image"], line["method"], line["real_side"]) == (trial["image"], trial["method"], trial["real_side"])
+        assert line["dataset"] == "toyset" and line["method"] in ("alpha", "beta")
+        assert line["chose_real"] == (line["choice"] == line["real_side"]) and line["rt_ms"] >= 0
+    assert {t["method"] for t in session.trials} == {"alpha", "beta"}  # arms in turn: 3 trials each
+    assert sum(t["method"] == "alpha" for t in session.trials) == 3
+
+    # bad requests: malformed JSON, wrong fields, replayed trial, oversized, unknown paths, path traversal
+    participant = session.participant
+    ok_body = {"participant": participant, "trial": 0, "image": session.trials[0]["image"], "choice": "left", "rt_ms": 5}
+    json_header = {"Content-Type": "application/json"}
+    assert _request(server, "POST", "/api/response", b"{not json", json_header)[0] == 400
+    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "choice": "up"}).encode(), json_header)[0] == 400
+    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "trial": 99}).encode(), json_header)[0] == 400
+    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "participant": "x"}).encode(), json_header)[0] == 400
+    assert _request(server, "POST", "/api/response", json.dumps(ok_body).encode(), json_header)[0] == 400  # answered
+    assert _request(server, "POST", "/api/response", json.dumps(ok_body).encode())[0] == 400  # no JSON content type
+    assert _request(server, "POST", "/api/response", b"x" * 5000, json_header)[0] == 400
+    for path in ("/images/../secret.txt", "/images/..%2fsecret.txt", "/images/%2e%2e/%2e%2e/etc/passwd", "/../secret.txt",
+                 "/secret.txt", "/run.json", "/study/responses.jsonl", "/images/", "/nothing"):
+        status, data = _request(server, "GET", path)
+        assert status == 404, path
+        assert b"not for participants" not in data
+    image = session.trials[0]["left"]
+    assert _request(server, "GET", f"/images/{image}")[0] == 200
+    assert len((run_dir / "study" / "responses.jsonl").read_text().splitlines()) == 6  # nothing bad was written
+
+    # the report then shows each method's fooling rate with its Wilson interval and n
+    study = load_study(run_dir)
+    out = write_report(run_dir)
+    for method in ("alpha", "beta"):
+        rate = study.rates[("toyset", method)]
+        lo, hi = wilson_interval(rate.fooled, rate.n)
+        assert rate.n == 3
+        assert f"{100 * rate.rate:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] (n=3)" in out["leaderboard"].read_text()
+        page.goto(out["html"].as_uri())
+        cell = page.locator(f'#leaderboard tr[data-method="{method}"] td[data-key="fooling_rate"]').text_content()
+        assert cell == f"{100 * rate.rate:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] n=3"
+    page.click('#leaderboard th[data-key="fooling_rate"]')
+    page.locator("#sec-study").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "report_with_study.png"), full_page=True)
+    assert w.errors == []
+    page.close()
+
+
+def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) -> None:
+    from colorbench.study import StudyServer, prepare
+
+    run_dir = make_run_dir(tmp_path, layout="flat")  # the earlier layout: the sample images
+    server = StudyServer(("127.0.0.1", 0), run_dir, prepare(run_dir, pool=5), trials=2, seconds=0.3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        w = Watched(browser)
+        w.page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert "shown for 0.3 s" in w.page.text_content("#intro")
+        w.page.click("#start")
+        w.page.wait_for_selector('button[data-choice="right"]:not([disabled])')
+        w.page.wait_for_selector("#frame-left.hidden", timeout=5000)  # hidden after 0.3 s; still answerable
+        assert w.page.is_visible('button[data-choice="right"]')
+        w.page.click('button[data-choice="right"]')
+        w.page.wait_for_function("() => document.querySelector('#progress').textContent === '1 / 2'")
+        line = json.loads((run_dir / "study" / "responses.jsonl").read_text())
+        assert line["seconds"] == 0.3 and line["rt_ms"] >= 300 and line["choice"] == "right"
+        assert w.errors == []
+        w.page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
