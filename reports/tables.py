@@ -151,11 +151,12 @@ def leaderboard_markdown(
         comparisons: :func:`colorbench.reports.stats.paired_comparisons`; values that cannot be told apart from
             the best are marked ``≈``.
         per_image_keys: metric keys with per-image values (the others are set-level: seed spread only).
+        naturalness: record key (its cell key, else its method) -> the fooling rate text (rate, Wilson 95 %
+            interval, n) from ``colorbench study``; when given, the table gains a "Fooling rate ↑" column (``—``
+            for rows without trials).
 
     With several seeds or datasets (a grid) the table has one row per (dataset, method): the mean over seeds ±
     the across-seed standard deviation and n, one table per dataset.
-        naturalness: method -> its fooling rate text (rate, Wilson 95 % interval, n) from ``colorbench study``;
-            when given, the table gains a "Fooling rate ↑" column (``—`` for methods without trials).
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -222,7 +223,7 @@ def leaderboard_markdown(
                 text += " ≈"
             cells.append(text)
         if naturalness is not None:
-            cells.append(naturalness.get(rec.method, MISSING))
+            cells.append(naturalness.get(rec.key or rec.method, MISSING))
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
         lines.append(_table_row(cells))

@@ -113,8 +113,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     naturalness = None
     if study is not None:
         sections.insert(0, naturalness_markdown(study))
-        naturalness = {rec.method: rate.text() for rec in records
-                       if (rate := study.for_method(rec.dataset_name, rec.method)) is not None}
+        naturalness = {(rec.key or rec.method): rate.text() for rec in records
+                       if (rate := study.for_method(rec.dataset_name, rec.method, rec.seed)) is not None}
 
     written["leaderboard"] = run_dir / "leaderboard.md"
     written["leaderboard"].write_text(leaderboard_markdown(records, run_info, figures=links, sections=sections,
