@@ -110,3 +110,17 @@ def test_several_seeds_of_a_method_are_arms_of_their_own(tmp_path: Path) -> None
     result = load_study(tmp_path)
     assert result.for_method("toyset", "alpha", 1).fooled == 1 and result.for_method("toyset", "alpha", 2).fooled == 0
     assert result.for_method("toyset", "alpha") is None and result.for_method("other", "alpha", 1) is None
+
+
+def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from colorbench.cli import build_parser, main
+
+    args = build_parser().parse_args(["study", str(tmp_path), "--methods", "alpha,beta", "--trials", "5"])
+    assert (args.host, args.port, args.methods, args.trials, args.seconds) == ("127.0.0.1", 8000, ("alpha", "beta"), 5, None)
+    assert main(["study", str(tmp_path / "nowhere")]) == 2
+    assert "not a colorbench run directory" in capsys.readouterr().err
+    run_dir = make_run_dir(tmp_path)
+    assert main(["study", str(run_dir), "--methods", "gamma"]) == 2
+    assert "unknown method(s) ['gamma']" in capsys.readouterr().err
+    assert main(["study", str(run_dir), "--trials", "0", "--port", "0"]) == 2
+    assert "--trials must be >= 1" in capsys.readouterr().err
