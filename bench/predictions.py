@@ -260,7 +260,9 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
 
 
 def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.ndarray, list[str], dict[str, Any]]:
-    """Real images from a folder (``--target DIR``): ids are the file names without extension (sorted).
+    """Real images from a folder (``--target DIR``), searched recursively (e.g. ImageNet's ``val/<wnid>/``): ids are
+    the relative paths without extension (sorted). With a protocol that lists its test images, only those are
+    decoded (matched by file name without extension), in the protocol's order.
 
     Every image must have one size, unless the protocol resizes/crops (its ``prepare_real``)."""
     from colorbench.datasets.imaging import CorruptImageError
@@ -268,9 +270,15 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
     folder = Path(folder)
     if not folder.is_dir():
         raise PredictionFolderError(f"target folder {folder} does not exist or is not a folder")
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and os.path.splitext(p.name)[1].lower() in IMAGE_EXTENSIONS)
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and not p.name.startswith(".") and os.path.splitext(p.name)[1].lower() in IMAGE_EXTENSIONS)
     if not names:
         raise PredictionFolderError(f"target folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    n_found = len(names)
+    by_id = {urllib.parse.unquote(_stem(n)): n for n in names}
+    if protocol is not None and protocol.test_ids is not None:
+        picked, _ = protocol.select_test_images(list(by_id))  # ValueError listing what is missing
+        names = [by_id[i] for i in picked]
     images, bad, formats = [], [], Counter()
     for name in names:
         try:
@@ -293,7 +301,8 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
                                     "resize them to one size first, or choose a --protocol that resizes them")
     ids = [urllib.parse.unquote(_stem(n)) for n in names]
     desc = {"name": f"folder:{folder.name}", "path": str(folder.resolve()), "n_train": 0, "n_test": len(ids),
-            "image_size": list(images[0].shape[:2]), "formats": dict(formats),
+            "n_files_found": n_found, "image_size": list(images[0].shape[:2]), "formats": dict(formats),
+            "real_transform": None if protocol is None else protocol.real_transform,
             "sha256": hashlib.sha256(np.stack(images).tobytes()).hexdigest()}
     return np.stack(images).transpose(0, 3, 1, 2).copy(), ids, desc
 

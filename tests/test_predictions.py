@@ -188,9 +188,10 @@ def test_target_folder_under_a_protocol_and_side_by_side(tmp_path, monkeypatch, 
                                     if k in ("colorfulness", "psnr", "ssim")})
     monkeypatch.setitem(PROTOCOLS, "ct2-mini", mini)
     target, pred = tmp_path / "val", tmp_path / "pred"
-    target.mkdir(), pred.mkdir()
-    for k in range(1, 5):  # image 4 is not in the protocol's list
-        _save(target / f"ILSVRC2012_val_{k:08d}.JPEG", _rgb(300, 400, k), format="JPEG", quality=90)
+    pred.mkdir()
+    for k in range(1, 5):  # image 4 is not in the protocol's list; class folders as torchvision's ImageNet layout
+        (target / f"n{k % 2:08d}").mkdir(parents=True, exist_ok=True)
+        _save(target / f"n{k % 2:08d}" / f"ILSVRC2012_val_{k:08d}.JPEG", _rgb(300, 400, k), format="JPEG", quality=90)
     for k in range(1, 4):
         _save(pred / f"ILSVRC2012_val_{k:08d}.png", _rgb(256, 256, 10 + k))
     out = tmp_path / "run"
@@ -199,7 +200,8 @@ def test_target_folder_under_a_protocol_and_side_by_side(tmp_path, monkeypatch, 
     from colorbench.rundir import RunDir
 
     rec = RunDir(out).records()[0]
-    assert rec.dataset["n_test"] == 4 and rec.config["protocol"] == "ct2-mini/1"
+    assert rec.dataset["n_test"] == 3 and rec.dataset["n_files_found"] == 4 and rec.config["protocol"] == "ct2-mini/1"
+    assert rec.dataset["image_size"] == [256, 256]  # CT2's centre crop and resize
     assert rec.metrics["ssim"].params["k1"] == pytest.approx(0.01 * 225 / 255)
     assert rec.metrics["colorfulness"].params["opponent_components"] == "absolute"
     # the same files under colorbench's protocol: the real images are used as they are (300x400), so the
