@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", type=_split_names, default=(), help="comma-separated method names (default: all)")
     r.add_argument("--dataset", default="photos", help="dataset name (default: photos, built in and offline)")
     r.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, repeatable (see `colorbench list datasets`)")
+                   help="dataset option, repeatable (see `colorbench list datasets`); DATASET.KEY=VALUE applies to one dataset of --datasets")
     r.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
     r.add_argument("--data-root", default=None,
                    help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "
@@ -63,9 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="quick", help="method preset: quick (CPU, seconds per epoch) or paper")
     r.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     r.add_argument("--eval-every", type=int, default=None, help="also evaluate every N epochs (curves)")
-    r.add_argument("--metrics", type=_split_names, default=DEFAULT_METRICS, help="comma-separated metric names")
-    r.add_argument("--grey", choices=GREY_CONVENTIONS, default=DEFAULT_GREY,
-                   help="grey convention of the input given to every method (default: bt601 luma)")
+    r.add_argument("--metrics", type=_split_names, default=None,
+                   help=f"comma-separated metric names (default: the protocol's; colorbench: {','.join(DEFAULT_METRICS)})")
+    r.add_argument("--grey", choices=GREY_CONVENTIONS, default=None,
+                   help=f"grey convention of the input given to every method (default: the protocol's; colorbench: "
+                        f"{DEFAULT_GREY} luma)")
+    r.add_argument("--protocol", default="colorbench",
+                   help="evaluation protocol: test images, resize, grey, metric variants (`colorbench list protocols`)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     r.add_argument("--out", default=None, help="output directory (default: colorbench-runs/<time>-<dataset>-<preset>)")
@@ -90,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grid_arguments(r)
 
     ls = sub.add_parser("list", help="list methods, datasets, metrics or presets")
-    ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets"))
+    ls.add_argument("what", choices=("methods", "datasets", "metrics", "presets", "protocols"))
     ls.add_argument("--json", action="store_true")
     add_plugin_argument(ls)
 
@@ -106,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="compare metric values with a baseline run; exit 1 on drift"))
+    from colorbench.predictions import add_evaluate_arguments, add_export_arguments
+
+    add_export_arguments(sub.add_parser("export", help="write a method's colorized test split as PNGs + manifest"))
+    add_evaluate_arguments(sub.add_parser("evaluate", help="score a folder of colorizations into a run directory"))
     from colorbench.recipes import add_arguments as add_reproduce_arguments
 
     add_reproduce_arguments(sub.add_parser("reproduce", help="run a seed paper's table or figure as a recipe (--list)"))
@@ -149,6 +157,10 @@ def _listing(what: str) -> list[dict[str, Any]]:
         return rows
     if what == "datasets":
         return [{"name": n, "description": c.description, "options": c.options()} for n, c in DATASETS.items()]
+    if what == "protocols":
+        from colorbench.metrics.protocols import protocol_rows
+
+        return protocol_rows()
     return [{"name": n, "outputs": dict(c.outputs), "version": c.version, "per_image": c.per_image}
             for n, c in METRICS.items()]
 
@@ -162,6 +174,9 @@ def _print_table(rows: list[dict[str, Any]], what: str) -> None:
         elif what == "presets":
             for preset, values in row["values"].items():
                 print(f"{row['name']:<22} {preset:<7} {json.dumps(values, default=str)}")
+        elif what == "protocols":
+            print(f"{row['name']:<24} v{row['version']:<3} {row['title']}")
+            print(f"{'':<24} test images: {row['test_images']}; grey {row['grey']}; metrics {', '.join(row['metrics'])}")
         elif what == "datasets":
             print(f"{row['name']:<16} {row['description']}")
             print(f"{'':<16} options: {json.dumps(row['options'], default=str)}")
@@ -201,6 +216,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             for c in card["choices"]:
                 print(f"  choice: {c}")
             print(f"  preset {info['preset']} (presets: {', '.join(info['presets'])}):")
+            if info.get("scale"):  # the image size / dataset a paper preset was defined on
+                sc = info["scale"]
+                print(f"    defined on: {'any image size' if sc['any_size'] else sc['sizes']} ({sc['source']})")
             for k, v in info["config"].items():
                 print(f"    {k} = {v}")
             for k, v in info["parameters"].items():
@@ -218,6 +236,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.status import run_status
 
         return run_status(args)
+    if args.command in ("export", "evaluate"):
+        from colorbench.predictions import run_evaluate, run_export
+
+        return run_export(args) if args.command == "export" else run_evaluate(args)
     if args.command == "weights":
         from colorbench.weights import run_weights
 
@@ -241,14 +263,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"cross-domain results written to {args.run_dir}/cross_domain (total {result.timings['total_s']:.1f} s)")
         return 0
     from colorbench.grid_cli import engine_options, spec_from_file
+    from colorbench.metrics.protocols import get_protocol
     from colorbench.runner import RunSpec, run
 
+    proto = get_protocol(args.protocol)
     spec = spec_from_file(args.spec, progress=not args.no_progress) if args.spec else RunSpec(
         methods=args.methods, preset=args.preset, dataset=args.dataset,
         dataset_options=_dataset_options(args.dataset_option, args.image_size, args.data_root, args.skip_corrupt),
-        metrics=args.metrics,
+        metrics=args.metrics if args.metrics is not None else proto.metrics, protocol=proto.name,
         epochs=args.epochs, eval_every=args.eval_every, seed=args.seed, device=args.device,
-        grey_convention=args.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights, fid_weights=args.fid_weights,
+        grey_convention=args.grey or proto.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights, fid_weights=args.fid_weights,
         save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
         unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
         cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,

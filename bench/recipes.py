@@ -584,8 +584,7 @@ def _record_value(rec: Any, m: Measure, sc: Scale, method: str) -> tuple[float |
         mv = rec.metrics.get(m.key)
         if mv is None or mv.value is None:
             return None, f"{method}: metric {m.key} missing" + (f" ({mv.missing_reason})" if mv is not None else "")
-        note = "" if m.how == "final" else (f"{method}: no curve recorded (the runner keeps curves for a method's "
-                                             f"main output only); the final epoch's value is used")
+        note = "" if m.how == "final" else f"{method}: no curve recorded; the final epoch's value is used"
         return float(mv.value), note
     pts = {p["epoch"]: p["metrics"].get(m.key) for p in rec.curve}
     vals = [pts[e] for e in sc.average_epochs if pts.get(e) is not None] or [v for v in pts.values() if v is not None]

@@ -42,6 +42,8 @@ from colorbench.methods import METHODS, Method
 from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.metrics import DEFAULT_METRICS, METRICS, MetricCollection, MetricUnavailable, StreamingMetric
+from colorbench.metrics.functional import quantize_unit
+from colorbench.metrics.protocols import get_protocol
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.threads import apply_thread_policy, decide_thread_policy
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
@@ -86,6 +88,7 @@ class RunSpec:
     diversity_images: int = 64  # test images used for it
     cross_domain: bool = False  # keep colorized train/test sets and run the cross-domain classifiers (crossdomain.py)
     cross_domain_classifier: str = "quick"  # classifier preset of the cross-domain evaluation
+    protocol: str = "colorbench"  # evaluation protocol (colorbench.metrics.protocols): metric variants, test images
     save_predictions: str = "auto"  # the colorized test split: auto (when <= 64 MiB), always, never
     executor: str = "local"
     workers: int = 1  # --executor process: cells computed at once
@@ -120,6 +123,7 @@ class RunSpec:
             raise ValueError(f"duplicate seeds or datasets in {list(self.seed_list())} / {list(self.dataset_names())}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
+        get_protocol(self.protocol)  # unknown protocol -> error with suggestions
         for d in self.dataset_names():
             DATASETS.canonical(d)
         if self.cross_domain:
@@ -167,14 +171,25 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
     return DATASETS.get(name)(**dict(options)).load()
 
 
+def dataset_options_for(spec: RunSpec, name: str) -> tuple[tuple[str, Any], ...]:
+    """The options of one dataset of a grid: ``KEY=VALUE`` applies to every dataset, ``NAME.KEY=VALUE`` only to
+    dataset ``NAME`` (and wins over the plain one)."""
+    plain = {k: v for k, v in spec.dataset_options if "." not in k}
+    plain.update({k.split(".", 1)[1]: v for k, v in spec.dataset_options if k.startswith(f"{name}.")})
+    return tuple(sorted(plain.items()))
+
+
 def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
-    """Load (once per process) one dataset of the spec."""
+    """Load (once per process) one dataset of the spec, with the protocol's resize options (unless given) and
+    only the protocol's test images (colorbench.metrics.protocols)."""
     name = name or spec.dataset_names()[0]
+    proto = get_protocol(spec.protocol)
+    options = tuple(sorted(proto.dataset_options(name, dict(dataset_options_for(spec, name))).items()))
     try:
-        hash(spec.dataset_options)
+        hash(options)
     except TypeError:  # an unhashable option value (a list): no cache
-        return DATASETS.get(name)(**dict(spec.dataset_options)).load()
-    return _load_dataset_cached(name, spec.dataset_options)
+        return proto.restrict_test(DATASETS.get(name)(**dict(options)).load())
+    return proto.restrict_test(_load_dataset_cached(name, options))
 
 
 def sample_indices(n: int, k: int) -> torch.Tensor:
@@ -195,18 +210,10 @@ class Evaluator:
         self.seed = spec.seed if seed is None else seed
 
     def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
-        metrics, missing = {}, {}
-        for name in self.spec.metrics:
-            cls = METRICS.get(name)
-            weights = {"lpips": self.spec.lpips_weights, "fid": self.spec.fid_weights}.get(cls.name)
-            kwargs: dict[str, Any] = {"weights_path": weights} if weights else {}
-            if cls.takes_grey_convention:  # e.g. luma_ssim: the run's convention, recorded in its params
-                kwargs["grey_convention"] = self.spec.grey_convention
-            try:
-                metrics[cls.name] = cls(**kwargs)
-            except MetricUnavailable as exc:
-                missing[cls.name] = str(exc)
-        return metrics, missing
+        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``);
+        metrics that take a grey convention (e.g. luma_ssim) get the run's, recorded in their params."""
+        return get_protocol(self.spec.protocol).build_metrics(self.spec.metrics, self.spec.lpips_weights,
+                                                              self.spec.fid_weights, self.spec.grey_convention)
 
     def evaluate(self, method: Method | _OutputView, desc: str = "eval", keep_predictions: bool = False
                  ) -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
@@ -216,9 +223,10 @@ class Evaluator:
         collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
         batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
         n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
+        proto = get_protocol(self.spec.protocol)
         kept: list[np.ndarray] = []
         for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            pred = checked_colorize(method, batch.gray)
+            pred = quantize_unit(checked_colorize(method, batch.gray), proto.quantize)  # the protocol's 8 bits
             collection.update(pred, batch.rgb)
             if keep_predictions:
                 kept.append(_to_uint8(pred))
@@ -233,13 +241,14 @@ class Evaluator:
                 if key in per_image:
                     self.last_per_image[key] = np.asarray(torch.as_tensor(per_image[key], dtype=torch.float64).cpu())
                 values[key] = MetricValue(
-                    value=v, metric=name, version=m.version, higher_is_better=hib, params=m.params(),
+                    value=v, metric=name, version=m.version, higher_is_better=hib, params={**m.params(), **proto.params()},
                     ci95=bootstrap_ci(per_image.get(key), v, seed=self.seed),
                 )
         for name, reason in missing.items():
             cls = METRICS.get(name)
             for key, hib in cls.outputs.items():
-                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib, missing_reason=reason)
+                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
+                                          params=proto.params(), missing_reason=reason)
         return values, metrics
 
 
@@ -317,7 +326,8 @@ def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torc
     return MetricValue(
         value=value, metric="output_diversity", version="1", higher_is_better=True,
         params={"n_samples": n, "n_images": len(idx), "distance": "mean absolute difference, RGB 0-255",
-                "average": "all unordered pairs of samples, then images", "noise_seed": seed},
+                "average": "all unordered pairs of samples, then images", "noise_seed": seed,
+                **get_protocol(spec.protocol).params()},
     )
 
 
@@ -361,6 +371,8 @@ def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: in
     }
     if not cls.card.paired:
         fields["unpaired_protocol"] = spec.unpaired_protocol
+    if spec.protocol != "colorbench":  # metric variants, test images, quantisation (keys of colorbench runs unchanged)
+        fields["protocol"] = get_protocol(spec.protocol).ident
     if cls.card.stochastic:
         fields["diversity"] = {"samples": spec.diversity_samples, "images": spec.diversity_images}
     try:
@@ -496,6 +508,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     train_s += time.perf_counter() - te
     ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
     start_epoch, resumed = 1, None
+    output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
     if state is not None:
         method.load_state_dict(state["method"])
@@ -503,6 +516,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         record.losses, record.curve = state["losses"], state["curve"]
+        output_curves = state.get("output_curves", {})
         train_s, domains_s = state["train_s"], state["domains_s"]
         start_epoch = resumed = int(state["epoch"]) + 1
         resumed -= 1
@@ -531,12 +545,17 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
             values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
+            for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
+                view = _OutputView(method, out_entry.method.split("@", 1)[1])
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                output_curves.setdefault(out_entry.method, []).append(
+                    {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
         if ckpt_path is not None and epoch < epochs:
             _save_checkpoint(ckpt_path, {
                 "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
-                "curve": record.curve, "train_s": train_s, "domains_s": domains_s,
+                "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
             })
     record.config["notes"] = method.notes()
     te = time.perf_counter()
@@ -560,7 +579,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         record.timings["cross_domain_sets_s"] = domains_s
     rows = [_row(entry, record, evaluator, data, keep, samples)]
     for out_entry in task.outputs:
-        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep))
+        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep,
+                                output_curves.get(out_entry.method, [])))
     return CellResult(rows, resumed_from=resumed)
 
 
@@ -590,14 +610,18 @@ def _colorizer_ready(task: CellTask, method: Any, data: DatasetSplits, device: t
 
 
 def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Evaluator, data: DatasetSplits,
-                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool) -> CellRow:
-    """A row for one alternative output of a trained method (same training, its own metrics and samples)."""
+                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool,
+                curve: Sequence[dict[str, Any]] = ()) -> CellRow:
+    """A row for one alternative output of a trained method (same training, its own metrics, samples and, with
+    --eval-every, its own curve: ``curve`` holds the intermediate epochs, the final one is added here)."""
     output = entry.method.split("@", 1)[1]
     view = _OutputView(method, output)
     te = time.perf_counter()
     values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
-    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values, curve=[],
-                              histograms=None, key=entry.key)
+    final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
+        if task.spec.eval_every else []
+    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,
+                              curve=[*curve, *final], histograms=None, key=entry.key)
     rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     gray = data.test.make_batch(idx, device, task.spec.grey_convention).gray
     samples = _to_uint8(checked_colorize(view, gray))  # type: ignore[arg-type]
@@ -672,8 +696,11 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
                     e.attempts = old.attempts
                     if old.status not in ("ok", "failed") or (old.status == "failed" and spec.rerun_failed):
                         finished = False
-                    elif not (rd.cell_dir(old) / "record.json").is_file():
-                        finished = False  # an index entry without its record (a kill in between): rerun
+                    else:
+                        try:
+                            rd.record(old)
+                        except (FileNotFoundError, ValueError):
+                            finished = False  # no record, or an unreadable one (edited, disk error): rerun
                 if finished:
                     done.append(existing[entry.ident])
                 else:
@@ -796,6 +823,7 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
             rd.write_cell(row.entry, row.record, per_image=row.per_image, predictions=row.predictions,
                           samples=row.samples)
         main = result.rows[0].record
+        (rd.checkpoint_dir(task.entry) / "last.pt").unlink(missing_ok=True)  # finished: nothing to resume
         if main.status == "ok":
             summary = ", ".join(f"{k}={mv.value:.4g}" for k, mv in main.metrics.items() if mv.value is not None)
             log(f"    done in {main.timings.get('total_s', 0):.1f} s: {summary}")

@@ -378,6 +378,9 @@ def run_study(args: argparse.Namespace) -> int:
     pairs = prepare(args.run_dir, args.methods, pool=args.pool, seed=args.seed)
     server = StudyServer((args.host, args.port), args.run_dir, pairs, args.trials, args.seconds)
     host, port = server.server_address[:2]
+    if not (host.startswith("127.") or host in ("::1", "localhost")):
+        print(f"warning: the study listens on {host}: anyone who can reach this machine on port {port} can open it "
+              "and add answers", file=sys.stderr)
     arms = sorted({(p.dataset, p.method) for p in pairs})
     print(f"naturalness study of {len(arms)} method(s) on {len({a[0] for a in arms})} dataset(s), "
           f"{len({(p.dataset, p.image) for p in pairs})} images, {args.trials} trials per participant")

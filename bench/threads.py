@@ -82,7 +82,8 @@ def _busy_cores_elsewhere() -> float | None:
 
 def workload_of(preset: str | None = None, image_size: tuple[int, int] | int | None = None) -> str:
     """``"small"`` for the quick presets or images of at most 64x64 pixels, else ``"large"``; ``"small"`` when
-    neither is known (colorbench's default run)."""
+    neither is known (colorbench's default run). A composed preset (``quick+overlay``) counts as its first part."""
+    preset = preset.split("+", 1)[0] if preset else preset
     if image_size is not None:
         h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
         if h * w <= _SMALL_MAX_PIXELS:

@@ -26,6 +26,7 @@ themselves, so a file fetched once serves both. The lpips package's linear layer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -120,6 +121,10 @@ WEIGHTS: dict[str, WeightsFile] = {w.name: w for w in (
     WeightsFile("inception-v3", "inception_v3_google-0cc3c7bd.pth", _TV + "inception_v3_google-0cc3c7bd.pth",
                 "0cc3c7bd", ("fid (weights=torchvision)",),
                 "torchvision Inception v3, ImageNet: FID backbone NOT comparable to published FID"),
+    WeightsFile("inception-v3-1a9a5a14", "inception_v3_google-1a9a5a14.pth", _TV + "inception_v3_google-1a9a5a14.pth",
+                "1a9a5a14", ("fid (weights=torchvision-1a9a5a14; protocols ddcolor-imagenet-val50k, ct2-imagenet-val5k)",),
+                "torchvision's earlier Inception v3 ImageNet file (torchvision < 0.13), the one DDColor and CT2 load "
+                "for their FID"),
     WeightsFile("pt-inception-fid", "pt_inception-2015-12-05-6726825d.pth",
                 "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                 "pt_inception-2015-12-05-6726825d.pth", "6726825d", ("fid (weights=pytorch-fid)",),
@@ -175,6 +180,34 @@ def _get_hint(entry: WeightsFile, dest: Path) -> str:
     return f"put the file {entry.url} at {dest} (with internet access: colorbench weights fetch {entry.name})"
 
 
+#: TEST ONLY: name -> a stand-in file that :func:`require` returns without a hash check (see
+#: :func:`stand_in_for_tests`). Empty in normal use.
+_STAND_INS: dict[str, Path] = {}
+
+
+@contextlib.contextmanager
+def stand_in_for_tests(name: str, path: str | os.PathLike):
+    """TEST ONLY: while the block runs, :func:`require` ``(name)`` (without an explicit path) returns ``path``
+    unchecked. For tests that need a file in the exact on-disk format (e.g. a random-valued state dict with the
+    released names) where the real file cannot be downloaded; methods record it (``stand_in_for_tests`` in their
+    notes), so a value computed with a stand-in is never mistaken for the real one."""
+    get(name)
+    old = _STAND_INS.get(name)
+    _STAND_INS[name] = Path(path)
+    try:
+        yield Path(path)
+    finally:
+        if old is None:
+            _STAND_INS.pop(name, None)
+        else:
+            _STAND_INS[name] = old
+
+
+def stand_in(name: str) -> Path | None:
+    """The test stand-in of ``name`` in force, if any."""
+    return _STAND_INS.get(name)
+
+
 def require(name: str, path: str | os.PathLike | None = None, *, check_hash: bool = True, who: str = "") -> Path:
     """The file of entry ``name`` (at ``path`` if given, else at its destination), after checking its hash.
 
@@ -189,6 +222,8 @@ def require(name: str, path: str | os.PathLike | None = None, *, check_hash: boo
             URL, and says how to get it.
     """
     entry = get(name)
+    if path is None and name in _STAND_INS:
+        return _STAND_INS[name]
     dest = Path(path) if path is not None else entry.path()
     need = f"{who} needs" if who else "needed:"
     if not dest.is_file():

@@ -16,3 +16,4 @@ __all__ = ["METHODS", "BaseConfig", "Method", "MethodCard", "register_method"]
 from colorbench.methods import cyclegan  # noqa: F401,E402
 from colorbench.methods import spyncogan  # noqa: F401,E402
 from colorbench.methods import two_image  # noqa: F401,E402
+from colorbench.methods import zhang  # noqa: F401,E402

@@ -34,11 +34,27 @@ from colorbench.metrics.registry import register_metric
 
 #: weights name -> (file name, where to get it, number of classes of the file's classifier, FID pooling blocks);
 #: file name and URL come from colorbench's weights registry (``colorbench weights list``), entry in FID_WEIGHTS_FILES.
-FID_WEIGHTS_FILES = {"pytorch-fid": "pt-inception-fid", "torchvision": "inception-v3"}
+#: "torchvision-1a9a5a14" is the earlier torchvision file name (torchvision < 0.13) that DDColor's
+#: basicsr/models/color_model.py and CT2's segm/metrics.py load (pretrain/ or resources/inception_v3_google-1a9a5a14.pth).
+FID_WEIGHTS_FILES = {"pytorch-fid": "pt-inception-fid", "torchvision": "inception-v3",
+                     "torchvision-1a9a5a14": "inception-v3-1a9a5a14"}
+_FID_NETWORKS = {"pytorch-fid": (1008, True), "torchvision": (1000, False), "torchvision-1a9a5a14": (1000, False)}
 FID_WEIGHTS = {
-    name: (WEIGHTS[entry].file_name, WEIGHTS[entry].url, classes, fid_blocks)
-    for (name, entry), (classes, fid_blocks) in zip(FID_WEIGHTS_FILES.items(), ((1008, True), (1000, False)))
+    name: (WEIGHTS[entry].file_name, WEIGHTS[entry].url, *_FID_NETWORKS[name])
+    for name, entry in FID_WEIGHTS_FILES.items()
 }
+#: How [0, 1] images become the network's input after the bilinear resize (``preprocess``):
+#: the per-channel ImageNet mean and std the torchvision weights were trained with are MEAN, STD below.
+FID_PREPROCESS = {
+    "pytorch-fid": "x -> 2x - 1 (pytorch-fid: the TF Inception's [-1, 1] input)",
+    "ct2": "x -> 2 (STD_c x + MEAN_c) - 1, i.e. x * (STD_c / 0.5) + (MEAN_c - 0.5) / 0.5 on x in [0, 1] (CT2's "
+           "segm/metrics.py INCEPTION_V3_FID: Normalize(0.5, 0.5) images mapped back by x*0.5+0.5, then "
+           "torchvision's transform_input formula)",
+    "ddcolor": "x -> (x * 0.5 + 0.5) * (STD_c / 0.5) + (MEAN_c - 0.5) / 0.5 on x in [0, 1] (DDColor's "
+               "basicsr/metrics/custom_fid.py: the same code as CT2 fed [0, 1] images instead of [-1, 1] ones)",
+}
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 FID_FEATURE_DIM = 2048
 FID_INPUT_SIZE = 299
 #: Feature dimensions pytorch-fid offers (``--dims``) -> the Inception stage whose output is taken (spatially
@@ -105,10 +121,14 @@ class InceptionFeatures(nn.Module):
     """[0, 1] RGB images -> ``dims``-d features (float32): resize to ``input_size``, scale to [-1, 1], run
     Inception up to the stage of ``dims`` (see :data:`FID_DIMS`) and average that stage's output spatially."""
 
-    def __init__(self, net: nn.Module, input_size: int = FID_INPUT_SIZE, dims: int = FID_FEATURE_DIM) -> None:
+    def __init__(self, net: nn.Module, input_size: int = FID_INPUT_SIZE, dims: int = FID_FEATURE_DIM,
+                 preprocess: str = "pytorch-fid") -> None:
         super().__init__()
         if dims not in FID_DIMS:
             raise ValueError(f"FID dims must be one of {tuple(FID_DIMS)}, got {dims}")
+        if preprocess not in FID_PREPROCESS:
+            raise ValueError(f"unknown FID preprocess {preprocess!r}; choose one of {tuple(FID_PREPROCESS)}")
+        self.preprocess = preprocess
         last = _STAGES.index(FID_DIMS[dims])
         self.stages = nn.ModuleList(getattr(net, name) for name in _STAGES[: last + 1])
         self.input_size, self.dims = int(input_size), int(dims)
@@ -118,7 +138,14 @@ class InceptionFeatures(nn.Module):
         x = images.float()
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        x = 2.0 * x - 1.0
+        if self.preprocess == "pytorch-fid":
+            x = 2.0 * x - 1.0
+        else:
+            if self.preprocess == "ddcolor":
+                x = x * 0.5 + 0.5
+            scale = torch.tensor([s / 0.5 for s in _IMAGENET_STD], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            shift = torch.tensor([(m - 0.5) / 0.5 for m in _IMAGENET_MEAN], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            x = x * scale + shift
         for stage in self.stages:
             x = stage(x)
         return x.mean(dim=(2, 3))
@@ -126,7 +153,7 @@ class InceptionFeatures(nn.Module):
 
 def build_fid_inception(weights: str = "pytorch-fid", weights_path: str | os.PathLike | None = None, *,
                         check_hash: bool = True, input_size: int = FID_INPUT_SIZE,
-                        dims: int = FID_FEATURE_DIM) -> InceptionFeatures:
+                        dims: int = FID_FEATURE_DIM, preprocess: str = "pytorch-fid") -> InceptionFeatures:
     """The feature network with the weights of the file :func:`fid_weights_path` names.
 
     Raises:
@@ -152,16 +179,17 @@ def build_fid_inception(weights: str = "pytorch-fid", weights_path: str | os.Pat
         raise MetricUnavailable(f"{path} is not the {weights} Inception v3 state dict: {err}") from err
     if not input_size >= 75:
         raise ValueError(f"input_size must be at least 75 (Inception v3's smallest input), got {input_size}")
-    model = InceptionFeatures(net, input_size, dims)
+    model = InceptionFeatures(net, input_size, dims, preprocess)
     model.requires_grad_(False)
     return model
 
 
 @functools.lru_cache(maxsize=4)
 def cached_fid_inception(weights: str, path: str, check_hash: bool, input_size: int, dims: int,
-                         device: str) -> InceptionFeatures:
+                         device: str, preprocess: str = "pytorch-fid") -> InceptionFeatures:
     """:func:`build_fid_inception` on ``device``, built once per argument tuple."""
-    return build_fid_inception(weights, path, check_hash=check_hash, input_size=input_size, dims=dims).to(device)
+    return build_fid_inception(weights, path, check_hash=check_hash, input_size=input_size, dims=dims,
+                               preprocess=preprocess).to(device)
 
 
 def inception_features(model: nn.Module, images: Tensor) -> Tensor:
@@ -192,6 +220,9 @@ class FrechetInceptionDistance(StreamingMetric):
             other numbers, and ``params()`` records it).
         dims: feature dimension, as pytorch-fid's ``--dims``: 2048 (default, the standard FID), 768, 192 or 64
             (earlier Inception stages, spatially averaged).
+        preprocess: how the resized [0, 1] images are scaled for the network (:data:`FID_PREPROCESS`):
+            ``"pytorch-fid"`` (default, [-1, 1]), or the ImageNet-normalisation formulas of CT2 (``"ct2"``) and
+            DDColor (``"ddcolor"``), which go with the torchvision weights.
 
     Raises:
         MetricUnavailable: at construction, if the weights file is missing or not the right one.
@@ -203,10 +234,14 @@ class FrechetInceptionDistance(StreamingMetric):
     per_image = False
 
     def __init__(self, *, weights: str = "pytorch-fid", weights_path: str | os.PathLike | None = None,
-                 check_hash: bool = True, input_size: int = FID_INPUT_SIZE, dims: int = FID_FEATURE_DIM) -> None:
+                 check_hash: bool = True, input_size: int = FID_INPUT_SIZE, dims: int = FID_FEATURE_DIM,
+                 preprocess: str = "pytorch-fid") -> None:
         super().__init__()
         if dims not in FID_DIMS:
             raise ValueError(f"FID dims must be one of {tuple(FID_DIMS)}, got {dims}")
+        if preprocess not in FID_PREPROCESS:
+            raise ValueError(f"unknown FID preprocess {preprocess!r}; choose one of {tuple(FID_PREPROCESS)}")
+        self.preprocess = preprocess
         self.weights, self.check_hash, self.input_size, self.dims = weights, bool(check_hash), int(input_size), dims
         self._path = fid_weights_path(weights, weights_path)
         self._model()  # fail now (MetricUnavailable), not at the first update
@@ -217,7 +252,8 @@ class FrechetInceptionDistance(StreamingMetric):
             self.add_state(f"{which}_outer", torch.zeros(d, d, dtype=torch.float64), reduce="sum")
 
     def _model(self, device: str = "cpu") -> InceptionFeatures:
-        return cached_fid_inception(self.weights, self._path, self.check_hash, self.input_size, self.dims, device)
+        return cached_fid_inception(self.weights, self._path, self.check_hash, self.input_size, self.dims, device,
+                                    self.preprocess)
 
     def update_inputs(self, inputs: MetricInputs) -> None:
         pred, target = inputs.pred, inputs.target
@@ -242,10 +278,11 @@ class FrechetInceptionDistance(StreamingMetric):
             "weights_file": os.path.basename(self._path),
             "hash_checked": self.check_hash,
             "comparable_to_published_fid": (self.weights == "pytorch-fid" and self.input_size == FID_INPUT_SIZE
-                                            and self.dims == FID_FEATURE_DIM),
+                                            and self.dims == FID_FEATURE_DIM and self.preprocess == "pytorch-fid"),
+            "preprocess": f"{self.preprocess}: {FID_PREPROCESS[self.preprocess]}",
             "dims": self.dims,
             "features": f"{self.dims}-d: output of {FID_DIMS[self.dims]}, spatially averaged",
-            "resize": f"bilinear to {self.input_size}x{self.input_size} (align_corners=False), then [-1, 1]",
+            "resize": f"bilinear to {self.input_size}x{self.input_size} (align_corners=False), then the preprocess",
             "covariance": "sample (N-1)",
             "sqrtm": "trace via symmetric eigendecompositions (float64)",
             "grey": "n/a",

@@ -42,7 +42,12 @@ from colorbench.threads import chunk_map
 __all__ = [
     "AB_HISTOGRAM_BINS",
     "AB_JOINT_BINS",
+    "COLORFULNESS_CHANNEL_ORDERS",
+    "COLORFULNESS_FORMULAS",
     "COLORFULNESS_REDUCTIONS",
+    "QUANTIZE_MODES",
+    "colorfulness_moments_variant",
+    "quantize_unit",
     "SUM_ABS_DIFF_SCALES",
     "ab_joint_histogram_counts",
     "ab_joint_histogram_js",
@@ -1071,6 +1076,63 @@ def _colorfulness_moments_chunk(images: Tensor) -> Tensor:
     return torch.stack(
         [n, rg.sum(dim=(1, 2)), yb.sum(dim=(1, 2)), rg.square().sum(dim=(1, 2)), yb.square().sum(dim=(1, 2))], dim=1
     ).cpu()
+
+
+#: Opponent components of the colourfulness: Hasler-Suesstrunk's signed rg, yb, or their absolute values (as the
+#: pyimagesearch snippet copied into DDColor's, CT2's and ColorFormer's evaluation code computes them).
+COLORFULNESS_FORMULAS = ("signed", "absolute")
+#: How the channels are read: "rgb" (R, G, B as they are) or "bgr" (the first channel taken as B: code that splits
+#: an RGB array with ``cv2.split`` as if it were OpenCV's BGR swaps R and B).
+COLORFULNESS_CHANNEL_ORDERS = ("rgb", "bgr")
+#: 8-bit quantisation of [0, 1] values before the measure: none, round (x*255 rounded, as basicsr's tensor2img)
+#: or truncate (x*255 cast to uint8, as ``(255 * np.clip(x, 0, 1)).astype(np.uint8)``).
+QUANTIZE_MODES = ("none", "round", "truncate")
+
+
+def quantize_unit(images: Tensor, mode: str) -> Tensor:
+    """[0, 1] floats -> the 8-bit values of ``mode`` (see :data:`QUANTIZE_MODES`), back on [0, 1] (float32)."""
+    if mode == "none":
+        return images
+    if mode == "round":
+        return (images.float() * 255.0).round_().div_(255.0)
+    if mode == "truncate":
+        return (images.float() * 255.0).floor_().div_(255.0)  # values are >= 0, so a cast truncates to the floor
+    raise ValueError(f"unknown quantize mode {mode!r}; choose one of {QUANTIZE_MODES}")
+
+
+def colorfulness_moments_variant(images: Tensor, formula: str = "signed", channel_order: str = "rgb",
+                                 quantize: str = "none") -> Tensor:
+    """:func:`colorfulness_moments` under another convention: ``formula="absolute"`` sums |rg| and |yb| (the
+    squares are the same), ``channel_order="bgr"`` reads the channels as B, G, R, ``quantize`` rounds or truncates
+    to 8 bits first. ``("signed", "rgb", "none")`` equals :func:`colorfulness_moments`."""
+    check_images(images, "images")
+    return _colorfulness_moments_variant_unchecked(images, formula, channel_order, quantize)
+
+
+def _colorfulness_moments_variant_unchecked(images: Tensor, formula: str, channel_order: str, quantize: str) -> Tensor:
+    if formula not in COLORFULNESS_FORMULAS:
+        raise ValueError(f"unknown colorfulness formula {formula!r}; choose one of {COLORFULNESS_FORMULAS}")
+    if channel_order not in COLORFULNESS_CHANNEL_ORDERS:
+        raise ValueError(f"unknown channel order {channel_order!r}; choose one of {COLORFULNESS_CHANNEL_ORDERS}")
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {QUANTIZE_MODES}")
+
+    def chunk(x: Tensor) -> Tensor:
+        x = x.double() * 255.0  # 8-bit values exactly (quantize_unit's float32 k/255 would be off by ~1e-5)
+        if quantize == "round":
+            x = x.round()
+        elif quantize == "truncate":
+            x = x.floor()
+        r, g, b = (x[:, 0], x[:, 1], x[:, 2]) if channel_order == "rgb" else (x[:, 2], x[:, 1], x[:, 0])
+        rg = r - g
+        yb = 0.5 * (r + g) - b
+        if formula == "absolute":
+            rg, yb = rg.abs(), yb.abs()
+        n = torch.full((x.shape[0],), float(x.shape[2] * x.shape[3]), dtype=torch.float64, device=x.device)
+        return torch.stack([n, rg.sum(dim=(1, 2)), yb.sum(dim=(1, 2)), rg.square().sum(dim=(1, 2)),
+                            yb.square().sum(dim=(1, 2))], dim=1).cpu()
+
+    return per_image_chunks(chunk, images)
 
 
 def colorfulness_from_moments(moments: Tensor) -> Tensor:

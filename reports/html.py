@@ -118,7 +118,7 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None) -> dic
                 title = f"95 % bootstrap interval [{format_value(key, lo)}, {format_value(key, hi)}]"
             cells[key] = Cell(text, value if not math.isnan(value) else None, title=title)
         if study is not None:
-            rate = study.for_method(ds, rec.method)
+            rate = study.for_method(ds, rec.method, rec.seed)
             if rate is None:
                 cells[FOOLING_KEY] = Cell(MISSING, None, title="no study trials for this method", missing=True)
             else:

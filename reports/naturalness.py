@@ -82,10 +82,15 @@ class StudyResult:
     n_bad: int  # lines that are not a complete response (e.g. a torn last line); left out and counted
     participants: int
 
-    def for_method(self, dataset: str | None, method: str) -> FoolingRate | None:
-        if dataset is not None and (dataset, method) in self.rates:
-            return self.rates[(dataset, method)]
-        matches = [r for (ds, m), r in self.rates.items() if m == method and dataset is None]
+    def for_method(self, dataset: str | None, method: str, seed: int | None = None) -> FoolingRate | None:
+        """The rate of ``method`` on ``dataset``; with ``seed``, also the study's label of one seed of a method
+        that has several (``"unet-l1 (seed 1)"``). ``dataset=None``: the method's only rate, if it has one."""
+        if dataset is not None:
+            for label in (method, *([f"{method} (seed {seed})"] if seed is not None else [])):
+                if (dataset, label) in self.rates:
+                    return self.rates[(dataset, label)]
+            return None
+        matches = [r for (ds, m), r in self.rates.items() if m == method]
         return matches[0] if len(matches) == 1 else None
 
 

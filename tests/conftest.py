@@ -20,6 +20,27 @@ def _deterministic_torch():
 
 
 @pytest.fixture(scope="session")
+def zhang_weights_stand_ins(tmp_path_factory):
+    """TEST ONLY: random-valued state dicts with the names and shapes of Zhang et al.'s released files (see
+    tests/zhang_stand_ins.py), put where ``colorbench.weights.require`` finds them for the rest of the session, so
+    the method contract tests can build ``zhang-siggraph17`` and ``zhang-eccv16 --preset released`` offline. The
+    methods record ``stand_in_for_tests: True`` in their notes."""
+    import contextlib
+
+    from zhang_stand_ins import write_stand_in
+
+    from colorbench import weights
+
+    folder = tmp_path_factory.mktemp("zhang_weights")
+    with contextlib.ExitStack() as stack:
+        paths = {}
+        for name in ("zhang-eccv16", "zhang-siggraph17"):
+            paths[name] = write_stand_in(name, folder / f"stand_in_{name}.pth")
+            stack.enter_context(weights.stand_in_for_tests(name, paths[name]))
+        yield paths
+
+
+@pytest.fixture(scope="session")
 def random_vgg16_hub(tmp_path_factory):
     """A torch-hub folder holding a *test fixture* in the on-disk format of the Caffe VGG16 weights that
     ``gorriz-featrec`` needs (``checkpoints/vgg16-00b39a1b.pth``, torchvision layout ``features.N.*``): random

@@ -263,3 +263,33 @@ def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) ->
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_one_view_per_dataset(browser, tmp_path: Path, shots: Path) -> None:
+    from colorbench.rundir import CellEntry, RunDir
+
+    from html_fixtures import images, records
+
+    run_dir = make_run_dir(tmp_path)
+    rec = records()[1]
+    rec.dataset, rec.dataset_name = {"name": "other"}, "other"
+    RunDir(run_dir).write_cell(CellEntry(key="k-o", dataset="other", method="beta", preset="quick", seed=0), rec,
+                               predictions=(images()["beta"][:5], IDS[:5]))
+    write_report(run_dir)
+    w = Watched(browser)
+    page = w.page
+    page.goto((run_dir / "index.html").as_uri())
+    visible = lambda: page.eval_on_selector_all(  # noqa: E731
+        "#leaderboard tbody tr", "rs => rs.filter(r => r.offsetParent !== null).map(r => r.dataset.method + '@' + r.dataset.dataset)")
+    assert visible() == ["alpha@toyset", "beta@toyset", "broken@toyset"]
+    assert page.text_content("#browser-page") == "page 1 / 3"
+    assert page.is_visible("#failed-runs")  # broken failed on toyset
+    page.click('.dataset-tab[data-dataset="other"]')
+    assert visible() == ["beta@other"] and not page.is_visible("#failed-runs")
+    page.wait_for_function("() => document.querySelector('#browser-page').textContent === 'page 1 / 1'")
+    assert page.eval_on_selector_all("#browser thead th", "hs => hs.map(h => h.textContent)") == ["id", "beta"]
+    page.screenshot(path=str(shots / "report_other_dataset.png"))
+    page.click('.dataset-tab[data-dataset="toyset"]')
+    assert visible() == ["alpha@toyset", "beta@toyset", "broken@toyset"]
+    assert w.errors == [] and all(u.startswith("file://") for u in w.requests)
+    page.close()

@@ -263,3 +263,28 @@ def test_pretrained_classifier_loads_imagenet_weights_from_a_file(tmp_path, monk
     assert torch.equal(model.classifier[3].weight, fake["classifier.3.weight"])
     assert model.classifier[-1].out_features == 21
     assert not classifier_config("paper-vgg16").pretrained
+
+
+def test_alternative_outputs_get_their_own_curves(tmp_path):
+    """SpyncoGan Table 1 / Fig. 6 need every output G1-G3 along training: with --all-outputs and --eval-every,
+    each output row has its own curve (intermediate epochs and the final one)."""
+    from colorbench.rundir import RunDir
+    from colorbench.runner import RunSpec, run
+
+    spec = RunSpec(methods=("spyncogan",), dataset="shapes", dataset_options=(("n_train", 16), ("n_test", 8)),
+                   epochs=2, eval_every=1, metrics=("mse",), all_outputs=True, unpaired_protocol="shuffled",
+                   progress=False)
+    out = run(spec, out=tmp_path / "run", log=lambda s: None)
+    recs = {r.method: r for r in RunDir(out).records()}
+    for name in ("spyncogan", "spyncogan@G2", "spyncogan@G3"):
+        assert [p["epoch"] for p in recs[name].curve] == [1, 2], name
+    assert recs["spyncogan@G3"].curve[-1]["metrics"]["mse"] == recs["spyncogan@G3"].metrics["mse"].value
+    assert recs["spyncogan@G2"].curve[0]["metrics"]["mse"] != recs["spyncogan"].curve[0]["metrics"]["mse"]
+
+
+def test_describe_shows_where_a_paper_preset_was_defined(capsys):
+    from colorbench.cli import main
+
+    assert main(["describe", "unet-seg", "--preset", "paper"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "defined on: {'voc-seg': 256}" in out and "p. 30" in out

@@ -32,6 +32,9 @@ from colorbench.methods.nets import (
 
 SIZE = 32
 
+# Methods with released weights (zhang-siggraph17) find random-valued stand-ins of their files (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("zhang_weights_stand_ins")
+
 
 # --- synthetic data (the contract's images come from colorbench.testing) ---------------------------------------
 RED, BLUE = (0.95, 0.25, 0.2), (0.1, 0.2, 0.8)  # BT.601 luma 0.454 and 0.238: red is the brighter one

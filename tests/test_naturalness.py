@@ -100,3 +100,13 @@ def test_report_reads_study_responses(tmp_path: Path) -> None:
     assert f"25.0 % [{100 * lo:.1f}, {100 * hi:.1f}] (n=20)" in md
     assert "## Naturalness (2AFC study)" in md
     assert "25.0 %" in out["html"].read_text()
+
+
+def test_several_seeds_of_a_method_are_arms_of_their_own(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    study.joinpath("responses.jsonl").write_text(
+        _line("p", 0, "alpha (seed 1)", "left", "right") + _line("p", 1, "alpha (seed 2)", "left", "left"))
+    result = load_study(tmp_path)
+    assert result.for_method("toyset", "alpha", 1).fooled == 1 and result.for_method("toyset", "alpha", 2).fooled == 0
+    assert result.for_method("toyset", "alpha") is None and result.for_method("other", "alpha", 1) is None

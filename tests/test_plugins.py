@@ -167,3 +167,19 @@ def test_contract_check_names_the_failed_check(tmp_path):
     with pytest.raises(ValueError, match="unknown check"):
         check_method("sepia-bad", skip=("no_such_check",))
     assert len(CONTRACT_CHECKS) == 10
+
+
+def test_plugin_that_raises_in_colorize_is_a_failed_row(tmp_path, capsys):
+    body = SEPIA.format(name="sepia-raises").replace('check_gray_input(gray, "sepia-raises.colorize")',
+                                                     'raise RuntimeError("my model is broken")')
+    path = str(write_plugin(tmp_path, body=body, file="raises.py"))
+    out = tmp_path / "run"
+    assert cli.main(["run", "--methods", "sepia-raises,gray", "--plugin", path, "--dataset", "shapes",
+                     "--dataset-option", "n_train=8", "--dataset-option", "n_test=8", "--image-size", "32",
+                     "--out", str(out), "--no-progress", "--metrics", "mse"]) == 0
+    capsys.readouterr()
+    from colorbench.rundir import RunDir
+
+    recs = {r.method: r for r in RunDir(out).records()}
+    assert recs["sepia-raises"].status == "failed" and "RuntimeError: my model is broken" in recs["sepia-raises"].error
+    assert recs["gray"].status == "ok"

@@ -119,6 +119,7 @@ def test_spyncogan_curves_quick(name, tmp_path):
     out, df = _run(name, tmp_path)
     assert df["measured"].notna().all()
     assert df["measured_how"].str.startswith("curve-mean over epochs [1, 2, 3]").all()
+    assert df["note"].isna().all()  # every row (G2, G3 included) has its own curve
 
 
 @pytest.mark.slow

@@ -157,8 +157,10 @@ def test_registry_agrees_with_the_libraries():
             assert e.full_hash and W.status(e, hash_files=True) == "ok"
 
 
-def test_require_names_file_path_and_url(tmp_path):
+def test_require_names_file_path_and_url(tmp_path, monkeypatch):
     import torch
+
+    monkeypatch.setattr(W, "_STAND_INS", {})  # no test stand-ins (tests/conftest.py) in force
 
     old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))

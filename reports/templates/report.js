@@ -45,6 +45,8 @@
       if (r.dataset.dataset === ds || DATA.datasets.length < 2) r.removeAttribute("data-hidden");
       else r.setAttribute("data-hidden", "");
     });
+    const failed = $("#failed-runs"); // shown only when this dataset has failed rows
+    if (failed) failed.hidden = !$$(".failed-list li", failed).some((li) => !li.hasAttribute("data-hidden"));
     $$(".current-dataset").forEach((s) => { s.textContent = DATA.datasets.length > 1 ? "— " + ds : ""; });
     browser.setDataset(DATA.browser.find((b) => b.dataset === ds) || null);
   }
