@@ -173,3 +173,13 @@ def test_statistical_ties_from_comparisons_are_marked(run_dir: Path) -> None:
     assert marked == {(r.method, r.metric) for r in tied.itertuples() if r.dataset == "toyset"}
     assert ("beta", "mse") in marked  # beta's per-image MSE is not told apart from alpha's (Wilcoxon, 45 images)
     assert 'id="comparisons"' in text
+
+
+def test_report_and_study_do_not_import_torch() -> None:
+    """The report and the study read the run directory only: no training stack is loaded (fast start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, colorbench.reports.html, colorbench.reports.naturalness, colorbench.study; "
+            "loaded = [m for m in ('torch', 'torchvision') if m in sys.modules]; assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)
