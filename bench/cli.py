@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "are listed as skipped with the reason)")
     r.add_argument("--dataset", default="photos", help="dataset name (default: photos, built in and offline)")
     r.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, repeatable (see `colorbench list datasets`)")
+                   help="dataset option, repeatable (see `colorbench list datasets`); DATASET.KEY=VALUE applies to one dataset of --datasets")
     r.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
     r.add_argument("--data-root", default=None,
                    help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "

@@ -187,6 +187,23 @@ def _ray_cell(task: Any, env: Mapping[str, str]) -> Any:
     return execute_cell(task, None, log=print)
 
 
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when a Ray address does not answer (``ray.init`` itself waits for minutes)."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"the Ray cluster at {address!r} does not answer ({exc}); check the address (`ray status` "
+                         "on the head node) or leave --ray-address out for a local Ray instance") from None
+
+
 class RayExecutor(Executor):
     """One Ray task per cell; a local Ray instance unless ``--ray-address`` names a cluster."""
 
@@ -201,6 +218,8 @@ class RayExecutor(Executor):
         self.ray = ray
         self.started_here = False
         if not ray.is_initialized():
+            if spec.ray_address:
+                _probe(spec.ray_address)
             kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True,
                                       "log_to_driver": bool(spec.progress)}
             if spec.ray_address:

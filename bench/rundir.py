@@ -319,7 +319,11 @@ class RunDir:
         if not path.is_file():
             raise FileNotFoundError(f"cell {cell.method} on {cell.dataset} (seed {cell.seed}) has no record "
                                     f"({path} is missing; its status is {cell.status!r})")
-        return RunRecord.load(path)
+        try:
+            return RunRecord.load(path)
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{path} is not a readable record ({type(exc).__name__}: {exc}); delete it and rerun "
+                             "the command to compute this cell again") from None
 
     def records(self) -> list[RunRecord]:
         """Every finished cell's record (ok and failed), in the order of ``cells.json``."""

@@ -200,12 +200,20 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
     return DATASETS.get(name)(**dict(options)).load()
 
 
+def dataset_options_for(spec: RunSpec, name: str) -> tuple[tuple[str, Any], ...]:
+    """The options of one dataset of a grid: ``KEY=VALUE`` applies to every dataset, ``NAME.KEY=VALUE`` only to
+    dataset ``NAME`` (and wins over the plain one)."""
+    plain = {k: v for k, v in spec.dataset_options if "." not in k}
+    plain.update({k.split(".", 1)[1]: v for k, v in spec.dataset_options if k.startswith(f"{name}.")})
+    return tuple(sorted(plain.items()))
+
+
 def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
     """Load (once per process) one dataset of the spec, with the protocol's resize options (unless given) and
     only the protocol's test images (colorbench.metrics.protocols)."""
     name = name or spec.dataset_names()[0]
     proto = get_protocol(spec.protocol)
-    options = tuple(sorted(proto.dataset_options(name, dict(spec.dataset_options)).items()))
+    options = tuple(sorted(proto.dataset_options(name, dict(dataset_options_for(spec, name))).items()))
     try:
         hash(options)
     except TypeError:  # an unhashable option value (a list): no cache
@@ -749,8 +757,11 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
                     e.attempts = old.attempts
                     if old.status not in ("ok", "failed") or (old.status == "failed" and spec.rerun_failed):
                         finished = False
-                    elif not (rd.cell_dir(old) / "record.json").is_file():
-                        finished = False  # an index entry without its record (a kill in between): rerun
+                    else:
+                        try:
+                            rd.record(old)
+                        except (FileNotFoundError, ValueError):
+                            finished = False  # no record, or an unreadable one (edited, disk error): rerun
                 if finished:
                     done.append(existing[entry.ident])
                 else:
@@ -883,6 +894,7 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
             rd.write_cell(row.entry, row.record, per_image=row.per_image, predictions=row.predictions,
                           samples=row.samples)
         main = result.rows[0].record
+        (rd.checkpoint_dir(task.entry) / "last.pt").unlink(missing_ok=True)  # finished: nothing to resume
         if main.status == "ok":
             summary = ", ".join(f"{k}={mv.value:.4g}" for k, mv in main.metrics.items() if mv.value is not None)
             log(f"    done in {main.timings.get('total_s', 0):.1f} s: {summary}")

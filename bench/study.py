@@ -375,6 +375,10 @@ def run_study(args: argparse.Namespace) -> int:
     """Prepare the images and serve the study until interrupted (Ctrl-C)."""
     if args.pool < 1:
         raise ValueError(f"--pool must be >= 1, got {args.pool}")
+    if args.trials < 1:  # checked before any image is written (StudyServer checks it too)
+        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    if args.seconds is not None and not (args.seconds > 0 and math.isfinite(args.seconds)):
+        raise ValueError(f"--seconds must be a positive number of seconds, got {args.seconds}")
     pairs = prepare(args.run_dir, args.methods, pool=args.pool, seed=args.seed)
     server = StudyServer((args.host, args.port), args.run_dir, pairs, args.trials, args.seconds)
     host, port = server.server_address[:2]

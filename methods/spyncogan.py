@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import MethodCard, PresetScale
-from colorbench.methods.cyclegan import SEED_SPYNCOGAN
+from colorbench.methods.cyclegan import QUICK_CHOICE, QUICK_UNPAIRED, SEED_SPYNCOGAN
 from colorbench.methods.losses import GANLoss
 from colorbench.methods.nets import (
     NORMS,
@@ -34,6 +34,7 @@ from colorbench.methods.nets import (
     ImagePool,
     SeparablePatchDiscriminator,
     SpyncoGenerator,
+    add_to_input,
     set_requires_grad,
     sobel_edges,
 )
@@ -68,6 +69,10 @@ class SpyncoGanConfig(AdamInitConfig, TrainableConfig):
         alpha, beta, gamma, zeta: per-output weights of the identity, cycle, GAN and contours losses.
         loss_outputs: how many outputs enter the losses: 3 (L^{1,2,3}) or 1 (L^1, the output ablation).
         pool_size: fakes kept in each output's image pool (50, as CycleGAN; 0 disables them).
+        output_skip: False (the paper): each pyramid output is ``tanh(z_i)``. True (quick presets only): output
+            G_i is ``tanh(z_i + atanh(x_i))`` with ``x_i`` the input at G_i's scale (average-pooled by 2^(i-1),
+            then upsampled as G_i is; ``nets.add_to_input``), so an untrained G returns its input and training
+            learns the colours; the network, losses and steps are unchanged.
         lr, beta1, beta2, init_type, init_gain: see :class:`AdamInitConfig`.
     """
 
@@ -90,6 +95,7 @@ class SpyncoGanConfig(AdamInitConfig, TrainableConfig):
     zeta: tuple[float, ...] = (1.0, 0.0, 0.0)
     loss_outputs: int = 3
     pool_size: int = 50
+    output_skip: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -154,6 +160,10 @@ _CHOICES = (
     "epochs, linear decay after half.",
     "Quick preset (32×32): enc (8, 16, 16), n 16, 1 residual block, 3×3 mapping, ndf 8, 2-layer D, batch 32, 6 "
     "epochs (3 constant + 3 decaying); loss weights as the paper.",
+    QUICK_CHOICE + " Each pyramid output G_i is re-based on the input at its own scale (average-pooled by "
+    "2^(i-1), upsampled as G_i is), so G2 and G3 stay coarse. Measured with output_skip at lr 2e-4: PSNR 23.56, "
+    "luma SSIM 1.000, but colourfulness 6.9 (almost grey); lr 1e-3 is for the colours. A quick step takes 0.96 "
+    "of the old one's time.",
 )
 
 
@@ -184,7 +194,7 @@ class SpyncoGan(TrainableMethod):
         "paper": {"batch_size": 1, "epochs": 100, "lr_decay_fraction": 0.5, "enc_channels": (64, 128, 256), "n": 256,
                   "n_res_blocks": 3, "map_kernel": 7, "ndf": 64, "n_layers_d": 3},
         "quick": {"batch_size": 32, "epochs": 6, "lr_decay_fraction": 0.5, "enc_channels": (8, 16, 16), "n": 16,
-                  "n_res_blocks": 1, "map_kernel": 3, "ndf": 8, "n_layers_d": 2},
+                  "n_res_blocks": 1, "map_kernel": 3, "ndf": 8, "n_layers_d": 2, **QUICK_UNPAIRED},
     }
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
@@ -214,10 +224,20 @@ class SpyncoGan(TrainableMethod):
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
 
+    def gen(self, x: Tensor, k: int) -> list[Tensor]:
+        """G's first ``k`` pyramid outputs on ``x`` (3 channels in [-1, 1]), re-based on ``x`` at each output's
+        scale with ``output_skip``."""
+        outs = self.G(x, outputs=k)
+        if not self.config.output_skip:
+            return outs
+        size = tuple(x.shape[-2:])
+        bases = [x] + [self.G._up(F.avg_pool2d(x, 2**i), size) for i in range(1, k)]
+        return [add_to_input(b, o) for b, o in zip(bases, outs)]
+
     # --- colorization --------------------------------------------------------------------------------------------
     def _outputs(self, gray: Tensor, k: int) -> list[Tensor]:
         with self.autocast():
-            outs = self.G((gray * 2 - 1).expand(-1, 3, -1, -1), outputs=k)
+            outs = self.gen((gray * 2 - 1).expand(-1, 3, -1, -1), k)
         return [((o.float() + 1) / 2).clamp(0, 1) for o in outs]
 
     def predict(self, gray: Tensor) -> Tensor:
@@ -241,9 +261,9 @@ class SpyncoGan(TrainableMethod):
         zero = I.new_zeros(())
         with self.training_rng():
             with self.autocast():
-                fakes = [o.float() for o in self.G(I.expand(-1, 3, -1, -1), outputs=k)]
-                idt = [o.float() for o in self.G(J, outputs=k)]
-                bab = [o.float() for o in self.G(self.H_t(J).expand(-1, 3, -1, -1), outputs=k)]
+                fakes = [o.float() for o in self.gen(I.expand(-1, 3, -1, -1), k)]
+                idt = [o.float() for o in self.gen(J, k)]
+                bab = [o.float() for o in self.gen(self.H_t(J).expand(-1, 3, -1, -1), k)]
             set_requires_grad(self.D, False)
             with self.autocast():
                 scores = [self.D(f) for f in fakes]

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from colorbench.metrics.histogram_export import LOG_AB_HISTOGRAM_COLUMNS, log_ab_histogram_frame
+from colorbench.reports.histogram_export import LOG_AB_HISTOGRAM_COLUMNS, log_ab_histogram_frame
 from colorbench.records import RunRecord, as_float
 from colorbench.reports.tables import CANONICAL_METRICS, display_name, higher_is_better
 

@@ -36,7 +36,8 @@ from colorbench.fsio import atomic_write_text, atomic_write_with
 from colorbench.records import RunRecord, as_float
 from colorbench.reports.images import ImageSet, image_sets
 from colorbench.reports.naturalness import StudyResult
-from colorbench.reports.tables import MISSING, NA, NOT_APPLICABLE, display_name, format_value, metric_keys
+from colorbench.reports.tables import (MISSING, NA, NOT_APPLICABLE, TIE, TIE_NOTE, _ties, display_name, format_value,
+                                       metric_keys)
 
 #: Images per thumbnail strip and per data chunk.
 CHUNK = 50
@@ -84,7 +85,8 @@ def dataset_name(rec: RunRecord) -> str:
     return str(ds.get("name", "dataset")) if isinstance(ds, Mapping) else str(ds or "dataset")
 
 
-def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None) -> dict[str, Any]:
+def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
+                 ties: set[tuple[str, str, str]] = frozenset()) -> dict[str, Any]:
     keys = metric_keys(records)
     directions: dict[str, bool] = {}
     for rec in records:
@@ -117,6 +119,9 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None) -> dic
                 lo, hi = mv.ci95
                 text += f" ± {_half(key, lo, hi)}"
                 title = f"95 % bootstrap interval [{format_value(key, lo)}, {format_value(key, hi)}]"
+            if (ds, key, rec.method) in ties:  # statistically tied with the best method (comparisons.csv)
+                text += f" {TIE}"
+                title = (title + "; " if title else "") + TIE_NOTE
             cells[key] = Cell(text, value if not math.isnan(value) else None, title=title)
         if study is not None:
             rate = study.for_method(ds, rec.method, rec.seed)
@@ -144,7 +149,7 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None) -> dic
                 c = r["cells"].get(col["key"])
                 if r["dataset"] == ds and r["ok"] and c is not None and c.value == best:
                     c.best = True
-    return {"columns": columns, "rows": rows}
+    return {"columns": columns, "rows": rows, "ties": bool(ties)}
 
 
 def _half(key: str, lo: float, hi: float) -> str:
@@ -443,7 +448,15 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
     run_dir = Path(run_dir)
     run_info = dict(run_info or {})
     records = list(records)
-    board = _leaderboard(records, study)
+    ties: set[tuple[str, str, str]] = set()
+    if (run_dir / "comparisons.csv").is_file():  # paired tests against the best method (colorbench.reports.stats)
+        import pandas as pd
+
+        try:
+            ties = _ties(pd.read_csv(run_dir / "comparisons.csv"))
+        except (ValueError, KeyError, pd.errors.EmptyDataError):
+            ties = set()  # an empty or foreign comparisons.csv: no tie marks (the table below still shows it)
+    board = _leaderboard(records, study, ties)
     directions = {c["key"]: c["hib"] for c in board["columns"] if c["arrow"]}
     datasets = list(dict.fromkeys(dataset_name(r) for r in records))
     browser = []

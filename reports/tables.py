@@ -9,6 +9,7 @@ import json
 import math
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from colorbench.records import RunRecord, as_float
@@ -172,6 +173,8 @@ def leaderboard_markdown(
     run_info: Mapping[str, Any] | None = None,
     figures: Mapping[str, str] | None = None,
     sections: Sequence[str] = (),
+    comparisons: pd.DataFrame | None = None,
+    per_image_keys: Sequence[str] | None = None,
     naturalness: Mapping[str, str] | None = None,
 ) -> str:
     """The Markdown leaderboard of a run.
@@ -183,9 +186,15 @@ def leaderboard_markdown(
             Preset, seed, device and grey convention come from the records (the numbers were made under them).
         figures: caption -> path relative to the Markdown file, linked at the end.
         sections: further Markdown sections (e.g. :func:`cross_domain_markdown`), placed after the failed runs.
+        comparisons: :func:`colorbench.reports.stats.paired_comparisons`; values that cannot be told apart from
+            the best are marked ``≈``.
+        per_image_keys: metric keys with per-image values (the others are set-level: seed spread only).
         naturalness: record key (its cell key, else its method) -> the fooling rate text (rate, Wilson 95 %
             interval, n) from ``colorbench study``; when given, the table gains a "Fooling rate ↑" column (``—``
             for rows without trials).
+
+    With several seeds or datasets (a grid) the table has one row per (dataset, method): the mean over seeds ±
+    the across-seed standard deviation and n, one table per dataset.
 
     Returns:
         The document: a header block (dataset, grey convention, preset, seed, device), the table (metric
@@ -209,14 +218,19 @@ def leaderboard_markdown(
                   "running; rerun the same command to finish them): " + "; ".join(_escape(m) for m in missing_cells),
                   ""]
 
-    lines += ["## Leaderboard", ""]
+    ties = _ties(comparisons)
+    grid = _is_grid(records)
     fooling = ["Fooling rate ↑"] if naturalness is not None else []
-    header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys),
-              *fooling, "Train (s)"]
-    lines.append(_table_row(header))
-    lines.append(_table_row(["---", "---", "---:", *("---:" for _ in [*keys, *fooling]), "---:"]))
     decimals = {k: column_decimals(k, [rec.value(k) for rec in records if rec.status == "ok"]) for k in keys}
-    for rec in records:
+    if grid:
+        lines += _grid_leaderboard(records, keys, directions, ties, per_image_keys)
+    else:
+        lines += ["## Leaderboard", ""]
+        header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys),
+                  *fooling, "Train (s)"]
+        lines.append(_table_row(header))
+        lines.append(_table_row(["---", "---", "---:", *("---:" for _ in [*keys, *fooling]), "---:"]))
+    for rec in ([] if grid else records):
         ok = rec.status == "ok"
         name = _escape(rec.method)
         for caveat in rec.caveats:  # what a reader must know to read the row (Method.caveats), as footnotes
@@ -250,22 +264,26 @@ def leaderboard_markdown(
             if mv.ci95 is not None and None not in mv.ci95:
                 lo, hi = mv.ci95
                 text += f" ± {_format_half_width(key, (hi - lo) / 2)}"  # 2 significant digits: all it carries
+            if (rec.dataset_name, key, rec.method) in ties:
+                text += " ≈"
             cells.append(text)
         if naturalness is not None:
             cells.append(naturalness.get(rec.key or rec.method, MISSING))
         train_s = _float_or_none(rec.timings.get("train_s"))
         cells.append(MISSING if train_s is None else f"{train_s:.1f}")
         lines.append(_table_row(cells))
-    lines += [
-        "",
-        "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
-        "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
-        + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
-        + _few_images_caveat(records)
-        + (" Fooling rate: share of the naturalness study's trials in which the colorization was chosen as the real "
-           "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
-        "",
-    ]
+    if not grid:
+        lines += [
+            "",
+            "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
+            "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
+            + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
+            + (f" {TIE_NOTE}" if ties else "")
+            + _few_images_caveat(records)
+            + (" Fooling rate: share of the naturalness study's trials in which the colorization was chosen as the real "
+               "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
+            "",
+        ]
     if lost:
         names = ", ".join(f"**{_escape(rec.method)}**" for rec in records if id(rec) in lost)
         lines += [
@@ -281,7 +299,8 @@ def leaderboard_markdown(
         lines += ["## Failed runs", ""]
         for rec in failed:
             error = " ".join((rec.error or "no error message recorded").split())
-            lines.append(f"- **{_escape(rec.method)}** ({_escape(rec.status)}): {error}")
+            where = f", {_escape(rec.dataset_name)}, seed {rec.seed}" if grid else ""
+            lines.append(f"- **{_escape(rec.method)}** ({_escape(rec.status)}{where}): {error}")
         lines.append("")
 
     skipped = run_info.get("skipped") if isinstance(run_info.get("skipped"), Mapping) else {}
@@ -314,6 +333,106 @@ def leaderboard_markdown(
             lines.append(f"[^{number}]: {text}")
         lines.append("")
     return "\n".join(lines)
+
+
+TIE = "≈"
+TIE_NOTE = ("≈: cannot be told apart from the best method on the same test images (paired Wilcoxon signed-rank "
+            "test, Holm-corrected over the methods, p ≥ 0.05; comparisons.csv also has the paired bootstrap).")
+
+
+def _ties(comparisons: pd.DataFrame | None) -> set[tuple[str, str, str]]:
+    if comparisons is None or comparisons.empty:
+        return set()
+    rows = comparisons[comparisons["indistinguishable"].astype(bool)]
+    return {(str(r.dataset), str(r.metric), str(r.method)) for r in rows.itertuples()}
+
+
+def _is_grid(records: Sequence[RunRecord]) -> bool:
+    """Several seeds of one (dataset, method), or several datasets: the aggregated table."""
+    cells = [(rec.dataset_name, rec.method) for rec in records]
+    return len(set(cells)) != len(cells) or len({rec.dataset_name for rec in records}) > 1
+
+
+def leaderboard_frame(records: Sequence[RunRecord], comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``leaderboard.csv``: one row per (dataset, method) with ``seeds``, ``n_ok`` and, per metric key, its mean
+    over the seeds that finished, ``<key>_std`` (across seeds, ddof 1), ``<key>_n`` and ``<key>_tie_with_best``."""
+    from colorbench.reports.stats import seed_summary
+
+    summary = seed_summary(records)
+    ties = _ties(comparisons)
+    rows = []
+    for (ds, method), recs in _groups(records).items():
+        row: dict[str, Any] = {"dataset": ds, "method": method, "seeds": ",".join(str(r.seed) for r in recs),
+                               "n_ok": sum(r.status == "ok" for r in recs)}
+        for s in summary[(summary["dataset"] == ds) & (summary["method"] == method)].itertuples():
+            row[s.key], row[f"{s.key}_std"], row[f"{s.key}_n"] = s.mean, s.std, s.n
+            row[f"{s.key}_tie_with_best"] = (ds, s.key, method) in ties
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _groups(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.dataset_name, rec.method), []).append(rec)
+    return groups
+
+
+def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions: dict[str, bool],
+                      ties: set[tuple[str, str, str]], per_image_keys: Sequence[str] | None) -> list[str]:
+    from colorbench.reports.stats import seed_summary
+
+    summary = seed_summary(records)
+    groups = _groups(records)
+    datasets = list(dict.fromkeys(ds for ds, _ in groups))
+    lines: list[str] = []
+    for ds in datasets:
+        lines += [f"## Leaderboard: {ds}" if len(datasets) > 1 else "## Leaderboard", ""]
+        sub = summary[summary["dataset"] == ds]
+        ds_keys = [k for k in keys if k in set(sub["key"])]
+        best = {}
+        for k in ds_keys:
+            vals = sub[(sub["key"] == k) & (sub["n"] > 0)]["mean"].to_numpy(float)
+            vals = vals[~np.isnan(vals)]
+            if len(vals):
+                best[k] = vals.max() if directions[k] else vals.min()
+        lines.append(_table_row(["Method", "Seeds ok / run", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}"
+                                                                for k in ds_keys), "Train (s)"]))
+        lines.append(_table_row(["---", "---:", *("---:" for _ in ds_keys), "---:"]))
+        for (d, method), recs in groups.items():
+            if d != ds:
+                continue
+            n_ok = sum(r.status == "ok" for r in recs)
+            cells = [_escape(method), f"{n_ok} / {len(recs)}" if n_ok == len(recs) else f"**{n_ok} / {len(recs)}**"]
+            for k in ds_keys:
+                row = sub[(sub["method"] == method) & (sub["key"] == k)]
+                if row.empty or int(row["n"].iloc[0]) == 0:
+                    cells.append(MISSING)
+                    continue
+                mean, std, n = float(row["mean"].iloc[0]), float(row["std"].iloc[0]), int(row["n"].iloc[0])
+                text = format_value(k, mean)
+                if k in best and mean == best[k]:
+                    text = f"**{text}**"
+                if not math.isnan(std):
+                    text += f" ± {_format_half_width(k, std)}"
+                text += f" (n={n})"
+                if (ds, k, method) in ties:
+                    text += f" {TIE}"
+                cells.append(text)
+            train = [t for t in (_float_or_none(r.timings.get("train_s")) for r in recs) if t is not None]
+            cells.append(f"{sum(train) / len(train):.1f}" if train else MISSING)
+            lines.append(_table_row(cells))
+        lines.append("")
+    set_level = [display_name(k) for k in keys if per_image_keys is not None and k not in set(per_image_keys)]
+    lines += [
+        "↑ higher is better, ↓ lower is better. Each value is the mean over the seeds that finished ± the "
+        "across-seed standard deviation (n seeds; no ± with one); the best mean of each column is in **bold**. "
+        + TIE_NOTE
+        + (f" Set-level metrics ({', '.join(set_level)}) have no per-image values: their ± is the spread over "
+           "seeds only, and they have no paired test." if set_level else ""),
+        "",
+    ]
+    return lines
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------

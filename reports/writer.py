@@ -8,11 +8,12 @@ from typing import Any
 
 from colorbench.fsio import atomic_write_text
 from colorbench.rundir import RunDir
-from colorbench.metrics.histogram_export import write_log_ab_histogram_csv
+from colorbench.reports.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.html import write_html_report
 from colorbench.reports.naturalness import load_study, naturalness_markdown
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
-from colorbench.reports.tables import cross_domain_markdown, leaderboard_markdown, results_frame
+from colorbench.reports.stats import paired_comparisons, seed_summary
+from colorbench.reports.tables import cross_domain_markdown, leaderboard_frame, leaderboard_markdown, results_frame
 
 # Figure key -> (file name under figures/, caption in the leaderboard).
 FIGURES = {
@@ -40,8 +41,12 @@ def load_run_info(run_dir: str | Path) -> dict[str, Any]:
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     """Write ``results.csv``, ``ab_histograms.csv``, ``leaderboard.md`` and ``figures/*.png`` into ``run_dir``.
 
-    Reads only ``run.json`` (optional), ``records/*.json`` and the saved sample arrays. A figure with nothing to
-    draw (no histograms, no samples, no curve with ≥ 2 epochs, no losses) is not written.
+    Reads only the run directory (:class:`~colorbench.rundir.RunDir`: ``run.json``, ``cells.json``, each cell's
+    record, per-image values and samples; or ``records/*.json`` of the earlier layout). Also writes
+    ``comparisons.csv`` (paired tests against the best method) and ``leaderboard.csv`` (one row per dataset and
+    method, mean and spread over seeds). Figures show the first dataset and seed of a grid (a sample grid per
+    further dataset). A figure with nothing to draw (no histograms, no samples, no curve with ≥ 2 epochs, no
+    losses) is not written.
 
     Returns:
         Output key (``"results"``, ``"leaderboard"``, ``"ab_histograms_csv"`` when a record has histograms, and ``"ab_histograms"``, ``"samples"``, ``"curves"``,
@@ -65,16 +70,22 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     written["results"] = run_dir / "results.csv"
     atomic_write_text(written["results"], results_frame(records).to_csv(index=False))
-    if any(rec.histograms for rec in records):  # the data behind figures/ab_histograms.png (Tarres, Fig. 8/10)
-        written["ab_histograms_csv"] = write_log_ab_histogram_csv(records, run_dir / "ab_histograms.csv")
+    comparisons, per_image_keys = _comparisons(rd, records)
+    written["comparisons"] = run_dir / "comparisons.csv"
+    atomic_write_text(written["comparisons"], comparisons.to_csv(index=False))
+    written["leaderboard_csv"] = run_dir / "leaderboard.csv"
+    atomic_write_text(written["leaderboard_csv"], leaderboard_frame(records, comparisons).to_csv(index=False))
 
     fig_dir = run_dir / "figures"
+    first_seed = records[0].seed
+    shown = [r for r in records if r.dataset_name == datasets[0] and r.seed == first_seed]
+    if any(rec.histograms for rec in shown):  # the data behind figures/ab_histograms.png (Tarres, Fig. 8/10)
+        written["ab_histograms_csv"] = write_log_ab_histogram_csv(shown, run_dir / "ab_histograms.csv")
     plots = {
-        "ab_histograms": lambda p: plot_ab_histograms(records, p),
-        "samples": lambda p: plot_sample_grid(run_dir, [r for r in records if r.dataset_name == datasets[0]], p,
-                                              samples_path=rd.samples_path(datasets[0])),
-        "curves": lambda p: plot_curves(records, p),
-        "losses": lambda p: plot_losses(records, p),
+        "ab_histograms": lambda p: plot_ab_histograms(shown, p),
+        "samples": lambda p: plot_sample_grid(run_dir, shown, p, samples_path=rd.samples_path(datasets[0])),
+        "curves": lambda p: plot_curves(shown, p),
+        "losses": lambda p: plot_losses(shown, p),
     }
     links: dict[str, str] = {}
     for key, plot in plots.items():
@@ -83,6 +94,13 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         if path is not None:
             written[key] = path
             links[caption] = f"figures/{file_name}"
+
+    for ds in datasets[1:]:  # a sample grid per further dataset of a grid
+        these = [r for r in records if r.dataset_name == ds and r.seed == first_seed]
+        path = plot_sample_grid(run_dir, these, fig_dir / f"samples_{ds}.png", samples_path=rd.samples_path(ds))
+        if path is not None:
+            written[f"samples_{ds}"] = path
+            links[f"Sample colorizations ({ds})"] = f"figures/samples_{ds}.png"
 
     sections = []
     if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
@@ -100,10 +118,29 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
                        if (rate := study.for_method(rec.dataset_name, rec.method, rec.seed)) is not None}
 
     written["leaderboard"] = run_dir / "leaderboard.md"
-    atomic_write_text(written["leaderboard"], leaderboard_markdown(records, run_info, figures=links, sections=sections,
-                                                                   naturalness=naturalness))
+    atomic_write_text(written["leaderboard"], leaderboard_markdown(
+        records, run_info, figures=links, sections=sections, comparisons=comparisons, per_image_keys=per_image_keys,
+        naturalness=naturalness))
     written["html"] = write_html_report(run_dir, records, run_info, figures=links, study=study)
     return written
+
+
+def _comparisons(rd: RunDir, records: list) -> tuple[Any, list[str] | None]:
+    """Paired comparisons from the cells' per-image values (ok cells only), and the per-image metric keys."""
+    frames: dict[tuple[str, str], list] = {}
+    keys: dict[str, None] = {}
+    have_files = False
+    for cell in rd.cells():
+        if cell.status != "ok":
+            continue
+        frame = rd.per_image(cell)
+        if frame is None:
+            continue
+        have_files = True
+        frames.setdefault((cell.dataset, cell.method), []).append(frame)
+        keys.update(dict.fromkeys(c for c in frame.columns if c != "id"))
+    seed = int(rd.info().spec.get("seed", 0) or 0)
+    return paired_comparisons(frames, seed_summary(records), seed=seed), (list(keys) if have_files else None)
 
 
 def _cross_domain_section(run_dir: Path, written: dict[str, Path], links: dict[str, str]) -> str:

@@ -74,6 +74,9 @@ def test_report_loads_from_file_sorts_and_pages(browser, report_run: Path, shots
     page.wait_for_function("() => [...document.querySelectorAll('#browser tbody tr:first-child img')]"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     page.screenshot(path=str(shots / "report_top.png"), full_page=False)
+    loading = page.eval_on_selector_all("#browser tbody img", "is => [...new Set(is.map(i => i.loading))]")
+    assert loading == ["lazy"]  # thumbnails load only when scrolled into view
+    assert page.locator("#browser tbody tr").count() == 20  # one page of rows in the DOM, not all 45
 
     # sorting: psnr ↑ -> best (highest) first, then reversed; the failed row (no value) always last
     psnr = {m: float(per_image_values(m)["psnr"].mean()) for m in ("alpha", "beta")}

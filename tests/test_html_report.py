@@ -159,3 +159,27 @@ def test_partial_run_and_several_datasets(run_dir: Path) -> None:
     other = data["browser"][1]
     assert other["scope"] == "colorizations only" and [c["label"] for c in other["columns"]] == ["alpha"]
     assert other["has_real"] is False and other["n"] == N_IMAGES  # no test_other.npz: no real images to show
+
+
+def test_statistical_ties_from_comparisons_are_marked(run_dir: Path) -> None:
+    text = write_report(run_dir)["html"].read_text()
+    import pandas as pd
+
+    comparisons = pd.read_csv(run_dir / "comparisons.csv")  # written by the report from the per-image values
+    assert {"dataset", "metric", "method", "indistinguishable"} <= set(comparisons.columns)
+    tied = comparisons[comparisons["indistinguishable"].astype(bool)]
+    cells = re.findall(r'<tr data-method="([^"]+)"[^>]*>(.*?)</tr>', text, re.S)
+    marked = {(m, k) for m, row in cells for k in re.findall(r'data-key="([^"]+)"[^>]*>[^<]*≈<', row)}
+    assert marked == {(r.method, r.metric) for r in tied.itertuples() if r.dataset == "toyset"}
+    assert ("beta", "mse") in marked  # beta's per-image MSE is not told apart from alpha's (Wilcoxon, 45 images)
+    assert 'id="comparisons"' in text
+
+
+def test_report_and_study_do_not_import_torch() -> None:
+    """The report and the study read the run directory only: no training stack is loaded (fast start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, colorbench.reports.html, colorbench.reports.naturalness, colorbench.study; "
+            "loaded = [m for m in ('torch', 'torchvision') if m in sys.modules]; assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)

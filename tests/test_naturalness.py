@@ -110,3 +110,54 @@ def test_several_seeds_of_a_method_are_arms_of_their_own(tmp_path: Path) -> None
     result = load_study(tmp_path)
     assert result.for_method("toyset", "alpha", 1).fooled == 1 and result.for_method("toyset", "alpha", 2).fooled == 0
     assert result.for_method("toyset", "alpha") is None and result.for_method("other", "alpha", 1) is None
+
+
+def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from colorbench.cli import build_parser, main
+
+    args = build_parser().parse_args(["study", str(tmp_path), "--methods", "alpha,beta", "--trials", "5"])
+    assert (args.host, args.port, args.methods, args.trials, args.seconds) == ("127.0.0.1", 8000, ("alpha", "beta"), 5, None)
+    assert main(["study", str(tmp_path / "nowhere")]) == 2
+    assert "not a colorbench run directory" in capsys.readouterr().err
+    run_dir = make_run_dir(tmp_path)
+    assert main(["study", str(run_dir), "--methods", "gamma"]) == 2
+    assert "unknown method(s) ['gamma']" in capsys.readouterr().err
+    assert main(["study", str(run_dir), "--trials", "0", "--port", "0"]) == 2
+    assert "--trials must be >= 1" in capsys.readouterr().err
+
+
+def test_study_answer_is_fsynced_before_it_is_acknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+    import os
+    import threading
+
+    from colorbench import study as study_module
+
+    run_dir = make_run_dir(tmp_path)
+    server = study_module.StudyServer(("127.0.0.1", 0), run_dir, study_module.prepare(run_dir, pool=3), trials=2)
+    synced: list[tuple[int, int]] = []  # (inode, size) of each file synced
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_ino, st.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(study_module.os, "fsync", fsync)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = server.new_session()
+        body = json.dumps({"participant": session.participant, "trial": 1, "image": session.trials[1]["image"],
+                           "choice": "left", "rt_ms": 12.5}).encode()
+        conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+        conn.request("POST", "/api/response", body, {"Content-Type": "application/json"})
+        res = conn.getresponse()
+        assert res.status == 200 and json.loads(res.read()) == {"ok": True, "answered": 1, "trials": 2}
+        conn.close()
+        responses = run_dir / "study" / "responses.jsonl"
+        st = responses.stat()
+        assert (st.st_ino, st.st_size) in synced  # the whole line was on disk when the server answered
+        assert json.loads(responses.read_text())["rt_ms"] == 12.5
+    finally:
+        server.shutdown()
+        server.server_close()

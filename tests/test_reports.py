@@ -354,7 +354,7 @@ def test_no_crash_without_arrays_histograms_or_curves(tmp_path: Path) -> None:
         rec.curve, rec.losses = [], []
         rec.save(run_dir / "records" / f"{rec.method}.json")
     out = write_report(run_dir)
-    assert set(out) == {"results", "leaderboard", "html"}
+    assert set(out) == {"results", "leaderboard", "leaderboard_csv", "comparisons", "html"}
     assert not list((run_dir / "figures").glob("*.png"))
     assert "## Figures" not in out["leaderboard"].read_text()
 

@@ -3,6 +3,7 @@
 from colorbench.methods.nets.common import (
     INIT_TYPES,
     NORMS,
+    add_to_input,
     count_parameters,
     init_weights,
     norm_layer,
@@ -25,6 +26,7 @@ __all__ = [
     "INIT_TYPES",
     "MIN_NUM_DOWNS",
     "NORMS",
+    "add_to_input",
     "PatchDiscriminator",
     "UnetGenerator",
     "UnetSkipBlock",

@@ -117,3 +117,26 @@ def spectral_norm_all(net: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             torch.nn.utils.parametrizations.spectral_norm(m)
     return net
+
+
+#: How far from ±1 :func:`add_to_input` keeps its input, so that a pure black or white pixel can still change.
+INPUT_SKIP_EPS = 1e-3
+
+
+def add_to_input(x: torch.Tensor, out: torch.Tensor, eps: float = INPUT_SKIP_EPS) -> torch.Tensor:
+    """A Tanh output ``out = tanh(z)`` re-based on the network's input ``x`` (both in [-1, 1]):
+    ``tanh(atanh(x) + z) = (x + out) / (1 + x·out)`` (the tanh addition formula, so no atanh is evaluated).
+
+    A network whose pre-activation ``z`` is 0 then returns its input, and the output stays in (-1, 1) with a
+    smooth gradient everywhere (an additive skip ``x + out`` would have to be clipped). ``x`` is kept in
+    ``[-1 + eps, 1 - eps]``; a 1-channel ``x`` is broadcast over ``out``'s channels.
+
+    Used by the ``output_skip`` option of the unpaired methods' quick presets (see their cards).
+    """
+    base = x.clamp(-1.0 + eps, 1.0 - eps)
+    if base.shape[1] != out.shape[1]:
+        if base.shape[1] != 1:
+            raise ValueError(f"add_to_input: input has {base.shape[1]} channels, output {out.shape[1]}; "
+                             "need equal counts or a 1-channel input")
+        base = base.expand_as(out)
+    return (base + out) / (1.0 + base * out)

@@ -1,0 +1,103 @@
+"""Engine speed, side by side in one run: the process executor against the local one, and a training step with
+and without a competing busy process (with all cores' threads, and with the engine's share of them).
+
+    python -m pytest benchmarks/test_engine_speed.py --benchmark-only --benchmark-enable --benchmark-json FILE
+    python benchmarks/test_engine_speed.py FILE      # the ratios
+
+* ``grid``: one small grid (``gray, unet-l1, pix2pix`` x seeds 0, 1 on ``shapes`` 32x32, 2 epochs: 6 cells) run
+  with ``--executor local`` (this process, torch's default threads) and ``--executor process --workers 2``
+  (two spawned workers, ``cores // 2`` threads each). Timed once each (a grid is long); wall seconds.
+* ``step``: one quick-preset ``cgan-dcgan`` training step (batch 32 of 32x32, the issue's measurement) with
+  ``threads=all`` (``available_cores()``, torch's default) or ``threads=share`` (``cores // 2``: what the
+  process executor gives each of two workers), alone or next to one busy process (a Python spin loop).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import pytest
+import torch
+
+from colorbench.datasets.base import ImageSet
+from colorbench.device import available_cores
+from colorbench.methods import METHODS
+
+
+def _spin() -> None:  # a competing busy process
+    while True:
+        pass
+
+
+@pytest.fixture
+def busy_process():
+    proc = mp.get_context("spawn").Process(target=_spin, daemon=True)
+    proc.start()
+    time.sleep(1.0)  # let it start spinning
+    yield proc
+    proc.kill()
+    proc.join()
+
+
+def _batch(n: int = 32, size: int = 32):
+    g = torch.Generator().manual_seed(0)
+    rgb = (torch.rand(n, 3, size, size, generator=g) * 255).to(torch.uint8)
+    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [str(i) for i in range(n)], ["random"]).make_batch(torch.arange(n))
+
+
+@pytest.mark.parametrize("threads", ["all", "share"])
+@pytest.mark.parametrize("competitor", ["none", "busy"])
+def test_train_step_with_and_without_a_busy_process(benchmark, request, competitor, threads):
+    if competitor == "busy":
+        request.getfixturevalue("busy_process")
+    before = torch.get_num_threads()
+    n = available_cores() if threads == "all" else max(1, available_cores() // 2)
+    torch.set_num_threads(n)
+    try:
+        method = METHODS.get("cgan-dcgan").from_preset("quick", seed=0)
+        batch = _batch()
+        benchmark.group = "step"
+        benchmark.pedantic(lambda: method.train_step(batch), rounds=8, iterations=1, warmup_rounds=2)
+    finally:
+        torch.set_num_threads(before)
+    benchmark.extra_info.update({"competitor": competitor, "threads": n, "cores": available_cores()})
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_grid_process_against_local(benchmark, executor):
+    from colorbench.runner import RunSpec, run_cells
+
+    spec = RunSpec(methods=("gray", "unet-l1", "pix2pix"), dataset="shapes", seeds=(0, 1), epochs=2,
+                   dataset_options=(("n_test", 32), ("n_train", 64), ("size", 32)), metrics=("mse", "ssim"),
+                   progress=False, n_samples=2, executor=executor, workers=2 if executor == "process" else 1)
+
+    def once():
+        with tempfile.TemporaryDirectory() as d:
+            run_cells(spec, out=d, log=lambda s: None)
+
+    benchmark.group = "grid"
+    benchmark.pedantic(once, rounds=1, iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update({"executor": executor, "cells": 6, "cores": available_cores()})
+
+
+def main(path: str) -> int:
+    """Print the ratios of a saved run: each configuration's mean time over the first one of its group."""
+    runs = json.load(open(path))["benchmarks"]
+    groups: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for b in runs:
+        groups[b["group"]].append((re.search(r"\[(.*)\]", b["name"]).group(1), b["stats"]["mean"]))
+    for group, rows in groups.items():
+        base = rows[0][1]
+        for name, t in rows:
+            print(f"{group:5} {name:14} {t:9.3f} s  x{t / base:6.2f} of {rows[0][0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))
