@@ -65,7 +65,7 @@ def test_temporary_file_is_a_hidden_per_process_sibling(tmp_path):
 
 
 @pytest.mark.parametrize("match,named", [("record.json", "record.json"), ("samples", "samples"), (".png", ".png"),
-                                         ("leaderboard", "leaderboard.md"), ("/.run.json", "run.json"),
+                                         ("leaderboard.md", "leaderboard.md"), ("leaderboard.csv", "leaderboard.csv"), ("/.run.json", "run.json"),
                                          ("cells.json", "cells.json"), ("per_image", "per_image.npz"),
                                          ("index.html", "index.html")])
 def test_a_run_on_a_full_disk_stops_with_a_clear_error_and_leaves_no_tmp_or_empty_file(tmp_path, monkeypatch,
@@ -76,6 +76,6 @@ def test_a_run_on_a_full_disk_stops_with_a_clear_error_and_leaves_no_tmp_or_empt
                    "--dataset-option", "n_train=4", "--dataset-option", "n_test=4", "--no-progress", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == cli.EXIT_WRITE == 3
-    assert "no space left on the device" in err and "bytes) needed" in err and str(out) in err and named in err
+    assert "no space left on the device" in err and "bytes" in err and "needed" in err and str(out) in err and named in err
     assert "Traceback" not in err
     assert _leftovers(tmp_path) == ([], [])
