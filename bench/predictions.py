@@ -8,11 +8,11 @@ one, else by its name without the image extension, percent-decoded; that name ma
 extension, or the last path component of the id without extension (``ILSVRC2012_val_00000001.png`` for the id
 ``val/n01440764/ILSVRC2012_val_00000001.JPEG``) when that is unambiguous.
 
-Decoding (:func:`decode_prediction`): Pillow; palette images through their palette (with transparency: via
-RGBA), grey and grey+alpha replicated, alpha dropped, 16-bit grey (``I;16*``/``I``) scaled by 255/65535 and
-rounded, 16-bit RGB PNGs as Pillow gives them (the high byte of each value, recorded as such), CMYK through Pillow's conversion. The file
-format (PNG, JPEG, ...) and the mode of every file are counted in the record; JPEG (lossy) is accepted and
-recorded as such.
+Decoding (:func:`decode_prediction`): through :func:`colorbench.datasets.imaging.to_rgb8`, the project's one
+decoder (every Pillow mode by what its values mean: 16-bit grey scaled by 255/65535, palettes expanded, alpha
+dropped, ...; 16-bit RGB PNGs as Pillow gives them, the high byte of each value); floating-point files are refused.
+The file format (PNG, JPEG, ...), the mode of every file and each conversion ``to_rgb8`` made are counted in the
+record; JPEG (lossy) is accepted and recorded as such.
 
 Checks. A folder is refused unless every test id has exactly one decodable file of the test image's size and no
 other image file is there; the error lists every missing id, extra file, duplicate, undecodable file and size
@@ -78,59 +78,37 @@ def _id_keys(ids: Sequence[str]) -> dict[str, str]:
 
 # --- decoding ------------------------------------------------------------------------------------------------
 def decode_prediction(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(H, W, 3)`` uint8 RGB of an image file and facts about it (format, mode, bit depth).
+    """``(H, W, 3)`` uint8 RGB of an image file and facts about it: ``format``, ``mode`` (as decoded; a 16-bit RGB
+    PNG says that Pillow kept the high byte), ``bits`` (per channel) and ``conversion`` (what
+    :func:`colorbench.datasets.imaging.to_rgb8`, the project's one decoder, did; ``None``: nothing).
+
+    A floating-point (mode ``F``) file is refused: ``to_rgb8`` guesses its white level from its value range
+    ([0, 1] or [0, 255]), which is ambiguous for a dark image, and a scored colorization must not rest on a guess.
 
     Raises:
-        CorruptImageError: the file cannot be decoded (truncated, not an image, an unsupported mode).
+        CorruptImageError: the file cannot be decoded (truncated, not an image, a mode with no known range).
     """
-    from colorbench.datasets.imaging import CorruptImageError
+    from colorbench.datasets.imaging import CorruptImageError, open_rgb8
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            fmt = (img.format or "unknown").lower()
-            mode = img.mode
-            rgb = _to_rgb8(img, path)
-    except CorruptImageError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
-    bits = 16 if mode.startswith("I;16") or mode == "I" else _png_bit_depth(path) if fmt == "png" else 8
+    rgb_img, conversion, facts = open_rgb8(path)
+    mode, raw_mode = facts["mode"], facts["raw_mode"]
+    if mode == "F":
+        raise CorruptImageError(path, "floating-point (mode F) images are not 8- or 16-bit colorizations (their white "
+                                      "level is a guess); save 8-bit RGB PNGs")
+    rgb = np.asarray(rgb_img, dtype=np.uint8)
+    bits = _bit_depth(mode, raw_mode)
     if bits == 16 and mode in ("RGB", "RGBA"):
         mode = f"{mode} (16-bit PNG: Pillow keeps the high byte)"
-    return rgb, {"format": fmt, "mode": mode, "bits": bits}
+    return rgb, {"format": facts["format"], "mode": mode, "bits": bits, "conversion": conversion}
 
 
-def _png_bit_depth(path: str | Path) -> int:
-    """The bit depth in a PNG's IHDR chunk (byte 24). Pillow opens 16-bit RGB(A) PNGs as 8-bit RGB(A), keeping
-    the high byte of each value (v >> 8, at most one level below round(v * 255 / 65535)); the record says so."""
-    with open(path, "rb") as f:
-        head = f.read(25)
-    return int(head[24]) if len(head) == 25 and head[12:16] == b"IHDR" else 8
-
-
-def _to_rgb8(img: Image.Image, path: str | Path) -> np.ndarray:
-    # Written here because colorbench.datasets.imaging.decode_image (as of this commit) converts every mode with
-    # Image.convert("RGB"), which clips 16-bit grey values at 255 instead of scaling them.
-    from colorbench.datasets.imaging import CorruptImageError
-
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        a = np.asarray(img).astype(np.float64)
-        if a.min() < 0 or a.max() > 65535:
-            raise CorruptImageError(path, f"32-bit integer image with values in [{a.min():g}, {a.max():g}], not 16-bit")
-        grey = np.round(a * (255.0 / 65535.0)).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "F":
-        raise CorruptImageError(path, "floating-point (mode F) images are not 8- or 16-bit colorizations; save "
-                                      "8-bit RGB PNGs")
-    if mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode != "RGB":
-        img = img.convert("RGB")  # P, L, LA, RGBA, CMYK, 1, YCbCr, ...
-    return np.asarray(img, dtype=np.uint8)
+def _bit_depth(mode: str, raw_mode: str) -> int:
+    """Bits per channel of the file, from the decoded mode and the decoder's raw mode (``RGB;16B``: 16)."""
+    if mode.startswith("I;16") or ";16" in raw_mode:
+        return 16
+    if mode in ("I", "F"):
+        return 32
+    return 1 if mode == "1" else 8
 
 
 # --- reading and checking a folder -------------------------------------------------------------------------------
@@ -143,6 +121,7 @@ class FolderContents:
     files: list[str]
     formats: dict[str, int] = field(default_factory=dict)
     modes: dict[str, int] = field(default_factory=dict)
+    conversions: dict[str, int] = field(default_factory=dict)  # what to_rgb8 did -> number of files
     resized: int = 0
     manifest: dict[str, Any] | None = None
 
@@ -214,6 +193,7 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
     decoded: dict[str, np.ndarray] = {}
     formats: Counter[str] = Counter()
     modes: Counter[str] = Counter()
+    conversions: Counter[str] = Counter()
     resized = 0
     where = {i: k for k, i in enumerate(ids)}
     for image_id, names in found.items():  # every found file is decoded and size-checked, whatever else is wrong
@@ -226,6 +206,8 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
                 continue
             formats[facts["format"]] += 1
             modes[facts["mode"]] += 1
+            if facts["conversion"]:
+                conversions[facts["conversion"]] += 1
             if h is not None and rgb.shape[:2] != (h, w):
                 if resize_pred is None:
                     mismatched.append(f"{name}: {rgb.shape[1]}x{rgb.shape[0]} (WxH), the real image is {w}x{h}")
@@ -256,6 +238,7 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
                                     + "\n  - ".join(problems))
     return FolderContents(pred=np.stack([decoded[i] for i in ids]), ids=ids,
                           files=[found[i][0] for i in ids], formats=dict(formats), modes=dict(modes),
+                          conversions=dict(conversions),
                           resized=resized, manifest=manifest)
 
 
@@ -279,7 +262,7 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
     if protocol is not None and protocol.test_ids is not None:
         picked, _ = protocol.select_test_images(list(by_id))  # ValueError listing what is missing
         names = [by_id[i] for i in picked]
-    images, bad, formats = [], [], Counter()
+    images, bad, formats, conversions = [], [], Counter(), Counter()
     for name in names:
         try:
             if protocol is not None and protocol.real_transform is not None:
@@ -290,6 +273,8 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
             bad.append(f"{name}: {exc.reason}")
             continue
         formats[facts["format"]] += 1
+        if facts.get("conversion"):
+            conversions[facts["conversion"]] += 1
         images.append(rgb)
     if bad:
         raise PredictionFolderError(f"target folder {folder}: {len(bad)} file(s) cannot be decoded:\n"
@@ -302,6 +287,7 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
     ids = [urllib.parse.unquote(_stem(n)) for n in names]
     desc = {"name": f"folder:{folder.name}", "path": str(folder.resolve()), "n_train": 0, "n_test": len(ids),
             "n_files_found": n_found, "image_size": list(images[0].shape[:2]), "formats": dict(formats),
+            "conversions": dict(conversions),
             "real_transform": None if protocol is None else protocol.real_transform,
             "sha256": hashlib.sha256(np.stack(images).tobytes()).hexdigest()}
     return np.stack(images).transpose(0, 3, 1, 2).copy(), ids, desc
@@ -419,6 +405,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                         f"not produced by colorbench"]}
     config = {"kind": "predictions", "pred_dir": str(Path(pred_dir).resolve()), "n_files": len(contents.files),
               "formats": contents.formats, "lossy": contents.lossy, "modes": contents.modes,
+              "conversions": contents.conversions,
               "resize_pred": resize_pred, "resized": contents.resized, "manifest": contents.manifest is not None,
               "manifest_source": None if contents.manifest is None else {k: contents.manifest.get(k) for k in
                                                                          ("run", "cell", "method", "preset", "seed")},

@@ -879,12 +879,15 @@ def _with_dir(entry: CellEntry) -> CellEntry:
 def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mapping[str, DatasetSplits],
                spec: RunSpec, log: Callable[[str], None], n_total: int, n_done: int) -> None:
     bar = tqdm(total=n_total, initial=n_done, desc="cells", unit="cell", position=0, disable=not spec.progress)
+    n_started = n_done  # counted here: a disabled tqdm bar (--no-progress) does not count its updates
 
     def started(task: CellTask) -> None:
+        nonlocal n_started
+        n_started += 1
         task.entry.status, task.entry.started = "running", now_iso()
         task.entry.attempts += 1
         rd.update_cells([task.entry])
-        log(f"[{bar.n + 1}/{n_total}] {task.entry.method} ({spec.preset}) on {task.entry.dataset}, seed {task.entry.seed}")
+        log(f"[{n_started}/{n_total}] {task.entry.method} ({spec.preset}) on {task.entry.dataset}, seed {task.entry.seed}")
 
     def finished(task: CellTask, result: CellResult) -> None:
         for row in result.rows:

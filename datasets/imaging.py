@@ -21,7 +21,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 __all__ = ["RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_policy", "decode_image", "decode_image_info",
-           "decode_mask", "to_rgb8"]
+           "decode_mask", "open_rgb8", "to_rgb8"]
 
 #: The named resize/crop policies (recorded in every dataset's info).
 RESIZE_POLICIES: dict[str, str] = {
@@ -198,8 +198,17 @@ def _raw_mode(img: Image.Image) -> str:
         return ""
 
 
-def decode_image_info(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int], str | None]:
-    """:func:`decode_image` that also returns what :func:`to_rgb8` did to the file (``None``: nothing)."""
+def open_rgb8(path: Path | str) -> tuple[Image.Image, str | None, dict[str, str]]:
+    """Open and decode an image file of any Pillow mode and convert it with :func:`to_rgb8`.
+
+    Returns the 8-bit RGB image, what :func:`to_rgb8` did (``None``: nothing) and the file's facts:
+    ``format`` (Pillow's, lower case: ``"png"``, ``"jpeg"``), ``mode`` (as decoded) and ``raw_mode`` (the
+    decoder's, ``"RGB;16B"`` for a 16-bit-per-channel PNG).
+
+    Raises:
+        CorruptImageError: the file cannot be decoded (truncated, corrupt, not an image) or converted.
+        FileNotFoundError: no such file.
+    """
     try:
         img = Image.open(path)
         raw_mode = _raw_mode(img)
@@ -208,8 +217,15 @@ def decode_image_info(path: Path | str, policy: str, size: int) -> tuple[np.ndar
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
+    facts = {"format": (img.format or "unknown").lower(), "mode": img.mode, "raw_mode": raw_mode}
+    rgb, conversion = to_rgb8(img, path, raw_mode)
+    return rgb, conversion, facts
+
+
+def decode_image_info(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """:func:`decode_image` that also returns what :func:`to_rgb8` did to the file (``None``: nothing)."""
+    img, conversion, _ = open_rgb8(path)
     original = img.size
-    img, conversion = to_rgb8(img, path, raw_mode)
     img = apply_policy(img, policy, size, path=path)
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1), original, conversion
 

@@ -85,8 +85,7 @@ def dataset_name(rec: RunRecord) -> str:
     return str(ds.get("name", "dataset")) if isinstance(ds, Mapping) else str(ds or "dataset")
 
 
-def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
-                 ties: set[tuple[str, str, str]] = frozenset()) -> dict[str, Any]:
+def _columns(records: Sequence[RunRecord], study: StudyResult | None) -> tuple[list[str], list[dict[str, Any]]]:
     keys = metric_keys(records)
     directions: dict[str, bool] = {}
     for rec in records:
@@ -97,6 +96,97 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
     if study is not None:
         columns.append({"key": FOOLING_KEY, "name": "Fooling rate", "arrow": "↑", "hib": True})
     columns.append({"key": "train_s", "name": "Train (s)", "arrow": "", "hib": False})
+    return keys, columns
+
+
+def _fooling_cell(study: StudyResult, ds: str, method: str, seed: int | None) -> Cell:
+    rate = study.for_method(ds, method, seed)
+    if rate is None:
+        return Cell(MISSING, None, title="no study trials for this method", missing=True)
+    lo, hi = rate.ci95
+    return Cell(f"{100 * rate.rate:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] n={rate.n}",
+                rate.rate, title="fooling rate, Wilson 95 % interval, trials")
+
+
+def several_seeds(records: Sequence[RunRecord]) -> bool:
+    """Some (dataset, method) of the run has several cells (seeds): the leaderboard aggregates over seeds."""
+    cells = [(rec.dataset_name, rec.method) for rec in records]
+    return len(set(cells)) != len(cells)
+
+
+def _seed_leaderboard(records: Sequence[RunRecord], study: StudyResult | None, ties: set[tuple[str, str, str]],
+                      per_image_keys: Sequence[str] | None) -> dict[str, Any]:
+    """One row per (dataset, method): the mean over the seeds that finished ± the across-seed standard deviation
+    and n, from :func:`colorbench.reports.stats.seed_summary` (the numbers of ``leaderboard.md`` and
+    ``leaderboard.csv``); best mean of each column per dataset (as the Markdown), ``≈`` from ``comparisons.csv``."""
+    from colorbench.reports.stats import seed_summary
+    from colorbench.reports.tables import _format_half_width, _groups
+
+    keys, columns = _columns(records, study)
+    summary = seed_summary(records)
+    stats = {(str(r.dataset), r.method, r.key): r for r in summary.itertuples()}
+    rows = []
+    for (ds_key, method), recs in _groups(records).items():
+        ds = dataset_name(recs[0])
+        n_ok = sum(r.status == "ok" for r in recs)
+        cells: dict[str, Cell] = {}
+        for key in keys:
+            s = stats.get((str(ds_key), method, key))
+            if s is None and key in NOT_APPLICABLE and not any(NOT_APPLICABLE[key][1](r) for r in recs):
+                cells[key] = Cell(NA, None, title=f"{display_name(key)} applies to {NOT_APPLICABLE[key][0]} only")
+                continue
+            if s is None or int(s.n) == 0:
+                reasons = [r.metrics[key].missing_reason for r in recs if key in r.metrics]
+                reason = next((x for x in reasons if x), None) or (
+                    "no seed finished (see the failed runs)" if n_ok == 0 else "no value recorded for this method")
+                cells[key] = Cell(MISSING, None, title=" ".join(reason.split()), missing=True)
+                continue
+            mean, std, n = float(s.mean), float(s.std), int(s.n)
+            text = format_value(key, mean)
+            title = f"mean over {n} seed(s)"
+            if not math.isnan(std):
+                text += f" ± {_format_half_width(key, std)}"
+                title += " ± across-seed standard deviation"
+            text += f" (n={n})"
+            if (ds_key, key, method) in ties or (ds, key, method) in ties:
+                text += f" {TIE}"
+                title += "; " + TIE_NOTE
+            cells[key] = Cell(text, mean, title=title)
+        if study is not None:
+            cells[FOOLING_KEY] = _fooling_cell(study, ds, method, None)
+        train = [t for t in (_finite_or_none(r.timings.get("train_s")) for r in recs) if t is not None]
+        mean_train = sum(train) / len(train) if train else None
+        cells["train_s"] = Cell(MISSING if mean_train is None else f"{mean_train:.1f}", mean_train,
+                                title="mean over seeds" if len(train) > 1 else "")
+        errors = [" ".join((r.error or "").split()) for r in recs if r.status != "ok"]
+        rows.append({"method": method, "dataset": ds, "seed": ", ".join(str(r.seed) for r in recs),
+                     "status": f"{n_ok} / {len(recs)}", "ok": n_ok > 0, "all_ok": n_ok == len(recs),
+                     "error": "; ".join(dict.fromkeys(e for e in errors if e)), "preset": recs[0].preset, "cells": cells})
+    _mark_best(columns, rows)
+    set_level = [display_name(k) for k in keys if per_image_keys is not None and k not in set(per_image_keys)]
+    return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": True, "set_level": set_level}
+
+
+def _mark_best(columns: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
+    """Bold the best value of each column per dataset among successful rows (ties all marked); time: none."""
+    for col in columns:
+        if col["key"] == "train_s":
+            continue
+        for ds in {r["dataset"] for r in rows}:
+            vals = [r["cells"][col["key"]].value for r in rows if r["dataset"] == ds and r["ok"]
+                    and col["key"] in r["cells"] and r["cells"][col["key"]].value is not None]
+            if not vals:
+                continue
+            best = max(vals) if col["hib"] else min(vals)
+            for r in rows:
+                c = r["cells"].get(col["key"])
+                if r["dataset"] == ds and r["ok"] and c is not None and c.value == best:
+                    c.best = True
+
+
+def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
+                 ties: set[tuple[str, str, str]] = frozenset()) -> dict[str, Any]:
+    keys, columns = _columns(records, study)
     rows = []
     for rec in records:
         ds = dataset_name(rec)
@@ -124,32 +214,13 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
                 title = (title + "; " if title else "") + TIE_NOTE
             cells[key] = Cell(text, value if not math.isnan(value) else None, title=title)
         if study is not None:
-            rate = study.for_method(ds, rec.method, rec.seed)
-            if rate is None:
-                cells[FOOLING_KEY] = Cell(MISSING, None, title="no study trials for this method", missing=True)
-            else:
-                lo, hi = rate.ci95
-                cells[FOOLING_KEY] = Cell(f"{100 * rate.rate:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] n={rate.n}",
-                                          rate.rate, title="fooling rate, Wilson 95 % interval, trials")
+            cells[FOOLING_KEY] = _fooling_cell(study, ds, rec.method, rec.seed)
         train_s = _finite_or_none(rec.timings.get("train_s"))
         cells["train_s"] = Cell(MISSING if train_s is None else f"{train_s:.1f}", train_s)
         rows.append({"method": rec.method, "dataset": ds, "seed": rec.seed, "status": rec.status, "ok": ok,
                      "error": " ".join((rec.error or "").split()), "preset": rec.preset, "cells": cells})
-    # best of each column per dataset, among successful rows (ties all marked); fooling: highest; time: none
-    for col in columns:
-        if col["key"] == "train_s":
-            continue
-        for ds in {r["dataset"] for r in rows}:
-            vals = [r["cells"][col["key"]].value for r in rows if r["dataset"] == ds and r["ok"]
-                    and col["key"] in r["cells"] and r["cells"][col["key"]].value is not None]
-            if not vals:
-                continue
-            best = max(vals) if col["hib"] else min(vals)
-            for r in rows:
-                c = r["cells"].get(col["key"])
-                if r["dataset"] == ds and r["ok"] and c is not None and c.value == best:
-                    c.best = True
-    return {"columns": columns, "rows": rows, "ties": bool(ties)}
+    _mark_best(columns, rows)
+    return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": False, "set_level": []}
 
 
 def _half(key: str, lo: float, hi: float) -> str:
@@ -434,7 +505,8 @@ def _environment():
 
 
 def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_info: Mapping[str, Any] | None = None,
-                      figures: Mapping[str, str] | None = None, study: StudyResult | None = None) -> Path:
+                      figures: Mapping[str, str] | None = None, study: StudyResult | None = None,
+                      per_image_keys: Sequence[str] | None = None) -> Path:
     """Write ``RUN/index.html`` and its data under ``RUN/html/``; return the path of ``index.html``.
 
     Args:
@@ -444,6 +516,11 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         figures: caption -> path (relative to ``run_dir``) of figures the writer drew; any other PNG under
             ``figures/`` is shown too, captioned by its file name.
         study: the fooling rates of ``colorbench study``, when the run has responses.
+        per_image_keys: metric keys with per-image values (the others are set-level: in a multi-seed run their
+            ± is the spread over seeds only, as the Markdown leaderboard says).
+
+    When some (dataset, method) has several seeds, the leaderboard (``#leaderboard``) has one row per (dataset,
+    method) over its seeds and the per-cell rows follow in a collapsed "per seed" table (``#leaderboard-seeds``).
     """
     run_dir = Path(run_dir)
     run_info = dict(run_info or {})
@@ -456,7 +533,10 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
             ties = _ties(pd.read_csv(run_dir / "comparisons.csv"))
         except (ValueError, KeyError, pd.errors.EmptyDataError):
             ties = set()  # an empty or foreign comparisons.csv: no tie marks (the table below still shows it)
-    board = _leaderboard(records, study, ties)
+    if several_seeds(records):  # the ties are those of the seed-averaged per-image values: aggregated rows only
+        board, cell_board = _seed_leaderboard(records, study, ties, per_image_keys), _leaderboard(records, study)
+    else:
+        board = cell_board = _leaderboard(records, study, ties)
     directions = {c["key"]: c["hib"] for c in board["columns"] if c["arrow"]}
     datasets = list(dict.fromkeys(dataset_name(r) for r in records))
     browser = []
@@ -473,7 +553,8 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
     text = env.get_template("report.html.j2").render(
         title=f"colorbench — {', '.join(datasets) or 'run'}",
         header=_header(records, run_info), board=board, datasets=datasets,
-        failed=[r for r in board["rows"] if not r["ok"]],
+        per_seed=cell_board if board is not cell_board else None,
+        failed=[r for r in cell_board["rows"] if not r["ok"]],
         figures=_figures(run_dir, figures or {}),
         cross_domain=_cross_domain(run_dir),
         comparisons=_csv_table(run_dir / "comparisons.csv"),
@@ -487,4 +568,4 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
     return atomic_write_text(run_dir / "index.html", text)
 
 
-__all__ = ["CHUNK", "RANK_MAX", "THUMB_MAX", "write_html_report"]
+__all__ = ["CHUNK", "RANK_MAX", "THUMB_MAX", "several_seeds", "write_html_report"]

@@ -121,7 +121,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     atomic_write_text(written["leaderboard"], leaderboard_markdown(
         records, run_info, figures=links, sections=sections, comparisons=comparisons, per_image_keys=per_image_keys,
         naturalness=naturalness))
-    written["html"] = write_html_report(run_dir, records, run_info, figures=links, study=study)
+    written["html"] = write_html_report(run_dir, records, run_info, figures=links, study=study,
+                                        per_image_keys=per_image_keys)
     return written
 
 

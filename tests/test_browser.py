@@ -138,6 +138,44 @@ def test_report_loads_from_file_sorts_and_pages(browser, report_run: Path, shots
     page.close()
 
 
+def test_multi_seed_leaderboard_sorts_the_aggregated_rows(browser, tmp_path: Path, shots: Path) -> None:
+    """Two seeds: #leaderboard has one row per method (mean over seeds) and sorts; the per-seed table sorts apart."""
+    from html_fixtures import SEED1_MSE_FACTOR, add_seed
+
+    run_dir = make_run_dir(tmp_path)
+    add_seed(run_dir)
+    write_report(run_dir)
+    w = Watched(browser)
+    page = w.page
+    page.goto((run_dir / "index.html").as_uri())
+    mse = {m: float(per_image_values(m)["mse"].mean()) * (1 + SEED1_MSE_FACTOR[m]) / 2 for m in ("alpha", "beta")}
+    page.click('#leaderboard th[data-key="mse"]')  # ↓: lowest mean first, the failed method (no value) last
+    assert _column(page, "mse") == [*sorted(mse, key=mse.get), "broken"]
+    assert page.get_attribute('#leaderboard th[data-key="mse"]', "aria-sort") == "ascending"
+    page.click('#leaderboard th[data-key="mse"]')
+    assert _column(page, "mse") == [*sorted(mse, key=mse.get, reverse=True), "broken"]
+    page.click('#leaderboard th[data-key="train_s"]')  # mean over seeds: alpha (1.5 + 2.5) / 2, beta (2.5 + 3.5) / 2
+    assert _column(page, "train_s") == ["alpha", "beta", "broken"]
+    assert page.locator("#leaderboard tbody tr").count() == 3
+    cell = page.locator('#leaderboard tr[data-method="alpha"] td[data-key="mse"]').text_content()
+    assert cell.endswith("(n=2)") or cell.endswith("(n=2) ≈")
+    # the per-seed table: collapsed, six cells; it sorts on its own without touching the aggregated order
+    assert not page.is_visible("#leaderboard-seeds")
+    page.click("#per-seed summary")
+    assert page.is_visible("#leaderboard-seeds")
+    page.click('#leaderboard-seeds th[data-key="mse"]')
+    per_cell = {(m, s): float(per_image_values(m)["mse"].mean()) * (SEED1_MSE_FACTOR[m] if s == "1" else 1)
+                for m in ("alpha", "beta") for s in ("0", "1")}
+    got = page.eval_on_selector_all("#leaderboard-seeds tbody tr",
+                                    "rs => rs.map(r => [r.dataset.method, r.cells[1].textContent])")
+    assert [tuple(g) for g in got[:4]] == sorted(per_cell, key=per_cell.get) and len(got) == 6
+    assert _column(page, "train_s") == ["alpha", "beta", "broken"]
+    page.locator("#sec-leaderboard").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "report_seeds.png"), full_page=False)
+    assert w.errors == [] and all(u.startswith("file://") for u in w.requests)
+    page.close()
+
+
 # --- the study -------------------------------------------------------------------------------------------------
 
 

@@ -183,3 +183,57 @@ def test_report_and_study_do_not_import_torch() -> None:
     code = ("import sys, colorbench.reports.html, colorbench.reports.naturalness, colorbench.study; "
             "loaded = [m for m in ('torch', 'torchvision') if m in sys.modules]; assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _table_rows(text: str, table_id: str) -> dict[str, dict[str, tuple[str, str, str]]]:
+    """method -> key -> (data-value, class, text) of the rows of one table of the page."""
+    m = re.search(rf'<table id="{table_id}".*?</table>', text, re.S)
+    assert m, f"table {table_id} is missing"
+    out: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for method, row in re.findall(r'<tr data-method="([^"]+)"[^>]*>(.*?)</tr>', m.group(0), re.S):
+        assert method not in out, f"{method} has two rows in {table_id}"
+        out[method] = {k: (v, c, t) for k, v, c, t in re.findall(
+            r'<td data-key="([^"]+)" data-value="([^"]*)"[^>]*?class="([^"]*)">([^<]*)</td>', row)}
+    return out
+
+
+def test_several_seeds_give_one_row_per_method_with_the_seed_spread(run_dir: Path) -> None:
+    """A 2-seed grid: the leaderboard aggregates as leaderboard.csv does; the cells stay in a per-seed table."""
+    import pandas as pd
+
+    from colorbench.reports.tables import _format_half_width, format_value
+
+    from html_fixtures import add_seed
+
+    one_seed = write_report(run_dir)["html"].read_text()
+    assert 'id="leaderboard-seeds"' not in one_seed and "Seeds ok / run" not in one_seed  # one seed: as before
+    add_seed(run_dir)
+    out = write_report(run_dir)
+    text = out["html"].read_text()
+    board = _table_rows(text, "leaderboard")
+    assert list(board) == ["alpha", "beta", "broken"]  # one row per (dataset, method), not per cell
+    csv = pd.read_csv(out["leaderboard_csv"]).set_index("method")
+    for method in ("alpha", "beta"):
+        for key in ("mse", "psnr"):
+            value, _, shown = board[method][key]
+            mean, std, n = csv.loc[method, key], csv.loc[method, f"{key}_std"], csv.loc[method, f"{key}_n"]
+            assert float(value) == pytest.approx(mean, rel=1e-12) and n == 2
+            assert shown.startswith(f"{format_value(key, mean)} ± {_format_half_width(key, std)} (n=2)")
+            assert shown.endswith("≈") == bool(csv.loc[method, f"{key}_tie_with_best"])
+    # best mean in bold by the Markdown's rule: lowest MSE, highest PSNR
+    assert [m for m in board if "best" in board[m]["mse"][1]] == [csv["mse"].idxmin()]
+    assert [m for m in board if "best" in board[m]["psnr"][1]] == [csv["psnr"].idxmax()]
+    assert board["broken"]["mse"][2] == "—" and "best" not in board["broken"]["mse"][1]
+    assert '<b class="bad"' in re.search(r'<tr data-method="broken".*?</tr>', text, re.S).group(0)  # 0 / 2 ok
+    assert float(board["alpha"]["train_s"][0]) == pytest.approx(2.0)  # mean of 1.5 s and 2.5 s
+    # the note: across-seed spread; LPIPS has no per-image values, so it is set-level (as leaderboard.md says)
+    note = re.search(r'<p class="hint" id="seed-note">(.*?)</p>', text, re.S).group(1)
+    assert "across-seed standard deviation" in note and "Set-level metrics (LPIPS)" in note
+    assert "Set-level metrics (LPIPS)" in out["leaderboard"].read_text()
+    # the per-cell rows, collapsed under the table, with their seeds
+    details = re.search(r'<details id="per-seed">.*?</details>', text, re.S).group(0)
+    cells = re.findall(r'<tr data-method="([^"]+)"[^>]*>\s*<td[^>]*>[^<]*</td>\s*<td>([^<]*)</td>', details)
+    assert sorted(cells) == sorted((m, s) for m in ("alpha", "beta", "broken") for s in ("0", "1"))
+    assert "≈" not in details
+    assert "<b>broken</b> (failed, seed 1): RuntimeError: the model diverged" in text  # the ties are those of the seed-averaged values: on the aggregated rows only
+    assert re.search(r'<tr data-method="alpha"[^>]*>\s*<td[^>]*>alpha</td>\s*<td>0, 1</td>', text)

@@ -44,6 +44,10 @@ def test_file_names_round_trip_and_fallbacks(tmp_path):
     assert got.pred.shape == (3, 3, 8, 8) and got.pred.dtype == np.uint8
     assert np.array_equal(got.pred[0].transpose(1, 2, 0), _rgb())
     assert got.formats == {"png": 2, "jpeg": 1} and got.lossy
+    assert got.conversions == {}  # 8-bit RGB files (PNG and JPEG) are used as they are
+    Image.fromarray(_rgb(seed=3)[..., 0]).save(tmp_path / "plain.jpg", quality=95)  # now a grey JPEG
+    got = read_prediction_folder(tmp_path, ids, (8, 8))
+    assert got.conversions == {"grey replicated to RGB": 1} and got.modes.get("L") == 1
 
 
 def test_a_partial_mismatched_folder_lists_every_problem(tmp_path):
@@ -81,6 +85,7 @@ def test_16_bit_palette_and_other_modes_decode_correctly(tmp_path):
     assert facts["bits"] == 16 and facts["mode"].startswith("I")
     # 16-bit values scaled by 255/65535 and rounded (not clipped at 255 as Image.convert("RGB") would)
     assert rgb[..., 0].tolist() == [[0, 255], [128, 4]] and (rgb[..., 0] == rgb[..., 2]).all()
+    assert "16-bit grey scaled to 8 bits" in facts["conversion"]  # to_rgb8's sentence, counted in the record
     # a 16-bit RGB PNG (written by hand: Pillow cannot write one): decoded by Pillow to the high bytes, recorded
     import struct
     import zlib
@@ -101,7 +106,8 @@ def test_16_bit_palette_and_other_modes_decode_correctly(tmp_path):
     assert facts["mode"] == "P" and np.array_equal(rgb, np.asarray(pal.convert("RGB")))
     rgba = np.dstack([_rgb(4, 4), np.full((4, 4), 7, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    assert np.array_equal(decode_prediction(tmp_path / "a.png")[0], rgba[..., :3])  # alpha dropped
+    rgb, facts = decode_prediction(tmp_path / "a.png")
+    assert np.array_equal(rgb, rgba[..., :3]) and "alpha dropped" in facts["conversion"]
     Image.fromarray(np.zeros((2, 2), np.float32), "F").save(tmp_path / "f.tiff")
     from colorbench.datasets.imaging import CorruptImageError
 

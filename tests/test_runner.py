@@ -188,3 +188,15 @@ def test_run_directory_layout_per_image_and_predictions(tiny_run):
         assert pred.shape == (24, 3, 32, 32) and pred.dtype == np.uint8 and ids == list(test.ids)
         assert rec.predictions_file == f"cells/{cell.dir}/predictions.npz"
     assert (tiny_run / "arrays" / "samples_shapes.npz").is_file()
+
+
+def test_cell_counter_counts_without_progress_bars(tmp_path):
+    """With progress bars off (a disabled tqdm bar counts nothing) the log still numbers the cells 1..n."""
+    lines: list[str] = []
+    run(tiny_spec(methods=("gray",), epochs=0), out=tmp_path, log=lines.append)
+    counters = [ln.split("]")[0] + "]" for ln in lines if ln.startswith("[")]
+    assert counters == ["[1/1]"]
+    lines.clear()
+    run(tiny_spec(methods=("gray", "unet-l1"), epochs=0), out=tmp_path / "two", log=lines.append)
+    counters = [ln.split("]")[0] + "]" for ln in lines if ln.startswith("[")]
+    assert counters == ["[1/2]", "[2/2]"]

@@ -41,7 +41,7 @@
   function showDataset(ds) {
     dataset = ds;
     $$(".dataset-tab").forEach((b) => b.classList.toggle("active", b.dataset.dataset === ds));
-    $$("#leaderboard tbody tr, .failed-list li, #naturalness tbody tr").forEach((r) => {
+    $$("#leaderboard tbody tr, #leaderboard-seeds tbody tr, .failed-list li, #naturalness tbody tr").forEach((r) => {
       if (r.dataset.dataset === ds || DATA.datasets.length < 2) r.removeAttribute("data-hidden");
       else r.setAttribute("data-hidden", "");
     });
@@ -52,14 +52,15 @@
   }
 
   // ---- leaderboard sorting ----------------------------------------------------------------------------------
-  const table = document.getElementById("leaderboard");
-  let sortState = { key: null, descending: false };
-  function sortBy(th) {
+  // the leaderboard (one row per method, or per (dataset, method) over seeds) and, in a multi-seed run, the
+  // per-seed table under it: each sorts on its own
+  function sortBy(table, th) {
     const key = th.dataset.key;
     const text = key === "method";
     const bestFirstDescending = !text && th.dataset.hib === "1";
-    const descending = sortState.key === key ? !sortState.descending : bestFirstDescending;
-    sortState = { key, descending };
+    const state = table._sortState || { key: null, descending: false };
+    const descending = state.key === key ? !state.descending : bestFirstDescending;
+    table._sortState = { key, descending };
     const body = table.tBodies[0];
     const rows = Array.from(body.rows);
     const value = (row) => {
@@ -80,7 +81,8 @@
     $$("th.sortable", table).forEach((h) => h.removeAttribute("aria-sort"));
     th.setAttribute("aria-sort", descending ? "descending" : "ascending");
   }
-  $$("th.sortable", table).forEach((th) => th.addEventListener("click", () => sortBy(th)));
+  $$("#leaderboard, #leaderboard-seeds").forEach((table) =>
+    $$("th.sortable", table).forEach((th) => th.addEventListener("click", () => sortBy(table, th))));
 
   // ---- image browser ----------------------------------------------------------------------------------------
   const browser = (function () {
