@@ -1,6 +1,6 @@
 """``colorbench check``: regression test of metric values between two runs (for a user's own CI).
 
-Compares RESULTS against BASELINE metric by metric (one row per method and metric output key) and fails
+Compares RESULTS against BASELINE metric by metric (one row per result row and metric output key) and fails
 (exit status 1) when
 
 * a value drifted beyond its tolerance: ``|result - baseline| > atol + rtol * |baseline|`` (the tolerances can
@@ -14,7 +14,10 @@ Compares RESULTS against BASELINE metric by metric (one row per method and metri
 
 Each side is a run directory (its ``records/*.json`` are read: they carry versions and parameters, so those are
 checked) or a ``results.csv`` file (values only: versions and parameters cannot be checked, and the table says
-so). Equal infinities are equal (a PSNR of +inf stays +inf); NaN equals NaN. Differences in library versions between the two
+so). Rows are matched by (dataset, method, seed) when both sides have them (records always do; a results.csv when
+it has ``dataset`` and ``seed`` columns), so a grid of several datasets or seeds compares cell by cell; otherwise
+(an older results.csv without those columns) by method, and two rows of one method on a side are an error rather
+than one silently replacing the other. Equal infinities are equal (a PSNR of +inf stays +inf); NaN equals NaN. Differences in library versions between the two
 runs' records are printed as notes.
 """
 
@@ -27,6 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -48,15 +53,88 @@ class Entry:
     missing_reason: str | None = None
 
 
+class Ident(NamedTuple):
+    """Which row of a run a value belongs to; ``dataset``/``seed`` are None when the source does not say."""
+
+    dataset: str | None
+    method: str
+    seed: str | None
+
+    @property
+    def full(self) -> bool:
+        return self.dataset is not None and self.seed is not None
+
+    def label(self) -> str:
+        """``method`` alone, or ``method [dataset, seed N]`` when the dataset and seed are known."""
+        if not self.full:
+            return self.method
+        return f"{self.method} [{self.dataset}, seed {self.seed}]"
+
+
+def _seed_text(seed: Any) -> str | None:
+    """A seed as text ("0"), whether it was read as 0, 0.0 or "0"; None when absent (None, NaN, empty)."""
+    if seed is None or (isinstance(seed, float) and math.isnan(seed)) or str(seed).strip() == "":
+        return None
+    try:
+        f = float(seed)
+    except (TypeError, ValueError):
+        return str(seed)
+    return str(int(f)) if f.is_integer() else str(seed)
+
+
+def _dataset_text(dataset: Any) -> str | None:
+    if dataset is None or (isinstance(dataset, float) and math.isnan(dataset)) or str(dataset).strip() == "":
+        return None
+    return str(dataset)
+
+
 @dataclass
 class RunResults:
-    """The metric values of a run, by method then output key, plus what is known about them."""
+    """The metric values of a run, by row identity (dataset, method, seed) then output key, plus what is known
+    about them."""
 
     source: str
     kind: str  # "records" or "csv"
-    values: dict[str, dict[str, Entry]] = field(default_factory=dict)
-    status: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, dict[str, str]] = field(default_factory=dict)  # library versions per method
+    values: dict[Ident, dict[str, Entry]] = field(default_factory=dict)
+    status: dict[Ident, str] = field(default_factory=dict)
+    versions: dict[Ident, dict[str, str]] = field(default_factory=dict)  # library versions per row
+    #: whether every row says its dataset and seed (records; a results.csv with ``dataset`` and ``seed`` columns)
+    identified: bool = True
+
+    def add(self, ident: Ident, values: dict[str, Entry], status: str, versions: dict[str, str] | None = None) -> None:
+        """Add one row; a second row of the same identity is an error (it would replace the first)."""
+        if ident in self.values:
+            raise ValueError(f"{self.source}: two rows of {_describe(ident)}; a run has one row per dataset, method "
+                             f"and seed (a results.csv without 'dataset' and 'seed' columns has one row per method)")
+        self.values[ident], self.status[ident] = values, status
+        if versions is not None:
+            self.versions[ident] = versions
+
+    def keyed(self, full: bool) -> "RunResults":
+        """The same rows matched by (dataset, method, seed) (``full``) or by method only."""
+        if full:
+            return self
+        out = RunResults(self.source, self.kind, identified=False)
+        for ident, vals in self.values.items():
+            key = Ident(None, ident.method, None)
+            if key in out.values:
+                raise ValueError(f"{self.source}: several rows of method {ident.method!r} (datasets/seeds), but the "
+                                 f"other side has no 'dataset' and 'seed' columns, so rows can only be matched by "
+                                 f"method; compare results of the same layout (both with dataset and seed)")
+            out.add(key, vals, self.status.get(ident, "ok"), self.versions.get(ident))
+        return out
+
+
+def _describe(ident: Ident) -> str:
+    if not ident.full:
+        return f"method {ident.method!r}"
+    return f"dataset {ident.dataset!r}, method {ident.method!r}, seed {ident.seed}"
+
+
+def match_both(results: RunResults, baseline: RunResults) -> tuple[RunResults, RunResults]:
+    """Both sides keyed alike: by (dataset, method, seed) when both identify their rows, else by method."""
+    full = results.identified and baseline.identified
+    return results.keyed(full), baseline.keyed(full)
 
 
 @dataclass(frozen=True)
@@ -80,6 +158,12 @@ class Row:
     status: str  # "ok", "drift", "version", "params", "missing", "status", "new"
     detail: str = ""
     tolerance: Tolerance | None = None
+    dataset: str | None = None
+    seed: str | None = None
+
+    @property
+    def ident(self) -> Ident:
+        return Ident(self.dataset, self.method, self.seed)
 
     @property
     def failed(self) -> bool:
@@ -121,12 +205,9 @@ def _from_records(run_dir: Path) -> RunResults:
 
     out = RunResults(source=str(run_dir), kind="records")
     for rec in load_records(run_dir):
-        out.status[rec.method] = rec.status
-        out.versions[rec.method] = dict(rec.versions)
-        out.values[rec.method] = {
-            key: Entry(mv.value, mv.metric, str(mv.version), _plain(mv.params), mv.missing_reason)
-            for key, mv in rec.metrics.items()
-        }
+        ident = Ident(_dataset_text(rec.dataset_name) or "", str(rec.method), _seed_text(rec.seed) or "")
+        out.add(ident, {key: Entry(mv.value, mv.metric, str(mv.version), _plain(mv.params), mv.missing_reason)
+                        for key, mv in rec.metrics.items()}, rec.status, dict(rec.versions))
     return out
 
 
@@ -143,10 +224,12 @@ def _from_csv(path: Path) -> RunResults:
     if "method" not in frame.columns:
         raise ValueError(f"{path}: not a colorbench results table (no 'method' column)")
     metric_cols = [c for c in frame.columns if c not in _NON_METRIC_COLUMNS and not str(c).endswith("_s")]
-    out = RunResults(source=str(path), kind="csv")
+    identified = "dataset" in frame.columns and "seed" in frame.columns
+    out = RunResults(source=str(path), kind="csv", identified=identified)
     for _, row in frame.iterrows():
         method = str(row["method"])
-        out.status[method] = str(row["status"]) if "status" in frame.columns else "ok"
+        ident = Ident(_dataset_text(row["dataset"]) or "", method, _seed_text(row["seed"]) or "") if identified \
+            else Ident(None, method, None)
         vals: dict[str, Entry] = {}
         for col in metric_cols:
             v = row[col]
@@ -156,7 +239,7 @@ def _from_csv(path: Path) -> RunResults:
                 raise ValueError(f"{path}: column {col!r} of {method!r} is not a number: {v!r}") from None
             # an empty cell is a missing value (pandas reads it as NaN; a stored NaN is written "nan" only in records)
             vals[col] = Entry(None if math.isnan(v) else v)
-        out.values[method] = vals
+        out.add(ident, vals, str(row["status"]) if "status" in frame.columns else "ok")
     return out
 
 
@@ -187,48 +270,61 @@ def _diff_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 
 def compare(results: RunResults, baseline: RunResults, *, default: Tolerance = Tolerance(),
             per_metric: Mapping[str, Tolerance] | None = None) -> list[Row]:
-    """Compare every (method, output key) of the baseline (and list the results' new ones)."""
+    """Compare every (row, output key) of the baseline (and list the results' new ones); rows are matched as
+    :func:`match_both` says.
+
+    Raises:
+        ValueError: rows collide (two rows of one identity on a side, see :meth:`RunResults.keyed`).
+    """
     per_metric = dict(per_metric or {})
+    results, baseline = match_both(results, baseline)
     rows: list[Row] = []
     check_meta = results.kind == "records" and baseline.kind == "records"
-    for method, base_vals in baseline.values.items():
-        if method not in results.values:
-            rows.append(Row(method, "*", None, None, "missing", "method absent from the results"))
+    for ident, base_vals in baseline.values.items():
+        who = {"dataset": ident.dataset, "seed": ident.seed}
+        if ident not in results.values:
+            rows.append(Row(ident.method, "*", None, None, "missing",
+                            f"method absent from the results ({_describe(ident)})", **who))
             continue
-        res_vals = results.values[method]
-        b_status, r_status = baseline.status.get(method, "ok"), results.status.get(method, "ok")
+        res_vals = results.values[ident]
+        b_status, r_status = baseline.status.get(ident, "ok"), results.status.get(ident, "ok")
         if b_status != r_status:
-            rows.append(Row(method, "*", None, None, "status", f"status {b_status} -> {r_status}"))
+            rows.append(Row(ident.method, "*", None, None, "status", f"status {b_status} -> {r_status}", **who))
         for key, b in base_vals.items():
             r = res_vals.get(key)
             tol = tolerance_for(key, b, default, per_metric)
+
+            def row(status: str, detail: str, value: float | None = None if r is None else r.value) -> Row:
+                return Row(ident.method, key, b.value, value, status, detail, tol, **who)
+
             if r is None:
-                rows.append(Row(method, key, b.value, None, "missing", "metric absent from the results", tol))
+                rows.append(row("missing", "metric absent from the results"))
                 continue
             if check_meta and b.version != r.version:
-                rows.append(Row(method, key, b.value, r.value, "version", f"version {b.version} -> {r.version}", tol))
+                rows.append(row("version", f"version {b.version} -> {r.version}"))
                 continue
             if check_meta and (b.params or {}) != (r.params or {}):
                 changed = _diff_keys(b.params or {}, r.params or {})
-                rows.append(Row(method, key, b.value, r.value, "params", "params changed: " + ", ".join(changed), tol))
+                rows.append(row("params", "params changed: " + ", ".join(changed)))
                 continue
             if (b.value is None) != (r.value is None):
                 why = r.missing_reason if r.value is None else b.missing_reason
                 detail = ("missing in the results" if r.value is None else "missing in the baseline") + (
                     f" ({_short(why)})" if why else "")
-                rows.append(Row(method, key, b.value, r.value, "missing", detail, tol))
+                rows.append(row("missing", detail))
                 continue
             if b.value is None:  # missing on both sides
-                rows.append(Row(method, key, None, None, "ok", "missing on both sides", tol))
+                rows.append(row("ok", "missing on both sides"))
                 continue
             ok = values_close(r.value, b.value, tol)
-            rows.append(Row(method, key, b.value, r.value, "ok" if ok else "drift", "" if ok else "beyond tolerance", tol))
+            rows.append(row("ok" if ok else "drift", "" if ok else "beyond tolerance"))
         for key in res_vals:
             if key not in base_vals:
-                rows.append(Row(method, key, None, res_vals[key].value, "new", "not in the baseline"))
-    for method in results.values:
-        if method not in baseline.values:
-            rows.append(Row(method, "*", None, None, "new", "method not in the baseline"))
+                rows.append(Row(ident.method, key, None, res_vals[key].value, "new", "not in the baseline", **who))
+    for ident in results.values:
+        if ident not in baseline.values:
+            rows.append(Row(ident.method, "*", None, None, "new", f"method not in the baseline ({_describe(ident)})",
+                            dataset=ident.dataset, seed=ident.seed))
     return rows
 
 
@@ -239,27 +335,32 @@ def _short(text: str, width: int = 60) -> str:
 
 def version_notes(results: RunResults, baseline: RunResults) -> list[str]:
     """Library versions that differ between the two runs (from the records; informational)."""
+    results, baseline = match_both(results, baseline)
     notes: set[str] = set()
-    for method in set(results.versions) & set(baseline.versions):
-        a, b = baseline.versions[method], results.versions[method]
+    for ident in set(results.versions) & set(baseline.versions):
+        a, b = baseline.versions[ident], results.versions[ident]
         notes.update(f"{lib} {a.get(lib, '-')} -> {b.get(lib, '-')}" for lib in _diff_keys(a, b) if lib != "platform")
     return sorted(notes)
 
 
 def format_table(rows: Sequence[Row], *, only_failures: bool = False) -> str:
-    """A plain-text table: method, metric, baseline, result, |diff|, tolerance, status, detail."""
+    """A plain-text table: [dataset, seed,] method, metric, baseline, result, |diff|, tolerance, status, detail
+    (dataset and seed columns when the rows cover more than one (dataset, seed))."""
     def num(v: float | None) -> str:
         return "—" if v is None else f"{v:.6g}"
 
+    grid = len({(r.dataset, r.seed) for r in rows}) > 1
     header = ("method", "metric", "baseline", "result", "|diff|", "tolerance", "status", "detail")
+    if grid:
+        header = ("dataset", "seed", *header)
     lines = [header]
     for row in rows:
         if only_failures and not row.failed:
             continue
         tol = "" if row.tolerance is None else f"rtol={row.tolerance.rtol:g} atol={row.tolerance.atol:g}"
         status = row.status.upper() if row.failed else row.status
-        lines.append((row.method, row.key, num(row.baseline), num(row.result), num(row.abs_diff), tol, status,
-                      row.detail))
+        cells = (row.method, row.key, num(row.baseline), num(row.result), num(row.abs_diff), tol, status, row.detail)
+        lines.append((row.dataset or "—", row.seed or "—", *cells) if grid else cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
@@ -321,7 +422,9 @@ def run_check(args: argparse.Namespace, out=None) -> int:
     if failed or problems:
         kinds = sorted({r.status for r in failed})
         if failed:
-            print(f"FAILED: {len(failed)} of {checked} checks ({', '.join(kinds)})", file=out)
+            where = list(dict.fromkeys(r.ident.label() for r in failed))
+            print(f"FAILED: {len(failed)} of {checked} checks ({', '.join(kinds)}) in "
+                  f"{', '.join(_short(w, 40) for w in where[:6])}{', ...' if len(where) > 6 else ''}", file=out)
         for problem in problems:
             print(f"FAILED: {problem}", file=out)
         return 1
@@ -337,13 +440,13 @@ def coverage_problems(rows: Sequence[Row], allow_new: bool = False) -> list[str]
         problems.append("nothing was compared: the baseline holds no metric value (only method and status columns, "
                         "or every value missing); use a complete baseline run directory or results.csv")
     if not allow_new:
-        methods = [r.method for r in rows if r.status == "new" and r.key == "*"]
-        keys = sorted({r.key for r in rows if r.status == "new" and r.key != "*" and r.method not in methods
+        methods = [r.ident.label() for r in rows if r.status == "new" and r.key == "*"]
+        keys = sorted({r.key for r in rows if r.status == "new" and r.key != "*" and r.ident.label() not in methods
                        and r.result is not None})  # an empty column of the results is nothing to compare
         if methods or keys:
             what = []
             if methods:
-                what.append(f"{len(methods)} method(s) ({', '.join(_short(m, 30) for m in methods[:6])}"
+                what.append(f"{len(methods)} method(s) ({', '.join(_short(m, 40) for m in methods[:6])}"
                             f"{', ...' if len(methods) > 6 else ''})")
             if keys:
                 what.append(f"metric(s) {', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}")

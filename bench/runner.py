@@ -221,12 +221,13 @@ def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
     return proto.restrict_test(_load_dataset_cached(name, options))
 
 
-def servable_methods(names: Sequence[str], train: ImageSet) -> tuple[list[str], dict[str, str]]:
-    """Split ``names`` into the methods that can train on ``train`` and the others with the reason
-    (:meth:`Method.unsupported_reason`)."""
+def servable_methods(names: Sequence[str], train: ImageSet, preset: str) -> tuple[list[str], dict[str, str]]:
+    """Split ``names`` into the methods that can train on ``train`` under ``preset`` and the others with the
+    reason (:meth:`Method.unsupported_reason`, :meth:`Method.unavailable_reason`)."""
     keep, skipped = [], {}
     for name in names:
-        reason = METHODS.get(name).unsupported_reason(train)
+        cls = METHODS.get(name)
+        reason = cls.unsupported_reason(train) or cls.unavailable_reason(preset)
         if reason is None:
             keep.append(name)
         else:
@@ -730,7 +731,7 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
         desc = datasets[ds_name].describe()
         names = spec.method_names()
         if not spec.methods:  # the default list: only what this dataset can serve (the rest: RunInfo.skipped)
-            names, _ = servable_methods(names, datasets[ds_name].train)
+            names, _ = servable_methods(names, datasets[ds_name].train, spec.preset)
         for seed in spec.seed_list():
             for name in names:
                 cls = METHODS.get(name)
@@ -807,7 +808,7 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         log(f"dataset {data.name}: {len(data.train)} train / {len(data.test)} test images of "
             f"{data.train.image_size[0]}x{data.train.image_size[1]} (loaded in {load_s[ds]:.1f} s); device {device}")
         if not spec.methods:
-            skipped[ds] = servable_methods(spec.method_names(), data.train)[1]
+            skipped[ds] = servable_methods(spec.method_names(), data.train, spec.preset)[1]
             for name, reason in skipped[ds].items():
                 log(f"skipped {name} on {ds}: {reason}")
     executor = make_executor(spec)  # unknown executor, Ray missing or not answering -> error before anything

@@ -198,6 +198,14 @@ class Method(ABC):
             return "needs per-pixel class masks, which this dataset does not have (use e.g. --dataset shapes or voc-seg)"
         return None
 
+    @classmethod
+    def unavailable_reason(cls, preset: str) -> str | None:
+        """Why this method cannot run at all under ``preset`` on this machine (``None`` when it can), e.g. a
+        pretrained weights file that is not on disk: the message says which file to put where. Like
+        :meth:`unsupported_reason`, a run over the default method list skips such methods with this reason, and
+        an explicitly requested one becomes a failed row (it raises the same error when it is built)."""
+        return None
+
     def end_epoch(self) -> None:
         """Called by the runner after each epoch (learning-rate schedules hook in here)."""
         self.epoch += 1

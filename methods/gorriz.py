@@ -222,6 +222,18 @@ class GorrizFeatRec(Gorriz):
         for p in self.F.parameters():
             p.requires_grad_(False)
 
+    @classmethod
+    def unavailable_reason(cls, preset: str) -> str | None:
+        c = cls.make_config(preset)
+        if cls.feature_network != "pretrained" or c.lambda_feat == 0:
+            return None
+        try:
+            found = find_pretrained(c.feature_backbone, c.feature_weights, c.feature_weights_kind)
+        except FileNotFoundError as exc:
+            return str(exc)
+        return None if found is not None else missing_weights_message(cls.card.name, c.feature_backbone,
+                                                                      c.feature_weights_kind)
+
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D, "F": self.F}
 

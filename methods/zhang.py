@@ -149,6 +149,17 @@ def _weights_notes(name: str, path, hash_checked: bool, extra: dict[str, Any]) -
             "stand_in_for_tests": weights.stand_in(name) is not None, **extra}
 
 
+def _missing_weights(name: str, config, who: str) -> str | None:
+    """The message of the released file's absence (or hash mismatch), or ``None`` when it can be loaded."""
+    from colorbench import weights
+
+    try:
+        weights.require(name, config.weights_path or None, check_hash=config.check_hash, who=who)
+    except weights.WeightsUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def _load(name: str, factory, config, who: str) -> tuple[nn.Module, dict[str, Any]]:
     from colorbench import weights
 
@@ -270,6 +281,11 @@ class ZhangECCV16(LabMethod):
     @classmethod
     def size_multiple_of(cls, config: Any) -> int:
         return 1 if config.input_size else ECCV16Net.size_multiple
+
+    @classmethod
+    def unavailable_reason(cls, preset: str) -> str | None:
+        config = cls.make_config(preset)
+        return _missing_weights("zhang-eccv16", config, "zhang-eccv16") if config.pretrained else None
 
     def build_networks(self) -> None:
         c = self.config
@@ -427,6 +443,10 @@ class ZhangSIGGRAPH17(Method):
     Config: ClassVar[type] = ZhangSIGGRAPH17Config
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {"input_size": 256}, "quick": {"input_size": 64},
                                                      "released": {"input_size": 256}}
+
+    @classmethod
+    def unavailable_reason(cls, preset: str) -> str | None:
+        return _missing_weights("zhang-siggraph17", cls.make_config(preset), "zhang-siggraph17")
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         super().__init__(config, device, seed)

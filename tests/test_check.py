@@ -103,7 +103,8 @@ def test_results_csv_compares_values_only(runs):
     frame.loc[0, "ssim"] = 0.5
     frame.to_csv(csv_path, index=False)
     assert _check([str(csv_path), "--against", str(base_dir)])[0] == 1
-    assert load_results(csv_path).values["pix2pix"]["psnr"].value == float("inf")
+    values = load_results(csv_path).values  # keyed by (dataset, method, seed): results_frame has those columns
+    assert values[("photos", "pix2pix", "0")]["psnr"].value == float("inf")
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):

@@ -75,6 +75,21 @@ def test_default_run_skips_methods_the_dataset_cannot_serve(tmp_path, monkeypatc
     assert "## Skipped methods" in board and "**unet-seg** on shapes: needs per-pixel class masks" in board
 
 
+def test_default_run_skips_methods_whose_weights_files_are_missing(tmp_path, monkeypatch):
+    """Pretrained files that are not on disk: skipped from the default list with the file to put where (so the
+    README's first command exits 0 on a fresh machine); named explicitly, the method is a failed row instead."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # where the weights registry looks
+    monkeypatch.setattr(METHODS, "names", lambda pattern=None: ["gray", "zhang-siggraph17", "gorriz-featrec"])
+    out = run(spec(methods=()), out=tmp_path / "run", log=quiet)
+    assert [r.method for r in load_records(out)] == ["gray"]
+    skipped = json.loads((out / "run.json").read_text())["skipped"]["shapes"]
+    assert "siggraph17-df00044c.pth" in skipped["zhang-siggraph17"]
+    assert "vgg16" in skipped["gorriz-featrec"] and "gorriz-featrec" in skipped["gorriz-featrec"]
+    out2 = run(spec(methods=("gray", "zhang-siggraph17")), out=tmp_path / "explicit", log=quiet)
+    records = {r.method: r for r in load_records(out2)}
+    assert records["zhang-siggraph17"].status == "failed" and "siggraph17-df00044c.pth" in records["zhang-siggraph17"].error
+
+
 def test_an_explicitly_requested_method_that_cannot_run_is_a_failed_row_and_exit_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "load_dataset", _without_masks)
     out = tmp_path / "run"
