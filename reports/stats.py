@@ -11,6 +11,10 @@
     two-sided p = ``min(1, 2 min(P*(mean <= 0), P*(mean >= 0)))`` over the bootstrap distribution);
   - ``scipy.stats.wilcoxon(method, best)`` (signed-rank, two-sided; p = 1 when every difference is 0).
 
+  The best method is never one marked "structure lost" (:func:`structure_lost_cells`: mean luma SSIM over the
+  seeds below ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``), the rows the leaderboard keeps out of its bold
+  best values; such methods are still compared against the best.
+
   Each family (one dataset and metric key, all methods against the best) is Holm-corrected (:func:`holm`). A
   method "cannot be told apart from the best" when its Holm-corrected Wilcoxon p-value is at least ``alpha``.
 """
@@ -97,6 +101,19 @@ def seed_summary(records: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "method", "key", "higher_is_better", "mean", "std", "n", "n_cells"])
 
 
+def structure_lost_cells(summary: pd.DataFrame, threshold: float | None = None) -> set[tuple[str, str]]:
+    """(dataset, method) pairs of :func:`seed_summary` whose mean luma SSIM over the seeds that finished is below
+    ``threshold`` (default ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``): their outputs lost the input's
+    structure. The leaderboard marks them and keeps them out of the best values; :func:`paired_comparisons` does
+    not choose them as the best method."""
+    from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, below_structure_threshold
+
+    threshold = LUMA_SSIM_THRESHOLD if threshold is None else threshold
+    rows = summary[(summary["key"] == STRUCTURE_KEY) & (summary["n"] > 0)]
+    return {(str(r.dataset), str(r.method)) for r in rows.itertuples()
+            if below_structure_threshold(float(r.mean), threshold)}
+
+
 def per_image_means(frames: Sequence[pd.DataFrame], key: str) -> pd.Series | None:
     """Per-image values of ``key`` averaged over seeds (index: image id); images present in every seed only."""
     series = [f.set_index("id")[key] for f in frames if key in f.columns]
@@ -107,7 +124,8 @@ def per_image_means(frames: Sequence[pd.DataFrame], key: str) -> pd.Series | Non
 
 
 def paired_comparisons(per_image: Mapping[tuple[str, str], Sequence[pd.DataFrame]], summary: pd.DataFrame,
-                       alpha: float = ALPHA, seed: int = 0) -> pd.DataFrame:
+                       alpha: float = ALPHA, seed: int = 0, structure_threshold: float | None = None,
+                       ) -> pd.DataFrame:
     """Each method against the best one, per dataset and per-image metric key (see the module docstring).
 
     Args:
@@ -115,7 +133,11 @@ def paired_comparisons(per_image: Mapping[tuple[str, str], Sequence[pd.DataFrame
         summary: :func:`seed_summary` (it gives the best method and each key's direction).
         alpha: level of the "cannot be told apart" mark.
         seed: seed of the bootstrap resampling.
+        structure_threshold: luma SSIM below which a method cannot be the best (:func:`structure_lost_cells`;
+            None: the leaderboard's ``LUMA_SSIM_THRESHOLD``). A family whose methods all lost their structure has
+            no best method and no rows.
     """
+    lost = structure_lost_cells(summary, structure_threshold)
     rows = []
     for ds in dict.fromkeys(ds for ds, _ in per_image):
         methods = [m for (d, m) in per_image if d == ds]
@@ -126,7 +148,10 @@ def paired_comparisons(per_image: Mapping[tuple[str, str], Sequence[pd.DataFrame
             if len(sub) < 2:
                 continue
             hib = bool(sub["higher_is_better"].iloc[0])
-            best = str(sub.loc[sub["mean"].idxmax() if hib else sub["mean"].idxmin(), "method"])
+            candidates = sub[[(ds, m) not in lost for m in sub["method"]]]
+            if candidates.empty:
+                continue
+            best = str(candidates.loc[candidates["mean"].idxmax() if hib else candidates["mean"].idxmin(), "method"])
             best_vals = per_image_means(per_image[(ds, best)], key)
             if best_vals is None:
                 continue

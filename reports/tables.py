@@ -62,7 +62,13 @@ def structure_lost(rec: RunRecord, threshold: float = LUMA_SSIM_THRESHOLD) -> bo
     if rec.status != "ok":
         return False
     mv = rec.metrics.get(STRUCTURE_KEY)
-    value = None if mv is None else _float_or_none(mv.value)
+    return below_structure_threshold(None if mv is None else _float_or_none(mv.value), threshold)
+
+
+def below_structure_threshold(value: float | None, threshold: float = LUMA_SSIM_THRESHOLD) -> bool:
+    """True when a luma SSIM ``value`` (one record's, or a mean over seeds) says the structure was lost; False
+    for None or NaN (nothing to judge by). The one rule behind :func:`structure_lost` and
+    :func:`colorbench.reports.stats.structure_lost_cells`."""
     return value is not None and not math.isnan(value) and value < threshold
 
 
@@ -223,7 +229,9 @@ def leaderboard_markdown(
     fooling = ["Fooling rate ↑"] if naturalness is not None else []
     decimals = {k: column_decimals(k, [rec.value(k) for rec in records if rec.status == "ok"]) for k in keys}
     if grid:
-        lines += _grid_leaderboard(records, keys, directions, ties, per_image_keys)
+        grid_lines, lost_cells = _grid_leaderboard(records, keys, directions, ties, per_image_keys, footnotes,
+                                                   footnote_keys)
+        lines += grid_lines
     else:
         lines += ["## Leaderboard", ""]
         header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys),
@@ -232,14 +240,9 @@ def leaderboard_markdown(
         lines.append(_table_row(["---", "---", "---:", *("---:" for _ in [*keys, *fooling]), "---:"]))
     for rec in ([] if grid else records):
         ok = rec.status == "ok"
-        name = _escape(rec.method)
-        for caveat in rec.caveats:  # what a reader must know to read the row (Method.caveats), as footnotes
-            number = footnotes.setdefault(f"{rec.method}: {caveat}", len(footnotes) + 1)
-            footnote_keys.setdefault(f"{rec.method}: {caveat}", [])
-            name += f" [^{number}]"
-        epochs = epochs_trained(rec)
-        status = f"ok, **{STRUCTURE_LOST}**" if id(rec) in lost else "ok" if ok else f"**{_escape(rec.status)}**"
-        cells = [name, status, MISSING if epochs is None else str(epochs)]
+        name = _method_cell(rec.method, rec.caveats, footnotes, footnote_keys)
+        status = _lost_status("ok") if id(rec) in lost else "ok" if ok else f"**{_escape(rec.status)}**"
+        cells = [name, status, _epochs_cell([rec])]
         for key in keys:
             mv = rec.metrics.get(key)
             if mv is None and key in NOT_APPLICABLE and not NOT_APPLICABLE[key][1](rec):
@@ -258,9 +261,8 @@ def leaderboard_markdown(
                     applies_to.append(key)
                 cells.append(f"{MISSING}[^{number}]")
                 continue
-            text = format_column_value(key, mv.value, decimals[key])
-            if ok and id(rec) not in lost and key in best and mv.value == best[key]:
-                text = f"**{text}**"
+            text = _bold_if(format_column_value(key, mv.value, decimals[key]),
+                            ok and id(rec) not in lost and key in best and mv.value == best[key])
             if mv.ci95 is not None and None not in mv.ci95:
                 lo, hi = mv.ci95
                 text += f" ± {_format_half_width(key, (hi - lo) / 2)}"  # 2 significant digits: all it carries
@@ -284,15 +286,12 @@ def leaderboard_markdown(
                "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
             "",
         ]
-    if lost:
-        names = ", ".join(f"**{_escape(rec.method)}**" for rec in records if id(rec) in lost)
-        lines += [
-            f"{STRUCTURE_LOST}: {names} — Luma SSIM below {LUMA_SSIM_THRESHOLD:g} (the SSIM between the luminance "
-            "of the colorization and the grey input it was given): the output does not keep its input's structure, "
-            "so its colour metrics (histogram divergences, colourfulness) score something that is not a "
-            "colorization of the input. Such rows are not considered for the best (bold) values.",
-            "",
-        ]
+    if grid:
+        several = len({ds for ds, _ in _groups(records)}) > 1
+        lines += _structure_lost_note([f"{m} ({ds})" if several else m for ds, m in lost_cells],
+                                      over_seeds=True)  # the rule of structure_lost_cells
+    else:
+        lines += _structure_lost_note([rec.method for rec in records if id(rec) in lost])
 
     failed = [rec for rec in records if rec.status != "ok"]
     if failed:
@@ -379,40 +378,46 @@ def _groups(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecor
 
 
 def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions: dict[str, bool],
-                      ties: set[tuple[str, str, str]], per_image_keys: Sequence[str] | None) -> list[str]:
-    from colorbench.reports.stats import seed_summary
+                      ties: set[tuple[str, str, str]], per_image_keys: Sequence[str] | None,
+                      footnotes: dict[str, int], footnote_keys: dict[str, list[str]],
+                      ) -> tuple[list[str], list[tuple[str, str]]]:
+    """The tables of a grid (one per dataset) and the (dataset, method) rows marked "structure lost"; method
+    caveats are added to ``footnotes`` / ``footnote_keys`` as in the one-seed table."""
+    from colorbench.reports.stats import seed_summary, structure_lost_cells
 
     summary = seed_summary(records)
+    lost = structure_lost_cells(summary)  # the rule paired_comparisons uses to choose its best method
     groups = _groups(records)
     datasets = list(dict.fromkeys(ds for ds, _ in groups))
     lines: list[str] = []
     for ds in datasets:
         lines += [f"## Leaderboard: {ds}" if len(datasets) > 1 else "## Leaderboard", ""]
-        sub = summary[summary["dataset"] == ds]
+        sub = summary[(summary["dataset"] == ds) & (summary["n"] > 0)]
         ds_keys = [k for k in keys if k in set(sub["key"])]
-        best = {}
-        for k in ds_keys:
-            vals = sub[(sub["key"] == k) & (sub["n"] > 0)]["mean"].to_numpy(float)
-            vals = vals[~np.isnan(vals)]
-            if len(vals):
-                best[k] = vals.max() if directions[k] else vals.min()
-        lines.append(_table_row(["Method", "Seeds ok / run", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}"
-                                                                for k in ds_keys), "Train (s)"]))
-        lines.append(_table_row(["---", "---:", *("---:" for _ in ds_keys), "---:"]))
+        means = {k: sub[sub["key"] == k] for k in ds_keys}
+        best = _best_of({k: [m for meth, m in zip(rows["method"], rows["mean"].to_numpy(float))
+                             if (ds, meth) not in lost] for k, rows in means.items()}, directions)
+        decimals = {k: column_decimals(k, rows["mean"].tolist()) for k, rows in means.items()}
+        lines.append(_table_row(["Method", "Seeds ok / run", "Epochs",
+                                 *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in ds_keys),
+                                 "Train (s)"]))
+        lines.append(_table_row(["---", "---:", "---:", *("---:" for _ in ds_keys), "---:"]))
         for (d, method), recs in groups.items():
             if d != ds:
                 continue
             n_ok = sum(r.status == "ok" for r in recs)
-            cells = [_escape(method), f"{n_ok} / {len(recs)}" if n_ok == len(recs) else f"**{n_ok} / {len(recs)}**"]
+            seeds = f"{n_ok} / {len(recs)}" if n_ok == len(recs) else f"**{n_ok} / {len(recs)}**"
+            caveats = list(dict.fromkeys(c for r in recs for c in r.caveats))
+            cells = [_method_cell(method, caveats, footnotes, footnote_keys),
+                     _lost_status(seeds) if (ds, method) in lost else seeds, _epochs_cell(recs)]
             for k in ds_keys:
-                row = sub[(sub["method"] == method) & (sub["key"] == k)]
-                if row.empty or int(row["n"].iloc[0]) == 0:
+                row = means[k][means[k]["method"] == method]
+                if row.empty:
                     cells.append(MISSING)
                     continue
                 mean, std, n = float(row["mean"].iloc[0]), float(row["std"].iloc[0]), int(row["n"].iloc[0])
-                text = format_value(k, mean)
-                if k in best and mean == best[k]:
-                    text = f"**{text}**"
+                text = _bold_if(format_column_value(k, mean, decimals[k]),
+                                (ds, method) not in lost and k in best and mean == best[k])
                 if not math.isnan(std):
                     text += f" ± {_format_half_width(k, std)}"
                 text += f" (n={n})"
@@ -427,12 +432,13 @@ def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions:
     lines += [
         "↑ higher is better, ↓ lower is better. Each value is the mean over the seeds that finished ± the "
         "across-seed standard deviation (n seeds; no ± with one); the best mean of each column is in **bold**. "
+        "Epochs: those each seed trained (several values when the seeds differ). "
         + TIE_NOTE
         + (f" Set-level metrics ({', '.join(set_level)}) have no per-image values: their ± is the spread over "
            "seeds only, and they have no paired test." if set_level else ""),
         "",
     ]
-    return lines
+    return lines, sorted(lost, key=list(groups).index)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -471,17 +477,61 @@ def _format_half_width(key: str, half: float) -> str:
 
 def _best_values(records: Sequence[RunRecord], keys: list[str], directions: dict[str, bool]) -> dict[str, float]:
     """Best value of each key among successful records (NaN and missing values ignored)."""
+    return _best_of({key: [rec.metrics[key].value for rec in records
+                           if rec.status == "ok" and key in rec.metrics and rec.metrics[key].value is not None]
+                     for key in keys}, directions)
+
+
+def _best_of(values: Mapping[str, Sequence[float]], directions: Mapping[str, bool]) -> dict[str, float]:
+    """Best of each key's candidate values by its direction (NaN ignored; keys without a value left out)."""
     best: dict[str, float] = {}
-    for key in keys:
-        values = [
-            rec.metrics[key].value
-            for rec in records
-            if rec.status == "ok" and key in rec.metrics and rec.metrics[key].value is not None
-        ]
-        values = [v for v in values if not math.isnan(v)]
-        if values:
-            best[key] = max(values) if directions[key] else min(values)
+    for key, vals in values.items():
+        finite = [float(v) for v in vals if not math.isnan(float(v))]
+        if finite:
+            best[key] = max(finite) if directions[key] else min(finite)
     return best
+
+
+def _bold_if(text: str, condition: bool) -> str:
+    return f"**{text}**" if condition else text
+
+
+def _method_cell(method: str, caveats: Sequence[str], footnotes: dict[str, int],
+                 footnote_keys: dict[str, list[str]]) -> str:
+    """A row's method name with a footnote per caveat (what a reader must know to read the row,
+    ``Method.caveats``); the caveats are added to ``footnotes`` (reason -> number) in order of first use."""
+    name = _escape(method)
+    for caveat in caveats:
+        number = footnotes.setdefault(f"{method}: {caveat}", len(footnotes) + 1)
+        footnote_keys.setdefault(f"{method}: {caveat}", [])
+        name += f" [^{number}]"
+    return name
+
+
+def _epochs_cell(records: Sequence[RunRecord]) -> str:
+    """Epochs trained (:func:`epochs_trained`) by a row's records: one number, or the distinct ones when the seeds
+    differ (``"2, 3"``); ``—`` when none is known."""
+    epochs = sorted({e for e in (epochs_trained(rec) for rec in records) if e is not None})
+    return ", ".join(map(str, epochs)) if epochs else MISSING
+
+
+def _lost_status(status: str) -> str:
+    return f"{status}, **{STRUCTURE_LOST}**"
+
+
+def _structure_lost_note(names: Sequence[str], over_seeds: bool = False) -> list[str]:
+    """The legend under a table with rows marked :data:`STRUCTURE_LOST` (none: no lines)."""
+    if not names:
+        return []
+    listed = ", ".join(f"**{_escape(name)}**" for name in names)
+    return [
+        f"{STRUCTURE_LOST}: {listed} — Luma SSIM{' (mean over seeds)' if over_seeds else ''} below {LUMA_SSIM_THRESHOLD:g} (the SSIM between the "
+        "luminance of the colorization and the grey input it was given): the output does not keep its input's "
+        "structure, so its colour metrics (histogram divergences, colourfulness) score something that is not a "
+        "colorization of the input. Such rows are not considered for the best (bold) values, nor as the best "
+        "method the paired comparisons (≈) test the others against.",
+        "",
+    ]
 
 
 def _escape(text: str) -> str:

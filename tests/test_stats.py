@@ -103,3 +103,91 @@ def test_grid_report_seeds_datasets_and_comparisons(tmp_path):
     assert "## Leaderboard: shapes" in md and "## Leaderboard: photos" in md and "(n=2)" in md
     assert "Set-level metrics (KL a, KL b) have no per-image values" in md
     assert (out / "figures" / "samples_photos.png").is_file()
+
+
+def _grid_run(tmp_path):
+    """A 2-seed run directory of three methods, written cell by cell through RunDir.write_cell: "blobs" has the
+    best PSNR and MSE but a mean luma SSIM of 0.425 (< 0.7: structure lost), "unet" is the best of the others,
+    "gray" trains nothing and carries a caveat. run.json says one method was skipped."""
+    from colorbench.rundir import CellEntry, RunDir, RunInfo
+
+    rd = RunDir(tmp_path / "grid", create=True)
+    rd.write_info(RunInfo(spec={"seed": 0}, datasets={"shapes": {"name": "shapes", "n_train": 40, "n_test": 20}},
+                          seeds=[0, 1], skipped={"shapes": {"spyncogan": "needs class labels,\nwhich shapes lacks"}}))
+    rng = np.random.default_rng(5)
+    ids = [f"img{i}" for i in range(20)]
+    base = rng.uniform(10, 20, 20)
+    # method -> (psnr offset, luma ssim per seed, mse per seed, epochs per seed, trainable, caveats)
+    plan = {"unet": (25.0, (0.99, 0.98), (0.0123, 0.0125), (2, 2), True, []),
+            "blobs": (30.0, (0.40, 0.45), (0.00450, 0.00462), (2, 3), True, []),
+            "gray": (18.0, (1.0, 1.0), (0.0500, 0.0500), (0, 0), False, ["outputs no colour by design"])}
+    for method, (offset, luma, mse, epochs, trainable, caveats) in plan.items():
+        for seed in (0, 1):
+            psnr = base + offset + 0.2 * seed + rng.normal(0, 0.05, 20)
+            lum = np.full(20, luma[seed])
+            rec = RunRecord(method=method, preset="quick", dataset={"name": "shapes", "n_test": 20},
+                            grey_convention="bt601", seed=seed, device="cpu", caveats=caveats,
+                            card={"trainable": trainable}, timings={"train_s": 1.0 + seed},
+                            losses=[{"epoch": e + 1, "loss": 1.0 / (e + 1)} for e in range(epochs[seed])],
+                            metrics={"psnr": MetricValue(float(psnr.mean()), "psnr", "1", True),
+                                     "luma_ssim": MetricValue(float(lum.mean()), "luma_ssim", "1", True),
+                                     "mse": MetricValue(mse[seed], "mse", "1", False)})
+            entry = CellEntry(key=f"{method}-{seed}", dataset="shapes", method=method, preset="quick", seed=seed)
+            rd.write_cell(entry, rec, per_image=pd.DataFrame({"id": ids, "psnr": psnr, "luma_ssim": lum}))
+    return rd
+
+
+def test_grid_leaderboard_has_the_one_seed_tables_marks(tmp_path):
+    from colorbench.reports.writer import write_report
+
+    rd = _grid_run(tmp_path)
+    write_report(rd.path)
+    md = (rd.path / "leaderboard.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    split = lambda line: [c.strip() for c in line.strip().split("|")[1:-1]]  # noqa: E731
+    header = split(rows[0])
+    table = {cells[0]: dict(zip(header, cells)) for cells in map(split, rows[2:])}
+    assert set(table) == {"unet", "blobs", "gray [^1]"} and "Epochs" in header
+    assert [table[m]["Epochs"] for m in ("unet", "blobs", "gray [^1]")] == ["2", "2, 3", "0"]
+    assert table["blobs"]["Seeds ok / run"] == "2 / 2, **⚠ structure lost**"
+    assert table["unet"]["Seeds ok / run"] == "2 / 2" and table["gray [^1]"]["Seeds ok / run"] == "2 / 2"
+    # the structure-less row has the highest PSNR and the lowest MSE, but the bold best is unet's
+    assert table["blobs"]["PSNR (dB) ↑"].startswith(f"{np.mean(_per_seed_means(rd, 'blobs', 'psnr')):.2f} ± ")
+    assert table["unet"]["PSNR (dB) ↑"].startswith("**") and not table["blobs"]["PSNR (dB) ↑"].startswith("**")
+    # one format per column: 4 significant digits of the smallest mean (0.00456) -> 6 decimals for every row
+    assert table["unet"]["MSE ↓"].startswith("**0.012400** ± ") and table["blobs"]["MSE ↓"].startswith("0.004560 ±")
+    assert table["gray [^1]"]["MSE ↓"] == "0.050000 ± 0 (n=2)"
+    note = next(line for line in md.splitlines() if line.startswith("⚠ structure lost:"))
+    assert "**blobs**" in note and "**unet**" not in note and "mean over seeds" in note
+    assert "[^1]: gray: outputs no colour by design" in md
+    assert "## Skipped methods" in md and "- **spyncogan** on shapes: needs class labels, which shapes lacks" in md
+    # the paired comparisons test against the same best method the table bolds, not the structure-less one
+    comp = pd.read_csv(rd.path / "comparisons.csv")
+    psnr = comp[comp["metric"] == "psnr"].set_index("method")
+    assert set(psnr["best"]) == {"unet"} and set(psnr.index) == {"blobs", "gray"}
+    assert psnr.loc["blobs", "mean_diff"] > 4  # still compared: 5 dB better, but not the reference
+
+
+def _per_seed_means(rd, method, key):
+    return [rec.metrics[key].value for rec in rd.records() if rec.method == method]
+
+
+def test_paired_comparisons_never_choose_a_structure_lost_best(tmp_path):
+    from colorbench.reports.stats import structure_lost_cells
+
+    rd = _grid_run(tmp_path)
+    records = rd.records()
+    frames: dict = {}
+    for cell in rd.cells():
+        frames.setdefault((cell.dataset, cell.method), []).append(rd.per_image(cell))
+    summary = seed_summary(records)
+    assert structure_lost_cells(summary) == {("shapes", "blobs")}
+    assert structure_lost_cells(summary, threshold=0.3) == set()
+    comp = paired_comparisons(frames, summary)
+    assert set(comp[comp["metric"] == "psnr"]["best"]) == {"unet"}
+    # with the check off, the highest mean wins, whatever its structure
+    off = paired_comparisons(frames, summary, structure_threshold=0.0)
+    assert set(off[off["metric"] == "psnr"]["best"]) == {"blobs"}
+    # a family whose methods all lost their structure has no best method and no rows
+    lost_all = paired_comparisons(frames, summary, structure_threshold=1.5)
+    assert lost_all.empty
