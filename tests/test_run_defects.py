@@ -78,7 +78,11 @@ def test_default_run_skips_methods_the_dataset_cannot_serve(tmp_path, monkeypatc
 def test_default_run_skips_methods_whose_weights_files_are_missing(tmp_path, monkeypatch):
     """Pretrained files that are not on disk: skipped from the default list with the file to put where (so the
     README's first command exits 0 on a fresh machine); named explicitly, the method is a failed row instead."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # where the weights registry looks
+    from colorbench import weights
+
+    empty_hub = str(tmp_path / "empty_torch_hub")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: empty_hub)  # where the weights registry looks
+    monkeypatch.setattr(weights, "_STAND_INS", {})  # no test stand-in files (tests/conftest.py) in this test
     monkeypatch.setattr(METHODS, "names", lambda pattern=None: ["gray", "zhang-siggraph17", "gorriz-featrec"])
     out = run(spec(methods=()), out=tmp_path / "run", log=quiet)
     assert [r.method for r in load_records(out)] == ["gray"]
