@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import signal
 import traceback
+from abc import ABC, abstractmethod
 from multiprocessing.connection import wait
 from typing import Any, Callable, Mapping, Sequence
 
@@ -41,7 +42,7 @@ def make_executor(spec: Any) -> "Executor":
     raise ValueError(f"unknown executor {spec.executor!r}; choose local, process or ray")
 
 
-class Executor:
+class Executor(ABC):
     name = ""
 
     def __init__(self, spec: Any) -> None:
@@ -56,9 +57,10 @@ class Executor:
         return {"cores": available_cores(), "torch_threads_per_cell": torch.get_num_threads(),
                 "policy": "this process's torch setting"}
 
+    @abstractmethod
     def run(self, tasks: Sequence[Any], datasets: Mapping[str, Any], started: Started, finished: Finished,
             log: Callable[[str], None]) -> None:
-        raise NotImplementedError
+        """Compute every task, calling ``started(task)`` and ``finished(task, result)`` in the driver."""
 
     def close(self) -> None:
         pass
