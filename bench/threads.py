@@ -227,27 +227,38 @@ def apply_thread_policy(
 # The metric kernels' chunk pool
 # ------------------------------------------------------------------------------------------------------------
 
-_metric_threads: int | None = None  # None: as many as torch's intra-op threads of the calling thread
+_metric_threads: int | str | None = None  # None: as many as torch's intra-op threads of the calling thread
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 _in_pool = threading.local()
+#: :func:`set_metric_threads` mode that runs the chunks inline on the caller's intra-op threads: the design
+#: before the pool, which collapses when another multi-threaded process shares the cores. Kept as the speed
+#: benchmarks' baseline (``colorbench-threaded-ops``), not for use.
+INTRA_OP = "intra-op"
 
 
-def set_metric_threads(n: int | None) -> None:
-    """Threads of :func:`chunk_map`'s pool (None: follow ``torch.get_num_threads()`` of the caller)."""
+def set_metric_threads(n: int | str | None) -> None:
+    """Threads of :func:`chunk_map`'s pool (None: follow ``torch.get_num_threads()`` of the caller;
+    :data:`INTRA_OP`: no pool, chunks inline on the caller's intra-op threads, the benchmarks' baseline)."""
     global _metric_threads
-    if n is not None and not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"metric threads must be a positive int or None, got {n!r}")
+    if n is not None and n != INTRA_OP and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"metric threads must be a positive int, None or {INTRA_OP!r}, got {n!r}")
     _metric_threads = n
 
 
 def metric_threads() -> int:
-    """Threads :func:`chunk_map` uses now: :func:`set_metric_threads`'s value, else torch's intra-op threads."""
-    return _metric_threads if _metric_threads is not None else torch.get_num_threads()
+    """Threads :func:`chunk_map` uses now: :func:`set_metric_threads`'s value, else torch's intra-op threads
+    (in the :data:`INTRA_OP` mode: the caller's intra-op threads)."""
+    return _metric_threads if isinstance(_metric_threads, int) else torch.get_num_threads()
 
 
 def _worker_init() -> None:
+    # torch initialises a thread's OpenMP thread count lazily, on its first parallel op, from the process-wide
+    # count, and that count is restored for the caller below. get_num_threads() runs that initialisation now, so
+    # the set_num_threads(1) after it is this thread's for good (before this order, the pool threads went back
+    # to the caller's count on their first op: every chunk ran on 2 OpenMP threads, and 2 pool threads made 4).
+    torch.get_num_threads()
     torch.set_num_threads(1)
     _in_pool.active = True
 
@@ -280,17 +291,25 @@ if hasattr(os, "register_at_fork"):
 
 def chunk_map(fn: Callable[[T], Any], items: Iterable[T], tasks_per_thread: int = 4) -> list[Any]:
     """``[fn(item) for item in items]``, on :func:`metric_threads` pool threads that each run torch single-threaded
-    (results in order). Inline when there is one item, one metric thread, or when called from a pool thread.
+    (results in order).
+
+    Inline when called from a pool thread, when there is one item and the caller runs torch on one thread, or
+    in the :data:`INTRA_OP` mode. With one metric thread and a caller on several intra-op threads, the items go
+    to one pool thread, so that the ops still run single-threaded.
 
     The items go to the pool in at most ``tasks_per_thread`` x threads contiguous groups: a task costs ~20-50 us
     (future, queue, waking a thread), as much as a cheap chunk (MSE of 32 images of 32x32), while 4 tasks per
     thread still let the other threads take over most of a descheduled thread's share.
     """
     items = list(items)
-    k = metric_threads()
-    if min(k, len(items)) <= 1 or getattr(_in_pool, "active", False):
+    if getattr(_in_pool, "active", False) or _metric_threads == INTRA_OP or not items:
         return [fn(item) for item in items]
-    groups = min(len(items), tasks_per_thread * k)
+    k = metric_threads()
+    if min(k, len(items)) <= 1 and torch.get_num_threads() == 1:
+        return [fn(item) for item in items]
+    k = min(k, len(items))
+    groups = min(len(items), tasks_per_thread * k) if k > 1 else 1
     bounds = [len(items) * i // groups for i in range(groups + 1)]
-    parts = _get_pool(k).map(lambda i: [fn(item) for item in items[bounds[i] : bounds[i + 1]]], range(groups))
+    parts = _get_pool(metric_threads()).map(lambda i: [fn(item) for item in items[bounds[i] : bounds[i + 1]]],
+                                            range(groups))
     return [result for part in parts for result in part]

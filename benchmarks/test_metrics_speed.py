@@ -8,6 +8,8 @@ Side by side in one run, each idle and *contended* (a competing multi-threaded t
 * the whole default metric set (streamed through one ``MetricCollection`` in batches of 500, as the runner does;
   LPIPS excluded: no weights offline) vs a per-image loop of scikit-image/scipy/numpy calls computing the same
   numbers;
+* each of SSIM, PSNR and the metric set as colorbench computed them before issue #13 (``before-13``: the code of
+  ``baseline.BASELINE_COMMIT``, in a child process; see ``baseline.py``), for "idle speed no worse than before";
 * peak resident memory of a streamed evaluation of N and 4N images, each in a fresh process (must not grow with
   N beyond the per-image values).
 Every benchmark runs several rounds; compare means or medians (``python benchmarks/ratios.py BENCH.json`` prints
@@ -51,10 +53,31 @@ def data(request):
     return size, *_data(size, SIZES[size])
 
 
+@pytest.fixture(scope="session")
+def before_13():
+    """The child process that runs colorbench's code of before issue #13 (skipped where git cannot provide it)."""
+    from baseline import Baseline
+
+    try:
+        baseline = Baseline(METRIC_SET)
+    except RuntimeError as err:
+        pytest.skip(str(err))
+    yield baseline
+    baseline.close()
+
+
+def _impl(request, impl: str, what: str, size: int, n: int, **own):
+    """The function to time for ``impl``: one of ``own``, or the before-#13 code in its child process."""
+    if impl == "before-13":
+        baseline = request.getfixturevalue("before_13")
+        return lambda: baseline.call(what, size, n)
+    return own[impl]
+
+
 def _threaded_ops(fn):
     """``fn`` with colorbench's metric kernels run inline on all intra-op threads (the design before the pool)."""
     def run():
-        threads.set_metric_threads(1)
+        threads.set_metric_threads(threads.INTRA_OP)
         try:
             return fn()
         finally:
@@ -63,24 +86,24 @@ def _threaded_ops(fn):
 
 
 @pytest.mark.benchmark(group="ssim")
-@pytest.mark.parametrize("impl", ["colorbench", "colorbench-threaded-ops", "piq"])
-def test_ssim(benchmark, conditions, data, impl):
+@pytest.mark.parametrize("impl", ["colorbench", "colorbench-threaded-ops", "before-13", "piq"])
+def test_ssim(benchmark, conditions, data, impl, request):
     size, pred, target = data
-    fn = {"colorbench": lambda: MF.ssim(pred, target),
-          "colorbench-threaded-ops": _threaded_ops(lambda: MF.ssim(pred, target)),
-          "piq": lambda: piq.ssim(pred, target, data_range=1.0, reduction="none")}[impl]
+    fn = _impl(request, impl, "ssim", size, len(pred), **{
+        "colorbench": lambda: MF.ssim(pred, target),
+        "colorbench-threaded-ops": _threaded_ops(lambda: MF.ssim(pred, target)),
+        "piq": lambda: piq.ssim(pred, target, data_range=1.0, reduction="none")})
     benchmark.extra_info.update(size=size, n=len(pred))
     benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group="psnr")
-@pytest.mark.parametrize("impl", ["colorbench", "piq"])
-def test_psnr(benchmark, conditions, data, impl):
+@pytest.mark.parametrize("impl", ["colorbench", "before-13", "piq"])
+def test_psnr(benchmark, conditions, data, impl, request):
     size, pred, target = data
-    if impl == "colorbench":
-        fn = lambda: MF.psnr(pred, target, reduction=None)  # noqa: E731
-    else:
-        fn = lambda: piq.psnr(pred, target, data_range=1.0, reduction="none")  # noqa: E731
+    fn = _impl(request, impl, "psnr", size, len(pred), **{
+        "colorbench": lambda: MF.psnr(pred, target, reduction=None),
+        "piq": lambda: piq.psnr(pred, target, data_range=1.0, reduction="none")})
     benchmark.extra_info.update(size=size, n=len(pred))
     benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
@@ -131,12 +154,14 @@ def _per_image_loop(pred, target):
 
 
 @pytest.mark.benchmark(group="metric-set")
-@pytest.mark.parametrize("impl", ["colorbench-streamed", "colorbench-threaded-ops", "per-image-skimage-loop"])
-def test_whole_metric_set(benchmark, conditions, data, impl):
+@pytest.mark.parametrize("impl", ["colorbench-streamed", "colorbench-threaded-ops", "before-13",
+                                  "per-image-skimage-loop"])
+def test_whole_metric_set(benchmark, conditions, data, impl, request):
     size, pred, target = data
-    fn = {"colorbench-streamed": lambda: _stream(pred, target),
-          "colorbench-threaded-ops": _threaded_ops(lambda: _stream(pred, target)),
-          "per-image-skimage-loop": lambda: _per_image_loop(pred, target)}[impl]
+    fn = _impl(request, impl, "metric-set", size, len(pred), **{
+        "colorbench-streamed": lambda: _stream(pred, target),
+        "colorbench-threaded-ops": _threaded_ops(lambda: _stream(pred, target)),
+        "per-image-skimage-loop": lambda: _per_image_loop(pred, target)})
     benchmark.extra_info.update(size=size, n=len(pred))
     benchmark.pedantic(fn, rounds=3, iterations=1)
 

@@ -195,3 +195,39 @@ def test_value_buffer_appends_concatenates_and_pickles():
     metric = METRICS.get("mse")()
     with pytest.raises(TypeError, match="ValueBuffer"):
         metric.add_state("chunks", [], reduce="cat")
+
+
+@pytest.mark.parametrize("shape", [(3, 12, 32, 32), (2, 12, 64, 48), (1, 6, 11, 11), (1, 12, 100, 90)])
+def test_depthwise_ssim_window_equals_the_shifted_slice_sums(shape):
+    """The two implementations of SSIM's separable window (functional._depthwise_filter_valid, used on the CPU up
+    to 64x64, and _separable_filter_valid) give the same filtered planes, for both windows."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(shape[2]))
+    for variant in MF.SSIM_VARIANTS:
+        kernel = MF._ssim_kernel_1d(variant, torch.device("cpu"))
+        want = MF._separable_filter_valid(x, kernel.tolist())
+        torch.testing.assert_close(MF._depthwise_filter_valid(x, kernel), want, rtol=1e-6, atol=1e-6)
+
+
+def test_ssim_values_do_not_depend_on_which_window_implementation_ran(monkeypatch):
+    g = torch.Generator().manual_seed(4)
+    target = torch.rand(6, 3, 40, 40, generator=g)
+    pred = (0.6 * target + 0.4 * torch.rand(target.shape, generator=g)).clamp(0, 1)
+    for variant in MF.SSIM_VARIANTS:
+        depthwise = MF.ssim(pred, target, variant=variant)
+        monkeypatch.setattr(MF, "_SSIM_DEPTHWISE_MAX_PIXELS", 0)
+        slices = MF.ssim(pred, target, variant=variant)
+        monkeypatch.undo()
+        assert torch.allclose(depthwise, slices, rtol=0, atol=1e-7)
+        assert torch.equal(MF.ssim(target, target, variant=variant), torch.ones(6, dtype=torch.float64))
+
+
+def test_numpy_powers_and_nonzero_of_the_histogram_path_match_torch():
+    x = torch.rand(4, 3, 1000, generator=torch.Generator().manual_seed(8)) + 0.01
+    for exponent in (2.4, 1.0 / 3.0):
+        got = MF._pow_(x.clone(), exponent)
+        torch.testing.assert_close(got, x.pow(exponent), rtol=1e-6, atol=0)
+        strided = x.clone().transpose(1, 2)  # not contiguous: torch's pow_
+        assert torch.equal(MF._pow_(strided, exponent), x.transpose(1, 2).pow(exponent))
+    mask = torch.rand(7, 333, generator=torch.Generator().manual_seed(9)) > 0.97
+    assert torch.equal(MF._nonzero(mask), torch.nonzero(mask))
+    assert MF._nonzero(torch.zeros(3, 4, dtype=torch.bool)).shape == (0, 2)

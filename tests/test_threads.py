@@ -76,13 +76,23 @@ def test_apply_sets_torch_threads_and_the_metric_pool(monkeypatch):
 
 
 def test_chunk_map_keeps_order_runs_single_threaded_and_leaves_the_caller_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # a caller on 2 intra-op threads, as a user's process is by default
     threads.set_metric_threads(3)
     try:
         seen = threads.chunk_map(lambda i: (i, torch.get_num_threads(), threading.current_thread().name), range(20))
         assert [s[0] for s in seen] == list(range(20))
-        assert {s[1] for s in seen} == {1}
         assert all(s[2].startswith("colorbench-chunks") for s in seen)
-        assert torch.get_num_threads() == 1  # the caller's setting (tests: 1) is unchanged
+        assert torch.get_num_threads() == 2  # the caller's setting is unchanged
+        # The pool threads stay on 1 intra-op thread, also once they have run ops and after the caller changed its
+        # count (torch initialises a thread's count lazily from the process-wide one: before the fix in
+        # _worker_init they ran every chunk on the caller's 2 threads).
+        x = torch.rand(64, 64)
+        ops = threads.chunk_map(lambda i: ((x @ x).sum().item(), torch.get_num_threads())[1], range(20))
+        torch.set_num_threads(3)
+        again = threads.chunk_map(lambda i: ((x @ x).sum().item(), torch.get_num_threads())[1], range(20))
+        assert {s[1] for s in seen} == set(ops) == set(again) == {1}
+        torch.set_num_threads(2)
         # nested calls from a pool thread run inline instead of waiting for the pool they occupy
         nested = threads.chunk_map(lambda i: threads.chunk_map(lambda j: i * j, range(3)), range(4))
         assert nested == [[i * j for j in range(3)] for i in range(4)]
@@ -90,6 +100,7 @@ def test_chunk_map_keeps_order_runs_single_threaded_and_leaves_the_caller_alone(
             threads.chunk_map(lambda i: 1 // i, range(3))
     finally:
         threads.set_metric_threads(None)
+        torch.set_num_threads(before)
 
 
 def test_metric_values_do_not_depend_on_the_number_of_metric_threads():
@@ -134,3 +145,30 @@ def test_a_worker_share_is_not_mistaken_for_a_request():
     d = decide(share=4, environ={"OMP_NUM_THREADS": "4"}, preset="quick")
     assert (d.intra_op_threads, d.metric_threads, d.source) == (1, 4, "policy")
     assert decide(share=4, environ={"COLORBENCH_THREADS": "2"}).source == "COLORBENCH_THREADS"
+
+
+def test_one_metric_thread_still_runs_the_chunks_single_threaded():
+    """set_metric_threads(1) with a caller on 2 intra-op threads: the chunks go to one pool thread (1 intra-op
+    thread); with a single-threaded caller they run inline; INTRA_OP (the benchmarks' baseline) runs them inline
+    on the caller's threads."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        threads.set_metric_threads(1)
+        seen = threads.chunk_map(lambda i: (torch.get_num_threads(), threading.current_thread().name), range(5))
+        assert {s[0] for s in seen} == {1} and all(s[1].startswith("colorbench-chunks") for s in seen)
+        assert threads.metric_threads() == 1
+        threads.set_metric_threads(threads.INTRA_OP)
+        seen = threads.chunk_map(lambda i: (torch.get_num_threads(), threading.current_thread().name), range(5))
+        assert {s[0] for s in seen} == {2} and {s[1] for s in seen} == {threading.current_thread().name}
+        assert threads.metric_threads() == 2
+        torch.set_num_threads(1)
+        threads.set_metric_threads(1)
+        assert {threading.current_thread().name} == set(threads.chunk_map(lambda i: threading.current_thread().name,
+                                                                            range(5)))
+        for bad in (0, True, "two", 1.5):
+            with pytest.raises(ValueError, match="metric threads"):
+                threads.set_metric_threads(bad)
+    finally:
+        threads.set_metric_threads(None)
+        torch.set_num_threads(before)
