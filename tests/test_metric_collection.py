@@ -231,3 +231,20 @@ def test_numpy_powers_and_nonzero_of_the_histogram_path_match_torch():
     mask = torch.rand(7, 333, generator=torch.Generator().manual_seed(9)) > 0.97
     assert torch.equal(MF._nonzero(mask), torch.nonzero(mask))
     assert MF._nonzero(torch.zeros(3, 4, dtype=torch.bool)).shape == (0, 2)
+
+
+def test_metrics_leave_their_inputs_alone():
+    """The in-place kernels work on copies: float64 and float32 inputs are unchanged after every metric (a float64
+    ``pred.double()`` is the same tensor, so an in-place step on it would overwrite the caller's images)."""
+    g = torch.Generator().manual_seed(11)
+    for dtype in (torch.float64, torch.float32):
+        target = torch.rand(5, 3, 16, 16, generator=g, dtype=dtype)
+        pred = (0.5 * target + 0.4 * torch.rand(target.shape, generator=g, dtype=dtype)).clamp(0, 1)
+        before = pred.clone(), target.clone()
+        names = [n for n in METRICS.names() if n not in ("lpips", "fid")]
+        mc = MetricCollection({n: METRICS.get(n)() for n in names})
+        mc.update(pred, target)
+        mc.compute()
+        MF.mse(pred, target), MF.psnr(pred, target), MF.ssim(pred, target), MF.sum_abs_diff(pred, target)
+        MF.colorfulness(pred), MF.ab_histogram_counts(pred)
+        assert torch.equal(pred, before[0]) and torch.equal(target, before[1]), dtype
