@@ -78,7 +78,7 @@ class Colorfulness(_ColorfulnessBase):
 
     name = "colorfulness"
     outputs = {"colorfulness": True}
-    version = "1"
+    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = True
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",
@@ -124,7 +124,7 @@ class DeltaColorfulness(_ColorfulnessBase):
 
     name = "delta_colorfulness"
     outputs = {"delta_colorfulness": False}
-    version = "1"
+    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = False
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",

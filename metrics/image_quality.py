@@ -30,7 +30,7 @@ class MeanSquaredError(StreamingMetric):
 
     name = "mse"
     outputs = {"mse": False}
-    version = "1"
+    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = True
 
     def __init__(self) -> None:
@@ -63,7 +63,7 @@ class PeakSignalNoiseRatio(StreamingMetric):
 
     name = "psnr"
     outputs = {"psnr": True}
-    version = "1"
+    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = True
 
     def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean") -> None:
@@ -110,7 +110,7 @@ class StructuralSimilarity(StreamingMetric):
     outputs = {"ssim": True}
     # 2: float32 computation by default (v1 computed in float64; values differ by < 1e-6). 3: the float32 path
     # centres each channel in float32 (v2: in float64); values differ from v2 by < 4e-7, from skimage by < 1e-6.
-    version = "3"
+    version = "4"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
     per_image = True
 
     def __init__(self, *, variant: str = "gaussian", data_range: float = 255.0, k1: float = 0.01,
@@ -161,7 +161,7 @@ class SumAbsoluteDifference(StreamingMetric):
 
     name = "sum_abs_diff"
     outputs = {"sum_abs_diff": False}
-    version = "1"
+    version = "2"  # 2026-12-02: new kernel (issue #13); no value moved in the comparison
     per_image = True
 
     def __init__(self, *, scale: str = "0-255", quantize: bool = False) -> None:
@@ -206,7 +206,7 @@ class LumaStructuralSimilarity(StreamingMetric):
 
     name = "luma_ssim"
     outputs = {"luma_ssim": True}
-    version = "1"
+    version = "2"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
     per_image = True
     takes_grey_convention = True
 
