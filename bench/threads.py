@@ -13,7 +13,10 @@ each op waits for a descheduled thread, and a step that takes 0.1 s becomes 1-10
   torch single-threaded. A descheduled pool thread delays only the chunk it holds; the others keep taking chunks,
   so no op ever waits for a thread that is not running. torch releases the GIL inside its ops, so the chunks run
   in parallel. The chunk results do not depend on the number of pool threads (each chunk is computed by one
-  thread alone).
+  thread alone). (Until 2026-12-02 the pool threads ran every chunk on the caller's intra-op threads after all:
+  torch sets a thread's count lazily, on its first parallel op, from the process-wide one, which undid their
+  ``set_num_threads(1)``. 2 pool threads x 2 OpenMP threads made the pool slower than one thread even idle;
+  ``_worker_init`` now triggers that initialisation first, and a test checks the count after ops have run.)
 
 The decision is deterministic given its inputs (requested count, environment variables, cores, load), and
 :func:`decide_thread_policy` computes it without changing anything, for tests and for ``colorbench check``.
