@@ -39,7 +39,8 @@ DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-9
 
 #: results.csv columns that are not metric values.
-_NON_METRIC_COLUMNS = {"method", "status", "error", "preset", "dataset", "seed", "key"}  # key: the cell key
+_NON_METRIC_COLUMNS = {"method", "status", "error", "preset", "structure_lost", "dataset", "seed",
+                       "key"}  # key: the cell key; structure_lost: a flag (reports.tables.structure_lost)
 
 
 @dataclass

@@ -36,8 +36,8 @@ from colorbench.fsio import atomic_write_text, atomic_write_with
 from colorbench.records import RunRecord, as_float
 from colorbench.reports.images import ImageSet, image_sets
 from colorbench.reports.naturalness import StudyResult
-from colorbench.reports.tables import (MISSING, NA, NOT_APPLICABLE, TIE, TIE_NOTE, _ties, display_name, format_value,
-                                       metric_keys)
+from colorbench.reports.tables import (LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
+                                       _ties, display_name, format_value, metric_keys, structure_lost)
 
 #: Images per thumbnail strip and per data chunk.
 CHUNK = 50
@@ -119,11 +119,12 @@ def _seed_leaderboard(records: Sequence[RunRecord], study: StudyResult | None, t
     """One row per (dataset, method): the mean over the seeds that finished ± the across-seed standard deviation
     and n, from :func:`colorbench.reports.stats.seed_summary` (the numbers of ``leaderboard.md`` and
     ``leaderboard.csv``); best mean of each column per dataset (as the Markdown), ``≈`` from ``comparisons.csv``."""
-    from colorbench.reports.stats import seed_summary
+    from colorbench.reports.stats import seed_summary, structure_lost_cells
     from colorbench.reports.tables import _format_half_width, _groups
 
     keys, columns = _columns(records, study)
     summary = seed_summary(records)
+    lost = structure_lost_cells(summary)
     stats = {(str(r.dataset), r.method, r.key): r for r in summary.itertuples()}
     rows = []
     for (ds_key, method), recs in _groups(records).items():
@@ -161,26 +162,29 @@ def _seed_leaderboard(records: Sequence[RunRecord], study: StudyResult | None, t
         errors = [" ".join((r.error or "").split()) for r in recs if r.status != "ok"]
         rows.append({"method": method, "dataset": ds, "seed": ", ".join(str(r.seed) for r in recs),
                      "status": f"{n_ok} / {len(recs)}", "ok": n_ok > 0, "all_ok": n_ok == len(recs),
-                     "error": "; ".join(dict.fromkeys(e for e in errors if e)), "preset": recs[0].preset, "cells": cells})
+                     "error": "; ".join(dict.fromkeys(e for e in errors if e)), "preset": recs[0].preset, "cells": cells,
+                     "structure_lost": (str(ds_key), method) in lost})
     _mark_best(columns, rows)
     set_level = [display_name(k) for k in keys if per_image_keys is not None and k not in set(per_image_keys)]
     return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": True, "set_level": set_level}
 
 
 def _mark_best(columns: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
-    """Bold the best value of each column per dataset among successful rows (ties all marked); time: none."""
+    """Bold the best value of each column per dataset among successful rows (ties all marked); time: none. Rows
+    marked "structure lost" take no part, as in ``leaderboard.md``."""
     for col in columns:
         if col["key"] == "train_s":
             continue
         for ds in {r["dataset"] for r in rows}:
-            vals = [r["cells"][col["key"]].value for r in rows if r["dataset"] == ds and r["ok"]
-                    and col["key"] in r["cells"] and r["cells"][col["key"]].value is not None]
+            eligible = [r for r in rows if r["dataset"] == ds and r["ok"] and not r.get("structure_lost")]
+            vals = [r["cells"][col["key"]].value for r in eligible
+                    if col["key"] in r["cells"] and r["cells"][col["key"]].value is not None]
             if not vals:
                 continue
             best = max(vals) if col["hib"] else min(vals)
-            for r in rows:
+            for r in eligible:
                 c = r["cells"].get(col["key"])
-                if r["dataset"] == ds and r["ok"] and c is not None and c.value == best:
+                if c is not None and c.value == best:
                     c.best = True
 
 
@@ -218,7 +222,8 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
         train_s = _finite_or_none(rec.timings.get("train_s"))
         cells["train_s"] = Cell(MISSING if train_s is None else f"{train_s:.1f}", train_s)
         rows.append({"method": rec.method, "dataset": ds, "seed": rec.seed, "status": rec.status, "ok": ok,
-                     "error": " ".join((rec.error or "").split()), "preset": rec.preset, "cells": cells})
+                     "error": " ".join((rec.error or "").split()), "preset": rec.preset, "cells": cells,
+                     "structure_lost": structure_lost(rec)})
     _mark_best(columns, rows)
     return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": False, "set_level": []}
 
@@ -561,6 +566,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         conventions=_conventions(records),
         missing_cells=[str(m) for m in run_info.get("missing_cells") or []],
         study=study, study_rates=study_rates,
+        structure_threshold=LUMA_SSIM_THRESHOLD, structure_lost_mark=STRUCTURE_LOST,
         page_json=_json_for_script(page_data),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         js=(TEMPLATES / "report.js").read_text(encoding="utf-8"),

@@ -145,7 +145,8 @@ def epochs_trained(rec: RunRecord) -> int | None:
 
 def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per record (cell): ``method, status, error``, the canonical metrics, other metrics, timings,
-    ``preset``, ``dataset``, ``seed``, ``key``.
+    ``preset``, ``structure_lost`` (:func:`structure_lost`: the row the leaderboards mark "⚠ structure lost" and
+    keep out of the best values), ``dataset``, ``seed``, ``key``.
 
     Metric and timing columns are floats (NaN where missing; ``inf`` stays ``inf``).
     """
@@ -157,10 +158,11 @@ def results_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
         row.update({k: rec.value(k) for k in metric_cols})
         row.update({t: _float_or_none(rec.timings.get(t)) for t in TIMING_COLUMNS})
         row["preset"] = rec.preset
+        row["structure_lost"] = structure_lost(rec)
         row.update({"dataset": rec.dataset_name, "seed": rec.seed, "key": rec.key})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["method", "status", "error", *metric_cols, *TIMING_COLUMNS, "preset",
-                                        *CELL_COLUMNS])
+                                        "structure_lost", *CELL_COLUMNS])
     numeric = [*metric_cols, *TIMING_COLUMNS]
     frame[numeric] = frame[numeric].astype(float)
     return frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -171,8 +172,8 @@ def test_results_csv_columns_and_values_round_trip(report: tuple[Path, dict[str,
     run_dir, out = report
     frame = pd.read_csv(out["results"])
     assert list(frame.columns) == [
-        "method", "status", "error", *CANONICAL_METRICS, "colorfulness", "train_s", "total_s", "preset", "dataset",
-        "seed", "key",
+        "method", "status", "error", *CANONICAL_METRICS, "colorfulness", "train_s", "total_s", "preset",
+        "structure_lost", "dataset", "seed", "key",
     ]
     assert list(frame["method"]) == ["pix2pix", "cyclegan", "chromagan"]  # run.json order
     records = {r.method: r for r in load_records(run_dir)}
@@ -180,7 +181,7 @@ def test_results_csv_columns_and_values_round_trip(report: tuple[Path, dict[str,
         rec = records[row["method"]]
         assert row["status"] == rec.status
         assert (row["error"] if isinstance(row["error"], str) else None) == rec.error
-        assert row["preset"] == "quick"
+        assert row["preset"] == "quick" and row["structure_lost"] == structure_lost(rec)
         for key in [*CANONICAL_METRICS, "colorfulness"]:
             stored = rec.value(key)
             if stored is None:
@@ -410,3 +411,37 @@ def test_bad_inputs_give_clear_errors(run_dir: Path, tmp_path: Path) -> None:
         write_report(run_dir)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_report(tmp_path / "nowhere")
+
+
+def test_results_csv_and_html_report_flag_rows_that_lost_their_inputs_structure(tmp_path: Path) -> None:
+    """The same rule as leaderboard.md: results.csv says ``structure_lost`` per row, and the HTML report marks the
+    row and bolds none of its values (its cyclegan row has the best MSE of _records())."""
+    from colorbench.reports import html as html_report
+
+    records = _records()
+    records[0].metrics["luma_ssim"] = _mv("luma_ssim", 0.9897, True)
+    records[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD - 0.05, True)
+    assert results_frame(records)["structure_lost"].tolist() == [False, True, False]
+    board = html_report._leaderboard(records, None)
+    rows = {r["method"]: r for r in board["rows"]}
+    assert rows["cyclegan"]["structure_lost"] and not rows["pix2pix"]["structure_lost"]
+    assert not any(c.best for c in rows["cyclegan"]["cells"].values())
+    assert rows["pix2pix"]["cells"]["mse"].best  # the best among the rows that kept their structure
+    run_dir = tmp_path / "run"  # the flat layout: records/*.json and run.json
+    for rec in records:
+        rec.save(run_dir / "records" / f"{rec.method}.json")
+    (run_dir / "run.json").write_text(json.dumps({"methods": [r.method for r in records], "timings": {}}))
+    text = html_report.write_html_report(run_dir, records, {}).read_text()
+    row = re.search(r'<tr data-method="cyclegan".*?</tr>', text, re.S).group(0)
+    assert "⚠ structure lost" in row and 'class="best' not in row
+    assert "⚠ structure lost" not in re.search(r'<tr data-method="pix2pix".*?</tr>', text, re.S).group(0)
+    # several seeds: the mean luma SSIM decides, as in the grid leaderboard
+    seeds = [copy.deepcopy(records[1]) for _ in range(2)]
+    for seed, rec in enumerate(seeds):
+        rec.seed = seed
+    seeds[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD + 0.2, True)  # mean above the threshold
+    grid = html_report._seed_leaderboard([records[0], *seeds], None, set(), None)
+    assert not {r["method"]: r for r in grid["rows"]}["cyclegan"]["structure_lost"]
+    seeds[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD - 0.1, True)
+    grid = html_report._seed_leaderboard([records[0], *seeds], None, set(), None)
+    assert {r["method"]: r for r in grid["rows"]}["cyclegan"]["structure_lost"]
