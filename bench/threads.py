@@ -296,19 +296,20 @@ def chunk_map(fn: Callable[[T], Any], items: Iterable[T], tasks_per_thread: int 
     """``[fn(item) for item in items]``, on :func:`metric_threads` pool threads that each run torch single-threaded
     (results in order).
 
-    Inline when called from a pool thread, when there is one item and the caller runs torch on one thread, or
-    in the :data:`INTRA_OP` mode. With one metric thread and a caller on several intra-op threads, the items go
-    to one pool thread, so that the ops still run single-threaded.
+    Inline when there is at most one item (the GPU paths hand over the whole batch as one item, and a CUDA
+    stream context is the calling thread's), when called from a pool thread, with one metric thread and a caller
+    that runs torch on one thread, or in the :data:`INTRA_OP` mode. With one metric thread and a caller on
+    several intra-op threads, the items go to one pool thread, so that the ops still run single-threaded.
 
     The items go to the pool in at most ``tasks_per_thread`` x threads contiguous groups: a task costs ~20-50 us
     (future, queue, waking a thread), as much as a cheap chunk (MSE of 32 images of 32x32), while 4 tasks per
     thread still let the other threads take over most of a descheduled thread's share.
     """
     items = list(items)
-    if getattr(_in_pool, "active", False) or _metric_threads == INTRA_OP or not items:
+    if len(items) <= 1 or getattr(_in_pool, "active", False) or _metric_threads == INTRA_OP:
         return [fn(item) for item in items]
     k = metric_threads()
-    if min(k, len(items)) <= 1 and torch.get_num_threads() == 1:
+    if k == 1 and torch.get_num_threads() == 1:
         return [fn(item) for item in items]
     k = min(k, len(items))
     groups = min(len(items), tasks_per_thread * k) if k > 1 else 1
