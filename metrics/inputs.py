@@ -32,7 +32,9 @@ class MetricInputs:
     def __init__(self, pred: Tensor, target: Tensor, validate: bool = True) -> None:
         if validate:
             MF.check_image_pair(pred, target)
-        self.pred, self.target = pred, target
+        # Metrics evaluate, they are no training loss: detached (views, no copy), the in-place kernels and out=
+        # arguments work on a method's outputs that are still part of an autograd graph.
+        self.pred, self.target = (x.detach() if x.requires_grad else x for x in (pred, target))
         self._memo: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:

@@ -228,6 +228,10 @@ def test_numpy_powers_and_nonzero_of_the_histogram_path_match_torch():
         torch.testing.assert_close(got, x.pow(exponent), rtol=1e-6, atol=0)
         strided = x.clone().transpose(1, 2)  # not contiguous: torch's pow_
         assert torch.equal(MF._pow_(strided, exponent), x.transpose(1, 2).pow(exponent))
+    graph = x.clone().requires_grad_(True) * 1.0  # part of an autograd graph: torch's pow, no NumPy view
+    assert torch.equal(MF._pow_(graph, 2.4), (x * 1.0).pow(2.4))
+    counts = MF.ab_histogram_counts(x.view(4, 3, 25, 40).clamp(0, 1).requires_grad_(True))
+    assert torch.equal(counts, MF.ab_histogram_counts(x.view(4, 3, 25, 40).clamp(0, 1)))
     mask = torch.rand(7, 333, generator=torch.Generator().manual_seed(9)) > 0.97
     assert torch.equal(MF._nonzero(mask), torch.nonzero(mask))
     assert MF._nonzero(torch.zeros(3, 4, dtype=torch.bool)).shape == (0, 2)
@@ -248,3 +252,19 @@ def test_metrics_leave_their_inputs_alone():
         MF.mse(pred, target), MF.psnr(pred, target), MF.ssim(pred, target), MF.sum_abs_diff(pred, target)
         MF.colorfulness(pred), MF.ab_histogram_counts(pred)
         assert torch.equal(pred, before[0]) and torch.equal(target, before[1]), dtype
+
+
+def test_metrics_take_outputs_that_are_part_of_an_autograd_graph():
+    """A method's output that still requires grad is evaluated like its detached copy (the kernels work in place
+    and with out= arguments; failed with a RuntimeError before MetricInputs detached its images)."""
+    g = torch.Generator().manual_seed(12)
+    target = torch.rand(4, 3, 24, 24, generator=g)
+    weight = torch.tensor(0.8, requires_grad=True)
+    pred = target * weight  # requires grad
+    names = [n for n in METRICS.names() if n not in ("lpips", "fid")]
+    values = []
+    for p in (pred, pred.detach()):
+        mc = MetricCollection({n: METRICS.get(n)() for n in names})
+        mc.update(p, target)
+        values.append(mc.compute())
+    assert values[0] == values[1]
