@@ -156,7 +156,7 @@ def test_fast_float32_ab_positions_are_well_inside_the_edge_guard():
     """The branch-free float32 a, b of the histogram path (functional._ab_bin_positions) stay within 1/8 of
     AB_EDGE_GUARD of scikit-image's float64 Lab, on a 64^3 grid of sRGB colours, random ones, dark ones (the
     linear branches of sRGB and of f) and ones at the sRGB knee: so the float64 re-check catches every pixel
-    whose bin float32 rounding could change (measured: 6.4e-5 at most)."""
+    whose bin float32 rounding could change (measured: 1.0e-4 at most with NumPy's powers, 6.4e-5 with torch's)."""
     g = torch.Generator().manual_seed(5)
     grid = torch.linspace(0, 1, 64)
     cols = torch.cat([torch.cartesian_prod(grid, grid, grid), torch.rand(20_000, 3, generator=g),
