@@ -308,12 +308,10 @@ def chunk_map(fn: Callable[[T], Any], items: Iterable[T], tasks_per_thread: int 
     items = list(items)
     if len(items) <= 1 or getattr(_in_pool, "active", False) or _metric_threads == INTRA_OP:
         return [fn(item) for item in items]
-    k = metric_threads()
-    if k == 1 and torch.get_num_threads() == 1:
+    n_threads = metric_threads()
+    if n_threads == 1 and torch.get_num_threads() == 1:
         return [fn(item) for item in items]
-    k = min(k, len(items))
-    groups = min(len(items), tasks_per_thread * k) if k > 1 else 1
+    groups = min(len(items), tasks_per_thread * n_threads) if n_threads > 1 else 1
     bounds = [len(items) * i // groups for i in range(groups + 1)]
-    parts = _get_pool(metric_threads()).map(lambda i: [fn(item) for item in items[bounds[i] : bounds[i + 1]]],
-                                            range(groups))
+    parts = _get_pool(n_threads).map(lambda i: [fn(item) for item in items[bounds[i] : bounds[i + 1]]], range(groups))
     return [result for part in parts for result in part]

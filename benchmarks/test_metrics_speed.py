@@ -29,8 +29,9 @@ import pytest
 import torch
 
 from colorbench import threads
-from colorbench.metrics import METRICS, MetricCollection
 from colorbench.metrics import functional as MF
+
+import workload  # benchmarks/workload.py (pytest puts benchmarks/ on sys.path)
 
 piq = pytest.importorskip("piq")
 SCALE = int(os.environ.get("COLORBENCH_BENCH_SCALE", "1"))
@@ -40,11 +41,7 @@ METRIC_SET = ("mse", "psnr", "ssim", "ab_histogram_kl", "ab_histogram_js", "colo
 ROUNDS = 5
 
 
-def _data(size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(size)
-    target = torch.rand(n, 3, size, size, generator=g)
-    pred = (target * 0.7 + 0.1 + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
-    return pred, target
+_data = workload.data
 
 
 @pytest.fixture(scope="module", params=sorted(SIZES), ids=lambda s: f"{s}px")
@@ -120,10 +117,7 @@ def test_ssim_float32_agrees_with_skimage(data):
 
 
 def _stream(pred, target, batch=500):
-    metrics = MetricCollection({name: METRICS.get(name)() for name in METRIC_SET})
-    for start in range(0, len(pred), batch):
-        metrics.update(pred[start : start + batch], target[start : start + batch])
-    return metrics.compute()
+    return workload.stream(pred, target, METRIC_SET, batch)
 
 
 def _per_image_loop(pred, target):
