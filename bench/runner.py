@@ -46,7 +46,7 @@ from colorbench.metrics.functional import quantize_unit
 from colorbench.metrics.protocols import get_protocol
 from colorbench.records import MetricValue, RunRecord, environment_versions
 from colorbench.fsio import WriteError, atomic_write_with
-from colorbench.threads import apply_thread_policy, decide_thread_policy
+from colorbench.threads import METRIC_SECTION, apply_thread_policy, decide_thread_policy
 from colorbench.rundir import PREDICTIONS_MAX_BYTES, CellEntry, RunDir, RunInfo, now_iso
 
 __all__ = ["RunSpec", "run", "run_cells", "checked_colorize", "resolve_device", "bootstrap_ci", "CellTask",
@@ -845,7 +845,8 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         ds0 = datasets[spec.dataset_names()[0]]
         info.threads = {**executor.thread_policy(), "decision": decide_thread_policy(
             share=getattr(executor, "threads", None), device=device, preset=spec.preset,
-            image_size=ds0.train.image_size).to_dict()}  # what each worker applies (colorbench.threads)
+            image_size=ds0.train.image_size).to_dict(),
+            "metric_section": METRIC_SECTION}  # what each worker applies (colorbench.threads)
         info.timings = {**info.timings, **{f"dataset_load_s.{k}": v for k, v in load_s.items()}}
         rd.write_info(info)
         rd.update_cells([t.entry for t in todo] + [o for t in todo for o in t.outputs])

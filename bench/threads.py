@@ -4,7 +4,7 @@ Why this module exists: torch's CPU ops split each op over its intra-op (OpenMP)
 at the end of the op. The networks and metric chunks of colorbench are small, so a run executes thousands of short
 ops a second; when another multi-threaded process (another colorbench worker, another user's job) holds a core,
 each op waits for a descheduled thread, and a step that takes 0.1 s becomes 1-10 s (measured; see
-``metrics/README.md``, "Speed and memory"). Two remedies, both here:
+``metrics/README.md``, "Speed and memory"). The remedies, all here:
 
 * :func:`apply_thread_policy` chooses the intra-op thread count of a process that trains and colorizes (one
   thread for small networks on the CPU, where a second thread buys little and costs the collapse) and returns the
@@ -17,6 +17,10 @@ each op waits for a descheduled thread, and a step that takes 0.1 s becomes 1-10
   torch sets a thread's count lazily, on its first parallel op, from the process-wide one, which undid their
   ``set_num_threads(1)``. 2 pool threads x 2 OpenMP threads made the pool slower than one thread even idle;
   ``_worker_init`` now triggers that initialisation first, and a test checks the count after ops have run.)
+* :func:`metric_section`, entered by every metric computation, runs the calling thread's own ops (validation,
+  gathering the chunks' results) on one intra-op thread meanwhile: otherwise its idle OpenMP threads spin after
+  each of its parallel regions, against the pool threads for the same cores (profiled; 1.1-1.5x on the metric
+  set, up to 2.6x on PSNR under contention).
 
 The decision is deterministic given its inputs (requested count, environment variables, cores, load), and
 :func:`decide_thread_policy` computes it without changing anything, for tests and for ``colorbench check``.
@@ -28,17 +32,21 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 
 __all__ = [
+    "METRIC_SECTION",
     "WORKLOADS",
     "ThreadDecision",
     "apply_thread_policy",
+    "caller_threads",
     "chunk_map",
     "decide_thread_policy",
+    "metric_section",
     "metric_threads",
     "set_metric_threads",
     "usable_cores",
@@ -53,6 +61,11 @@ WORKLOADS = ("small", "large")
 _SMALL_MAX_PIXELS = 64 * 64
 #: Environment variable that fixes colorbench's thread count (takes precedence over OMP_NUM_THREADS).
 ENV_VAR = "COLORBENCH_THREADS"
+#: How metrics use the threads (recorded in ``run.json`` under ``threads.metric_section``; see
+#: :func:`metric_section`).
+METRIC_SECTION = ("while metrics compute, the calling thread's own torch ops run on 1 intra-op thread and the "
+                  "chunks on the metric pool (colorbench.threads.metric_section); network metrics (LPIPS, FID) "
+                  "run on the process's intra-op threads")
 
 
 def usable_cores() -> int:
@@ -235,6 +248,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 _in_pool = threading.local()
+_section = threading.local()  # .threads: the caller's intra-op count while inside metric_section(), else absent
 #: :func:`set_metric_threads` mode that runs the chunks inline on the caller's intra-op threads: the design
 #: before the pool, which collapses when another multi-threaded process shares the cores. Kept as the speed
 #: benchmarks' baseline (``colorbench-threaded-ops``), not for use.
@@ -251,9 +265,66 @@ def set_metric_threads(n: int | str | None) -> None:
 
 
 def metric_threads() -> int:
-    """Threads :func:`chunk_map` uses now: :func:`set_metric_threads`'s value, else torch's intra-op threads
-    (in the :data:`INTRA_OP` mode: the caller's intra-op threads)."""
-    return _metric_threads if isinstance(_metric_threads, int) else torch.get_num_threads()
+    """Threads :func:`chunk_map` uses now: :func:`set_metric_threads`'s value, else torch's intra-op threads of
+    the caller (inside :func:`metric_section`: the count the caller had before it; in the :data:`INTRA_OP` mode:
+    the caller's intra-op threads)."""
+    if isinstance(_metric_threads, int):
+        return _metric_threads
+    return getattr(_section, "threads", None) or torch.get_num_threads()
+
+
+@contextmanager
+def metric_section():
+    """While colorbench computes metrics (the functional metrics and every streaming metric's ``update`` and
+    ``compute`` enter it), the calling thread's own torch ops run on one intra-op thread; its count is restored
+    at the end, and the chunk pool keeps the size it had (:func:`metric_threads`).
+
+    Why: the chunks run on the pool, but the caller's own ops (validating the batch, gathering the chunks'
+    results, the near-edge pixels of the histograms) were parallel regions of its OpenMP threads, and after each
+    region those threads spin waiting for the next one (libgomp spins for a while before sleeping). Profiled
+    (perf, the ab histograms of 32 images of 256x256): the caller's idle OpenMP thread took 10% of the samples,
+    competing with the pool threads for the two cores; under contention each such region also waits for a
+    descheduled thread. Measured side by side, alternating in one process (the whole metric set streamed,
+    2 pool threads, median of 10 calls each): 1.27x, 1.11x and 1.15x faster at 32x32, 64x64 and 256x256 with
+    the caller on one thread, and 1.36x, 1.08x and 1.09x with a competing process; PSNR alone 1.3-2.4x
+    under contention. Networks (LPIPS, FID's Inception) leave the section for their forward pass
+    (:func:`caller_threads`): their ops are long, and they follow the process's thread policy.
+
+    Re-entrant, per thread; a no-op on a pool thread and in the :data:`INTRA_OP` mode (the benchmarks' baseline
+    of the design before the pool). ``torch.set_num_threads`` also sets torch's default for threads that have
+    not run torch ops yet; that default is the caller's again when the section ends.
+    """
+    if (getattr(_section, "threads", None) is not None or getattr(_in_pool, "active", False)
+            or _metric_threads == INTRA_OP):
+        yield
+        return
+    before = torch.get_num_threads()
+    _section.threads = before
+    if before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before > 1:
+            torch.set_num_threads(before)
+        _section.threads = None
+
+
+@contextmanager
+def caller_threads():
+    """Inside :func:`metric_section`, give the calling thread back its own intra-op threads for a block (a
+    network's forward pass); elsewhere a no-op."""
+    before = getattr(_section, "threads", None)
+    if before is None or getattr(_in_pool, "active", False):
+        yield
+        return
+    _section.threads = None
+    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
+        _section.threads = before
 
 
 def _worker_init() -> None:

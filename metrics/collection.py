@@ -11,6 +11,7 @@ from typing import Iterator, Mapping
 
 from torch import Tensor
 
+from colorbench import threads
 from colorbench.metrics.base import StreamingMetric
 from colorbench.metrics.inputs import MetricInputs
 
@@ -46,15 +47,19 @@ class MetricCollection(Mapping[str, StreamingMetric]):
         return len(self._metrics)
 
     def update(self, pred: Tensor, target: Tensor) -> MetricInputs:
-        """Validate the batch once and update every metric from the same :class:`MetricInputs` (returned)."""
-        inputs = MetricInputs(pred, target)
-        for m in self._metrics.values():
-            m.update_inputs(inputs)
+        """Validate the batch once and update every metric from the same :class:`MetricInputs` (returned), in
+        :func:`colorbench.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as
+        before; networks leave it for their forward pass)."""
+        with threads.metric_section():
+            inputs = MetricInputs(pred, target)
+            for m in self._metrics.values():
+                m.update_inputs(inputs)
         return inputs
 
     def compute(self) -> dict[str, dict[str, float]]:
         """Each metric's :meth:`~StreamingMetric.compute`, by metric name."""
-        return {name: m.compute() for name, m in self._metrics.items()}
+        with threads.metric_section():
+            return {name: m.compute() for name, m in self._metrics.items()}
 
     def reset(self) -> None:
         for m in self._metrics.values():

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from colorbench import threads
 from colorbench.metrics import functional as MF
 from colorbench.weights import WEIGHTS, WeightsUnavailable, require
 from colorbench.metrics.base import MetricUnavailable, StreamingMetric
@@ -195,7 +196,7 @@ def cached_fid_inception(weights: str, path: str, check_hash: bool, input_size: 
 def inception_features(model: nn.Module, images: Tensor) -> Tensor:
     """Features ``(N, dims)`` (float64, CPU) of ``(N, 3, H, W)`` images in [0, 1] (validated here)."""
     MF.check_images(images, "images")
-    with torch.no_grad():
+    with torch.no_grad(), threads.caller_threads():  # a network: the caller's threads (see threads.metric_section)
         return model(images).double().cpu()
 
 

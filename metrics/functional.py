@@ -37,7 +37,7 @@ from torch import Tensor
 
 from colorbench.color import _XYZ_FROM_RGB, D65_WHITE, GREY_CONVENTIONS, rgb_to_gray, rgb_to_lab
 from colorbench.metrics.errors import MetricUnavailable
-from colorbench.threads import chunk_map
+from colorbench.threads import caller_threads, chunk_map, metric_section
 
 __all__ = [
     "AB_HISTOGRAM_BINS",
@@ -163,6 +163,9 @@ def _reduce(values: Tensor, reduction: str | None, name: str) -> Tensor:
     return values if reduction is None else values.mean()
 
 
+# The public kernels below run in threads.metric_section(): the caller's own torch ops single-threaded while the
+# chunks run on the pool (measured 1.1-1.3x faster for the metric set, up to 2.4x for PSNR under contention).
+@metric_section()
 def mse(pred: Tensor, target: Tensor, reduction: str | None = None) -> Tensor:
     """Per-image mean squared error on the 0-255 scale, averaged over pixels and the three channels.
 
@@ -237,6 +240,7 @@ def _difference_statistics_chunk(pred: Tensor, target: Tensor) -> Tensor:
     return torch.stack((_squared_error_mean(diff), sad), dim=1)
 
 
+@metric_section()
 def difference_statistics(pred: Tensor, target: Tensor) -> Tensor:
     """Per image, in float64: [MSE on the 0-255 scale, sum of |pred - target| on the 0-1 scale], ``(N, 2)``
     (unvalidated; the shared work of :func:`mse`, :func:`psnr` and :func:`sum_abs_diff`)."""
@@ -277,6 +281,7 @@ def psnr_from_mse(
     raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {PSNR_REDUCTIONS} (or None)")
 
 
+@metric_section()
 def psnr(
     pred: Tensor, target: Tensor, data_range: float = 255.0, reduction: str | None = None
 ) -> Tensor:
@@ -396,6 +401,7 @@ def _depthwise_filter_valid(x: Tensor, kernel: Tensor) -> Tensor:
 SSIM_COMPUTE_DTYPES = ("float32", "float64")
 
 
+@metric_section()
 def ssim(
     pred: Tensor,
     target: Tensor,
@@ -499,6 +505,7 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
     return per_image_chunks(one_chunk, pred, target).cpu()
 
 
+@metric_section()
 def luma_ssim(
     pred: Tensor,
     target: Tensor,
@@ -716,7 +723,7 @@ def lpips(
 
 def lpips_from_model(model: torch.nn.Module, pred: Tensor, target: Tensor) -> Tensor:
     """Per-image distances ``(N,)`` (float64, CPU) of an ``lpips.LPIPS`` network on [0, 1] inputs (unvalidated)."""
-    with torch.no_grad():
+    with torch.no_grad(), caller_threads():  # a network: the caller's threads (see threads.metric_section)
         d = model(pred.float() * 2 - 1, target.float() * 2 - 1)
     return d.reshape(-1).double().cpu()
 
@@ -756,6 +763,7 @@ def ab_histogram_edges(
     return np.linspace(value_range[0], value_range[1], bins + 1).tolist()
 
 
+@metric_section()
 def ab_histogram_counts(
     images: Tensor, bins: int = AB_HISTOGRAM_BINS, value_range: tuple[float, float] = AB_HISTOGRAM_RANGE
 ) -> Tensor:
@@ -842,6 +850,7 @@ def _ab_bin_positions(rgb: Tensor, lo: float, scale: float) -> Tensor:
     return diff.mul_(weights).sub_(lo * scale)
 
 
+@metric_section()
 def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) -> Tensor:
     """Bin index ``(2, N*H*W)`` of the a and b value of every pixel, as the float64 Lab values would give.
 
@@ -995,6 +1004,7 @@ def js_divergence_from_counts(
     return value / math.log(base) if base is not None else value
 
 
+@metric_section()
 def ab_histogram_kl(
     pred: Tensor,
     target: Tensor,
@@ -1021,6 +1031,7 @@ def ab_histogram_kl(
     }
 
 
+@metric_section()
 def ab_histogram_js(
     pred: Tensor,
     target: Tensor,
@@ -1049,6 +1060,7 @@ def ab_histogram_js(
 AB_JOINT_BINS = 64
 
 
+@metric_section()
 def ab_joint_histogram_counts(
     images: Tensor, bins: int = AB_JOINT_BINS, value_range: tuple[float, float] = AB_HISTOGRAM_RANGE
 ) -> Tensor:
@@ -1072,6 +1084,7 @@ def ab_joint_counts_from_indices(idx: Tensor, bins: int) -> Tensor:
     return torch.bincount(cells.reshape(-1), minlength=bins * bins).view(bins, bins)
 
 
+@metric_section()
 def ab_joint_histogram_kl(
     pred: Tensor,
     target: Tensor,
@@ -1092,6 +1105,7 @@ def ab_joint_histogram_kl(
     return kl_divergence_from_counts(real, fake, eps=eps, base=base, direction=direction)
 
 
+@metric_section()
 def ab_joint_histogram_js(
     pred: Tensor,
     target: Tensor,
@@ -1115,6 +1129,7 @@ def ab_joint_histogram_js(
 SUM_ABS_DIFF_SCALES = {"0-255": 255.0, "0-1": 1.0, "-1-1": 2.0}
 
 
+@metric_section()
 def sum_abs_diff(pred: Tensor, target: Tensor, scale: str = "0-255", quantize: bool = False) -> Tensor:
     """Per-image sum, over every pixel and the three RGB channels, of the absolute difference |pred - target|.
 
@@ -1165,6 +1180,7 @@ def _sum_abs_diff_unchecked(pred: Tensor, target: Tensor, scale: str = "0-255", 
 COLORFULNESS_REDUCTIONS = ("per_image_mean", "pooled")
 
 
+@metric_section()
 def colorfulness_moments(images: Tensor) -> Tensor:
     """Per-image sums of the opponent components, for :func:`colorfulness_from_moments`.
 
@@ -1218,6 +1234,7 @@ def quantize_unit(images: Tensor, mode: str) -> Tensor:
     raise ValueError(f"unknown quantize mode {mode!r}; choose one of {QUANTIZE_MODES}")
 
 
+@metric_section()
 def colorfulness_moments_variant(images: Tensor, formula: str = "signed", channel_order: str = "rgb",
                                  quantize: str = "none") -> Tensor:
     """:func:`colorfulness_moments` under another convention: ``formula="absolute"`` sums |rg| and |yb| (the
@@ -1267,6 +1284,7 @@ def colorfulness_from_moments(moments: Tensor) -> Tensor:
     return torch.sqrt(var_rg + var_yb) + 0.3 * torch.sqrt(mean_rg.square() + mean_yb.square())
 
 
+@metric_section()
 def colorfulness(images: Tensor, reduction: str | None = None) -> Tensor:
     """Colourfulness of Hasler and Suesstrunk (2003), "Measuring colourfulness in natural images", eq. (3).
 
@@ -1296,6 +1314,7 @@ def colorfulness(images: Tensor, reduction: str | None = None) -> Tensor:
     return values.mean() if reduction == "per_image_mean" else values
 
 
+@metric_section()
 def delta_colorfulness(pred: Tensor, target: Tensor, reduction: str = "per_image_mean") -> Tensor:
     """|colourfulness of the real set - colourfulness of the colorized set| (see :func:`colorfulness`).
 

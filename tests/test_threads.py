@@ -135,7 +135,9 @@ def test_run_json_records_the_thread_decision(tmp_path):
     spec = RunSpec(methods=("gray",), dataset="shapes", dataset_options=(("n_test", 8), ("n_train", 8), ("size", 16)),
                    epochs=1, progress=False, n_samples=2, eval_batch_size=8, metrics=("mse",))
     out = run(spec, out=tmp_path / "run", log=lambda s: None, report=False)
-    decision = json.loads((out / "run.json").read_text())["threads"]["decision"]
+    recorded = json.loads((out / "run.json").read_text())["threads"]
+    decision = recorded["decision"]
+    assert recorded["metric_section"] == threads.METRIC_SECTION
     assert decision["intra_op_threads"] == 1 and decision["source"] == "COLORBENCH_THREADS"  # tests/conftest.py
     assert decision["reason"] and decision["workload"] == "small"
 
@@ -171,4 +173,72 @@ def test_one_metric_thread_still_runs_the_chunks_single_threaded():
                 threads.set_metric_threads(bad)
     finally:
         threads.set_metric_threads(None)
+        torch.set_num_threads(before)
+
+
+def test_metric_section_runs_the_callers_own_ops_single_threaded_and_restores_them():
+    """Inside metric_section the caller is on 1 intra-op thread (its idle OpenMP threads spun against the pool
+    threads; see threads.metric_section), the pool keeps the caller's size, nested sections and errors restore the
+    count, and caller_threads gives a network's forward pass the caller's threads back."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with threads.metric_section():
+            assert torch.get_num_threads() == 1 and threads.metric_threads() == 2
+            seen = threads.chunk_map(lambda i: (torch.get_num_threads(), threading.current_thread().name), range(8))
+            assert {s[0] for s in seen} == {1} and all(s[1].startswith("colorbench-chunks") for s in seen)
+            with threads.metric_section():  # re-entrant
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+            with threads.caller_threads():
+                assert torch.get_num_threads() == 2
+            assert torch.get_num_threads() == 1 and threads.metric_threads() == 2
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ZeroDivisionError), threads.metric_section():
+            1 // 0
+        assert torch.get_num_threads() == 2
+        with threads.caller_threads():  # outside a section: nothing to give back
+            assert torch.get_num_threads() == 2
+        threads.set_metric_threads(threads.INTRA_OP)  # the benchmarks' baseline: the caller's threads throughout
+        with threads.metric_section():
+            assert torch.get_num_threads() == 2
+    finally:
+        threads.set_metric_threads(None)
+        torch.set_num_threads(before)
+
+
+def test_metrics_run_in_a_metric_section_and_networks_leave_it(monkeypatch):
+    """The functional metrics and the streaming ones validate (and compute) with the caller on 1 thread and give
+    it back afterwards; a network's forward pass (LPIPS here) runs on the caller's threads."""
+    counts = []
+    check = MF.check_image_pair
+
+    def spy(pred, target):
+        counts.append(torch.get_num_threads())
+        return check(pred, target)
+
+    monkeypatch.setattr(MF, "check_image_pair", spy)
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(6, 3, 16, 16, generator=g)
+    pred = (0.8 * target + 0.1).clamp(0, 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        MF.psnr(pred, target)
+        MF.ssim(pred, target)
+        mc = MetricCollection({n: METRICS.get(n)() for n in ("mse", "ab_histogram_kl")})
+        mc.update(pred, target)
+        METRICS.get("colorfulness")().update(pred, target)
+        assert counts == [1, 1, 1, 1] and torch.get_num_threads() == 2
+
+        class Net(torch.nn.Module):
+            def forward(self, a, b):
+                counts.append(("net", torch.get_num_threads()))
+                return (a - b).abs().mean(dim=(1, 2, 3))
+
+        with threads.metric_section():
+            MF.lpips_from_model(Net(), pred, target)
+            assert torch.get_num_threads() == 1
+        assert counts[-1] == ("net", 2) and torch.get_num_threads() == 2
+    finally:
         torch.set_num_threads(before)
