@@ -77,10 +77,11 @@ def _id_keys(ids: Sequence[str]) -> dict[str, str]:
 
 
 # --- decoding ------------------------------------------------------------------------------------------------
-def decode_prediction(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+def decode_prediction(path: str | Path, icc: str = "convert") -> tuple[np.ndarray, dict[str, Any]]:
     """``(H, W, 3)`` uint8 RGB of an image file and facts about it: ``format``, ``mode`` (as decoded; a 16-bit RGB
     PNG says that Pillow kept the high byte), ``bits`` (per channel) and ``conversion`` (what
-    :func:`colorbench.datasets.imaging.to_rgb8`, the project's one decoder, did; ``None``: nothing).
+    :func:`colorbench.datasets.imaging.to_rgb8`, the project's one decoder, did; ``None``: nothing). ``icc``: what
+    to do with an embedded non-sRGB ICC profile (:data:`colorbench.datasets.imaging.ICC_POLICIES`).
 
     A floating-point (mode ``F``) file is refused: ``to_rgb8`` guesses its white level from its value range
     ([0, 1] or [0, 255]), which is ambiguous for a dark image, and a scored colorization must not rest on a guess.
@@ -90,7 +91,7 @@ def decode_prediction(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """
     from colorbench.datasets.imaging import CorruptImageError, open_rgb8
 
-    rgb_img, conversion, facts = open_rgb8(path)
+    rgb_img, conversion, facts = open_rgb8(path, icc)
     mode, raw_mode = facts["mode"], facts["raw_mode"]
     if mode == "F":
         raise CorruptImageError(path, "floating-point (mode F) images are not 8- or 16-bit colorizations (their white "
@@ -145,7 +146,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequence[tuple[int, int]] | tuple[int, int],
-                           resize_pred: str | None = None) -> FolderContents:
+                           resize_pred: str | None = None, icc: str = "convert") -> FolderContents:
     """Read and check a folder of colorizations against the test ids and image sizes ``(H, W)``.
 
     Args:
@@ -200,7 +201,7 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
         h, w = sizes[where[image_id]] if image_id in where else (None, None)
         for name in names:
             try:
-                rgb, facts = decode_prediction(folder / name)
+                rgb, facts = decode_prediction(folder / name, icc)
             except CorruptImageError as exc:
                 undecodable.append(f"{name}: {exc.reason}")
                 continue
@@ -268,7 +269,7 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
             if protocol is not None and protocol.real_transform is not None:
                 rgb, facts = protocol.prepare_real(folder / name)
             else:
-                rgb, facts = decode_prediction(folder / name)
+                rgb, facts = decode_prediction(folder / name, "convert" if protocol is None else protocol.icc)
         except CorruptImageError as exc:
             bad.append(f"{name}: {exc.reason}")
             continue
@@ -289,6 +290,7 @@ def read_target_folder(folder: str | Path, protocol: Any = None) -> tuple[np.nda
             "n_files_found": n_found, "image_size": list(images[0].shape[:2]), "formats": dict(formats),
             "conversions": dict(conversions),
             "real_transform": None if protocol is None else protocol.real_transform,
+            "icc": "convert" if protocol is None else protocol.icc,
             "sha256": hashlib.sha256(np.stack(images).tobytes()).hexdigest()}
     return np.stack(images).transpose(0, 3, 1, 2).copy(), ids, desc
 
@@ -382,14 +384,16 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
 
         opts = proto.dataset_options(dataset, dict(dataset_options or {}))
         data = DATASETS.get(dataset)(**opts).load()
+        icc = str(opts.get("icc", proto.icc))  # the predictions are decoded as the real images were
         real = data.test.rgb.numpy()
         ids, desc = list(data.test.ids), data.describe()
         dataset_name = data.name
     else:
         real, ids, desc = read_target_folder(target, proto)
         dataset_name = desc["name"]
+        icc = proto.icc
     ids, real = proto.select_test_images(ids, real)
-    contents = read_prediction_folder(pred_dir, ids, tuple(real.shape[2:]), resize_pred=resize_pred)
+    contents = read_prediction_folder(pred_dir, ids, tuple(real.shape[2:]), resize_pred=resize_pred, icc=icc)
     load_s = time.perf_counter() - t0
     from colorbench.runner import resolve_device
 
@@ -405,7 +409,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                         f"not produced by colorbench"]}
     config = {"kind": "predictions", "pred_dir": str(Path(pred_dir).resolve()), "n_files": len(contents.files),
               "formats": contents.formats, "lossy": contents.lossy, "modes": contents.modes,
-              "conversions": contents.conversions,
+              "conversions": contents.conversions, "icc": icc,
               "resize_pred": resize_pred, "resized": contents.resized, "manifest": contents.manifest is not None,
               "manifest_source": None if contents.manifest is None else {k: contents.manifest.get(k) for k in
                                                                          ("run", "cell", "method", "preset", "seed")},

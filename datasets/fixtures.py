@@ -262,3 +262,82 @@ def truncate_file(path: Path, keep_fraction: float = 0.5) -> Path:
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[: int(len(data) * keep_fraction)])
     return Path(path)
+
+
+# --- ICC profiles -------------------------------------------------------------------------------------------------
+# Why by hand: Pillow's ImageCms creates only sRGB, Lab and XYZ profiles, and no other ICC file can be downloaded or
+# is shipped here; tests of the colour management need an RGB profile that is *not* sRGB (and a grey one). These
+# are minimal ICC v2 display profiles as the ICC.1:2001-04 specification lays them out: a 128-byte header, a tag
+# table, then desc/cprt/wtpt, the three colorants (rXYZ, gXYZ, bXYZ; D50-adapted, Bradford) and gamma curves.
+
+#: CIE xy chromaticities of the Adobe RGB (1998) primaries and of D65 (Adobe RGB (1998) Color Image Encoding).
+ADOBE_RGB_PRIMARIES = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
+D65_XY = (0.3127, 0.3290)
+#: The ICC profile connection space illuminant (D50), as the header stores it.
+ICC_D50 = (0.9642, 1.0, 0.8249)
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+
+
+def _xy_to_xyz(x: float, y: float) -> np.ndarray:
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def rgb_to_xyz_matrix(primaries=ADOBE_RGB_PRIMARIES, white=D65_XY) -> np.ndarray:
+    """The linear-RGB -> XYZ matrix of an RGB space (columns: the primaries scaled so that RGB = 1 is ``white``)."""
+    p = np.stack([_xy_to_xyz(*xy) for xy in primaries], axis=1)
+    return p * np.linalg.solve(p, _xy_to_xyz(*white))
+
+
+def bradford(src_white: np.ndarray, dst_white: np.ndarray) -> np.ndarray:
+    """The Bradford chromatic adaptation matrix from ``src_white`` to ``dst_white`` (XYZ)."""
+    s, d = _BRADFORD @ src_white, _BRADFORD @ dst_white
+    return np.linalg.inv(_BRADFORD) @ np.diag(d / s) @ _BRADFORD
+
+
+def _s15(v: float) -> bytes:
+    return int(round(v * 65536)).to_bytes(4, "big", signed=True)
+
+
+def _xyz_tag(xyz) -> bytes:
+    return b"XYZ " + bytes(4) + b"".join(_s15(v) for v in xyz)
+
+
+def _curve_tag(gamma: float) -> bytes:
+    return b"curv" + bytes(4) + (1).to_bytes(4, "big") + int(round(gamma * 256)).to_bytes(2, "big") + bytes(2)
+
+
+def _desc_tag(text: str) -> bytes:
+    ascii_ = text.encode("ascii") + b"\x00"
+    return (b"desc" + bytes(4) + len(ascii_).to_bytes(4, "big") + ascii_ + bytes(4) + bytes(4) + bytes(2) + bytes(1)
+            + bytes(67))
+
+
+def _profile(colour_space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += sig + (offset + len(data)).to_bytes(4, "big") + len(body).to_bytes(4, "big")
+        data += body + bytes(-len(body) % 4)
+    size = offset + len(data)
+    header = (size.to_bytes(4, "big") + bytes(4) + bytes([2, 0x10, 0, 0]) + b"mntr" + colour_space + b"XYZ "
+              + bytes(12) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4) + b"".join(_s15(v) for v in ICC_D50))
+    header += bytes(128 - len(header))
+    return header + len(tags).to_bytes(4, "big") + table + data
+
+
+def rgb_profile(description: str = "Adobe RGB (1998) compatible (colorbench test fixture)",
+                primaries=ADOBE_RGB_PRIMARIES, white=D65_XY, gamma: float = 563 / 256) -> bytes:
+    """An ICC v2 RGB display profile (matrix and one gamma curve per channel) of the given primaries and white;
+    by default Adobe RGB (1998): the sRGB red and blue primaries, a greener green, gamma 2.2 (563/256)."""
+    adapted = bradford(_xy_to_xyz(*white), np.array(ICC_D50)) @ rgb_to_xyz_matrix(primaries, white)
+    curve = _curve_tag(gamma)
+    return _profile(b"RGB ", [(b"desc", _desc_tag(description)), (b"cprt", b"text" + bytes(4) + b"none\x00"),
+                              (b"wtpt", _xyz_tag(ICC_D50)), (b"rXYZ", _xyz_tag(adapted[:, 0])),
+                              (b"gXYZ", _xyz_tag(adapted[:, 1])), (b"bXYZ", _xyz_tag(adapted[:, 2])),
+                              (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)])
+
+
+def grey_profile(gamma: float = 563 / 256, description: str = "Gray gamma 2.2 (colorbench test fixture)") -> bytes:
+    """An ICC v2 grey display profile (one gamma curve, D50 white)."""
+    return _profile(b"GRAY", [(b"desc", _desc_tag(description)), (b"cprt", b"text" + bytes(4) + b"none\x00"),
+                              (b"wtpt", _xyz_tag(ICC_D50)), (b"kTRC", _curve_tag(gamma))])

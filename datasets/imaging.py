@@ -3,7 +3,10 @@
 Images are decoded with Pillow and turned into 8-bit sRGB by :func:`to_rgb8`, which handles every mode Pillow
 returns by what its values mean (``Image.convert("RGB")`` alone clips 16-bit grey to white): 1-bit, 8-bit,
 16-bit and 32-bit grey are scaled to 0-255 and replicated, palettes expanded, alpha dropped, CMYK converted with
-its ICC profile when it has one, YCbCr and CIE Lab converted to sRGB. What was done to a file is returned as a
+its ICC profile when it has one, YCbCr and CIE Lab converted to sRGB. An RGB or grey file with an embedded ICC
+profile that is not sRGB (Adobe RGB, Display P3, a gamma-2.2 grey, ...) is converted to sRGB with LittleCMS under
+the default ``icc="convert"`` (:data:`ICC_POLICIES`; ``"ignore"`` uses the stored values, as Pillow's
+``convert("RGB")``, OpenCV's ``imread`` and hence the papers' code do). What was done to a file is returned as a
 sentence (and counted per split in the dataset description, under ``conversions``). Segmentation masks must be palette ("P") or grey ("L") PNGs of class indices and are resized
 with nearest neighbour only. Resizing uses torchvision's functional transforms on PIL images (so a policy means
 exactly what ``transforms.Resize`` / ``transforms.CenterCrop`` mean in PyTorch code).
@@ -20,8 +23,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-__all__ = ["RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_policy", "decode_image", "decode_image_info",
-           "decode_mask", "open_rgb8", "to_rgb8"]
+__all__ = ["ICC_POLICIES", "RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_icc", "check_policy",
+           "decode_image", "decode_image_info", "decode_mask", "open_rgb8", "to_rgb8"]
 
 #: The named resize/crop policies (recorded in every dataset's info).
 RESIZE_POLICIES: dict[str, str] = {
@@ -31,6 +34,21 @@ RESIZE_POLICIES: dict[str, str] = {
     "center-crop": "centre-crop size x size without resizing; an image smaller than size is an error",
     "none": "no resizing; every image must already be size x size (an error names the first that is not)",
 }
+
+#: What to do with an embedded ICC profile of an RGB or grey file (CMYK files always use theirs). Recorded as the
+#: ``icc`` dataset option and in every prediction folder's record.
+ICC_POLICIES: dict[str, str] = {
+    "convert": "an embedded ICC profile that is not sRGB is converted to sRGB (LittleCMS, relative colorimetric); "
+               "files without a profile, or with an sRGB one, are used as stored",
+    "ignore": "embedded ICC profiles of RGB and grey files are ignored: the stored values are read as sRGB (as "
+              "Pillow's convert('RGB') and OpenCV's imread do); each ignored non-sRGB profile is counted",
+}
+
+
+def check_icc(icc: str) -> None:
+    if icc not in ICC_POLICIES:
+        raise ValueError(f"unknown ICC policy {icc!r}; choose one of {list(ICC_POLICIES)}")
+
 
 #: Masks are never interpolated between class indices.
 _MASK_INTERP = InterpolationMode.NEAREST
@@ -87,8 +105,9 @@ def _open(path: Path | str) -> Image.Image:
 
 
 #: Version of the file decoding (:func:`to_rgb8`); part of the standard loaders' cache key. 2: every Pillow mode
-#: by what its values mean (v1 used ``Image.convert("RGB")``, which clips 16-bit grey to white).
-DECODER_VERSION = "2"
+#: by what its values mean (v1 used ``Image.convert("RGB")``, which clips 16-bit grey to white). 3: embedded
+#: non-sRGB ICC profiles of RGB and grey files converted (``icc="convert"``; v2 ignored them).
+DECODER_VERSION = "3"
 
 _16BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_DROPPED = "alpha dropped (colours kept as stored, not composited over a background)"
@@ -104,19 +123,111 @@ def _scale_16bit(values: np.ndarray) -> np.ndarray:
     return ((v * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def to_rgb8(img: Image.Image, path: Path | str = "", raw_mode: str = "") -> tuple[Image.Image, str | None]:
+_SRGB_LIKE: dict[bytes, tuple[bool, str]] = {}  # profile bytes -> (equivalent to sRGB, its description)
+_SRGB_TOLERANCE = 1  # 8-bit levels (see _profile_facts)
+
+
+def _srgb_profile():
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")
+
+
+def _profile_facts(icc: bytes, path: Path | str) -> tuple[bool, str, str]:
+    """(equivalent to sRGB, description, colour space) of an embedded profile; cached by its bytes.
+
+    "Equivalent" is decided by values, not by name: a 9x9x9 grid of RGB colours (or 256 grey levels) converted to
+    sRGB through the profile stays within :data:`_SRGB_TOLERANCE` level of the stored values, so converting would
+    only add rounding (the many "sRGB IEC61966-2.1" profiles of cameras and editors differ in their bytes)."""
+    from PIL import ImageCms
+
+    cached = _SRGB_LIKE.get(icc)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+        desc = (profile.profile.profile_description or "").strip() or "unnamed"
+        if space == "RGB":
+            levels = np.linspace(0, 255, 9).round().astype(np.uint8)
+            grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+            probe = Image.fromarray(grid, "RGB")
+        elif space == "GRAY":
+            grid = np.arange(256, dtype=np.uint8).reshape(1, -1)
+            probe = Image.fromarray(grid, "L")
+        else:
+            facts = (False, desc, space)
+            _SRGB_LIKE[icc] = facts
+            return facts
+        out = ImageCms.profileToProfile(probe, profile, _srgb_profile(), outputMode="RGB",
+                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+        stored = np.asarray(probe.convert("RGB"), dtype=np.int16)
+        same = int(np.abs(np.asarray(out, dtype=np.int16) - stored).max()) <= _SRGB_TOLERANCE
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        raise CorruptImageError(path, f"its embedded ICC profile cannot be read ({exc}); re-save the file without "
+                                      f"it, or pass icc='ignore' to read the stored values as sRGB") from None
+    facts = (same, desc, space)
+    _SRGB_LIKE[icc] = facts
+    return facts
+
+
+def _apply_icc(original: Image.Image, rgb: Image.Image, done: str | None, icc: str,
+               path: Path | str) -> tuple[Image.Image, str | None]:
+    """The sRGB image and the conversion note after honouring ``original``'s embedded profile (see
+    :data:`ICC_POLICIES`): ``rgb`` is ``original`` converted to 8-bit RGB by the mode rules."""
+    profile = original.info.get("icc_profile")
+    if not profile:
+        return rgb, done
+    same, desc, space = _profile_facts(profile, path)
+    if same:
+        return rgb, done
+    grey_mode = original.mode in ("1", "L", "LA", "La", "I", "F") or original.mode in _16BIT_GREY
+    expected = "GRAY" if grey_mode else "RGB"
+
+    def note(text: str) -> str:
+        return text if done is None else f"{done}; {text}"
+
+    if space != expected:
+        return rgb, note(f"embedded {space} ICC profile of a {original.mode} image ignored (does not match)")
+    if icc == "ignore":
+        return rgb, note(f"embedded non-sRGB ICC profile ignored (icc='ignore'): {desc}")
+    from PIL import ImageCms
+
+    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    image = rgb.convert("L") if grey_mode else rgb  # grey replicated to R = G = B: L is that grey exactly
+    try:
+        out = ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode="RGB",
+                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        raise CorruptImageError(path, f"its embedded ICC profile ({desc}) cannot be applied ({exc}); pass "
+                                      f"icc='ignore' to read the stored values as sRGB") from None
+    return out, note(f"converted to sRGB from its embedded ICC profile (LittleCMS, relative colorimetric): {desc}")
+
+
+def to_rgb8(img: Image.Image, path: Path | str = "", raw_mode: str = "",
+            icc: str = "convert") -> tuple[Image.Image, str | None]:
     """Convert a decoded Pillow image of any mode to 8-bit sRGB ("RGB"); returns it and what was done (``None``
-    for an 8-bit RGB file, which is used as it is).
+    for an 8-bit RGB file without a non-sRGB ICC profile, which is used as it is).
 
     Args:
         img: a loaded image.
         path: the file, for error messages.
         raw_mode: the decoder's raw mode (``"RGB;16B"`` for a 16-bit-per-channel PNG), to say what Pillow did.
+        icc: what to do with an embedded ICC profile of an RGB or grey file (:data:`ICC_POLICIES`).
 
     Raises:
-        CorruptImageError: a 32-bit integer or float image whose values have no known range, or a mode Pillow
-            cannot convert.
+        CorruptImageError: a 32-bit integer or float image whose values have no known range, a mode Pillow
+            cannot convert, or an embedded profile that cannot be read.
     """
+    check_icc(icc)
+    if img.mode in ("CMYK", "LAB"):  # their colour conversion is the profile's (CMYK) or fixed (Lab)
+        return _mode_to_rgb8(img, path, raw_mode)
+    rgb, done = _mode_to_rgb8(img, path, raw_mode)
+    return _apply_icc(img, rgb, done, icc, path)
+
+
+def _mode_to_rgb8(img: Image.Image, path: Path | str, raw_mode: str) -> tuple[Image.Image, str | None]:
+    """:func:`to_rgb8` by the image mode alone (embedded RGB and grey profiles not looked at)."""
     mode = img.mode
     if mode == "RGB":
         if ";16" in raw_mode:
@@ -198,8 +309,9 @@ def _raw_mode(img: Image.Image) -> str:
         return ""
 
 
-def open_rgb8(path: Path | str) -> tuple[Image.Image, str | None, dict[str, str]]:
-    """Open and decode an image file of any Pillow mode and convert it with :func:`to_rgb8`.
+def open_rgb8(path: Path | str, icc: str = "convert") -> tuple[Image.Image, str | None, dict[str, str]]:
+    """Open and decode an image file of any Pillow mode and convert it with :func:`to_rgb8` (``icc``: see
+    :data:`ICC_POLICIES`).
 
     Returns the 8-bit RGB image, what :func:`to_rgb8` did (``None``: nothing) and the file's facts:
     ``format`` (Pillow's, lower case: ``"png"``, ``"jpeg"``), ``mode`` (as decoded) and ``raw_mode`` (the
@@ -218,25 +330,26 @@ def open_rgb8(path: Path | str) -> tuple[Image.Image, str | None, dict[str, str]
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
     facts = {"format": (img.format or "unknown").lower(), "mode": img.mode, "raw_mode": raw_mode}
-    rgb, conversion = to_rgb8(img, path, raw_mode)
+    rgb, conversion = to_rgb8(img, path, raw_mode, icc)
     return rgb, conversion, facts
 
 
-def decode_image_info(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int], str | None]:
+def decode_image_info(path: Path | str, policy: str, size: int,
+                      icc: str = "convert") -> tuple[np.ndarray, tuple[int, int], str | None]:
     """:func:`decode_image` that also returns what :func:`to_rgb8` did to the file (``None``: nothing)."""
-    img, conversion, _ = open_rgb8(path)
+    img, conversion, _ = open_rgb8(path, icc)
     original = img.size
     img = apply_policy(img, policy, size, path=path)
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1), original, conversion
 
 
-def decode_image(path: Path | str, policy: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_image(path: Path | str, policy: str, size: int, icc: str = "convert") -> tuple[np.ndarray, tuple[int, int]]:
     """Decode an image file of any Pillow mode to ``(3, size, size)`` uint8 sRGB under ``policy`` (see
-    :func:`to_rgb8`); CorruptImageError names the file.
+    :func:`to_rgb8`; ``icc``: :data:`ICC_POLICIES`); CorruptImageError names the file.
 
     Returns the array and the file's original (W, H).
     """
-    rgb, original, _ = decode_image_info(path, policy, size)
+    rgb, original, _ = decode_image_info(path, policy, size, icc)
     return rgb, original
 
 

@@ -34,8 +34,8 @@ import torch
 from colorbench.datasets.base import IGNORE_INDEX, Dataset, DatasetSplits, ImageSet
 from colorbench.datasets.cache import (EntryWriter, cache_key, default_cache_dir, files_fingerprint,
                                        load_entry, relative)
-from colorbench.datasets.imaging import (DECODER_VERSION, RESIZE_POLICIES, CorruptImageError, array_image,
-                                         check_policy, decode_image_info, decode_mask)
+from colorbench.datasets.imaging import (DECODER_VERSION, ICC_POLICIES, RESIZE_POLICIES, CorruptImageError,
+                                         array_image, check_icc, check_policy, decode_image_info, decode_mask)
 from colorbench.datasets.registry import register_dataset
 
 __all__ = [
@@ -100,6 +100,9 @@ class StandardConfig:
         data_root: folder holding the datasets (default: ``$COLORBENCH_DATA_ROOT``).
         size: output image side; every image becomes size x size under ``resize``.
         resize: a policy of :data:`colorbench.datasets.imaging.RESIZE_POLICIES`.
+        icc: what to do with an embedded ICC profile of an RGB or grey file
+            (:data:`colorbench.datasets.imaging.ICC_POLICIES`: ``"convert"`` to sRGB, or ``"ignore"`` it as
+            Pillow's ``convert("RGB")`` does); changes the pixels of such files, so it is part of the cache key.
         download: download (with checksum verification) when files are missing; never done unless asked.
         skip_corrupt: skip undecodable files and count them in ``info['skipped_corrupt']`` instead of failing.
         n_train: a random subset of this many training images (None: all); drawn with ``subset_seed``.
@@ -113,6 +116,7 @@ class StandardConfig:
     data_root: str | None = None
     size: int = 256
     resize: str = "resize-shorter-center-crop"
+    icc: str = "convert"
     download: bool = False
     skip_corrupt: bool = False
     n_train: int | None = None
@@ -124,6 +128,7 @@ class StandardConfig:
 
     def __post_init__(self) -> None:
         check_policy(self.resize)
+        check_icc(self.icc)
         for name in ("size", "subset_seed", "workers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "size" else 0):
@@ -301,6 +306,7 @@ class StandardDataset(Dataset):
                 **plan.info,
                 "params": self.params(),
                 "resize_policy": {"name": cfg.resize, "size": cfg.size, "meaning": RESIZE_POLICIES[cfg.resize]},
+                "icc_policy": {"name": cfg.icc, "meaning": ICC_POLICIES[cfg.icc]},
                 "subset": {"n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.subset_seed,
                            "rule": "seeded choice without replacement, kept in source order"},
                 "counts": counts,
@@ -344,7 +350,7 @@ class StandardDataset(Dataset):
 
         def work(i: int) -> CorruptImageError | None:
             try:
-                rgb[i], wh, converted[i] = decode_image_info(paths[i], cfg.resize, S)
+                rgb[i], wh, converted[i] = decode_image_info(paths[i], cfg.resize, S, cfg.icc)
                 if masks is not None:
                     masks[i] = decode_mask(sp.mask_paths[i], cfg.resize, S, wh, valid)
             except CorruptImageError as exc:

@@ -45,6 +45,10 @@ class Protocol:
             key of :data:`REAL_TRANSFORMS`.
         dataset_resize: dataset options that bring a standard dataset's images nearest to ``real_resize``
             (``{"resize": policy, "size": n}``), applied by ``run``/``evaluate --dataset`` unless given.
+        icc: what to do with an embedded ICC profile of an RGB or grey file, real or colorized
+            (:data:`colorbench.datasets.imaging.ICC_POLICIES`): applied as the ``icc`` dataset option (unless
+            given), to ``--target`` folders and to prediction folders. The papers' code reads files with Pillow or
+            OpenCV, which ignore the profiles.
         deviations: where colorbench cannot follow the paper's code exactly, and by how much.
         grey: the grey convention of the methods' input (``run``).
         lab: the Lab conversion (description).
@@ -65,6 +69,7 @@ class Protocol:
     real_resize: str = "the dataset's own size and resize policy (`colorbench list datasets`)"
     real_transform: str | None = None
     dataset_resize: dict[str, Any] = field(default_factory=dict)
+    icc: str = "convert"
     deviations: tuple[str, ...] = ()
     grey: str = "bt601"
     lab: str = "colorbench.color.rgb_to_lab: sRGB (IEC 61966-2-1) -> XYZ (D65, 2 deg) -> CIE L*a*b*"
@@ -85,12 +90,13 @@ class Protocol:
 
     # --- datasets and test images -------------------------------------------------------------------------
     def dataset_options(self, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
-        """``options`` with the protocol's resize/size added where the dataset takes them and the user gave none."""
+        """``options`` with the protocol's resize/size and ICC policy added where the dataset takes them and the
+        user gave none."""
         from colorbench.datasets import DATASETS
 
         fields = set(DATASETS.get(dataset).options())
         out = dict(options)
-        for k, v in self.dataset_resize.items():
+        for k, v in {**self.dataset_resize, "icc": self.icc}.items():
             if k in fields and k not in out:
                 out[k] = v
         return out
@@ -126,7 +132,7 @@ class Protocol:
         """A real image file prepared as the protocol's code prepares it: ``(H, W, 3)`` uint8 and file facts."""
         from colorbench.predictions import decode_prediction
 
-        rgb, facts = decode_prediction(path)
+        rgb, facts = decode_prediction(path, self.icc)
         if self.real_transform is None:
             return rgb, facts
         return REAL_TRANSFORMS[self.real_transform](rgb), facts
@@ -256,13 +262,13 @@ def register_protocol(p: Protocol) -> Protocol:
 
 
 register_protocol(Protocol(
-    name="colorbench", version="1", title="colorbench's own conventions (the metric defaults)",
+    name="colorbench", version="2", title="colorbench's own conventions (the metric defaults)",
     paper="colorbench (metrics/README.md)",
     aggregation="per-image values averaged over images; KL/JS, FID, delta colourfulness over the pooled set",
 ))
 
 register_protocol(Protocol(
-    name="ddcolor-imagenet-val50k", version="1",
+    name="ddcolor-imagenet-val50k", version="1", icc="ignore",  # cv2.imread (basicsr) ignores ICC profiles
     title="DDColor (Kang et al., ICCV 2023): ImageNet val 50k, FID (torchvision Inception) and colourfulness",
     paper="X. Kang, T. Yang, W. Ouyang, P. Ren, L. Li, X. Xie. DDColor: Towards Photo-Realistic Image Colorization "
           "via Dual Decoders. ICCV 2023",
@@ -306,7 +312,7 @@ register_protocol(Protocol(
 ))
 
 register_protocol(Protocol(
-    name="ct2-imagenet-val5k", version="1",
+    name="ct2-imagenet-val5k", version="1", icc="ignore",  # PIL / cv2.imread ignore ICC profiles
     title="CT2 (Weng et al., ECCV 2022): first 5k ImageNet val images, centre crop + 256, its FID/CF/PSNR/SSIM/LPIPS",
     paper="S. Weng, J. Sun, Y. Li, S. Li, B. Shi. CT2: Colorization Transformer via Color Tokens. ECCV 2022",
     code=("shuchenweng/CT2 segm/metrics.py (INCEPTION_V3_FID, vip_dataset, calculate_fid, avg_ssim_psnr, avg_lpips)",

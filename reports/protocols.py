@@ -35,7 +35,7 @@ def protocol_comparison_markdown(records: Sequence[RunRecord]) -> str:
     shown = {m: protos for m, protos in by_method.items() if len(protos) >= 2}
     if not shown:
         return ""
-    protocols = sorted({p for protos in shown.values() for p in protos}, key=lambda p: (p != "colorbench/1", p))
+    protocols = sorted({p for protos in shown.values() for p in protos}, key=lambda p: (not p.startswith("colorbench/"), p))
     lines = ["## One method under several protocols", "",
              "Each column is one evaluation protocol (`colorbench list protocols`); a metric a protocol does not "
              "compute is –. Values of different protocols are not comparable with each other: that is the point.",

@@ -225,7 +225,7 @@ def test_target_folder_under_a_protocol_and_side_by_side(tmp_path, monkeypatch, 
                      "--metrics", "colorfulness,psnr"]) == 0
     board = (out / "leaderboard.md").read_text()
     assert "## One method under several protocols" in board
-    assert "`colorbench/1` | `ct2-mini/1`" in board
+    assert "`colorbench/2` | `ct2-mini/1`" in board
     line = next(row for row in board.splitlines() if row.startswith("| mine | colorfulness"))
     assert line.count("|") == 5 and "–" not in line  # both protocols computed colourfulness
 

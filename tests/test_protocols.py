@@ -202,7 +202,7 @@ def test_run_records_the_protocol_and_refuses_a_test_set_without_its_images(tmp_
         run(RunSpec(**spec, protocol="ct2-imagenet-val5k"), out=tmp_path / "ct2", log=lambda s: None)
     out = run(RunSpec(**spec), out=tmp_path / "cb", log=lambda s: None)
     rec = load_records(out)[0]
-    assert all(mv.params["protocol"] == "colorbench" and mv.params["protocol_version"] == "1"
+    assert all(mv.params["protocol"] == "colorbench" and mv.params["protocol_version"] == "2"
                for mv in rec.metrics.values())
     with pytest.raises(UnknownNameError, match="Unknown protocol"):
         RunSpec(**spec, protocol="nope")
