@@ -158,19 +158,25 @@ DEFAULT_PHOTOS: tuple[str, ...] = tuple(n for n in PHOTO_SOURCES if n != "motorc
 
 
 @functools.lru_cache(maxsize=None)
-def _decode_photo(name: str) -> tuple[np.ndarray, str, str]:
-    """Read and decode one photo once per process: ``(H, W, 3)`` uint8 (read-only), file sha256, file path."""
+def _decode_photo(name: str, icc: str = "convert") -> tuple[np.ndarray, str, str, str | None]:
+    """Read and decode one photo once per process: ``(H, W, 3)`` uint8 sRGB (read-only), file sha256, file path,
+    and what :func:`colorbench.datasets.imaging.to_rgb8` did (``rocket`` is Adobe RGB (1998): converted to sRGB
+    under ``icc="convert"``; the other photos are sRGB or untagged)."""
     from PIL import Image  # Pillow decodes PNG/JPEG; a dependency of matplotlib and torchvision
+
+    from colorbench.datasets.imaging import to_rgb8
 
     path = PHOTO_SOURCES[name].locate()
     raw = path.read_bytes()
     with Image.open(io.BytesIO(raw)) as im:
         if im.mode not in ("RGB", "RGBA"):
             raise ValueError(f"photos: source photo {name!r} ({path}) is {im.mode!r}, not an RGB colour photo")
-        rgb = np.asarray(im.convert("RGB"))  # RGBA -> RGB drops alpha
+        im.load()
+        rgb_img, conversion = to_rgb8(im, path, icc=icc)  # RGBA -> RGB drops alpha
+        rgb = np.asarray(rgb_img)
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     rgb.setflags(write=False)
-    return rgb, hashlib.sha256(raw).hexdigest(), str(path)
+    return rgb, hashlib.sha256(raw).hexdigest(), str(path), conversion
 
 
 def _box_std(gray: np.ndarray, size: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -205,6 +211,8 @@ class PhotosConfig:
         min_gray_std: candidates whose BT.601 grey standard deviation (0-255 scale) is below this are dropped
             (the black surround of ``retina``); 0 keeps all.
         seed: chooses the test blocks and the patches.
+        icc: embedded ICC profiles (:data:`colorbench.datasets.imaging.ICC_POLICIES`): ``"convert"`` turns
+            ``rocket`` (Adobe RGB (1998)) into sRGB; ``"ignore"`` reads its stored values, as version 1 did.
     """
 
     size: int = 32
@@ -217,8 +225,12 @@ class PhotosConfig:
     stride: int = 0
     min_gray_std: float = 1.0
     seed: int = 0
+    icc: str = "convert"
 
     def __post_init__(self) -> None:
+        from colorbench.datasets.imaging import check_icc
+
+        check_icc(self.icc)
         object.__setattr__(self, "photos", _tuple_of_names(self.photos, "photos"))
         unknown = [p for p in self.photos if p not in PHOTO_SOURCES]
         if unknown:
@@ -295,7 +307,8 @@ class Photos(Dataset):
 
     name: ClassVar[str] = "photos"
     description: ClassVar[str] = "patches of real colour photos bundled with scikit-image/scikit-learn/matplotlib"
-    version: ClassVar[str] = "1"
+    #: 2 (2026-12-02): photos with an embedded non-sRGB ICC profile (``rocket``) converted to sRGB (option ``icc``)
+    version: ClassVar[str] = "2"
     Config: ClassVar[type] = PhotosConfig
 
     def load(self) -> DatasetSplits:
@@ -313,12 +326,13 @@ class Photos(Dataset):
         counts: dict[str, Any] = {}
         skipped: dict[str, str] = {}
         for name in cfg.photos:
-            rgb, file_sha, _ = _decode_photo(name)
+            rgb, file_sha, _, conversion = _decode_photo(name, cfg.icc)
             src = PHOTO_SOURCES[name]
             height, width = rgb.shape[:2]
             sources[name] = {
                 "distribution": src.distribution, "version": _dist_version(src.distribution),
                 "file": f"{src.package}/{src.path}", "file_sha256": file_sha, "height": height, "width": width,
+                "conversion": conversion,
             }
             if (height // block) * (width // block) < 2:
                 skipped[name] = f"{height}x{width} holds fewer than 2 blocks of {block} px"

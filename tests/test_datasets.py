@@ -115,9 +115,17 @@ def test_photos_loads_offline_without_touching_the_network(monkeypatch):
 
 def test_photos_all_sources_are_rgb_photos():
     for name in PHOTO_SOURCES:
-        rgb, file_sha, path = builtin._decode_photo(name)
+        rgb, file_sha, path, conversion = builtin._decode_photo(name)
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, name
         assert len(file_sha) == 64 and path.endswith(PHOTO_SOURCES[name].path)
+        # rocket.jpg carries an Adobe RGB (1998) profile (converted to sRGB); the others are sRGB or untagged
+        if name == "rocket":
+            assert conversion.startswith("converted to sRGB") and "Adobe RGB (1998)" in conversion
+            stored = builtin._decode_photo(name, "ignore")
+            assert stored[3].startswith("embedded non-sRGB ICC profile ignored")
+            assert np.abs(stored[0].astype(int) - rgb).max() > 10  # Adobe RGB's green is not sRGB's
+        else:
+            assert conversion is None, (name, conversion)
 
 
 def test_photos_deterministic_and_seeded(photos):
@@ -343,7 +351,7 @@ def test_sample_format(name, photos, shapes):
 def test_describe_is_json_and_identifies_the_data(name, photos, shapes):
     data = {"photos": photos, "shapes": shapes}[name]
     d = json.loads(json.dumps(data.describe()))
-    assert d["name"] == name and d["n_train"] == len(data.train) and d["version"] == "1"
+    assert d["name"] == name and d["n_train"] == len(data.train) and d["version"] == {"photos": "2", "shapes": "1"}[name]
     assert set(d["sha256"]) == {"train", "test"} and all(len(h) == 64 for h in d["sha256"].values())
     assert d["split_policy"] and d["label"]
     # the recorded params rebuild the same data
