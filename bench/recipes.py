@@ -55,7 +55,11 @@ class Stage:
     cross_domain: bool = False
     cross_domain_classifier: str = "quick"
 
-    def spec(self, seed: int, device: str = "auto", progress: bool = False, data_root: str | None = None):
+    def spec(self, seed: int, device: str = "auto", progress: bool = False, data_root: str | None = None,
+             **engine: Any):
+        """The :class:`~colorbench.runner.RunSpec` of this stage for one seed; ``engine``: how the grid engine runs
+        its cells (``executor``, ``workers``, ``ray_address``, ``cpus_per_cell``, ``gpus_per_cell``, ``retries``:
+        they do not change a value)."""
         from colorbench.runner import RunSpec
 
         options = dict(self.dataset_options)
@@ -65,7 +69,8 @@ class Stage:
                        dataset_options=tuple(sorted(options.items())), metrics=self.metrics, epochs=self.epochs,
                        eval_every=self.eval_every, seed=seed, device=device, progress=progress,
                        unpaired_protocol=self.unpaired_protocol, all_outputs=self.all_outputs,
-                       cross_domain=self.cross_domain, cross_domain_classifier=self.cross_domain_classifier)
+                       cross_domain=self.cross_domain, cross_domain_classifier=self.cross_domain_classifier,
+                       **{k: v for k, v in engine.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -515,10 +520,22 @@ def _stage_dirs(out: Path, stage: Stage, seeds: Sequence[int]) -> dict[int, Path
     return {s: out / "stages" / stage.name / f"seed{s}" for s in seeds}
 
 
+#: The grid-engine options a recipe passes on to every stage (``colorbench reproduce --executor ...``).
+ENGINE_OPTIONS = ("executor", "workers", "ray_address", "cpus_per_cell", "gpus_per_cell", "retries")
+
+
 def run_recipe(name: str, scale: str = "quick", out: str | Path = "colorbench-recipes", *, device: str = "auto",
                seeds: Sequence[int] | None = None, data_root: str | None = None, progress: bool = False,
-               log: Callable[[str], None] = print) -> Path:
-    """Run every stage of a recipe (through :func:`colorbench.runner.run`) and write its comparison report."""
+               log: Callable[[str], None] = print, **engine: Any) -> Path:
+    """Run every stage of a recipe (through :func:`colorbench.runner.run`) and write its comparison report.
+
+    Each stage and seed is one run directory of the grid engine, so a recipe that was stopped resumes where it
+    stopped (finished cells are kept, ``skipped (done)``) and its cells run on the engine's executors
+    (``engine``: :data:`ENGINE_OPTIONS`, e.g. ``executor="process", workers=2``). The comparison gives, per
+    paper value, the mean over the seeds, their sample standard deviation and each seed's value."""
+    unknown = set(engine) - set(ENGINE_OPTIONS)
+    if unknown:
+        raise TypeError(f"run_recipe: unknown engine option(s) {sorted(unknown)}; choose from {ENGINE_OPTIONS}")
     from colorbench.runner import run
 
     recipe = get(name)
@@ -533,7 +550,7 @@ def run_recipe(name: str, scale: str = "quick", out: str | Path = "colorbench-re
             log(f"recipe {name} ({scale}): stage {stage.name}, seed {seed}: {', '.join(stage.methods)} on "
                 f"{stage.dataset} ({stage.preset})")
             t0 = time.perf_counter()
-            run(stage.spec(seed, device=device, progress=progress, data_root=data_root), out=run_dir,
+            run(stage.spec(seed, device=device, progress=progress, data_root=data_root, **engine), out=run_dir,
                 log=lambda s: log("    " + s))
             timings[f"{stage.name}/seed{seed}"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
@@ -551,16 +568,18 @@ def _records(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _measure(m: Measure, recipe: Recipe, sc: Scale, out: Path, seeds: Sequence[int]) -> tuple[float | None, str, str]:
-    """(value averaged over seeds, measured dataset, note) of one measure."""
+def _measure(m: Measure, recipe: Recipe, sc: Scale, out: Path,
+             seeds: Sequence[int]) -> tuple[dict[int, float], str, str]:
+    """({seed: value} of the seeds that measured it, measured dataset, note) of one measure."""
     stage_name = sc.stage_of.get(m.dataset)
     method = m.method
     if ":" in method:  # "<stage>:<record>": a record from another stage of the same dataset
         stage_name, method = method.split(":", 1)
     stage = next((s for s in sc.stages if s.name == stage_name), None)
     if stage is None:
-        return None, "", f"no stage measures {m.dataset!r} at this scale"
-    values, notes = [], []
+        return {}, "", f"no stage measures {m.dataset!r} at this scale"
+    values: dict[int, float] = {}
+    notes = []
     for seed, run_dir in _stage_dirs(out, stage, seeds).items():
         if m.how == "cross-domain":
             v, note = _cross_domain_value(run_dir, method, m.epoch, sc)
@@ -568,11 +587,21 @@ def _measure(m: Measure, recipe: Recipe, sc: Scale, out: Path, seeds: Sequence[i
             rec = _records(run_dir).get(method)
             v, note = _record_value(rec, m, sc, method)
         if v is not None:
-            values.append(v * m.factor)
+            values[seed] = v * m.factor
         if note:
-            notes.append(note)
+            notes.append(note if len(seeds) == 1 else f"seed {seed}: {note}")
     label = f"{stage.dataset}" + (f" ({', '.join(f'{k}={v}' for k, v in stage.dataset_options)})" if stage.dataset_options else "")
-    return (sum(values) / len(values) if values else None), label, "; ".join(dict.fromkeys(notes))
+    return values, label, "; ".join(dict.fromkeys(notes))
+
+
+def seed_statistics(values: dict[int, float]) -> tuple[float | None, float | None, int]:
+    """(mean, sample standard deviation (N - 1; None below 2 seeds), N) of per-seed values."""
+    n = len(values)
+    if not n:
+        return None, None, 0
+    mean = sum(values.values()) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values.values()) / (n - 1)) if n > 1 else None
+    return mean, sd, n
 
 
 def _record_value(rec: Any, m: Measure, sc: Scale, method: str) -> tuple[float | None, str]:
@@ -616,13 +645,16 @@ def comparison_frame(recipe: Recipe, scale: str, out: str | Path, seeds: Sequenc
     rows = []
     for m in recipe.measures:
         p = by_key.get((m.dataset, m.row, m.metric, m.epoch))
-        value, where, note = _measure(m, recipe, sc, Path(out), seeds)
+        per_seed, where, note = _measure(m, recipe, sc, Path(out), seeds)
+        value, sd, n = seed_statistics(per_seed)
         epoch = sc.epoch_of.get(m.epoch, m.epoch) if m.epoch is not None else None
         rows.append({
             "recipe": recipe.name, "scale": scale, "dataset": m.dataset, "row": m.row, "metric": m.metric,
             "paper_epoch": m.epoch, "paper_value": None if p is None else p["value"],
             "paper_source": paper["source"] if p is None else p["where"],
-            "measured": value, "measured_dataset": where, "measured_method": m.method, "measured_key": m.key,
+            "measured": value, "measured_sd": sd, "measured_seeds": n,
+            "measured_per_seed": "; ".join(f"seed {s}: {v:.6g}" for s, v in sorted(per_seed.items())),
+            "measured_dataset": where, "measured_method": m.method, "measured_key": m.key,
             "measured_how": m.how + (f" over epochs {list(sc.average_epochs)}" if m.how == "curve-mean" else "")
                             + (f" (epoch {epoch})" if epoch is not None else ""),
             "seeds": len(seeds), "note": note,
@@ -662,13 +694,20 @@ def write_comparison(recipe: Recipe, scale: str, out: str | Path, seeds: Sequenc
         lines += [f"Note on the paper's values: {paper['note']}.", ""]
     if not paper["rows"]:
         lines += [f"The paper prints no numbers here ({paper['source']}); the claims below are what is compared.", ""]
+    n_seeds = len(seeds or sc.seeds)
+    if n_seeds > 1:
+        lines += [f"Measured values: mean ± sample standard deviation over {n_seeds} seeds (each seed's value in "
+                  "comparison.csv, `measured_per_seed`).", ""]
     lines += ["| dataset (paper) | row | metric | paper value | measured | measured on | how | note |",
               "|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples():
         row = r.row + (f" [epoch {int(r.paper_epoch)}]" if r.paper_epoch is not None and not pd.isna(r.paper_epoch) else "")
         note = r.note if isinstance(r.note, str) else ""
         note = note if len(note) <= 140 else note[:137] + "... (full text in comparison.csv)"
-        lines.append(f"| {r.dataset} | {row} | {r.metric} | {_fmt(r.paper_value)} | {_fmt(r.measured)} | "
+        measured = _fmt(r.measured)
+        if r.measured_seeds > 1:  # mean ± sample sd over the seeds
+            measured += f" ± {_fmt(r.measured_sd)} ({int(r.measured_seeds)} seeds)"
+        lines.append(f"| {r.dataset} | {row} | {r.metric} | {_fmt(r.paper_value)} | {measured} | "
                      f"{r.measured_dataset} | {r.measured_how} | {note} |")
     lines += ["", "## The paper's claims at this scale", "", "| claim | where | holds here |", "|---|---|---|"]
     lines += [f"| {c['claim']} | {c['where']} | {c['holds']} |" for c in claims]
@@ -705,6 +744,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", default=None, help="folder holding the standard datasets (paper scale)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--executor", choices=("local", "process", "ray"), default=None,
+                        help="how each stage's cells run (as colorbench run --executor; default local)")
+    parser.add_argument("--workers", type=int, default=None, help="--executor process: cells computed at once")
+    parser.add_argument("--ray-address", default=None, help="--executor ray: the cluster's address")
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
@@ -719,7 +762,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     out = args.out or f"colorbench-recipes/{args.name}-{args.scale}"
     get(args.name)  # unknown name -> a clear error before anything runs
     run_recipe(args.name, args.scale, out, device=args.device, seeds=seeds, data_root=args.data_root,
-               progress=args.progress)
+               progress=args.progress, executor=args.executor, workers=args.workers, ray_address=args.ray_address)
     print((Path(out) / "comparison.md").read_text())
     print(f"recipe report written to {Path(out).resolve()}")
     return 0

@@ -6,6 +6,7 @@ scale's stages are checked to use paper presets at the image sizes those presets
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -127,3 +128,33 @@ def test_spyncogan_table3_quick(tmp_path):
     out, df = _run("spyncogan-table3", tmp_path)
     assert df["measured"].notna().all()
     assert df["measured"].between(0, 100).all()
+
+
+def test_a_recipe_over_two_seeds_on_process_workers_gives_seed_statistics_and_resumes(tmp_path):
+    """Every stage and seed runs through the grid engine (here two process workers): the comparison gives the mean,
+    the sample standard deviation and each seed's value, and running the recipe again keeps every finished cell."""
+    out = tmp_path / "t5"
+    lines: list[str] = []
+    recipes.run_recipe("thesis-table5", "quick", out, device="cpu", seeds=(0, 1), log=lines.append,
+                       executor="process", workers=2)
+    df = _check_report(out, "thesis-table5")
+    assert (df["measured_seeds"] == 2).all() and df["measured_sd"].notna().all()
+    for row in df.itertuples():
+        per_seed = dict(part.split(": ") for part in row.measured_per_seed.split("; "))
+        assert set(per_seed) == {"seed 0", "seed 1"}
+        values = [float(v) for v in per_seed.values()]
+        assert row.measured == pytest.approx(sum(values) / 2, rel=1e-5)
+        assert row.measured_sd == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-4, abs=1e-9)
+    psnr = df[df["metric"] == "PSNR"]
+    assert (psnr["measured_sd"] > 0).all()  # two seeds trained two different networks
+    md = (out / "comparison.md").read_text()
+    assert "mean ± sample standard deviation over 2 seeds" in md and "(2 seeds)" in md
+    info = json.loads((out / "stages" / "shapes" / "seed1" / "run.json").read_text())
+    assert info["executor"]["name"] == "process" and info["executor"]["workers"] == 2
+    before = (out / "comparison.csv").read_text()
+    again: list[str] = []
+    recipes.run_recipe("thesis-table5", "quick", out, device="cpu", seeds=(0, 1), log=again.append)
+    assert sum("skipped (done)" in s for s in again) == 4  # 2 methods x 2 seeds, nothing trained again
+    assert (out / "comparison.csv").read_text() == before
+    with pytest.raises(TypeError, match="unknown engine option"):
+        recipes.run_recipe("thesis-table5", "quick", out, device="cpu", threads=3)
