@@ -415,6 +415,9 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                                                                          ("run", "cell", "method", "preset", "seed")},
               "protocol": proto.ident, "target": None if target is None else str(Path(target).resolve())}
     preset = "predictions" if proto.name == "colorbench" else f"predictions@{proto.name}"  # one cell per protocol
+    from colorbench.metrics.image_quality import structure_references
+
+    desc = {**desc, "structure_references": structure_references(torch.from_numpy(real), proto.grey)}
     record = RunRecord(method=label, preset=preset, dataset=desc, grey_convention=proto.grey, seed=seed,
                        device=str(dev), card=card, config=config, metrics=values, versions=environment_versions(),
                        histograms=histograms)

@@ -471,6 +471,25 @@ class CellResult:
     resumed_from: int | None = None  # epoch of the checkpoint it continued from
 
 
+#: (id of a test ImageSet, grey convention) -> (that ImageSet, its structure references): computed once per
+#: process and dataset (every cell of a worker evaluates the same test set); the set is held so its id stays its own.
+_STRUCTURE_REFS: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, Any] | None:
+    """:func:`colorbench.metrics.image_quality.structure_references` of a test split, once per process."""
+    from colorbench.metrics.image_quality import structure_references
+
+    key = (id(test), grey_convention)
+    hit = _STRUCTURE_REFS.get(key)
+    if hit is None or hit[0] is not test:
+        if len(_STRUCTURE_REFS) >= 8:
+            _STRUCTURE_REFS.clear()
+        hit = (test, structure_references(test.rgb, grey_convention))
+        _STRUCTURE_REFS[key] = hit
+    return hit[1]
+
+
 def _base_record(task: CellTask, name: str, data_desc: Mapping[str, Any], device: str, **kw: Any) -> RunRecord:
     cls = METHODS.get(name.split("@")[0])
     return RunRecord(method=name, preset=task.spec.preset, dataset=dict(data_desc),
@@ -550,6 +569,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
+    # where "structure lost" begins on this test set (the leaderboards read it from the record)
+    record.dataset["structure_references"] = dataset_structure_references(data.test, record.grey_convention)
     check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
     t0 = time.perf_counter()
     torch.manual_seed(seed)

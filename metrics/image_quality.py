@@ -195,7 +195,8 @@ class LumaStructuralSimilarity(StreamingMetric):
     A colorization must keep its input's structure: only the colours are the method's to choose. The grey of the
     real image under the run's grey convention is exactly the grey the method was given, so this compares the
     output's grey with the input (see ``functional.luma_ssim``). The grey baseline scores 1; structure-less output
-    scores near 0; the leaderboard marks rows below ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``.
+    scores near 0; the leaderboard marks rows below their dataset's threshold (:func:`structure_references`,
+    recorded with every record; ``colorbench.reports.tables.structure_threshold``).
 
     Args:
         grey_convention: how both images are turned into grey, ``"bt601"`` (BT.601 luma of the gamma-encoded RGB)
@@ -246,3 +247,40 @@ class LumaStructuralSimilarity(StreamingMetric):
                 "variant": self.variant, **MF.ssim_settings(self.variant), "data_range": self.data_range,
                 "k1": self.k1, "k2": self.k2, "average": "valid region ((win_size-1)//2 border cropped)",
                 "reduction": "per_image_mean", "compute_dtype": self.compute_dtype, "reference": "skimage"}
+
+
+#: The rule of :func:`structure_references` (recorded with the references).
+STRUCTURE_REFERENCE_RULE = (
+    "luma SSIM, on the evaluated real images, of two reference colorizations: each image's flat mean colour (no "
+    "structure at all) and a 7x7 box blur of the image (structure kept, detail lost); the threshold is midway "
+    "between them. On the built-in photos (528 test patches of 32x32, bt601) they score 0.58 and 0.76 (threshold "
+    "0.67, near the 0.7 that colorbench.reports.tables.LUMA_SSIM_THRESHOLD fixed by hand for them); on shapes "
+    "(500 of 32x32), whose sharp edges a blur hurts more, 0.22 and 0.45 (threshold 0.34)")
+
+
+def structure_references(real: Tensor, grey_convention: str = DEFAULT_GREY, batch: int = 256) -> dict[str, Any] | None:
+    """The luma SSIM of two reference colorizations of the real images ``(N, 3, H, W)`` (uint8, or float in [0, 1])
+    and the "structure lost" threshold midway between them (see :data:`STRUCTURE_REFERENCE_RULE`), or None when
+    the images are smaller than the SSIM window.
+
+    The leaderboards mark a method whose luma SSIM is below the threshold (``colorbench.reports.tables``): what
+    SSIM gives a structure-less output depends on the images (flat patches score high), so the threshold is
+    placed on each dataset's own scale rather than fixed.
+    """
+    h, w = real.shape[-2:]
+    win = MF.ssim_settings("gaussian")["win_size"]
+    if h < win or w < win:
+        return None
+    sums = {"flat": 0.0, "blur7": 0.0}
+    n = 0
+    for start in range(0, len(real), batch):
+        x = real[start:start + batch]
+        x = x.float().div_(255.0) if not x.is_floating_point() else x.float()
+        flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
+        blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate"), 7, 1)
+        for key, out in (("flat", flat), ("blur7", blur.clamp_(0.0, 1.0))):
+            sums[key] += float(MF.luma_ssim(out, x, grey_convention=grey_convention).sum())
+        n += len(x)
+    flat, blur = sums["flat"] / n, sums["blur7"] / n
+    return {"grey": grey_convention, "flat": flat, "blur7": blur, "threshold": (flat + blur) / 2, "n_images": n,
+            "rule": STRUCTURE_REFERENCE_RULE}

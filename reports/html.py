@@ -37,7 +37,8 @@ from colorbench.records import RunRecord, as_float
 from colorbench.reports.images import ImageSet, image_sets
 from colorbench.reports.naturalness import StudyResult
 from colorbench.reports.tables import (LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
-                                       _ties, display_name, format_value, metric_keys, structure_lost)
+                                       _ties, display_name, format_value, metric_keys, structure_lost,
+                                       structure_threshold, structure_thresholds)
 
 #: Images per thumbnail strip and per data chunk.
 CHUNK = 50
@@ -124,7 +125,8 @@ def _seed_leaderboard(records: Sequence[RunRecord], study: StudyResult | None, t
 
     keys, columns = _columns(records, study)
     summary = seed_summary(records)
-    lost = structure_lost_cells(summary)
+    thresholds = structure_thresholds(records)
+    lost = structure_lost_cells(summary, thresholds)
     stats = {(str(r.dataset), r.method, r.key): r for r in summary.itertuples()}
     rows = []
     for (ds_key, method), recs in _groups(records).items():
@@ -163,7 +165,8 @@ def _seed_leaderboard(records: Sequence[RunRecord], study: StudyResult | None, t
         rows.append({"method": method, "dataset": ds, "seed": ", ".join(str(r.seed) for r in recs),
                      "status": f"{n_ok} / {len(recs)}", "ok": n_ok > 0, "all_ok": n_ok == len(recs),
                      "error": "; ".join(dict.fromkeys(e for e in errors if e)), "preset": recs[0].preset, "cells": cells,
-                     "structure_lost": (str(ds_key), method) in lost})
+                     "structure_lost": (str(ds_key), method) in lost,
+                     "structure_threshold": f"{thresholds.get(str(ds_key), LUMA_SSIM_THRESHOLD):.3g}"})
     _mark_best(columns, rows)
     set_level = [display_name(k) for k in keys if per_image_keys is not None and k not in set(per_image_keys)]
     return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": True, "set_level": set_level}
@@ -223,7 +226,8 @@ def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
         cells["train_s"] = Cell(MISSING if train_s is None else f"{train_s:.1f}", train_s)
         rows.append({"method": rec.method, "dataset": ds, "seed": rec.seed, "status": rec.status, "ok": ok,
                      "error": " ".join((rec.error or "").split()), "preset": rec.preset, "cells": cells,
-                     "structure_lost": structure_lost(rec)})
+                     "structure_lost": structure_lost(rec),
+                     "structure_threshold": f"{structure_threshold(rec):.3g}"})
     _mark_best(columns, rows)
     return {"columns": columns, "rows": rows, "ties": bool(ties), "grid": False, "set_level": []}
 
@@ -566,7 +570,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         conventions=_conventions(records),
         missing_cells=[str(m) for m in run_info.get("missing_cells") or []],
         study=study, study_rates=study_rates,
-        structure_threshold=LUMA_SSIM_THRESHOLD, structure_lost_mark=STRUCTURE_LOST,
+        structure_lost_mark=STRUCTURE_LOST,
         page_json=_json_for_script(page_data),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         js=(TEMPLATES / "report.js").read_text(encoding="utf-8"),

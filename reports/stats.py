@@ -12,7 +12,7 @@
   - ``scipy.stats.wilcoxon(method, best)`` (signed-rank, two-sided; p = 1 when every difference is 0).
 
   The best method is never one marked "structure lost" (:func:`structure_lost_cells`: mean luma SSIM over the
-  seeds below ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``), the rows the leaderboard keeps out of its bold
+  seeds below the dataset's threshold, ``colorbench.reports.tables.structure_thresholds``), the rows the leaderboard keeps out of its bold
   best values; such methods are still compared against the best.
 
   Each family (one dataset and metric key, all methods against the best) is Holm-corrected (:func:`holm`). A
@@ -101,17 +101,20 @@ def seed_summary(records: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "method", "key", "higher_is_better", "mean", "std", "n", "n_cells"])
 
 
-def structure_lost_cells(summary: pd.DataFrame, threshold: float | None = None) -> set[tuple[str, str]]:
+def structure_lost_cells(summary: pd.DataFrame,
+                         threshold: float | Mapping[str, float] | None = None) -> set[tuple[str, str]]:
     """(dataset, method) pairs of :func:`seed_summary` whose mean luma SSIM over the seeds that finished is below
-    ``threshold`` (default ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``): their outputs lost the input's
-    structure. The leaderboard marks them and keeps them out of the best values; :func:`paired_comparisons` does
-    not choose them as the best method."""
+    ``threshold``: one value, or one per dataset (``colorbench.reports.tables.structure_thresholds`` of the
+    records; a dataset it lacks, or None: ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``). Their outputs lost
+    the input's structure: the leaderboard marks them and keeps them out of the best values;
+    :func:`paired_comparisons` does not choose them as the best method."""
     from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, below_structure_threshold
 
-    threshold = LUMA_SSIM_THRESHOLD if threshold is None else threshold
+    per = threshold if isinstance(threshold, Mapping) else {}
+    fixed = LUMA_SSIM_THRESHOLD if threshold is None or isinstance(threshold, Mapping) else float(threshold)
     rows = summary[(summary["key"] == STRUCTURE_KEY) & (summary["n"] > 0)]
     return {(str(r.dataset), str(r.method)) for r in rows.itertuples()
-            if below_structure_threshold(float(r.mean), threshold)}
+            if below_structure_threshold(float(r.mean), float(per.get(str(r.dataset), fixed)))}
 
 
 def per_image_means(frames: Sequence[pd.DataFrame], key: str) -> pd.Series | None:
@@ -124,7 +127,8 @@ def per_image_means(frames: Sequence[pd.DataFrame], key: str) -> pd.Series | Non
 
 
 def paired_comparisons(per_image: Mapping[tuple[str, str], Sequence[pd.DataFrame]], summary: pd.DataFrame,
-                       alpha: float = ALPHA, seed: int = 0, structure_threshold: float | None = None,
+                       alpha: float = ALPHA, seed: int = 0,
+                       structure_threshold: float | Mapping[str, float] | None = None,
                        ) -> pd.DataFrame:
     """Each method against the best one, per dataset and per-image metric key (see the module docstring).
 
@@ -133,8 +137,8 @@ def paired_comparisons(per_image: Mapping[tuple[str, str], Sequence[pd.DataFrame
         summary: :func:`seed_summary` (it gives the best method and each key's direction).
         alpha: level of the "cannot be told apart" mark.
         seed: seed of the bootstrap resampling.
-        structure_threshold: luma SSIM below which a method cannot be the best (:func:`structure_lost_cells`;
-            None: the leaderboard's ``LUMA_SSIM_THRESHOLD``). A family whose methods all lost their structure has
+        structure_threshold: luma SSIM below which a method cannot be the best, one value or one per dataset
+            (:func:`structure_lost_cells`; None: the leaderboard's ``LUMA_SSIM_THRESHOLD``). A family whose methods all lost their structure has
             no best method and no rows.
     """
     lost = structure_lost_cells(summary, structure_threshold)

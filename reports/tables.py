@@ -51,17 +51,41 @@ STRUCTURE_KEY = "luma_ssim"
 #: quick presets of the unpaired family scored 0.40 (cyclegan; blobs in the sample grid). 0.7 lies between the
 #: two groups: below it a row keeps less of its input than a 7×7 blur does. SSIM rewards flat patches, so on
 #: another dataset the structure-less scores move (flat output scores higher where images are flatter).
+#: Since 2026-12-02 the threshold is placed on each dataset's own scale (:func:`structure_threshold`: midway between
+#: the luma SSIM of a flat-colour and of a 7x7-blur reference colorization of its real images, recorded with every
+#: record); this fixed value applies to records without those references (made before).
 LUMA_SSIM_THRESHOLD = 0.7
 STRUCTURE_LOST = "⚠ structure lost"
 
 
-def structure_lost(rec: RunRecord, threshold: float = LUMA_SSIM_THRESHOLD) -> bool:
-    """True for a successful record whose luma SSIM is below ``threshold``: its colorizations do not keep their
-    grey input's structure, so its colour metrics describe something other than a colorization of the input.
-    False when the record has no luma SSIM (nothing to judge by)."""
+def structure_threshold(rec: RunRecord) -> float:
+    """The luma SSIM below which ``rec``'s row is marked "structure lost": the threshold recorded with its dataset
+    (``rec.dataset["structure_references"]``, see ``colorbench.metrics.image_quality.structure_references``), else
+    :data:`LUMA_SSIM_THRESHOLD`."""
+    refs = rec.dataset.get("structure_references") if isinstance(rec.dataset, dict) else None
+    value = _float_or_none(refs.get("threshold")) if isinstance(refs, dict) else None
+    return value if value is not None and math.isfinite(value) else LUMA_SSIM_THRESHOLD
+
+
+def structure_thresholds(records: Sequence[RunRecord]) -> dict[str, float]:
+    """Dataset name -> :func:`structure_threshold` (of its first record with references; else the fixed default)."""
+    out: dict[str, float] = {}
+    for rec in records:
+        t = structure_threshold(rec)
+        if rec.dataset_name not in out or (out[rec.dataset_name] == LUMA_SSIM_THRESHOLD and t != LUMA_SSIM_THRESHOLD):
+            out[rec.dataset_name] = t
+    return out
+
+
+def structure_lost(rec: RunRecord, threshold: float | None = None) -> bool:
+    """True for a successful record whose luma SSIM is below ``threshold`` (default: :func:`structure_threshold`
+    of the record): its colorizations do not keep their grey input's structure, so its colour metrics describe
+    something other than a colorization of the input. False when the record has no luma SSIM (nothing to judge
+    by)."""
     if rec.status != "ok":
         return False
     mv = rec.metrics.get(STRUCTURE_KEY)
+    threshold = structure_threshold(rec) if threshold is None else threshold
     return below_structure_threshold(None if mv is None else _float_or_none(mv.value), threshold)
 
 
@@ -291,9 +315,10 @@ def leaderboard_markdown(
     if grid:
         several = len({ds for ds, _ in _groups(records)}) > 1
         lines += _structure_lost_note([f"{m} ({ds})" if several else m for ds, m in lost_cells],
-                                      over_seeds=True)  # the rule of structure_lost_cells
+                                      structure_thresholds(records), over_seeds=True)  # structure_lost_cells' rule
     else:
-        lines += _structure_lost_note([rec.method for rec in records if id(rec) in lost])
+        lines += _structure_lost_note([rec.method for rec in records if id(rec) in lost],
+                                      structure_thresholds([rec for rec in records if id(rec) in lost]))
 
     failed = [rec for rec in records if rec.status != "ok"]
     if failed:
@@ -388,7 +413,7 @@ def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions:
     from colorbench.reports.stats import seed_summary, structure_lost_cells
 
     summary = seed_summary(records)
-    lost = structure_lost_cells(summary)  # the rule paired_comparisons uses to choose its best method
+    lost = structure_lost_cells(summary, structure_thresholds(records))  # the rule paired_comparisons uses
     groups = _groups(records)
     datasets = list(dict.fromkeys(ds for ds, _ in groups))
     lines: list[str] = []
@@ -521,13 +546,28 @@ def _lost_status(status: str) -> str:
     return f"{status}, **{STRUCTURE_LOST}**"
 
 
-def _structure_lost_note(names: Sequence[str], over_seeds: bool = False) -> list[str]:
+def _threshold_text(thresholds: Mapping[str, float]) -> str:
+    """``0.7`` (the fixed default), ``0.67 (midway ...)``, or one threshold per dataset."""
+    values = sorted(set(thresholds.values())) or [LUMA_SSIM_THRESHOLD]
+    if values == [LUMA_SSIM_THRESHOLD]:
+        return f"{LUMA_SSIM_THRESHOLD:g}"
+    how = ("midway between the luma SSIM of two reference colorizations of the dataset's real images: each "
+           "image's flat mean colour and a 7×7 blur")
+    if len(values) == 1:
+        return f"{values[0]:.3g} ({how})"
+    per = ", ".join(f"{_escape(ds)} {t:.3g}" for ds, t in thresholds.items())
+    return f"its dataset's threshold ({per}; {how})"
+
+
+def _structure_lost_note(names: Sequence[str], thresholds: Mapping[str, float] | None = None,
+                         over_seeds: bool = False) -> list[str]:
     """The legend under a table with rows marked :data:`STRUCTURE_LOST` (none: no lines)."""
     if not names:
         return []
     listed = ", ".join(f"**{_escape(name)}**" for name in names)
     return [
-        f"{STRUCTURE_LOST}: {listed} — Luma SSIM{' (mean over seeds)' if over_seeds else ''} below {LUMA_SSIM_THRESHOLD:g} (the SSIM between the "
+        f"{STRUCTURE_LOST}: {listed} — Luma SSIM{' (mean over seeds)' if over_seeds else ''} below "
+        f"{_threshold_text(thresholds or {})} (the SSIM between the "
         "luminance of the colorization and the grey input it was given): the output does not keep its input's "
         "structure, so its colour metrics (histogram divergences, colourfulness) score something that is not a "
         "colorization of the input. Such rows are not considered for the best (bold) values, nor as the best "

@@ -141,7 +141,11 @@ def _comparisons(rd: RunDir, records: list) -> tuple[Any, list[str] | None]:
         frames.setdefault((cell.dataset, cell.method), []).append(frame)
         keys.update(dict.fromkeys(c for c in frame.columns if c != "id"))
     seed = int(rd.info().spec.get("seed", 0) or 0)
-    return paired_comparisons(frames, seed_summary(records), seed=seed), (list(keys) if have_files else None)
+    from colorbench.reports.tables import structure_thresholds
+
+    return (paired_comparisons(frames, seed_summary(records), seed=seed,
+                               structure_threshold=structure_thresholds(records)),
+            list(keys) if have_files else None)
 
 
 def _cross_domain_section(run_dir: Path, written: dict[str, Path], links: dict[str, str]) -> str:

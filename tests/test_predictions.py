@@ -208,6 +208,9 @@ def test_target_folder_under_a_protocol_and_side_by_side(tmp_path, monkeypatch, 
     rec = RunDir(out).records()[0]
     assert rec.dataset["n_test"] == 3 and rec.dataset["n_files_found"] == 4 and rec.config["protocol"] == "ct2-mini/1"
     assert rec.dataset["image_size"] == [256, 256]  # CT2's centre crop and resize
+    refs = rec.dataset["structure_references"]  # where "structure lost" begins on these real images
+    assert refs["n_images"] == 3 and refs["grey"] == rec.grey_convention and refs["flat"] < refs["blur7"]
+    assert rec.config["icc"] == "convert"  # this test protocol keeps the default ICC policy
     assert rec.metrics["ssim"].params["k1"] == pytest.approx(0.01 * 225 / 255)
     assert rec.metrics["colorfulness"].params["opponent_components"] == "absolute"
     # the same files under colorbench's protocol: the real images are used as they are (300x400), so the

@@ -445,3 +445,71 @@ def test_results_csv_and_html_report_flag_rows_that_lost_their_inputs_structure(
     seeds[1].metrics["luma_ssim"] = _mv("luma_ssim", LUMA_SSIM_THRESHOLD - 0.1, True)
     grid = html_report._seed_leaderboard([records[0], *seeds], None, set(), None)
     assert {r["method"]: r for r in grid["rows"]}["cyclegan"]["structure_lost"]
+
+
+def test_the_structure_threshold_is_placed_on_each_datasets_scale(tmp_path: Path) -> None:
+    """structure_references puts the "structure lost" threshold midway between a flat-colour and a 7x7-blur
+    reference colorization of the real images: near the hand-chosen 0.7 on photos, far lower on shapes (a blur
+    costs more SSIM on sharp synthetic edges). Records carry it; the leaderboards mark rows by their dataset's
+    threshold, and records without references keep the fixed LUMA_SSIM_THRESHOLD."""
+    from colorbench.datasets import DATASETS
+    from colorbench.metrics.image_quality import structure_references
+    from colorbench.reports import html as html_report
+    from colorbench.reports.tables import structure_threshold
+
+    photos = structure_references(DATASETS.get("photos")().load().test.rgb)
+    shapes = structure_references(DATASETS.get("shapes")().load().test.rgb)
+    for refs in (photos, shapes):
+        assert refs["flat"] < refs["threshold"] < refs["blur7"] and refs["grey"] == "bt601"
+        assert refs["threshold"] == pytest.approx((refs["flat"] + refs["blur7"]) / 2)
+    assert 0.6 < photos["threshold"] < 0.75 and shapes["threshold"] < 0.45
+    assert structure_references(torch_zeros_images(4, 8)) is None  # smaller than the 11x11 window
+
+    records = _records()[:2]  # pix2pix, cyclegan
+    for rec in records:
+        rec.metrics["luma_ssim"] = _mv("luma_ssim", 0.5, True)
+    assert [structure_lost(r) for r in records] == [True, True]  # no references: the fixed 0.7
+    for rec in records:
+        rec.dataset = {**rec.dataset, "structure_references": shapes}
+    assert structure_threshold(records[0]) == pytest.approx(shapes["threshold"])
+    assert [structure_lost(r) for r in records] == [False, False]  # 0.5 keeps more than shapes' flat colour does
+    records[1].metrics["luma_ssim"] = _mv("luma_ssim", shapes["threshold"] - 0.05, True)
+    md = leaderboard_markdown(records, {})
+    note = next(line for line in md.splitlines() if line.startswith("⚠ structure lost:"))
+    assert "**cyclegan**" in note and f"below {shapes['threshold']:.3g} (midway between" in note
+    board = {r["method"]: r for r in html_report._leaderboard(records, None)["rows"]}
+    assert board["cyclegan"]["structure_lost"] and board["cyclegan"]["structure_threshold"] == f"{shapes['threshold']:.3g}"
+    # a grid over two datasets: the same luma SSIM is lost on photos and kept on shapes
+    grid = []
+    for ds, refs in (("photos", photos), ("shapes", shapes)):
+        for seed in (0, 1):
+            rec = copy.deepcopy(records[0])
+            rec.dataset_name, rec.seed = ds, seed
+            rec.dataset = {**rec.dataset, "name": ds, "structure_references": refs}
+            rec.metrics["luma_ssim"] = _mv("luma_ssim", 0.5, True)
+            grid.append(rec)
+    rows = {(r["dataset"], r["method"]): r for r in html_report._seed_leaderboard(grid, None, set(), None)["rows"]}
+    assert rows[("photos", "pix2pix")]["structure_lost"] and not rows[("shapes", "pix2pix")]["structure_lost"]
+    md = leaderboard_markdown(grid, {})
+    note = next(line for line in md.splitlines() if line.startswith("⚠ structure lost:"))
+    assert "pix2pix (photos)" in note and "(shapes)" not in note and "its dataset's threshold (photos" in note
+
+
+def torch_zeros_images(n: int, size: int):
+    import torch
+
+    return torch.zeros(n, 3, size, size, dtype=torch.uint8)
+
+
+def test_a_run_records_its_test_sets_structure_references(tmp_path: Path) -> None:
+    from colorbench.datasets import DATASETS
+    from colorbench.metrics.image_quality import structure_references
+    from colorbench.runner import RunSpec, run
+
+    options = (("n_test", 12), ("n_train", 8), ("size", 24))
+    out = run(RunSpec(methods=("gray",), dataset="shapes", dataset_options=options, epochs=1, progress=False,
+                      n_samples=2, metrics=("luma_ssim",)), out=tmp_path / "run", log=lambda s: None, report=False)
+    (rec,) = load_records(out)
+    want = structure_references(DATASETS.get("shapes")(**dict(options)).load().test.rgb)
+    assert rec.dataset["structure_references"]["threshold"] == pytest.approx(want["threshold"], abs=1e-12)
+    assert rec.dataset["structure_references"]["n_images"] == 12 and not structure_lost(rec)
