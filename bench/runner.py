@@ -471,21 +471,24 @@ class CellResult:
     resumed_from: int | None = None  # epoch of the checkpoint it continued from
 
 
-#: (id of a test ImageSet, grey convention) -> (that ImageSet, its structure references): computed once per
-#: process and dataset (every cell of a worker evaluates the same test set); the set is held so its id stays its own.
+#: (id of a test ImageSet, grey convention) -> (a weak reference to that ImageSet, its structure references):
+#: computed once per process and dataset (every cell of a worker evaluates the same test set); the weak reference
+#: tells a reused id from the same set without keeping the images alive.
 _STRUCTURE_REFS: dict[tuple[int, str], tuple[Any, Any]] = {}
 
 
 def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, Any] | None:
     """:func:`colorbench.metrics.image_quality.structure_references` of a test split, once per process."""
+    import weakref
+
     from colorbench.metrics.image_quality import structure_references
 
     key = (id(test), grey_convention)
     hit = _STRUCTURE_REFS.get(key)
-    if hit is None or hit[0] is not test:
+    if hit is None or hit[0]() is not test:
         if len(_STRUCTURE_REFS) >= 8:
             _STRUCTURE_REFS.clear()
-        hit = (test, structure_references(test.rgb, grey_convention))
+        hit = (weakref.ref(test), structure_references(test.rgb, grey_convention))
         _STRUCTURE_REFS[key] = hit
     return hit[1]
 

@@ -123,7 +123,7 @@ def _scale_16bit(values: np.ndarray) -> np.ndarray:
     return ((v * 255 + 32767) // 65535).astype(np.uint8)
 
 
-_SRGB_LIKE: dict[bytes, tuple[bool, str]] = {}  # profile bytes -> (equivalent to sRGB, its description)
+_SRGB_LIKE: dict[bytes, tuple[bool, str, str]] = {}  # profile bytes -> (equivalent to sRGB, description, space)
 _SRGB_TOLERANCE = 1  # 8-bit levels (see _profile_facts)
 
 
@@ -143,7 +143,7 @@ def _profile_facts(icc: bytes, path: Path | str) -> tuple[bool, str, str]:
 
     cached = _SRGB_LIKE.get(icc)
     if cached is not None:
-        return cached  # type: ignore[return-value]
+        return cached
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         space = profile.profile.xcolor_space.strip()
@@ -178,14 +178,20 @@ def _apply_icc(original: Image.Image, rgb: Image.Image, done: str | None, icc: s
     profile = original.info.get("icc_profile")
     if not profile:
         return rgb, done
-    same, desc, space = _profile_facts(profile, path)
+
+    def note(text: str) -> str:
+        return text if done is None else f"{done}; {text}"
+
+    try:
+        same, desc, space = _profile_facts(profile, path)
+    except CorruptImageError:
+        if icc == "ignore":  # the stored values are used either way
+            return rgb, note("embedded ICC profile unreadable, ignored (icc='ignore')")
+        raise
     if same:
         return rgb, done
     grey_mode = original.mode in ("1", "L", "LA", "La", "I", "F") or original.mode in _16BIT_GREY
     expected = "GRAY" if grey_mode else "RGB"
-
-    def note(text: str) -> str:
-        return text if done is None else f"{done}; {text}"
 
     if space != expected:
         return rgb, note(f"embedded {space} ICC profile of a {original.mode} image ignored (does not match)")

@@ -86,6 +86,8 @@ def test_a_grey_file_with_a_gamma_22_profile_and_mismatched_or_broken_profiles()
     broken = fx.rgb_profile()[:60]
     with pytest.raises(CorruptImageError, match=r"broken\.png.*ICC profile cannot be read.*icc='ignore'"):
         to_rgb8(_png(COLOURS, icc=broken), "broken.png")
+    rgb, done = to_rgb8(_png(COLOURS, icc=broken), "broken.png", icc="ignore")  # what the error suggests works
+    assert np.array_equal(np.asarray(rgb), COLOURS) and done == "embedded ICC profile unreadable, ignored (icc='ignore')"
     with pytest.raises(ValueError, match="unknown ICC policy"):
         to_rgb8(_png(COLOURS), "x.png", icc="assume-srgb")
 
