@@ -566,9 +566,9 @@ def _structure_lost_note(names: Sequence[str], thresholds: Mapping[str, float] |
         return []
     listed = ", ".join(f"**{_escape(name)}**" for name in names)
     return [
-        f"{STRUCTURE_LOST}: {listed} — Luma SSIM{' (mean over seeds)' if over_seeds else ''} below "
-        f"{_threshold_text(thresholds or {})} (the SSIM between the "
-        "luminance of the colorization and the grey input it was given): the output does not keep its input's "
+        f"{STRUCTURE_LOST}: {listed} — Luma SSIM (the SSIM between the luminance of the colorization and the grey "
+        f"input it was given{', mean over seeds' if over_seeds else ''}) below {_threshold_text(thresholds or {})}: "
+        "the output does not keep its input's "
         "structure, so its colour metrics (histogram divergences, colourfulness) score something that is not a "
         "colorization of the input. Such rows are not considered for the best (bold) values, nor as the best "
         "method the paired comparisons (≈) test the others against.",
