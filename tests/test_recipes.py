@@ -140,15 +140,21 @@ def test_a_recipe_over_two_seeds_on_process_workers_gives_seed_statistics_and_re
     df = _check_report(out, "thesis-table5")
     assert (df["measured_seeds"] == 2).all() and df["measured_sd"].notna().all()
     for row in df.itertuples():
-        per_seed = dict(part.split(": ") for part in row.measured_per_seed.split("; "))
-        assert set(per_seed) == {"seed 0", "seed 1"}
-        values = [float(v) for v in per_seed.values()]
-        assert row.measured == pytest.approx(sum(values) / 2, rel=1e-5)
-        assert row.measured_sd == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-4, abs=1e-9)
+        values = [row.measured_seed0, row.measured_seed1]
+        assert row.measured == pytest.approx(sum(values) / 2, rel=1e-12)
+        assert row.measured_sd == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-9)
     psnr = df[df["metric"] == "PSNR"]
     assert (psnr["measured_sd"] > 0).all()  # two seeds trained two different networks
     md = (out / "comparison.md").read_text()
     assert "mean ± sample standard deviation over 2 seeds" in md and "(2 seeds)" in md
+    (claim,) = json.loads((out / "recipe.json").read_text())["claims"]  # unet-seg less colourful than unet-l1
+    per_seed = claim["holds_per_seed"]
+    assert set(per_seed) == {"0", "1"} and all(isinstance(v, bool) for v in per_seed.values())
+    agree = [df.loc[(df["metric"] == "colourfulness") & (df["measured_method"] == "unet-seg"), f"measured_seed{s}"].item()
+             < df.loc[(df["metric"] == "colourfulness") & (df["measured_method"] == "unet-l1"), f"measured_seed{s}"].item()
+             for s in (0, 1)]
+    assert list(per_seed.values()) == agree
+    assert claim["holds"].endswith(f"(on the mean; in {sum(agree)} of 2 seeds)")
     info = json.loads((out / "stages" / "shapes" / "seed1" / "run.json").read_text())
     assert info["executor"]["name"] == "process" and info["executor"]["workers"] == 2
     before = (out / "comparison.csv").read_text()
