@@ -14,9 +14,10 @@ exactly what ``transforms.Resize`` / ``transforms.CenterCrop`` mean in PyTorch c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -123,25 +124,29 @@ def _scale_16bit(values: np.ndarray) -> np.ndarray:
     return ((v * 255 + 32767) // 65535).astype(np.uint8)
 
 
-_SRGB_LIKE: dict[bytes, tuple[bool, str, str]] = {}  # profile bytes -> (equivalent to sRGB, description, space)
-_SRGB_TOLERANCE = 1  # 8-bit levels (see _profile_facts)
+@dataclass(frozen=True)
+class _EmbeddedProfile:
+    """What :func:`_embedded_profile` learnt of an embedded ICC profile."""
+
+    same_as_srgb: bool  # converting would change no value by more than _SRGB_TOLERANCE
+    description: str
+    space: str  # "RGB", "GRAY", ...
+    transform: Any  # LittleCMS transform to sRGB (input mode "RGB" or "L"), None for other colour spaces
 
 
-def _srgb_profile():
+_PROFILES: dict[bytes, _EmbeddedProfile] = {}  # profile bytes -> what they are (most files share a few profiles)
+_SRGB_TOLERANCE = 1  # 8-bit levels (see _embedded_profile)
+
+
+def _embedded_profile(icc: bytes, path: Path | str) -> _EmbeddedProfile:
+    """Parse an embedded profile and build its transform to sRGB once per distinct profile (cached by its bytes).
+
+    Whether it is sRGB is decided by values, not by name: a 9x9x9 grid of RGB colours (or 256 grey levels) through
+    the transform stays within :data:`_SRGB_TOLERANCE` level of the stored values, so converting would only add
+    rounding (the many "sRGB IEC61966-2.1" profiles of cameras and editors differ in their bytes)."""
     from PIL import ImageCms
 
-    return ImageCms.createProfile("sRGB")
-
-
-def _profile_facts(icc: bytes, path: Path | str) -> tuple[bool, str, str]:
-    """(equivalent to sRGB, description, colour space) of an embedded profile; cached by its bytes.
-
-    "Equivalent" is decided by values, not by name: a 9x9x9 grid of RGB colours (or 256 grey levels) converted to
-    sRGB through the profile stays within :data:`_SRGB_TOLERANCE` level of the stored values, so converting would
-    only add rounding (the many "sRGB IEC61966-2.1" profiles of cameras and editors differ in their bytes)."""
-    from PIL import ImageCms
-
-    cached = _SRGB_LIKE.get(icc)
+    cached = _PROFILES.get(icc)
     if cached is not None:
         return cached
     try:
@@ -153,21 +158,22 @@ def _profile_facts(icc: bytes, path: Path | str) -> tuple[bool, str, str]:
             grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
             probe = Image.fromarray(grid, "RGB")
         elif space == "GRAY":
-            grid = np.arange(256, dtype=np.uint8).reshape(1, -1)
-            probe = Image.fromarray(grid, "L")
+            probe = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(1, -1), "L")
         else:
-            facts = (False, desc, space)
-            _SRGB_LIKE[icc] = facts
+            facts = _EmbeddedProfile(False, desc, space, None)
+            _PROFILES[icc] = facts
             return facts
-        out = ImageCms.profileToProfile(probe, profile, _srgb_profile(), outputMode="RGB",
-                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
-        stored = np.asarray(probe.convert("RGB"), dtype=np.int16)
-        same = int(np.abs(np.asarray(out, dtype=np.int16) - stored).max()) <= _SRGB_TOLERANCE
+        # NOCACHE: the transform is shared by the decoding threads, and LittleCMS's one-pixel cache is per transform
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), probe.mode, "RGB",
+                                            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                            flags=ImageCms.Flags.NOCACHE)
+        out = np.asarray(ImageCms.applyTransform(probe, transform), dtype=np.int16)
+        same = int(np.abs(out - np.asarray(probe.convert("RGB"), dtype=np.int16)).max()) <= _SRGB_TOLERANCE
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         raise CorruptImageError(path, f"its embedded ICC profile cannot be read ({exc}); re-save the file without "
                                       f"it, or pass icc='ignore' to read the stored values as sRGB") from None
-    facts = (same, desc, space)
-    _SRGB_LIKE[icc] = facts
+    facts = _EmbeddedProfile(same, desc, space, transform)
+    _PROFILES[icc] = facts
     return facts
 
 
@@ -175,39 +181,36 @@ def _apply_icc(original: Image.Image, rgb: Image.Image, done: str | None, icc: s
                path: Path | str) -> tuple[Image.Image, str | None]:
     """The sRGB image and the conversion note after honouring ``original``'s embedded profile (see
     :data:`ICC_POLICIES`): ``rgb`` is ``original`` converted to 8-bit RGB by the mode rules."""
-    profile = original.info.get("icc_profile")
-    if not profile:
+    icc_bytes = original.info.get("icc_profile")
+    if not icc_bytes:
         return rgb, done
 
     def note(text: str) -> str:
         return text if done is None else f"{done}; {text}"
 
     try:
-        same, desc, space = _profile_facts(profile, path)
+        profile = _embedded_profile(icc_bytes, path)
     except CorruptImageError:
         if icc == "ignore":  # the stored values are used either way
             return rgb, note("embedded ICC profile unreadable, ignored (icc='ignore')")
         raise
-    if same:
+    if profile.same_as_srgb:
         return rgb, done
     grey_mode = original.mode in ("1", "L", "LA", "La", "I", "F") or original.mode in _16BIT_GREY
-    expected = "GRAY" if grey_mode else "RGB"
-
-    if space != expected:
-        return rgb, note(f"embedded {space} ICC profile of a {original.mode} image ignored (does not match)")
+    if profile.space != ("GRAY" if grey_mode else "RGB"):
+        return rgb, note(f"embedded {profile.space} ICC profile of a {original.mode} image ignored (does not match)")
     if icc == "ignore":
-        return rgb, note(f"embedded non-sRGB ICC profile ignored (icc='ignore'): {desc}")
+        return rgb, note(f"embedded non-sRGB ICC profile ignored (icc='ignore'): {profile.description}")
     from PIL import ImageCms
 
-    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
     image = rgb.convert("L") if grey_mode else rgb  # grey replicated to R = G = B: L is that grey exactly
     try:
-        out = ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode="RGB",
-                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+        out = ImageCms.applyTransform(image, profile.transform)
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-        raise CorruptImageError(path, f"its embedded ICC profile ({desc}) cannot be applied ({exc}); pass "
-                                      f"icc='ignore' to read the stored values as sRGB") from None
-    return out, note(f"converted to sRGB from its embedded ICC profile (LittleCMS, relative colorimetric): {desc}")
+        raise CorruptImageError(path, f"its embedded ICC profile ({profile.description}) cannot be applied ({exc}); "
+                                      f"pass icc='ignore' to read the stored values as sRGB") from None
+    return out, note("converted to sRGB from its embedded ICC profile (LittleCMS, relative colorimetric): "
+                     f"{profile.description}")
 
 
 def to_rgb8(img: Image.Image, path: Path | str = "", raw_mode: str = "",

@@ -58,23 +58,29 @@ LUMA_SSIM_THRESHOLD = 0.7
 STRUCTURE_LOST = "⚠ structure lost"
 
 
-def structure_threshold(rec: RunRecord) -> float:
-    """The luma SSIM below which ``rec``'s row is marked "structure lost": the threshold recorded with its dataset
-    (``rec.dataset["structure_references"]``, see ``colorbench.metrics.image_quality.structure_references``), else
-    :data:`LUMA_SSIM_THRESHOLD`."""
+def _recorded_threshold(rec: RunRecord) -> float | None:
+    """The threshold recorded with ``rec``'s dataset (``rec.dataset["structure_references"]``, see
+    ``colorbench.metrics.image_quality.structure_references``), or None."""
     refs = rec.dataset.get("structure_references") if isinstance(rec.dataset, dict) else None
     value = _float_or_none(refs.get("threshold")) if isinstance(refs, dict) else None
-    return value if value is not None and math.isfinite(value) else LUMA_SSIM_THRESHOLD
+    return value if value is not None and math.isfinite(value) else None
+
+
+def structure_threshold(rec: RunRecord) -> float:
+    """The luma SSIM below which ``rec``'s row is marked "structure lost": the threshold recorded with its dataset,
+    else :data:`LUMA_SSIM_THRESHOLD`."""
+    value = _recorded_threshold(rec)
+    return LUMA_SSIM_THRESHOLD if value is None else value
 
 
 def structure_thresholds(records: Sequence[RunRecord]) -> dict[str, float]:
-    """Dataset name -> :func:`structure_threshold` (of its first record with references; else the fixed default)."""
+    """Dataset name -> the threshold of its first record with references, else the fixed default."""
     out: dict[str, float] = {}
     for rec in records:
-        t = structure_threshold(rec)
-        if rec.dataset_name not in out or (out[rec.dataset_name] == LUMA_SSIM_THRESHOLD and t != LUMA_SSIM_THRESHOLD):
-            out[rec.dataset_name] = t
-    return out
+        value = _recorded_threshold(rec)
+        if value is not None:
+            out.setdefault(rec.dataset_name, value)
+    return {**{rec.dataset_name: LUMA_SSIM_THRESHOLD for rec in records}, **out}
 
 
 def structure_lost(rec: RunRecord, threshold: float | None = None) -> bool:
