@@ -90,7 +90,7 @@ def prepare(run_dir: str | Path, methods: Sequence[str] = (), pool: int = DEFAUL
         ValueError: an unknown method in ``methods``, or nothing to show (no real images or no colorizations).
     """
     from colorbench.reports.images import image_sets
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     run_dir = Path(run_dir)
     if not RunDir(run_dir).records():  # not a run directory -> NotARunDirectory naming the fix

@@ -21,7 +21,7 @@ import time
 import pytest
 import torch
 
-from colorbench import threads
+from colorbench.core import threads
 
 CONDITIONS = ("idle", "contended")
 

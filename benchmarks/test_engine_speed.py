@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from colorbench.datasets.base import ImageSet
-from colorbench.device import available_cores
+from colorbench.core.device import available_cores
 from colorbench.methods import METHODS
 
 
@@ -71,7 +71,8 @@ def test_train_step_with_and_without_a_busy_process(benchmark, request, competit
 
 @pytest.mark.parametrize("executor", ["local", "process"])
 def test_grid_process_against_local(benchmark, executor):
-    from colorbench.runner import RunSpec, run_cells
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run_cells
 
     spec = RunSpec(methods=("gray", "unet-l1", "pix2pix"), dataset="shapes", seeds=(0, 1), epochs=2,
                    dataset_options=(("n_test", 32), ("n_train", 64), ("size", 32)), metrics=("mse", "ssim"),

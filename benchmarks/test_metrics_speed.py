@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.metrics import functional as MF
 
 import workload  # benchmarks/workload.py (pytest puts benchmarks/ on sys.path)

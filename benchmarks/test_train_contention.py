@@ -2,7 +2,7 @@
 
 pytest-benchmark; run with ``tox -e bench`` (see ``conftest.py`` for the two conditions). One "epoch" here is
 ``STEPS`` pix2pix training steps on a fixed batch of the quick preset (32 images of 32x32: 256 images, the size
-of a small training split), on the CPU. ``policy``: the intra-op threads :func:`colorbench.threads.
+of a small training split), on the CPU. ``policy``: the intra-op threads :func:`colorbench.core.threads.
 decide_thread_policy` chooses for this workload (what ``colorbench run`` applies); ``torch-default``: all usable
 cores (what a process gets without the policy). ``benchmarks/ratios.py`` prints each one's contended speed as a
 fraction of its idle speed (target: at least 0.4 for the policy; 0.5 is ideal, as half of the CPU is gone).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 

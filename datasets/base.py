@@ -2,7 +2,7 @@
 
 A dataset is decoded once into compact uint8 tensors (:class:`ImageSet`), so an epoch never decodes an image
 again. Batches (:class:`Batch`) are made from those tensors on the method's device: RGB as float in [0, 1] and
-the grey input under the run's grey convention (``colorbench.color``), computed identically for every method.
+the grey input under the run's grey convention (``colorbench.core.color``), computed identically for every method.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from colorbench.color import DEFAULT_GREY, rgb_to_gray
+from colorbench.core.color import DEFAULT_GREY, rgb_to_gray
 
 #: Mask value for pixels that belong to no class (as in Pascal VOC's boundary label).
 IGNORE_INDEX = 255

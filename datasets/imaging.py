@@ -24,7 +24,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-__all__ = ["ICC_POLICIES", "RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_icc", "check_policy",
+__all__ = ["ICC_POLICIES", "RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_icc", "check_policy", "decode_prediction",
            "decode_image", "decode_image_info", "decode_mask", "open_rgb8", "to_rgb8"]
 
 #: The named resize/crop policies (recorded in every dataset's info).
@@ -390,3 +390,36 @@ def decode_mask(path: Path | str, policy: str, size: int, image_size: tuple[int,
         raise CorruptImageError(path, f"mask holds index value(s) {bad[:10]} outside the dataset's classes")
     img = apply_policy(img, policy, size, mask=True, path=path)
     return np.asarray(img, dtype=np.uint8)
+
+
+def decode_prediction(path: str | Path, icc: str = "convert") -> tuple[np.ndarray, dict[str, Any]]:
+    """``(H, W, 3)`` uint8 RGB of an image file and facts about it: ``format``, ``mode`` (as decoded; a 16-bit RGB
+    PNG says that Pillow kept the high byte), ``bits`` (per channel) and ``conversion`` (what
+    :func:`colorbench.datasets.imaging.to_rgb8`, the project's one decoder, did; ``None``: nothing). ``icc``: what
+    to do with an embedded non-sRGB ICC profile (:data:`colorbench.datasets.imaging.ICC_POLICIES`).
+
+    A floating-point (mode ``F``) file is refused: ``to_rgb8`` guesses its white level from its value range
+    ([0, 1] or [0, 255]), which is ambiguous for a dark image, and a scored colorization must not rest on a guess.
+
+    Raises:
+        CorruptImageError: the file cannot be decoded (truncated, not an image, a mode with no known range).
+    """
+    rgb_img, conversion, facts = open_rgb8(path, icc)
+    mode, raw_mode = facts["mode"], facts["raw_mode"]
+    if mode == "F":
+        raise CorruptImageError(path, "floating-point (mode F) images are not 8- or 16-bit colorizations (their white "
+                                      "level is a guess); save 8-bit RGB PNGs")
+    rgb = np.asarray(rgb_img, dtype=np.uint8)
+    bits = _bit_depth(mode, raw_mode)
+    if bits == 16 and mode in ("RGB", "RGBA"):
+        mode = f"{mode} (16-bit PNG: Pillow keeps the high byte)"
+    return rgb, {"format": facts["format"], "mode": mode, "bits": bits, "conversion": conversion}
+
+
+def _bit_depth(mode: str, raw_mode: str) -> int:
+    """Bits per channel of the file, from the decoded mode and the decoder's raw mode (``RGB;16B``: 16)."""
+    if mode.startswith("I;16") or ";16" in raw_mode:
+        return 16
+    if mode in ("I", "F"):
+        return 32
+    return 1 if mode == "1" else 8

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from colorbench.color import DEFAULT_GREY
+from colorbench.core.color import DEFAULT_GREY
 from colorbench.datasets.base import Batch, ImageSet
 
 
@@ -93,7 +93,7 @@ class BaseConfig:
     grey_convention: str = DEFAULT_GREY  # set by the runner from the run spec; the same for all methods
 
     def __post_init__(self) -> None:  # subclasses with their own __post_init__ check it themselves
-        from colorbench.color import GREY_CONVENTIONS
+        from colorbench.core.color import GREY_CONVENTIONS
 
         if self.grey_convention not in GREY_CONVENTIONS:
             raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")

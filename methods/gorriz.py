@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from colorbench.color import lab_to_rgb
+from colorbench.core.color import lab_to_rgb
 from colorbench.datasets.base import ImageSet
 from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.nets.features import (

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from colorbench.color import GREY_CONVENTIONS, gray_to_rgb
+from colorbench.core.color import GREY_CONVENTIONS, gray_to_rgb
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.lab import check_gray_input

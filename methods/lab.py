@@ -5,7 +5,7 @@
 module only builds its networks and writes its ``train_step``:
 
 * the Lab convention: input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in
-  [-1, 1], times 110, combined with the input's L into sRGB (``colorbench.color.gray_ab_to_rgb``); training
+  [-1, 1], times 110, combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training
   targets ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
 
 ``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in ``colorbench.methods.trainable`` and are
@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.color import denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
+from colorbench.core.color import denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
 from colorbench.datasets.base import Batch
 from colorbench.methods.trainable import (  # noqa: F401 - re-exported
     AMP_DTYPES,

@@ -27,7 +27,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from colorbench.color import GREY_CONVENTIONS
+from colorbench.core.color import GREY_CONVENTIONS
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method
 from colorbench.methods.nets.common import INIT_TYPES, set_training

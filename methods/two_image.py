@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.color import GREY_CONVENTIONS, rgb_to_gray
+from colorbench.core.color import GREY_CONVENTIONS, rgb_to_gray
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard, PresetScale
 from colorbench.methods.losses import gradient_penalty

@@ -17,7 +17,7 @@ to 256×256 with PIL bicubic — here the grey input, with ``torch``'s antialias
 rounding — and takes L of both sizes; the network sees ``(L_256 - 50) / 100``; ``postprocess_tens`` upsamples the
 predicted ab bilinearly (``align_corners=False``) to the original size and joins it to the *full-resolution* L).
 
-Released weights are read through :mod:`colorbench.weights` (``colorbench weights fetch zhang-eccv16
+Released weights are read through :mod:`colorbench.core.weights` (``colorbench weights fetch zhang-eccv16
 zhang-siggraph17``); a missing file fails the row with the file, the path and the URL. Random weights are never
 used in their place: released networks are built on the meta device and receive the file's tensors.
 """
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.color import GREY_CONVENTIONS, gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
+from colorbench.core.color import GREY_CONVENTIONS, gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.cgan import FABBRI, SEED_FABBRI
@@ -143,7 +143,7 @@ def colorize_like_the_authors(gray: Tensor, convention: str, input_size: int, pr
 
 
 def _weights_notes(name: str, path, hash_checked: bool, extra: dict[str, Any]) -> dict[str, Any]:
-    from colorbench import weights
+    from colorbench.core import weights
 
     return {"weights_file": str(path), "weights_name": name, "sha256_checked": hash_checked,
             "stand_in_for_tests": weights.stand_in(name) is not None, **extra}
@@ -151,7 +151,7 @@ def _weights_notes(name: str, path, hash_checked: bool, extra: dict[str, Any]) -
 
 def _missing_weights(name: str, config, who: str) -> str | None:
     """The message of the released file's absence (or hash mismatch), or ``None`` when it can be loaded."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     try:
         weights.require(name, config.weights_path or None, check_hash=config.check_hash, who=who)
@@ -161,7 +161,7 @@ def _missing_weights(name: str, config, who: str) -> str | None:
 
 
 def _load(name: str, factory, config, who: str) -> tuple[nn.Module, dict[str, Any]]:
-    from colorbench import weights
+    from colorbench.core import weights
 
     path = weights.require(name, config.weights_path or None, check_hash=config.check_hash, who=who)
     net, facts = load_released(factory, path, who)

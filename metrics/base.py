@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.metrics.errors import MetricUnavailable  # noqa: F401  (re-exported)
 from colorbench.metrics.inputs import MetricInputs
 
@@ -132,7 +132,7 @@ class StreamingMetric(ABC):
         Validates the pair (a clear error on a wrong shape, dtype, range or a NaN) and calls
         :meth:`update_inputs`. A :class:`~colorbench.metrics.collection.MetricCollection` validates once and
         calls :meth:`update_inputs` of every metric with one shared :class:`MetricInputs`. Runs in
-        :func:`colorbench.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as before).
+        :func:`colorbench.core.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as before).
         """
         with threads.metric_section():
             self.update_inputs(MetricInputs(pred, target))

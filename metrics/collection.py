@@ -11,7 +11,7 @@ from typing import Iterator, Mapping
 
 from torch import Tensor
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.metrics.base import StreamingMetric
 from colorbench.metrics.inputs import MetricInputs
 
@@ -48,7 +48,7 @@ class MetricCollection(Mapping[str, StreamingMetric]):
 
     def update(self, pred: Tensor, target: Tensor) -> MetricInputs:
         """Validate the batch once and update every metric from the same :class:`MetricInputs` (returned), in
-        :func:`colorbench.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as
+        :func:`colorbench.core.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as
         before; networks leave it for their forward pass)."""
         with threads.metric_section():
             inputs = MetricInputs(pred, target)

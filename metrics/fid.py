@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.metrics import functional as MF
-from colorbench.weights import WEIGHTS, WeightsUnavailable, require
+from colorbench.core.weights import WEIGHTS, WeightsUnavailable, require
 from colorbench.metrics.base import MetricUnavailable, StreamingMetric
 from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric

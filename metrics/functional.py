@@ -13,7 +13,7 @@ Conventions (each one is a parameter, recorded by the streaming classes' ``param
 * SSIM is that of Wang et al. (2004) as scikit-image computes it, on the 0-255 scale, averaged over the three
   RGB channels and over the valid (unpadded) region of the SSIM map.
 * LPIPS uses the ``lpips`` package (linear layers v0.1) on inputs scaled to [-1, 1].
-* The ab-histogram divergences pool the CIE a and b values (D65, :func:`colorbench.color.rgb_to_lab`) of every
+* The ab-histogram divergences pool the CIE a and b values (D65, :func:`colorbench.core.color.rgb_to_lab`) of every
   pixel of the real set and of the colorized set into fixed-bin histograms.
 
 What the libraries give and what is written here: scikit-image computes SSIM/PSNR one NumPy image at a time
@@ -35,9 +35,9 @@ import torch
 from scipy.special import rel_entr
 from torch import Tensor
 
-from colorbench.color import _XYZ_FROM_RGB, D65_WHITE, GREY_CONVENTIONS, rgb_to_gray, rgb_to_lab
+from colorbench.core.color import _XYZ_FROM_RGB, D65_WHITE, GREY_CONVENTIONS, rgb_to_gray, rgb_to_lab
 from colorbench.metrics.errors import MetricUnavailable
-from colorbench.threads import caller_threads, chunk_map, metric_section
+from colorbench.core.threads import caller_threads, chunk_map, metric_section
 
 __all__ = [
     "AB_HISTOGRAM_BINS",
@@ -223,7 +223,7 @@ def per_image_chunks(fn: Callable[..., Tensor], *images: Tensor, pixels: int = C
     its per-image results ``(n, ...)`` concatenated. Equals ``fn(*images)`` for any ``fn`` that treats images
     independently. On a GPU, where small kernels cost more than they save, ``fn(*images)`` at once.
 
-    The chunks run on :func:`colorbench.threads.chunk_map`'s pool, each single-threaded: thousands of small
+    The chunks run on :func:`colorbench.core.threads.chunk_map`'s pool, each single-threaded: thousands of small
     multi-threaded ops would each wait for a descheduled thread whenever another process shares the cores
     (measured 2-10x slower then; metrics/README.md). Each chunk is computed by one thread alone, so the values
     do not depend on the number of threads."""
@@ -518,7 +518,7 @@ def luma_ssim(
 ) -> Tensor:
     """Per-image SSIM between the grey of the colorization and the grey of the real image (the method's input).
 
-    Both images are turned into grey with :func:`colorbench.color.rgb_to_gray` under ``grey_convention`` (the
+    Both images are turned into grey with :func:`colorbench.core.color.rgb_to_gray` under ``grey_convention`` (the
     run's convention, so the target's grey is exactly the grey input the method was given), then compared with
     :func:`ssim`'s single-channel computation (same window, constants and valid-region average). It measures
     whether a colorization keeps the structure of its input: a method that outputs its grey input scores 1;
@@ -530,7 +530,7 @@ def luma_ssim(
     Args:
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1].
         target: real images, same shape.
-        grey_convention: ``"bt601"`` or ``"cie-l"`` (see :data:`colorbench.color.GREY_CONVENTIONS`); required,
+        grey_convention: ``"bt601"`` or ``"cie-l"`` (see :data:`colorbench.core.color.GREY_CONVENTIONS`); required,
             because the value depends on it.
         variant, data_range, k1, k2, compute_dtype: as :func:`ssim` (the grey is in [0, 1] under both
             conventions, scaled to [0, data_range]).
@@ -577,7 +577,7 @@ _LPIPS_WEIGHTS = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 
 
 def _lpips_weights_entry(net: str):
-    from colorbench import weights
+    from colorbench.core import weights
 
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"unknown LPIPS net {net!r}; choose one of {tuple(_LPIPS_BACKBONES)}")
@@ -598,7 +598,7 @@ def lpips_backbone_path(net: str = "alex", weights_path: str | os.PathLike | Non
 
 
 def _sha256_prefix_ok(path: str, prefix: str) -> bool:
-    from colorbench import weights
+    from colorbench.core import weights
 
     return weights.hash_matches(weights.sha256_of(path), prefix)
 
@@ -615,7 +615,7 @@ def build_lpips_model(
     The backbone's ImageNet weights are loaded from :func:`lpips_backbone_path`; if that file is absent,
     :class:`MetricUnavailable` says where to put it. The package is asked for a random backbone
     (``pnet_rand=True``, so torchvision downloads nothing) which is then overwritten with the file's weights.
-    Both files are looked up through colorbench's weights registry (:mod:`colorbench.weights`).
+    Both files are looked up through colorbench's weights registry (:mod:`colorbench.core.weights`).
 
     Args:
         net: ``"alex"`` (default, as the LPIPS authors recommend for evaluation), ``"vgg"`` or ``"squeeze"``.
@@ -626,7 +626,7 @@ def build_lpips_model(
     """
     import lpips as lpips_pkg
 
-    from colorbench import weights
+    from colorbench.core import weights
 
     entry = _lpips_weights_entry(net)
     try:
@@ -769,7 +769,7 @@ def ab_histogram_counts(
 ) -> Tensor:
     """Counts of the CIE a and b values of every pixel of ``images`` in uniform bins.
 
-    Bins are those of the float64 Lab values of :func:`colorbench.color.rgb_to_lab` (see :func:`ab_bin_indices`
+    Bins are those of the float64 Lab values of :func:`colorbench.core.color.rgb_to_lab` (see :func:`ab_bin_indices`
     for how they are found faster). Bins are half-open ``[e_i, e_i+1)``, the last one closed, as
     ``numpy.histogram``; values outside ``value_range`` are counted in the first/last bin (with the default range
     no sRGB colour is outside it).
@@ -797,7 +797,7 @@ AB_EDGE_GUARD = 1e-3
 _LAB_CHUNK_PIXELS = 4 * CHUNK_PIXELS
 
 
-# The constants of colorbench.color.rgb_to_lab, arranged for _ab_bin_positions.
+# The constants of colorbench.core.color.rgb_to_lab, arranged for _ab_bin_positions.
 _SRGB_KNEE, _SRGB_SLOPE = 0.04045, 1 / 12.92
 _LAB_EPS, _LAB_KAPPA = 0.008856, 7.787
 #: f's linear branch minus its cube-root branch at the threshold (-3.3e-7; skimage's constants are not exactly
@@ -829,7 +829,7 @@ def _pow_(x: Tensor, exponent: float) -> Tensor:
 def _ab_bin_positions(rgb: Tensor, lo: float, scale: float) -> Tensor:
     """``(a - lo) * scale`` and ``(b - lo) * scale`` ``(n, 2, P)`` of float32 sRGB pixels ``(n, 3, P)``.
 
-    The CIE a and b of :func:`colorbench.color.rgb_to_lab` computed in float32 without its ``torch.where``
+    The CIE a and b of :func:`colorbench.core.color.rgb_to_lab` computed in float32 without its ``torch.where``
     branches (4-5 ns per element on the CPU, against ~0.2 ns for arithmetic; the conversion was most of the
     histogram metrics' time): each piecewise function is its power branch evaluated at ``max(x, knee)`` plus the
     linear branch's slope times ``min(x - knee, 0)``, which equals the linear branch below the knee up to the
@@ -891,7 +891,7 @@ def _nonzero(mask: Tensor) -> Tensor:
 def _ab_bin_index_chunks(images: Tensor, bins: int, value_range: tuple[float, float],
                          then: Callable[[Tensor, Tensor, Tensor], Any]) -> list[Any]:
     """``then(idx, near, rgb)`` for each chunk of :data:`_LAB_CHUNK_PIXELS` pixels, in order, on
-    :func:`colorbench.threads.chunk_map`'s pool; never the whole batch's indices at once.
+    :func:`colorbench.core.threads.chunk_map`'s pool; never the whole batch's indices at once.
 
     ``rgb``: the chunk's pixels ``(n_chunk, 3, H*W)``; ``idx``: their float32 bins, int32 ``(n_chunk, 2, H*W)``
     (clamped to the end bins); ``near``: ``(k, 2)`` (image, pixel) positions of the pixels within

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colorbench.color import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.core.color import DEFAULT_GREY, GREY_CONVENTIONS
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import StreamingMetric, ValueBuffer
 from colorbench.metrics.inputs import MetricInputs

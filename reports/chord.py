@@ -98,7 +98,7 @@ def plot_chord(acc: pd.DataFrame, path: str | Path, labels: Mapping[str, str] | 
         fig.suptitle(title, fontsize=11)
     fig.text(0.5, 0.055, "A chord starts at its training set (attached) and ends at its test set (gap); width ∝ "
              "top-1 accuracy.", ha="center", fontsize=8, color="#444444")
-    from colorbench.fsio import atomic_savefig
+    from colorbench.core.fsio import atomic_savefig
 
     return atomic_savefig(fig, path)
 

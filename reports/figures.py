@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from colorbench.reports.histogram_export import LOG_AB_HISTOGRAM_COLUMNS, log_ab_histogram_frame
-from colorbench.records import RunRecord, as_float
+from colorbench.results.records import RunRecord, as_float
 from colorbench.reports.tables import CANONICAL_METRICS, display_name, higher_is_better
 
 DPI = 100
@@ -32,7 +32,7 @@ def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | P
     """Log a* and b* histograms (two panels, log y): the real test set (black) vs each method's colorizations.
 
     The figure of Tarrés (2021, Fig. 8/10); the data and its conventions are those of
-    :func:`colorbench.metrics.histogram_export.log_ab_histogram_frame` (bins of the run's ab-histogram metric,
+    :func:`colorbench.reports.histogram_export.log_ab_histogram_frame` (bins of the run's ab-histogram metric,
     probability = count / total, empty bins left out of the log plot; a record whose real histogram differs from
     the first one adds a ``real@<method>`` series).
 
@@ -278,7 +278,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    from colorbench.fsio import atomic_savefig
+    from colorbench.core.fsio import atomic_savefig
 
     return atomic_savefig(fig, path, dpi=DPI)  # no half-written or empty PNG on a full disk
 

@@ -4,7 +4,7 @@ The thesis compares methods by "logarithmic colour histograms" of the CIE a and 
 every pixel's a (and b) value over the real test set, and over each method's colorizations, drawn on a log
 scale; a wider histogram means more vivid colours. It does not state its binning, so colorbench's conventions are:
 
-* values: CIE a and b (D65, ``colorbench.color.rgb_to_lab``) of every pixel of every test image, pooled;
+* values: CIE a and b (D65, ``colorbench.core.color.rgb_to_lab``) of every pixel of every test image, pooled;
 * bins: those of the run's ``ab_histogram_kl`` / ``ab_histogram_js`` metric (default 256 bins of width 1 over
   [-128, 128]; values outside the range are counted in the end bins), recorded in ``RunRecord.histograms``;
 * y: the fraction of the set's pixels in the bin (``probability = count / total``, no smoothing), and its
@@ -35,7 +35,7 @@ def _histograms_by_series(source: Any) -> dict[str, Mapping[str, Any]]:
     if isinstance(source, Mapping):
         return dict(source)
     if isinstance(source, (str, Path)):
-        from colorbench.records import load_records
+        from colorbench.results.rundir import load_records
 
         source = load_records(source)
     return {rec.method: rec.histograms for rec in source if getattr(rec, "histograms", None)}
@@ -62,7 +62,7 @@ def log_ab_histogram_frame(source: Any) -> pd.DataFrame:
     """The log ab-histogram table of a run.
 
     Args:
-        source: a run directory, a sequence of :class:`~colorbench.records.RunRecord`, or a mapping
+        source: a run directory, a sequence of :class:`~colorbench.results.records.RunRecord`, or a mapping
             ``{method: {"edges": [...], "real": {"a": counts, "b": counts}, "pred": {...}}}`` (what
             ``AbHistogramKL.histograms()`` returns and the runner stores as ``record.histograms``).
 
@@ -97,6 +97,6 @@ def log_ab_histogram_frame(source: Any) -> pd.DataFrame:
 
 def write_log_ab_histogram_csv(source: Any, path: str | Path) -> Path:
     """Write :func:`log_ab_histogram_frame` of ``source`` as CSV (empty cells where the log is undefined)."""
-    from colorbench.fsio import atomic_write_text
+    from colorbench.core.fsio import atomic_write_text
 
     return atomic_write_text(path, log_ab_histogram_frame(source).to_csv(index=False, float_format="%.10g"))

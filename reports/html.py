@@ -32,8 +32,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from colorbench.fsio import atomic_write_text, atomic_write_with
-from colorbench.records import RunRecord, as_float
+from colorbench.core.fsio import atomic_write_text, atomic_write_with
+from colorbench.results.records import RunRecord, as_float
 from colorbench.reports.images import ImageSet, image_sets
 from colorbench.reports.naturalness import StudyResult
 from colorbench.reports.tables import (LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,

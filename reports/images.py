@@ -6,12 +6,12 @@ asked for (a column of tens of thousands of images is read once, when its thumbn
 
 Two layouts are read:
 
-* the typed run directory (:mod:`colorbench.rundir`): ``cells/<dir>/predictions.npz`` (the colorized test split,
+* the typed run directory (:mod:`colorbench.results.rundir`): ``cells/<dir>/predictions.npz`` (the colorized test split,
   when the run kept it; else ``cells/<dir>/samples.npz``, the sample images), ``cells/<dir>/per_image.npz``
   (per-image metric values), ``arrays/test_<dataset>.npz`` (grey and real of the whole test split, kept with the
   predictions) or else ``arrays/samples_<dataset>.npz`` (those of the sample images);
 * the earlier flat layout (``records/*.json``, ``arrays/samples.npz``, ``arrays/samples_<method>.npz``), through
-  the same :class:`~colorbench.rundir.RunDir`: the sample images only, without per-image values.
+  the same :class:`~colorbench.results.rundir.RunDir`: the sample images only, without per-image values.
 
 Nothing here imports torch.
 """
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from colorbench.records import RunRecord
+from colorbench.results.records import RunRecord
 
 
 @dataclass
@@ -92,7 +92,7 @@ def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> l
     ``records`` is accepted for symmetry with the other report functions; the cells of the run directory are
     what is read.
     """
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     rd = RunDir(run_dir)
     cells = [c for c in rd.cells() if c.status in ("ok", "failed") or c.legacy_path]

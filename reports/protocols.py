@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from colorbench.records import RunRecord
+from colorbench.results.records import RunRecord
 
 
 def record_protocol(rec: RunRecord) -> str:

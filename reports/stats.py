@@ -108,7 +108,7 @@ def structure_lost_cells(summary: pd.DataFrame,
     records; a dataset it lacks, or None: ``colorbench.reports.tables.LUMA_SSIM_THRESHOLD``). Their outputs lost
     the input's structure: the leaderboard marks them and keeps them out of the best values;
     :func:`paired_comparisons` does not choose them as the best method."""
-    from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, below_structure_threshold
+    from colorbench.reports.structure import LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, below_structure_threshold
 
     per = threshold if isinstance(threshold, Mapping) else {}
     fixed = LUMA_SSIM_THRESHOLD if threshold is None or isinstance(threshold, Mapping) else float(threshold)

@@ -1,4 +1,4 @@
-"""``write_report``: the tables and figures of one run directory (see :mod:`colorbench.records` for its layout)."""
+"""``write_report``: the tables and figures of one run directory (see :mod:`colorbench.results.records` for its layout)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from colorbench.fsio import atomic_write_text
-from colorbench.rundir import RunDir
+from colorbench.core.fsio import atomic_write_text
+from colorbench.results.rundir import RunDir
 from colorbench.reports.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.html import write_html_report
 from colorbench.reports.naturalness import load_study, naturalness_markdown
@@ -41,7 +41,7 @@ def load_run_info(run_dir: str | Path) -> dict[str, Any]:
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     """Write ``results.csv``, ``ab_histograms.csv``, ``leaderboard.md`` and ``figures/*.png`` into ``run_dir``.
 
-    Reads only the run directory (:class:`~colorbench.rundir.RunDir`: ``run.json``, ``cells.json``, each cell's
+    Reads only the run directory (:class:`~colorbench.results.rundir.RunDir`: ``run.json``, ``cells.json``, each cell's
     record, per-image values and samples; or ``records/*.json`` of the earlier layout). Also writes
     ``comparisons.csv`` (paired tests against the best method) and ``leaderboard.csv`` (one row per dataset and
     method, mean and spread over seeds). Figures show the first dataset and seed of a grid (a sample grid per
@@ -103,7 +103,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             links[f"Sample colorizations ({ds})"] = f"figures/samples_{ds}.png"
 
     sections = []
-    if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.crossdomain
+    if (run_dir / "cross_domain" / "accuracy.csv").is_file():  # written by colorbench.engine.crossdomain
         sections.append(_cross_domain_section(run_dir, written, links))
     from colorbench.reports.protocols import protocol_comparison_markdown
 
@@ -150,10 +150,9 @@ def _comparisons(rd: RunDir, records: list) -> tuple[Any, list[str] | None]:
 
 def _cross_domain_section(run_dir: Path, written: dict[str, Path], links: dict[str, str]) -> str:
     """Draw the chord diagram of ``cross_domain/`` and return its Markdown section."""
-    from colorbench.crossdomain import load_result
     from colorbench.reports.chord import plot_chord
 
-    acc, summary, info = load_result(run_dir)  # type: ignore[misc]
+    acc, summary, info = RunDir(run_dir).cross_domain()  # type: ignore[misc]
     file_name, caption = FIGURES["chord"]
     labels = dict(zip(summary["train"], summary["label"]))
     written["chord"] = plot_chord(acc, run_dir / "figures" / file_name, labels,

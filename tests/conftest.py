@@ -7,9 +7,9 @@ import torch  # noqa: E402
 
 # The test networks are tiny: a second intra-op thread only adds synchronisation, and on a loaded 2-core machine
 # it made the same pix2pix step ~25x slower (measured: 21 vs 545 images/s). One thread keeps the suite's time
-# predictable; the runner applies colorbench.threads' policy (one thread for small networks on the CPU too).
+# predictable; the runner applies colorbench.core.threads' policy (one thread for small networks on the CPU too).
 torch.set_num_threads(1)
-# ... and colorbench's thread policy (colorbench.threads, which the runner applies) keeps to it, metric pool included
+# ... and colorbench's thread policy (colorbench.core.threads, which the runner applies) keeps to it, metric pool included
 os.environ.setdefault("COLORBENCH_THREADS", "1")
 
 
@@ -22,14 +22,14 @@ def _deterministic_torch():
 @pytest.fixture(scope="session")
 def zhang_weights_stand_ins(tmp_path_factory):
     """TEST ONLY: random-valued state dicts with the names and shapes of Zhang et al.'s released files (see
-    tests/zhang_stand_ins.py), put where ``colorbench.weights.require`` finds them for the rest of the session, so
+    tests/zhang_stand_ins.py), put where ``colorbench.core.weights.require`` finds them for the rest of the session, so
     the method contract tests can build ``zhang-siggraph17`` and ``zhang-eccv16 --preset released`` offline. The
     methods record ``stand_in_for_tests: True`` in their notes."""
     import contextlib
 
     from zhang_stand_ins import write_stand_in
 
-    from colorbench import weights
+    from colorbench.core import weights
 
     folder = tmp_path_factory.mktemp("zhang_weights")
     with contextlib.ExitStack() as stack:

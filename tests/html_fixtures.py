@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorbench.records import MetricValue, RunRecord
+from colorbench.results.records import MetricValue, RunRecord
 
 N_IMAGES = 45  # three pages of 20 in the browser, one chunk of 50
 H = W = 16
@@ -66,11 +66,11 @@ def records() -> list[RunRecord]:
 def make_run_dir(root: Path, layout: str = "cells") -> Path:
     """A run directory with the records, grey/real and every colorization of all N_IMAGES test images.
 
-    ``layout="cells"``: the typed layout of :mod:`colorbench.rundir` (per-image values, predictions,
+    ``layout="cells"``: the typed layout of :mod:`colorbench.results.rundir` (per-image values, predictions,
     ``arrays/test_<dataset>.npz``), written through ``RunDir.write_cell``; ``"flat"``: the earlier layout
     (``records/*.json``, ``arrays/samples*.npz``, no per-image values), all test images being sample images.
     """
-    from colorbench.rundir import CellEntry, RunDir, RunInfo, write_npz
+    from colorbench.results.rundir import CellEntry, RunDir, RunInfo, write_npz
 
     run_dir = root / "run"
     recs = records()
@@ -111,7 +111,7 @@ SEED1_MSE_FACTOR = {"alpha": 1.2, "beta": 0.9}
 def add_seed(run_dir: Path, seed: int = 1) -> None:
     """Add a second seed of every cell of :func:`make_run_dir` (alpha, beta ok with their MSE scaled by
     :data:`SEED1_MSE_FACTOR`; broken fails again), through ``RunDir.write_cell``: a 2-seed grid."""
-    from colorbench.rundir import CellEntry, RunDir
+    from colorbench.results.rundir import CellEntry, RunDir
 
     rd = RunDir(run_dir)
     arr = images()

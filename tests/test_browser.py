@@ -307,7 +307,7 @@ def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) ->
 
 
 def test_one_view_per_dataset(browser, tmp_path: Path, shots: Path) -> None:
-    from colorbench.rundir import CellEntry, RunDir
+    from colorbench.results.rundir import CellEntry, RunDir
 
     from html_fixtures import images, records
 

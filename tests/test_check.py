@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from colorbench.check import RunResults, Tolerance, compare, load_results, run_check, values_close
-from colorbench.cli import build_parser, main
-from colorbench.records import MetricValue, RunRecord
+from colorbench.commands.check import RunResults, Tolerance, compare, load_results, run_check, values_close
+from colorbench.commands.cli import build_parser, main
+from colorbench.results.records import MetricValue, RunRecord
 
 SSIM_PARAMS = {"variant": "gaussian", "sigma": 1.5, "compute_dtype": "float32"}
 

@@ -4,8 +4,8 @@ import io
 
 import pandas as pd
 
-from colorbench.check import run_check
-from colorbench.cli import build_parser
+from colorbench.commands.check import run_check
+from colorbench.commands.cli import build_parser
 
 ROWS = [
     {"method": "gray", "status": "ok", "mse": 310.5, "psnr": 23.61, "ssim": 0.91},

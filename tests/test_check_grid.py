@@ -5,8 +5,8 @@ import io
 
 import pandas as pd
 
-from colorbench.check import run_check
-from colorbench.cli import build_parser, main
+from colorbench.commands.check import run_check
+from colorbench.commands.cli import build_parser, main
 
 ROWS = [  # two seeds of two methods on one dataset, as results_frame writes them (made-up values)
     {"method": "gray", "status": "ok", "psnr": 23.61, "ssim": 0.91, "dataset": "photos", "seed": 0},

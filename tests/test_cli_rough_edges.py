@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from colorbench import cli
+from colorbench.commands import cli
 from colorbench.methods import METHODS
 
 
@@ -20,7 +20,7 @@ def test_version(capsys):
 def test_a_closed_pipe_ends_quietly():
     """`colorbench list presets | head`: the reader goes away; no BrokenPipeError traceback. The read end is
     closed before the child has finished importing, so its first write meets a closed pipe."""
-    proc = subprocess.Popen([sys.executable, "-m", "colorbench.cli", "list", "presets"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "colorbench.commands.cli", "list", "presets"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     proc.stdout.close()
     err = proc.stderr.read().decode()

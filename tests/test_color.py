@@ -1,4 +1,4 @@
-"""colorbench.color against scikit-image (rgb2lab / lab2rgb) and PIL (BT.601 grey).
+"""colorbench.core.color against scikit-image (rgb2lab / lab2rgb) and PIL (BT.601 grey).
 
 Tolerances (measured on this machine, then given a margin):
 * float64: Lab within 1e-9 of skimage (measured 1.2e-13), RGB within 1e-9 (measured 5e-15).
@@ -14,7 +14,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from colorbench import color
+from colorbench.core import color
 
 TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (2e-4, 2e-5)}
 

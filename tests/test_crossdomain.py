@@ -1,4 +1,4 @@
-"""Cross-domain classification (colorbench.crossdomain) and its chord diagram, on tiny built-in data."""
+"""Cross-domain classification (colorbench.engine.crossdomain) and its chord diagram, on tiny built-in data."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorbench import cli, crossdomain
-from colorbench.color import rgb_to_gray
-from colorbench.crossdomain import (
+from colorbench.commands import cli
+from colorbench.engine import crossdomain
+from colorbench.core.color import rgb_to_gray
+from colorbench.engine.crossdomain import (
     METRIC_KEY,
     REAL_COLOR,
     REAL_GRAY,
@@ -26,10 +27,11 @@ from colorbench.crossdomain import (
     train_classifier,
 )
 from colorbench.datasets import DATASETS
-from colorbench.records import load_records
-from colorbench.rundir import CellEntry, RunDir
+from colorbench.results.rundir import load_records
+from colorbench.results.rundir import CellEntry, RunDir
 from colorbench.reports.chord import plot_chord, top_quarter_mask
-from colorbench.runner import RunSpec, run
+from colorbench.engine.spec import RunSpec
+from colorbench.engine.grid import run
 
 TINY = (("n_test", 32), ("n_train", 64), ("seed", 0), ("size", 32))
 

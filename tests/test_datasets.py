@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from colorbench.color import rgb_to_gray, rgb_to_lab
+from colorbench.core.color import rgb_to_gray, rgb_to_lab
 from colorbench.datasets import DATASETS, Batch, DatasetSplits, ImageSet
 from colorbench.datasets import builtin
 from colorbench.datasets.builtin import (

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colorbench import cli
-from colorbench.cells import CellKeyMismatch
-from colorbench.rundir import RunDir, RunDirLocked
-from colorbench.runner import KILL_HOOK_ENV, RunSpec, run
+from colorbench.commands import cli
+from colorbench.results.cells import CellKeyMismatch
+from colorbench.results.rundir import RunDir, RunDirLocked
+from colorbench.engine.cell import KILL_HOOK_ENV
+from colorbench.engine.spec import RunSpec
+from colorbench.engine.grid import run
 
 TINY = (("n_test", 16), ("n_train", 32), ("seed", 0), ("size", 32))
 QUIET = dict(log=lambda s: None)
@@ -43,8 +45,8 @@ def numbers(rd: RunDir) -> dict[tuple, dict]:
 
 
 def test_reports_import_no_torch():
-    code = ("import sys, colorbench.reports, colorbench.rundir, colorbench.status, colorbench.cells\n"
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('colorbench.runner')]\n"
+    code = ("import sys, colorbench.reports, colorbench.results.rundir, colorbench.commands.status, colorbench.results.cells\n"
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('colorbench.engine')]\n"
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -127,7 +129,7 @@ def test_lock_refuses_a_second_run_and_status_reports(tmp_path, capsys):
 
 
 def test_ray_not_installed_is_a_clear_error(monkeypatch):
-    from colorbench.executors import make_executor
+    from colorbench.engine.executors import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ValueError, match=r"needs Ray, which is not installed: pip install 'colorbench\[ray\]'"):
@@ -152,7 +154,7 @@ def test_spec_replay_and_bad_engine_options(tmp_path, capsys):
 
 def test_partial_run_report_names_missing_cells(tmp_path):
     from colorbench.reports import write_report
-    from colorbench.rundir import CellEntry
+    from colorbench.results.rundir import CellEntry
 
     out = tmp_path / "run"
     run(spec(), out=out, **QUIET)
@@ -163,7 +165,7 @@ def test_partial_run_report_names_missing_cells(tmp_path):
 
 
 def _cli_run(out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "colorbench.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
+    args = [sys.executable, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
             "--dataset-option", "n_test=16", "--dataset-option", "n_train=96",  # 3 steps of 32 per epoch "--image-size", "32",
             "--epochs", "3", "--metrics", "mse,ssim", "--out", str(out), "--no-progress", "--eval-every", "1", *extra]
     e = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}

@@ -106,7 +106,7 @@ def test_feature_term_sizes_on_a_real_batch(with_random_vgg16):
     print("weighted generator terms (random-valued fixture VGG16):", {k: f"{v:.3g}" for k, v in weighted.items()})
     assert all(math.isfinite(v) and v > 0 for v in weighted.values())
     # the same fixture network, torchvision's normalization instead of caffe's, on the same images
-    from colorbench.color import lab_to_rgb
+    from colorbench.core.color import lab_to_rgb
 
     gray, rgb = method.prepare_batch(batch)
     L, ab = method.input_l(gray), method.target_ab(rgb)
@@ -196,8 +196,9 @@ def test_preset_scale_check_says_what_to_pass():
 
 
 def test_runner_stops_a_paper_preset_at_the_wrong_size(tmp_path):
-    from colorbench.records import RunRecord
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.records import RunRecord
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("unet-l1",), preset="paper", dataset="shapes", dataset_options=(("n_train", 8), ("n_test", 4)),
                    epochs=1, metrics=("psnr",), progress=False)
@@ -247,7 +248,7 @@ def test_seed003_l1_and_l2_together(name):
 def test_pretrained_classifier_loads_imagenet_weights_from_a_file(tmp_path, monkeypatch):
     from torchvision.models import vgg16
 
-    from colorbench.crossdomain import build_classifier, classifier_config
+    from colorbench.engine.crossdomain import build_classifier, classifier_config
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"vgg16-397923af\.pth.*" + str(tmp_path / "checkpoints")):
@@ -268,8 +269,9 @@ def test_pretrained_classifier_loads_imagenet_weights_from_a_file(tmp_path, monk
 def test_alternative_outputs_get_their_own_curves(tmp_path):
     """SpyncoGan Table 1 / Fig. 6 need every output G1-G3 along training: with --all-outputs and --eval-every,
     each output row has its own curve (intermediate epochs and the final one)."""
-    from colorbench.rundir import RunDir
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import RunDir
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("spyncogan",), dataset="shapes", dataset_options=(("n_train", 16), ("n_test", 8)),
                    epochs=2, eval_every=1, metrics=("mse",), all_outputs=True, unpaired_protocol="shuffled",
@@ -283,7 +285,7 @@ def test_alternative_outputs_get_their_own_curves(tmp_path):
 
 
 def test_describe_shows_where_a_paper_preset_was_defined(capsys):
-    from colorbench.cli import main
+    from colorbench.commands.cli import main
 
     assert main(["describe", "unet-seg", "--preset", "paper"]) in (0, None)
     out = capsys.readouterr().out

@@ -1,14 +1,15 @@
 """Issue #11 item 8: a full disk gives a clear error naming the path and the space needed, and leaves no
-temporary or empty file behind (the run directory's writes all go through colorbench.fsio)."""
+temporary or empty file behind (the run directory's writes all go through colorbench.core.fsio)."""
 
 import errno
 import os
 
 import pytest
 
-from colorbench import cli, fsio
+from colorbench.commands import cli
 
 
+from colorbench.core import fsio
 def _fail_writes(monkeypatch, after: int = 0, match: str | None = None):
     """Make ``os.write`` raise ENOSPC (as a full disk does) after ``after`` successful writes to matching files.
     The file has already been created (``os.open``), as on a real full disk: what is left must be cleaned up."""

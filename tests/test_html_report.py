@@ -138,7 +138,7 @@ def test_earlier_flat_layout_shows_its_sample_images_without_rankings(tmp_path: 
 
 def test_partial_run_and_several_datasets(run_dir: Path) -> None:
     """A cell without a result is announced; a second dataset gets its own rows, tab and image browser."""
-    from colorbench.rundir import CellEntry, RunDir
+    from colorbench.results.rundir import CellEntry, RunDir
 
     from html_fixtures import records
 

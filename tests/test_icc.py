@@ -16,8 +16,8 @@ from PIL import Image, ImageCms
 
 from colorbench.datasets import DATASETS, fixtures as fx
 from colorbench.datasets.imaging import CorruptImageError, ICC_POLICIES, decode_image_info, to_rgb8
-from colorbench.metrics.protocols import get_protocol
-from colorbench.predictions import read_prediction_folder, read_target_folder
+from colorbench.engine.protocols import get_protocol
+from colorbench.engine.predictions import read_prediction_folder, read_target_folder
 
 SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
 #: Adobe RGB colours: a saturated green (outside sRGB's gamut: clipped), an orange, mid grey, white, black, a

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorbench.color import rgb_to_lab
+from colorbench.core.color import rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.lab import LabMethod, linear_decay_factor
 from colorbench.methods.losses import GANLoss, gradient_penalty
-from colorbench.testing import CONTRACT_CHECKS, ContractSkip, batches, build, smooth_images, snapshot, trained
+from colorbench.engine.testing import CONTRACT_CHECKS, ContractSkip, batches, build, smooth_images, snapshot, trained
 from colorbench.methods.nets import (
     PatchDiscriminator,
     UnetGenerator,
@@ -36,7 +36,7 @@ SIZE = 32
 pytestmark = pytest.mark.usefixtures("zhang_weights_stand_ins")
 
 
-# --- synthetic data (the contract's images come from colorbench.testing) ---------------------------------------
+# --- synthetic data (the contract's images come from colorbench.engine.testing) ---------------------------------------
 RED, BLUE = (0.95, 0.25, 0.2), (0.1, 0.2, 0.8)  # BT.601 luma 0.454 and 0.238: red is the brighter one
 
 
@@ -80,7 +80,7 @@ def test_first_methods_are_registered():
     assert METHODS.canonical("grey") == "gray" and METHODS.canonical("unet") == "unet-l1"
 
 
-# --- the contract, for every registered method (colorbench.testing's checks, as plugin authors run them) ----------
+# --- the contract, for every registered method (colorbench.engine.testing's checks, as plugin authors run them) ----------
 @pytest.mark.parametrize("check", list(CONTRACT_CHECKS))
 @pytest.mark.parametrize("name", ALL)
 def test_method_contract(name, check, images):

@@ -16,7 +16,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorbench.color import rgb_to_lab
+from colorbench.core.color import rgb_to_lab
 from colorbench.metrics import METRICS, MetricCollection, MetricInputs
 from colorbench.metrics import functional as MF
 

@@ -34,7 +34,7 @@ from skimage import color as skcolor
 from skimage import data as skdata
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from colorbench import color
+from colorbench.core import color
 from colorbench.metrics import METRICS, MetricUnavailable, StreamingMetric, default_metrics
 from colorbench.metrics import functional as MF
 
@@ -370,7 +370,8 @@ def test_luma_ssim_properties(images):
 
 
 def test_runner_passes_the_grey_convention_to_luma_ssim():
-    from colorbench.runner import Evaluator, RunSpec
+    from colorbench.engine.evaluation import Evaluator
+    from colorbench.engine.spec import RunSpec
 
     for convention in ("bt601", "cie-l"):
         spec = RunSpec(methods=("gray",), metrics=("ssim", "luma_ssim"), grey_convention=convention)

@@ -113,7 +113,7 @@ def test_several_seeds_of_a_method_are_arms_of_their_own(tmp_path: Path) -> None
 
 
 def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from colorbench.cli import build_parser, main
+    from colorbench.commands.cli import build_parser, main
 
     args = build_parser().parse_args(["study", str(tmp_path), "--methods", "alpha,beta", "--trials", "5"])
     assert (args.host, args.port, args.methods, args.trials, args.seconds) == ("127.0.0.1", 8000, ("alpha", "beta"), 5, None)

@@ -46,5 +46,6 @@ def test_every_folder_is_a_colorbench_subpackage():
             assert name in listed, f"{name} ({init.parent}) is not listed in pyproject's packages"
     for name in listed:
         mod = importlib.import_module(name)
-        folder = mapping[".".join(name.split(".")[:2])] if name != "colorbench" else "bench"
+        owner = max((k for k in mapping if name == k or name.startswith(k + ".")), key=len)  # longest mapped prefix
+        folder = mapping[owner]
         assert Path(mod.__file__).resolve().is_relative_to(ROOT / folder)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from colorbench.color import gray_to_lightness, rgb_to_lab
+from colorbench.core.color import gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import IGNORE_INDEX, ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.losses import GANLoss
@@ -152,7 +152,7 @@ def test_paper_presets_use_the_reference_architectures():
 
 # --- cgan alias ---------------------------------------------------------------------------------------------------------
 def test_cgan_is_pix2pix_with_a_paper_preset(capsys):
-    from colorbench.cli import main
+    from colorbench.commands.cli import main
 
     assert METHODS.canonical("cgan") == "pix2pix" and METHODS.get("cgan") is METHODS.get("pix2pix")
     c = METHODS.get("cgan").make_config("cgan-paper")
@@ -265,8 +265,9 @@ def test_featrec_loads_pretrained_weights_from_the_hub_cache(data, empty_hub, ki
 
 
 def test_runner_records_the_feature_network_or_fails_the_row(tmp_path, empty_hub):
-    from colorbench.records import RunRecord
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.records import RunRecord
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("gorriz-featrec-selftrained", "gorriz-featrec"), dataset="shapes",
                    dataset_options=(("n_train", 64), ("n_test", 16)), epochs=1, metrics=("psnr",), progress=False)

@@ -1,4 +1,4 @@
-"""Third-party methods: --plugin files and modules, installed entry points, bad plugins, colorbench.testing."""
+"""Third-party methods: --plugin files and modules, installed entry points, bad plugins, colorbench.engine.testing."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import textwrap
 
 import pytest
 
-from colorbench import cli, plugins
+from colorbench.commands import cli
+from colorbench.engine import plugins
 from colorbench.methods import METHODS
-from colorbench.records import RunRecord
-from colorbench.testing import CONTRACT_CHECKS, check_method, smooth_images
+from colorbench.results.records import RunRecord
+from colorbench.engine.testing import CONTRACT_CHECKS, check_method, smooth_images
 
 SEPIA = '''
 """A third-party colorizer: a fixed sepia tint of the grey (nothing to train)."""
@@ -178,7 +179,7 @@ def test_plugin_that_raises_in_colorize_is_a_failed_row(tmp_path, capsys):
                      "--dataset-option", "n_train=8", "--dataset-option", "n_test=8", "--image-size", "32",
                      "--out", str(out), "--no-progress", "--metrics", "mse"]) == 1  # a requested method failed
     capsys.readouterr()
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     recs = {r.method: r for r in RunDir(out).records()}
     assert recs["sepia-raises"].status == "failed" and "RuntimeError: my model is broken" in recs["sepia-raises"].error

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorbench import cli
-from colorbench.metrics.protocols import PROTOCOLS, Protocol
-from colorbench.predictions import (
+from colorbench.commands import cli
+from colorbench.engine.protocols import PROTOCOLS, Protocol
+from colorbench.datasets.imaging import decode_prediction
+from colorbench.engine.predictions import (
     PredictionFolderError,
-    decode_prediction,
     evaluate_folder,
     export_predictions,
     id_to_filename,
@@ -124,8 +124,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_export_then_evaluate_reproduces_the_run(tiny_run, tmp_path, capsys):
-    from colorbench.metrics.protocols import get_protocol
-    from colorbench.rundir import RunDir
+    from colorbench.engine.protocols import get_protocol
+    from colorbench.results.rundir import RunDir
 
     pngs = tmp_path / "pngs"
     assert cli.main(["export", str(tiny_run), "--method", "unet-l1", "--out", str(pngs)]) == 0
@@ -203,7 +203,7 @@ def test_target_folder_under_a_protocol_and_side_by_side(tmp_path, monkeypatch, 
     out = tmp_path / "run"
     assert cli.main(["evaluate", "--pred", str(pred), "--target", str(target), "--name", "mine", "--out", str(out),
                      "--protocol", "ct2-mini"]) == 0
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     rec = RunDir(out).records()[0]
     assert rec.dataset["n_test"] == 3 and rec.dataset["n_files_found"] == 4 and rec.config["protocol"] == "ct2-mini/1"

@@ -12,8 +12,8 @@ from torch import nn
 from colorbench.metrics import METRICS
 from colorbench.metrics import functional as MF
 from colorbench.metrics.fid import InceptionFeatures, fid_inception_architecture
-from colorbench.metrics.protocols import PROTOCOLS, REAL_TRANSFORMS, Protocol, get_protocol
-from colorbench.registry import UnknownNameError
+from colorbench.engine.protocols import PROTOCOLS, REAL_TRANSFORMS, Protocol, get_protocol
+from colorbench.core.registry import UnknownNameError
 
 
 def _images(n=6, size=24, seed=0):
@@ -193,8 +193,9 @@ def test_protocol_lookup_and_test_image_list():
 
 
 def test_run_records_the_protocol_and_refuses_a_test_set_without_its_images(tmp_path):
-    from colorbench.records import load_records
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import load_records
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = dict(methods=("gray",), dataset="shapes", dataset_options=(("n_test", 8), ("n_train", 8), ("size", 32)),
                 progress=False, n_samples=2, metrics=("colorfulness", "psnr"))

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import pytest
 
-from colorbench import recipes
+from colorbench.engine import recipes
 from colorbench.methods import METHODS
 from colorbench.methods.presets import check_preset_image_size
 
@@ -20,7 +20,7 @@ NATIVE_SIZES = {"cifar10": 32}
 
 
 def test_list_and_unknown_name(capsys):
-    from colorbench.cli import main
+    from colorbench.commands.cli import main
 
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out

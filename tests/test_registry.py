@@ -1,6 +1,6 @@
 import pytest
 
-from colorbench.registry import Registry, UnknownNameError
+from colorbench.core.registry import Registry, UnknownNameError
 
 
 class Base:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from colorbench.records import MetricValue, RunRecord
+from colorbench.results.records import MetricValue, RunRecord
 from colorbench.reports.figures import _style, plot_ab_histograms
 from colorbench.reports.tables import leaderboard_markdown
 
@@ -94,8 +94,9 @@ def test_method_caveats_are_on_the_row():
 
 def test_gorriz_featrec_selftrained_says_so_on_its_row(tmp_path):
     """End to end: the variant that trains its own feature network has the substitute named on its row."""
-    from colorbench.records import load_records
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import load_records
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("gorriz-featrec-selftrained",), dataset="shapes", epochs=1, progress=False, n_samples=2,
                    dataset_options=(("n_test", 4), ("n_train", 8), ("size", 32)), eval_batch_size=4)

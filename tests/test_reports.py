@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from colorbench.records import MetricValue, RunRecord, load_records
+from colorbench.results.records import MetricValue, RunRecord
+from colorbench.results.rundir import load_records
 from colorbench.reports import (
     CANONICAL_METRICS,
     leaderboard_markdown,
@@ -504,7 +505,8 @@ def torch_zeros_images(n: int, size: int):
 def test_a_run_records_its_test_sets_structure_references(tmp_path: Path) -> None:
     from colorbench.datasets import DATASETS
     from colorbench.metrics.image_quality import structure_references
-    from colorbench.runner import RunSpec, run
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     options = (("n_test", 12), ("n_train", 8), ("size", 24))
     out = run(RunSpec(methods=("gray",), dataset="shapes", dataset_options=options, epochs=1, progress=False,

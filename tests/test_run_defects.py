@@ -7,11 +7,17 @@ import json
 import pytest
 import torch
 
-from colorbench import cli, runner
+from colorbench.commands import cli
+from colorbench.engine import data as runner_data
+from colorbench.engine import grid
+from colorbench.methods.base import checked_colorize
 from colorbench.datasets import DATASETS
 from colorbench.methods import METHODS
-from colorbench.records import RunRecord, load_records
-from colorbench.runner import RunSpec, run, training_batches, unpaired_domains
+from colorbench.results.records import RunRecord
+from colorbench.results.rundir import load_records
+from colorbench.engine.spec import RunSpec
+from colorbench.engine.grid import run
+from colorbench.engine.data import training_batches, unpaired_domains
 
 
 def tiny(**options):
@@ -43,7 +49,7 @@ def test_unpaired_batches_pair_as_many_colour_as_grey_images(n_train, protocol):
         for batch in batches:  # before the fix the last disjoint batch paired 1 grey with 2 colour images
             assert batch.gray.shape[0] == batch.rgb.shape[0] == len(batch.ids) == len(batch.rgb_ids)
         assert sum(len(x.ids) for x in batches) == min(len(a), len(b))
-        assert sum(len(x) for x in batches) == runner.n_training_batches(n_train, False, 4, protocol) * 4 - (
+        assert sum(len(x) for x in batches) == runner_data.n_training_batches(n_train, False, 4, protocol) * 4 - (
             -min(len(a), len(b)) % 4)
 
 
@@ -66,7 +72,7 @@ def _without_masks(s, name=None):
 
 def test_default_run_skips_methods_the_dataset_cannot_serve(tmp_path, monkeypatch):
     monkeypatch.setattr(METHODS, "names", lambda pattern=None: ["gray", "unet-seg"])
-    monkeypatch.setattr(runner, "load_dataset", _without_masks)
+    monkeypatch.setattr(grid, "load_dataset", _without_masks)
     out = run(spec(methods=()), out=tmp_path / "run", log=quiet)
     assert [r.method for r in load_records(out)] == ["gray"]  # no failed row for unet-seg
     info = json.loads((out / "run.json").read_text())
@@ -78,7 +84,7 @@ def test_default_run_skips_methods_the_dataset_cannot_serve(tmp_path, monkeypatc
 def test_default_run_skips_methods_whose_weights_files_are_missing(tmp_path, monkeypatch):
     """Pretrained files that are not on disk: skipped from the default list with the file to put where (so the
     README's first command exits 0 on a fresh machine); named explicitly, the method is a failed row instead."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     empty_hub = str(tmp_path / "empty_torch_hub")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: empty_hub)  # where the weights registry looks
@@ -95,7 +101,7 @@ def test_default_run_skips_methods_whose_weights_files_are_missing(tmp_path, mon
 
 
 def test_an_explicitly_requested_method_that_cannot_run_is_a_failed_row_and_exit_1(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "load_dataset", _without_masks)
+    monkeypatch.setattr(grid, "load_dataset", _without_masks)
     out = tmp_path / "run"
     rc = cli.main(["run", "--methods", "gray,unet-seg", "--dataset", "shapes", "--image-size", "16",
                    "--dataset-option", "n_train=8", "--dataset-option", "n_test=8", "--epochs", "1",
@@ -170,7 +176,7 @@ def test_range_errors_print_enough_digits():
             return torch.full((gray.shape[0], 3, *gray.shape[2:]), 1 + 1e-6)
 
     with pytest.raises(ValueError, match=r"\[1\.0000009\d*, 1\.0000009\d*\], not \[0, 1\]"):
-        runner.checked_colorize(Over(), torch.zeros(1, 1, 4, 4))
+        checked_colorize(Over(), torch.zeros(1, 1, 4, 4))
 
 
 # --- low: corrupt run files ------------------------------------------------------------------------------------

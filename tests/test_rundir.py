@@ -1,4 +1,4 @@
-"""The run directory (colorbench.rundir): typed index, cell files, atomic writes, earlier layout, lock."""
+"""The run directory (colorbench.results.rundir): typed index, cell files, atomic writes, earlier layout, lock."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from colorbench.records import MetricValue, RunRecord
-from colorbench.rundir import CellEntry, NotARunDirectory, RunDir, RunDirLocked, RunInfo
+from colorbench.results.records import MetricValue, RunRecord
+from colorbench.results.rundir import CellEntry, NotARunDirectory, RunDir, RunDirLocked, RunInfo
 
 
 def _record(method: str, seed: int = 0, status: str = "ok") -> RunRecord:
@@ -90,7 +90,7 @@ def test_earlier_layout_is_read(tmp_path):
 
 def test_lock_excludes_a_second_process(tmp_path):
     rd = RunDir(tmp_path, create=True)
-    code = ("import sys; from colorbench.rundir import RunDir, RunDirLocked\n"
+    code = ("import sys; from colorbench.results.rundir import RunDir, RunDirLocked\n"
             "try:\n    RunDir(sys.argv[1], create=True).lock().__enter__()\nexcept RunDirLocked as e:\n    print(e); sys.exit(3)\n")
     with rd.lock():
         assert rd.is_locked()

@@ -8,10 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from colorbench import cli
+from colorbench.commands import cli
 from colorbench.methods import METHODS
-from colorbench.records import RunRecord, load_records
-from colorbench.runner import RunSpec, bootstrap_ci, run
+from colorbench.results.records import RunRecord
+from colorbench.results.rundir import load_records
+from colorbench.engine.spec import RunSpec
+from colorbench.core.stats import bootstrap_ci
+from colorbench.engine.grid import run
 
 TINY = (("n_test", 24), ("n_train", 48), ("seed", 0), ("size", 32))
 
@@ -59,7 +62,7 @@ def test_run_writes_records_results_and_report(tiny_run):
 def test_gray_baseline_values_match_a_direct_computation(tiny_run):
     """The grey row is checkable by hand: MSE between the test set and its own BT.601 grey."""
     from colorbench.datasets import DATASETS
-    from colorbench.color import gray_to_rgb, rgb_to_gray
+    from colorbench.core.color import gray_to_rgb, rgb_to_gray
 
     test = DATASETS.get("shapes")(**dict(TINY)).load().test
     rgb = test.rgb.double() / 255
@@ -149,7 +152,7 @@ def test_cli_run_list_describe(tmp_path, capsys):
 
 def test_unpaired_domains_and_batches():
     from colorbench.datasets import DATASETS
-    from colorbench.runner import training_batches, unpaired_domains
+    from colorbench.engine.data import training_batches, unpaired_domains
 
     a, b = unpaired_domains(10, "disjoint", seed=0)
     assert len(a) == len(b) == 5 and not set(a.tolist()) & set(b.tolist())
@@ -170,7 +173,7 @@ def test_unpaired_domains_and_batches():
 
 def test_run_directory_layout_per_image_and_predictions(tiny_run):
     from colorbench.datasets import DATASETS
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     rd = RunDir(tiny_run)
     cells = {c.method: c for c in rd.cells()}

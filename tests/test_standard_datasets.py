@@ -307,7 +307,7 @@ def test_voc_rejects_colour_coded_masks(tmp_path):
 
 
 def test_cli_run_cifar10_end_to_end(tmp_path, bypass_md5, capsys):
-    from colorbench.cli import main
+    from colorbench.commands.cli import main
 
     fx.write_cifar10(tmp_path / "data", n_train=40, n_test=10)
     out = tmp_path / "run"

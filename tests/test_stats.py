@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from colorbench.records import MetricValue, RunRecord
+from colorbench.results.records import MetricValue, RunRecord
 from colorbench.reports.stats import holm, paired_bootstrap, paired_comparisons, seed_summary, wilcoxon_p
 
 
@@ -78,8 +78,9 @@ def test_paired_comparisons_mark_ties_and_holm_correct():
 
 @pytest.mark.slow
 def test_grid_report_seeds_datasets_and_comparisons(tmp_path):
-    from colorbench.rundir import RunDir
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import RunDir
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("gray", "unet-l1"), datasets=("shapes", "photos"), seeds=(0, 1), epochs=1,
                    dataset_options=(("photos.photos", ["astronaut", "coffee"]), ("photos.test_per_photo", 8),
@@ -109,7 +110,7 @@ def _grid_run(tmp_path):
     """A 2-seed run directory of three methods, written cell by cell through RunDir.write_cell: "blobs" has the
     best PSNR and MSE but a mean luma SSIM of 0.425 (< 0.7: structure lost), "unet" is the best of the others,
     "gray" trains nothing and carries a caveat. run.json says one method was skipped."""
-    from colorbench.rundir import CellEntry, RunDir, RunInfo
+    from colorbench.results.rundir import CellEntry, RunDir, RunInfo
 
     rd = RunDir(tmp_path / "grid", create=True)
     rd.write_info(RunInfo(spec={"seed": 0}, datasets={"shapes": {"name": "shapes", "n_train": 40, "n_test": 20}},

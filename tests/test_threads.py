@@ -1,4 +1,4 @@
-"""The thread policy (colorbench.threads): its rules, its record in run.json, and the metric chunk pool."""
+"""The thread policy (colorbench.core.threads): its rules, its record in run.json, and the metric chunk pool."""
 
 import json
 import threading
@@ -6,7 +6,7 @@ import threading
 import pytest
 import torch
 
-from colorbench import threads
+from colorbench.core import threads
 from colorbench.metrics import METRICS, MetricCollection
 from colorbench.metrics import functional as MF
 
@@ -130,7 +130,8 @@ def test_metric_values_do_not_depend_on_the_number_of_metric_threads():
 
 
 def test_run_json_records_the_thread_decision(tmp_path):
-    from colorbench.runner import RunSpec, run
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("gray",), dataset="shapes", dataset_options=(("n_test", 8), ("n_train", 8), ("size", 16)),
                    epochs=1, progress=False, n_samples=2, eval_batch_size=8, metrics=("mse",))

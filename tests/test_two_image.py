@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from colorbench.color import rgb_to_gray, rgb_to_lab
+from colorbench.core.color import rgb_to_gray, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.nets.singan import (

@@ -14,7 +14,7 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from colorbench.color import rgb_to_gray
+from colorbench.core.color import rgb_to_gray
 from colorbench.datasets.base import Batch
 from colorbench.methods import METHODS
 from colorbench.methods.nets import (
@@ -287,8 +287,9 @@ def test_output_skip_is_off_in_paper_presets_and_an_untrained_generator_returns_
 
 # --- the runner end to end ------------------------------------------------------------------------------------------
 def test_runner_gives_pyramid_rows_and_diversity(tmp_path):
-    from colorbench.records import load_records
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import load_records
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("spyncogan", "cyclegan-stochastic"), dataset="shapes",
                    dataset_options=(("n_test", 16), ("n_train", 32), ("seed", 0), ("size", 32)), epochs=1,
@@ -313,9 +314,10 @@ def test_quick_presets_keep_their_inputs_structure_on_photos(tmp_path):
     """Issue 11: the old quick presets (tanh(z) outputs) gave structure-less output on the built-in photos
     (luma SSIM 0.40-0.50 after the full 6 epochs); with output_skip the rows clear the leaderboard's threshold.
     Kept small (264 training patches, 2 epochs); the full default-run figures are in the method cards."""
-    from colorbench.records import load_records
+    from colorbench.results.rundir import load_records
     from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, structure_lost
-    from colorbench.runner import RunSpec, run
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("cyclegan", "col-cycle", "spyncogan"), dataset="photos",
                    dataset_options=(("train_per_photo", 24), ("test_per_photo", 8)), epochs=2, progress=False,

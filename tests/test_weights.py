@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from colorbench import weights as W
-from colorbench.cli import main
+from colorbench.core import weights as W
+from colorbench.commands.cli import main
 
 GOOD = b"colorbench weights fixture\n" * 4000  # ~100 kB: several 64 kB read blocks
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage import color as skcolor
 
-from colorbench import weights as W
-from colorbench.color import gray_to_lightness, rgb_to_lab
+from colorbench.core import weights as W
+from colorbench.core.color import gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.nets.zhang import ECCV16Net, SIGGRAPH17Net, load_released
@@ -109,8 +109,9 @@ def test_missing_weights_file_says_which_file_to_put_where(no_stand_ins, name, p
 
 
 def test_missing_weights_make_a_failed_row_naming_the_file(no_stand_ins, tmp_path):
-    from colorbench.records import load_records
-    from colorbench.runner import RunSpec, run
+    from colorbench.results.rundir import load_records
+    from colorbench.engine.spec import RunSpec
+    from colorbench.engine.grid import run
 
     spec = RunSpec(methods=("zhang-siggraph17",), dataset="shapes", progress=False, n_samples=2,
                    dataset_options=(("n_test", 4), ("n_train", 4), ("seed", 0), ("size", 32)), metrics=("psnr",))

@@ -3,7 +3,7 @@
 The tensor names and shapes come from ``tests/fixtures/zhang_released_keys.json`` (transcribed from the authors'
 model code, see ``tests/fixtures/make_zhang_keys.py``), not from colorbench's networks. Values: He-scaled normal
 conv weights, small biases, batch-norm statistics near (0, 1); the ECCV file's ``model_out.weight`` holds the bin
-centres / 110 as the released file does. A stand-in is used only through ``colorbench.weights.stand_in_for_tests``
+centres / 110 as the released file does. A stand-in is used only through ``colorbench.core.weights.stand_in_for_tests``
 or an explicit path with ``check_hash=False``; its colours mean nothing.
 """
 

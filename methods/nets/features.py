@@ -55,21 +55,21 @@ def weights_name(backbone: str, kind: str = "torchvision") -> str:
 def pretrained_file_name(backbone: str, kind: str = "torchvision") -> str:
     """File name of the ImageNet weights of ``kind`` (torchvision's as saved in the hub cache by
     ``torchvision.models``; the Caffe VGG16 as jcjohnson/pytorch-vgg names it), from the weights registry."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     return weights.get(weights_name(backbone, kind)).file_name
 
 
 def pretrained_url(backbone: str, kind: str = "torchvision") -> str:
     """Where the weights file of ``kind`` is published (nothing is downloaded while running)."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     return weights.get(weights_name(backbone, kind)).url
 
 
 def hub_checkpoint_path(backbone: str, kind: str = "torchvision") -> Path:
     """Where the weights are looked for: ``torch.hub.get_dir()/checkpoints/<file name>``."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     return weights.get(weights_name(backbone, kind)).path()
 

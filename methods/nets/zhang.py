@@ -178,9 +178,9 @@ def load_released(net_factory, path, who: str) -> tuple[nn.Module, dict]:
         the network (on the CPU, eval mode) and facts for the method's notes.
 
     Raises:
-        colorbench.weights.WeightsUnavailable: the file is not readable or not that network's state dict.
+        colorbench.core.weights.WeightsUnavailable: the file is not readable or not that network's state dict.
     """
-    from colorbench.weights import WeightsUnavailable
+    from colorbench.core.weights import WeightsUnavailable
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

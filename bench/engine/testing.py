@@ -1,6 +1,6 @@
 """The method contract as reusable checks, so a plugin author tests a method in one line.
 
-    from colorbench.testing import check_method
+    from colorbench.engine.testing import check_method
     check_method(MyMethod)            # raises AssertionError naming the failed check; returns the skipped ones
 
 Each check is a plain function ``check_xxx(cls, images)`` that raises :class:`AssertionError` (with the reason)
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from colorbench.color import gray_to_lightness, rgb_to_gray, rgb_to_lab
+from colorbench.core.color import gray_to_lightness, rgb_to_gray, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 
 SIZE = 32

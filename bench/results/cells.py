@@ -22,7 +22,7 @@ class CellKeyMismatch(ValueError):
 
 
 def canonical_json(obj: Any) -> str:
-    from colorbench.records import _jsonable
+    from colorbench.results.records import _jsonable
 
     return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), default=str)
 

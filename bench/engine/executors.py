@@ -1,7 +1,7 @@
 """Executors: where the cells of a run are computed (``--executor local|process|ray``).
 
-Every executor takes :class:`~colorbench.runner.CellTask` objects and hands each
-:class:`~colorbench.runner.CellResult` back to the driver, which alone writes the run directory. A method error
+Every executor takes :class:`~colorbench.engine.cell.CellTask` objects and hands each
+:class:`~colorbench.engine.cell.CellResult` back to the driver, which alone writes the run directory. A method error
 is already a failed row inside the worker; what an executor adds is surviving the worker itself dying
 (segfault, out of memory, ``kill -9``): the cell is run again up to ``--retries`` times and then becomes a failed
 row naming how its worker died, so the grid always completes.
@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from multiprocessing.connection import wait
 from typing import Any, Callable, Mapping, Sequence
 
-from colorbench.device import available_cores
+from colorbench.core.device import available_cores
 
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
@@ -70,7 +70,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.runner import execute_cell
+        from colorbench.engine.cell import execute_cell
 
         for task in tasks:
             started(task)
@@ -91,7 +91,7 @@ def _signal_name(exitcode: int | None) -> str:
 def _child(conn: Any, task: Any) -> None:
     """Body of a process worker: compute one cell and send its result."""
     try:
-        from colorbench.runner import execute_cell
+        from colorbench.engine.cell import execute_cell
 
         result = execute_cell(task, None, log=print)
         conn.send(("ok", result))
@@ -137,7 +137,7 @@ class ProcessExecutor(Executor):
         return proc, recv
 
     def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.runner import failed_result
+        from colorbench.engine.cell import failed_result
 
         ctx = mp.get_context("spawn")
         queue = collections.deque(tasks)
@@ -184,7 +184,7 @@ class ProcessExecutor(Executor):
 
 def _ray_cell(task: Any, env: Mapping[str, str]) -> Any:
     os.environ.update(env)
-    from colorbench.runner import execute_cell
+    from colorbench.engine.cell import execute_cell
 
     return execute_cell(task, None, log=print)
 
@@ -247,7 +247,7 @@ class RayExecutor(Executor):
                 "policy": "int(--cpus-per-cell), set in each Ray task before it computes"}
 
     def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.runner import KILL_HOOK_ENV, failed_result
+        from colorbench.engine.cell import KILL_HOOK_ENV, failed_result
 
         ray = self.ray
         remote = ray.remote(_ray_cell).options(num_cpus=self.spec.cpus_per_cell, num_gpus=self.spec.gpus_per_cell,

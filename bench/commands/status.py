@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from colorbench.rundir import RunDir
+from colorbench.results.rundir import RunDir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

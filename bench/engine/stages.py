@@ -2,7 +2,7 @@
 
 A stage may subscribe to "a colorizer is ready" (``colorizer_ready``): the runner calls it with each trained
 method (final and ``--eval-every`` epochs) without knowing what the stage does. The only stage today is the
-cross-domain classification (:mod:`colorbench.crossdomain`), imported here lazily so that the runner, the
+cross-domain classification (:mod:`colorbench.engine.crossdomain`), imported here lazily so that the runner, the
 cross-domain code and the reports import no one in a circle.
 """
 
@@ -20,7 +20,7 @@ class Stage(Protocol):
 
 def check_cross_domain(spec: Any) -> None:
     """Raise ValueError when ``--cross-domain`` cannot serve the spec (unknown preset, grid, executor)."""
-    from colorbench.crossdomain import classifier_config
+    from colorbench.engine.crossdomain import classifier_config
 
     classifier_config(spec.cross_domain_classifier, spec.dataset_names()[0])  # unknown preset -> error
     if len(spec.dataset_names()) > 1 or len(spec.seed_list()) > 1:
@@ -34,7 +34,7 @@ def stages_for(spec: Any) -> list[Stage]:
     """The stages a spec asks for, in the order they run."""
     stages: list[Stage] = []
     if spec.cross_domain:
-        from colorbench.crossdomain import CrossDomainStage
+        from colorbench.engine.crossdomain import CrossDomainStage
 
         stages.append(CrossDomainStage(spec.cross_domain_classifier, seed=spec.seed_list()[0], device=spec.device,
                                        progress=spec.progress))

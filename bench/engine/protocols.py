@@ -130,7 +130,7 @@ class Protocol:
 
     def prepare_real(self, path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         """A real image file prepared as the protocol's code prepares it: ``(H, W, 3)`` uint8 and file facts."""
-        from colorbench.predictions import decode_prediction
+        from colorbench.datasets.imaging import decode_prediction
 
         rgb, facts = decode_prediction(path, self.icc)
         if self.real_transform is None:
@@ -174,8 +174,8 @@ class Protocol:
         import torch
 
         from colorbench.metrics import METRICS, MetricCollection
-        from colorbench.records import MetricValue
-        from colorbench.runner import bootstrap_ci
+        from colorbench.results.records import MetricValue
+        from colorbench.core.stats import bootstrap_ci
 
         if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
             raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
@@ -364,7 +364,7 @@ def get_protocol(name: str | Protocol) -> Protocol:
 
     close = difflib.get_close_matches(str(name), list(PROTOCOLS), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    from colorbench.registry import UnknownNameError
+    from colorbench.core.registry import UnknownNameError
 
     raise UnknownNameError(f"Unknown protocol {name!r}.{hint} Known: {', '.join(PROTOCOLS)} "
                            f"(`colorbench list protocols`).")

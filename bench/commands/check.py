@@ -202,7 +202,7 @@ def load_results(path: str | Path) -> RunResults:
 
 
 def _from_records(run_dir: Path) -> RunResults:
-    from colorbench.records import load_records
+    from colorbench.results.rundir import load_records
 
     out = RunResults(source=str(run_dir), kind="records")
     for rec in load_records(run_dir):

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from colorbench.color import gray_to_rgb
+from colorbench.core.color import gray_to_rgb
 
 REAL_COLOR = "real-color"
 REAL_GRAY = "real-gray"
@@ -171,7 +171,7 @@ PRETRAINED_FILES = {"vgg16": "vgg16"}
 
 def pretrained_weights_path(config: "ClassifierConfig") -> Path:
     """The ImageNet weights file of a pretrained classifier config; FileNotFoundError (what to put where) if absent."""
-    from colorbench import weights
+    from colorbench.core import weights
 
     entry = weights.get(PRETRAINED_FILES[config.arch])
     path = Path(config.weights).expanduser() if config.weights else entry.path()
@@ -400,7 +400,7 @@ def save_real_domains(run_dir: str | Path, data: Any, grey_convention: str) -> N
     """
     root = Path(run_dir)
     (root / DOMAINS_DIR).mkdir(parents=True, exist_ok=True)
-    from colorbench.fsio import atomic_write_with
+    from colorbench.core.fsio import atomic_write_with
 
     atomic_write_with(root / DOMAINS_DIR / "labels.npz", lambda buf: np.savez(
         buf, train=data.train.labels.numpy(), test=data.test.labels.numpy(), class_names=np.array(data.train.class_names)))
@@ -579,7 +579,7 @@ def save_result(run_dir: str | Path, result: CrossDomainResult) -> dict[str, Pat
     out = Path(run_dir) / RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     paths = {"accuracy": out / "accuracy.csv", "summary": out / "summary.csv", "result": out / "result.json"}
-    from colorbench.fsio import atomic_write_json, atomic_write_text
+    from colorbench.core.fsio import atomic_write_json, atomic_write_text
 
     atomic_write_text(paths["accuracy"], result.accuracy.to_csv())  # a full disk: DiskFullError, no half file
     atomic_write_text(paths["summary"], result.summary().to_csv(index=False))
@@ -596,14 +596,14 @@ def save_result(run_dir: str | Path, result: CrossDomainResult) -> dict[str, Pat
 
 def load_result(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]] | None:
     """``(accuracy, summary, info)`` saved in a run directory, or ``None`` if it has none."""
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     return RunDir(run_dir).cross_domain()
 
 
 def metric_value(result: CrossDomainResult, domain: str) -> "MetricValue":
-    """The Table-3 average of one training set as a record :class:`~colorbench.records.MetricValue`."""
-    from colorbench.records import MetricValue
+    """The Table-3 average of one training set as a record :class:`~colorbench.results.records.MetricValue`."""
+    from colorbench.results.records import MetricValue
 
     row = result.accuracy.loc[domain]
     params = {
@@ -620,8 +620,8 @@ def attach_to_records(run_dir: str | Path, result: CrossDomainResult, others: Se
     intermediate-epoch averages into the matching ``curve`` points. The records named in ``others`` (successful
     rows with no saved image set, e.g. a method's alternative outputs) get the metric as missing, with the reason.
     Returns the methods updated."""
-    from colorbench.records import MetricValue
-    from colorbench.rundir import RunDir
+    from colorbench.results.records import MetricValue
+    from colorbench.results.rundir import RunDir
 
     rd = RunDir(run_dir)
     cells = {c.method: c for c in rd.cells() if c.status in ("ok", "failed") or c.legacy_path}
@@ -670,8 +670,8 @@ def evaluate_run(
         log: where progress lines go.
         write_report: rewrite ``results.csv``, ``leaderboard.md`` and the figures afterwards.
     """
-    from colorbench.device import resolve_device
-    from colorbench.rundir import RunDir
+    from colorbench.core.device import resolve_device
+    from colorbench.results.rundir import RunDir
 
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)  # not a run directory -> a clear error
@@ -702,7 +702,7 @@ def evaluate_run(
 
 
 class CrossDomainStage:
-    """The cross-domain evaluation as a stage of ``colorbench run --cross-domain`` (see :mod:`colorbench.stages`):
+    """The cross-domain evaluation as a stage of ``colorbench run --cross-domain`` (see :mod:`colorbench.engine.stages`):
     it keeps the real image sets at the start, each colorizer's train/test sets when it is ready, and trains the
     classifiers at the end. Picklable, so that process workers can keep their cells' image sets themselves."""
 
@@ -723,7 +723,7 @@ class CrossDomainStage:
                                   batch_size=spec.eval_batch_size, progress=spec.progress)
 
     def run_end(self, run_dir: Any, log: Callable[[str], None]) -> None:
-        from colorbench.rundir import RunDir
+        from colorbench.results.rundir import RunDir
 
         t0 = time.perf_counter()
         evaluate_run(run_dir, self.classifier, seed=self.seed, device=self.device, progress=self.progress, log=log,

@@ -22,7 +22,6 @@ with the named interpolation instead of refusing them (recorded with the number 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -35,6 +34,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
+
+from colorbench.datasets.imaging import decode_prediction
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "colorbench.predictions/1"
@@ -74,42 +75,6 @@ def _id_keys(ids: Sequence[str]) -> dict[str, str]:
         if len(owners) == 1 and k not in keys:
             keys[k] = owners[0]
     return keys
-
-
-# --- decoding ------------------------------------------------------------------------------------------------
-def decode_prediction(path: str | Path, icc: str = "convert") -> tuple[np.ndarray, dict[str, Any]]:
-    """``(H, W, 3)`` uint8 RGB of an image file and facts about it: ``format``, ``mode`` (as decoded; a 16-bit RGB
-    PNG says that Pillow kept the high byte), ``bits`` (per channel) and ``conversion`` (what
-    :func:`colorbench.datasets.imaging.to_rgb8`, the project's one decoder, did; ``None``: nothing). ``icc``: what
-    to do with an embedded non-sRGB ICC profile (:data:`colorbench.datasets.imaging.ICC_POLICIES`).
-
-    A floating-point (mode ``F``) file is refused: ``to_rgb8`` guesses its white level from its value range
-    ([0, 1] or [0, 255]), which is ambiguous for a dark image, and a scored colorization must not rest on a guess.
-
-    Raises:
-        CorruptImageError: the file cannot be decoded (truncated, not an image, a mode with no known range).
-    """
-    from colorbench.datasets.imaging import CorruptImageError, open_rgb8
-
-    rgb_img, conversion, facts = open_rgb8(path, icc)
-    mode, raw_mode = facts["mode"], facts["raw_mode"]
-    if mode == "F":
-        raise CorruptImageError(path, "floating-point (mode F) images are not 8- or 16-bit colorizations (their white "
-                                      "level is a guess); save 8-bit RGB PNGs")
-    rgb = np.asarray(rgb_img, dtype=np.uint8)
-    bits = _bit_depth(mode, raw_mode)
-    if bits == 16 and mode in ("RGB", "RGBA"):
-        mode = f"{mode} (16-bit PNG: Pillow keeps the high byte)"
-    return rgb, {"format": facts["format"], "mode": mode, "bits": bits, "conversion": conversion}
-
-
-def _bit_depth(mode: str, raw_mode: str) -> int:
-    """Bits per channel of the file, from the decoded mode and the decoder's raw mode (``RGB;16B``: 16)."""
-    if mode.startswith("I;16") or ";16" in raw_mode:
-        return 16
-    if mode in ("I", "F"):
-        return 32
-    return 1 if mode == "1" else 8
 
 
 # --- reading and checking a folder -------------------------------------------------------------------------------
@@ -324,7 +289,7 @@ def export_predictions(run_dir: str | Path, method: str, out: str | Path, *, dat
     Raises:
         ValueError: no such cell, several (choose with dataset/preset/seed), or the run kept no predictions.
     """
-    from colorbench.rundir import RunDir
+    from colorbench.results.rundir import RunDir
 
     rd = RunDir(run_dir)
     cell = _find_cell(rd, method, dataset, preset, seed)
@@ -351,7 +316,7 @@ def export_predictions(run_dir: str | Path, method: str, out: str | Path, *, dat
                 "dataset_description": record.dataset, "grey_convention": record.grey_convention,
                 "format": "png", "bits": 8, "color": "sRGB, uint8 (N,3,H,W) predictions.npz written losslessly",
                 "n": len(entries), "files": entries}
-    from colorbench.rundir import write_json
+    from colorbench.results.rundir import write_json
 
     write_json(out / MANIFEST, manifest)
     return out
@@ -368,9 +333,9 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     Returns the written ``CellEntry`` (its record is in ``out``; the report is rewritten by the caller)."""
     import torch
 
-    from colorbench.metrics.protocols import get_protocol
-    from colorbench.records import RunRecord, environment_versions
-    from colorbench.rundir import CellEntry, RunDir, RunInfo, now_iso
+    from colorbench.engine.protocols import get_protocol
+    from colorbench.results.records import RunRecord, environment_versions
+    from colorbench.results.rundir import CellEntry, RunDir, RunInfo, now_iso
 
     if (dataset is None) == (target is None):
         raise ValueError("give either --dataset NAME (its test split is the reference) or --target DIR (a folder of "
@@ -395,7 +360,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     ids, real = proto.select_test_images(ids, real)
     contents = read_prediction_folder(pred_dir, ids, tuple(real.shape[2:]), resize_pred=resize_pred, icc=icc)
     load_s = time.perf_counter() - t0
-    from colorbench.runner import resolve_device
+    from colorbench.core.device import resolve_device
 
     dev = resolve_device(device)
     names = tuple(metrics) if metrics else proto.metrics
@@ -460,62 +425,3 @@ def _samples_for(rd: Any, dataset: str, contents: FolderContents) -> np.ndarray 
     if not sample_ids or any(i not in where for i in sample_ids):
         return None
     return contents.pred[[where[i] for i in sample_ids]]
-
-
-# --- CLI -----------------------------------------------------------------------------------------------------------
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="a run directory")
-    p.add_argument("--method", required=True, help="the method (row) whose colorized test split is written")
-    p.add_argument("--out", required=True, help="folder to write the PNGs and manifest.json into")
-    p.add_argument("--dataset", default=None, help="the dataset, when the run has several")
-    p.add_argument("--preset", default=None, help="the preset, when the run has several")
-    p.add_argument("--seed", type=int, default=None, help="the seed, when the run has several")
-
-
-def run_export(args: argparse.Namespace) -> int:
-    out = export_predictions(args.run_dir, args.method, args.out, dataset=args.dataset, preset=args.preset,
-                             seed=args.seed)
-    n = len(json.loads((out / MANIFEST).read_text())["files"])
-    print(f"wrote {n} PNGs and {MANIFEST} to {out.resolve()}")
-    return 0
-
-
-def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    from colorbench.cli import _split_names
-    from colorbench.plugins import add_plugin_argument
-
-    p.add_argument("--pred", required=True, metavar="DIR", help="folder of colorized images, one per test image")
-    p.add_argument("--name", required=True, metavar="LABEL", help="the row's name in the leaderboard")
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory to add the row to (made if absent)")
-    p.add_argument("--dataset", default=None, help="dataset whose test split is the reference (as in `run`)")
-    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, repeatable")
-    p.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
-    p.add_argument("--data-root", default=None, help="shortcut for --dataset-option data_root=DIR")
-    p.add_argument("--target", default=None, metavar="DIR", help="a folder of real images instead of --dataset")
-    p.add_argument("--resize-pred", default=None, choices=list(RESIZE_PRED_POLICIES),
-                   help="resize predictions of another size to the real image's size (recorded); default: refuse")
-    p.add_argument("--protocol", default="colorbench", help="evaluation protocol (`colorbench list protocols`)")
-    p.add_argument("--metrics", type=_split_names, default=None, help="comma-separated metrics (default: the protocol's)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--eval-batch-size", type=int, default=64)
-    p.add_argument("--lpips-weights", default=None)
-    p.add_argument("--fid-weights", default=None)
-    add_plugin_argument(p)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    from colorbench.cli import _dataset_options
-
-    opts = dict(_dataset_options(args.dataset_option, args.image_size, args.data_root)) if args.dataset else None
-    evaluate_folder(args.pred, args.out, args.name, dataset=args.dataset, dataset_options=opts, target=args.target,
-                    resize_pred=args.resize_pred, protocol=args.protocol, metrics=args.metrics, device=args.device,
-                    eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
-                    fid_weights=args.fid_weights)
-    from colorbench.reports import write_report
-
-    written = write_report(args.out)
-    board = Path(args.out) / "leaderboard.md"
-    if board.is_file():
-        print(f"\n{board.read_text()}")
-    print(f"report written to {Path(args.out).resolve()} ({', '.join(sorted(written))})")
-    return 0

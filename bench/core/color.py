@@ -26,9 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: Grey conventions accepted by :func:`rgb_to_gray` and recorded in every run record.
-GREY_CONVENTIONS = ("bt601", "cie-l")
-DEFAULT_GREY = "bt601"
+from colorbench.core.grey import DEFAULT_GREY, GREY_CONVENTIONS, Grey  # noqa: F401 (re-exported)
 
 BT601_WEIGHTS = (0.299, 0.587, 0.114)
 #: D65 reference white, 2° observer (scikit-image's default illuminant for rgb2lab).

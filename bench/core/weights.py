@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from colorbench.registry import UnknownNameError
+from colorbench.core.registry import UnknownNameError
 
 
 class WeightsUnavailable(FileNotFoundError):

@@ -38,11 +38,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written: `colorbench status` needs none
+    import numpy as np
 
-from colorbench.records import RunRecord, _jsonable
+from colorbench.results.records import RunRecord, _jsonable
 
 RUN_SCHEMA = "colorbench.run/2"
 CELL_STATUSES = ("pending", "running", "ok", "failed")
@@ -154,7 +155,7 @@ def cell_dir_name(dataset: str, method: str, preset: str, seed: int, kind: str =
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    from colorbench.fsio import atomic_write_bytes
+    from colorbench.core.fsio import atomic_write_bytes
 
     atomic_write_bytes(path, data)  # a full disk: DiskFullError naming the path and the size; no tmp file left
 
@@ -166,6 +167,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_npz(path: str | Path, **arrays: Any) -> None:
     """``np.savez_compressed`` written atomically."""
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     _atomic_bytes(Path(path), buf.getvalue())
@@ -340,6 +343,8 @@ class RunDir:
 
     def per_image(self, cell: CellEntry):
         """Per-image metric values of a cell as a DataFrame (``id`` then one column per metric key), or None."""
+        import numpy as np
+
         import pandas as pd
 
         if not cell.dir:
@@ -354,6 +359,8 @@ class RunDir:
 
     def predictions(self, cell: CellEntry) -> tuple[np.ndarray, list[str]] | None:
         """The cell's colorized test split ``(pred uint8 (N, 3, H, W), ids)``, or None when it was not kept."""
+        import numpy as np
+
         if not cell.dir:
             return None
         path = self.cell_dir(cell) / "predictions.npz"
@@ -364,6 +371,8 @@ class RunDir:
 
     def samples(self, cell: CellEntry) -> np.ndarray | None:
         """The cell's colorizations of the sample images (uint8 (K, 3, H, W)), or None."""
+        import numpy as np
+
         path = (self.cell_dir(cell) / "samples.npz") if cell.dir else None
         if path is None or not path.is_file():
             return None
@@ -386,6 +395,8 @@ class RunDir:
         Each file is written atomically and the record only after its arrays, so a kill in between leaves a cell
         without a record: it is not finished and reruns.
         """
+        import numpy as np
+
         if not entry.dir:
             entry.dir = cell_dir_name(entry.dataset, entry.method, entry.preset, entry.seed, entry.kind)
         d = self.cell_dir(entry)
@@ -476,6 +487,8 @@ class RunDir:
 
 
 def _per_image_columns(per_image: Any) -> tuple[list[str], dict[str, np.ndarray]]:
+    import numpy as np
+
     if hasattr(per_image, "columns"):  # a DataFrame
         if "id" not in per_image.columns:
             raise ValueError("per_image DataFrame needs an 'id' column")
@@ -497,3 +510,12 @@ def _per_image_columns(per_image: Any) -> tuple[list[str], dict[str, np.ndarray]
 
 def elapsed(t0: float) -> float:
     return time.perf_counter() - t0
+
+
+def load_records(run_dir: str | Path) -> list[RunRecord]:
+    """Every finished cell's record of a run directory (``RunDir(run_dir).records()``), in cell order.
+
+    Raises:
+        NotARunDirectory: ``run_dir`` is not a run directory.
+    """
+    return RunDir(run_dir).records()

@@ -39,7 +39,7 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
 
 def spec_from_file(path: str, progress: bool) -> Any:
     """The RunSpec stored in a run.json (``spec``)."""
-    from colorbench.runner import RunSpec
+    from colorbench.engine.spec import RunSpec
 
     p = Path(path)
     if p.is_dir():

@@ -4,7 +4,7 @@
 A recipe is data: for each scale a grid of *stages* — one runner call each (methods × one dataset × one preset,
 epochs, evaluation schedule, unpaired protocol, cross-domain classifier) — repeated over the scale's seeds, plus
 the paper's own numbers (``paper_values.json``, shipped with the package, each with its table and page) and the
-paper's qualitative claims. Every stage runs through :func:`colorbench.runner.run`, the engine of ``colorbench
+paper's qualitative claims. Every stage runs through :func:`colorbench.engine.grid.run`, the engine of ``colorbench
 run``; the recipe reads the records it wrote and puts the measured values beside the paper's:
 
     DIR/stages/<stage>/seed<k>/      one ordinary run directory per stage and seed (records, report, figures)
@@ -57,10 +57,10 @@ class Stage:
 
     def spec(self, seed: int, device: str = "auto", progress: bool = False, data_root: str | None = None,
              **engine: Any):
-        """The :class:`~colorbench.runner.RunSpec` of this stage for one seed; ``engine``: how the grid engine runs
+        """The :class:`~colorbench.engine.spec.RunSpec` of this stage for one seed; ``engine``: how the grid engine runs
         its cells (``executor``, ``workers``, ``ray_address``, ``cpus_per_cell``, ``gpus_per_cell``, ``retries``:
         they do not change a value)."""
-        from colorbench.runner import RunSpec
+        from colorbench.engine.spec import RunSpec
 
         options = dict(self.dataset_options)
         if data_root is not None and self.dataset not in BUILTIN_DATASETS:
@@ -159,8 +159,8 @@ BUILTIN_DATASETS = ("photos", "shapes")
 
 
 def load_paper_values() -> dict[str, Any]:
-    """The papers' numbers shipped with the package (``colorbench/paper_values.json``)."""
-    return json.loads(resources.files("colorbench").joinpath("paper_values.json").read_text(encoding="utf-8"))
+    """The papers' numbers shipped with the package (``colorbench/engine/paper_values.json``)."""
+    return json.loads(resources.files("colorbench.engine").joinpath("paper_values.json").read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -527,7 +527,7 @@ ENGINE_OPTIONS = ("executor", "workers", "ray_address", "cpus_per_cell", "gpus_p
 def run_recipe(name: str, scale: str = "quick", out: str | Path = "colorbench-recipes", *, device: str = "auto",
                seeds: Sequence[int] | None = None, data_root: str | None = None, progress: bool = False,
                log: Callable[[str], None] = print, **engine: Any) -> Path:
-    """Run every stage of a recipe (through :func:`colorbench.runner.run`) and write its comparison report.
+    """Run every stage of a recipe (through :func:`colorbench.engine.grid.run`) and write its comparison report.
 
     Each stage and seed is one run directory of the grid engine, so a recipe that was stopped resumes where it
     stopped (finished cells are kept, ``skipped (done)``) and its cells run on the engine's executors
@@ -537,7 +537,7 @@ def run_recipe(name: str, scale: str = "quick", out: str | Path = "colorbench-re
     unknown = set(engine) - set(ENGINE_OPTIONS)
     if unknown:
         raise TypeError(f"run_recipe: unknown engine option(s) {sorted(unknown)}; choose from {ENGINE_OPTIONS}")
-    from colorbench.runner import run
+    from colorbench.engine.grid import run
 
     recipe = get(name)
     sc = recipe.scale(scale)
@@ -561,7 +561,7 @@ def run_recipe(name: str, scale: str = "quick", out: str | Path = "colorbench-re
 
 def _records(run_dir: Path) -> dict[str, Any]:
     """The records of one stage's run directory by method (row) name; {} when the stage has not run."""
-    from colorbench.rundir import NotARunDirectory, RunDir
+    from colorbench.results.rundir import NotARunDirectory, RunDir
 
     try:
         return {r.method: r for r in RunDir(run_dir).records()}
@@ -622,7 +622,7 @@ def _record_value(rec: Any, m: Measure, sc: Scale, method: str) -> tuple[float |
 
 
 def _cross_domain_value(run_dir: Path, train: str, epoch: int | None, sc: Scale) -> tuple[float | None, str]:
-    from colorbench.crossdomain import load_result
+    from colorbench.engine.crossdomain import load_result
 
     res = load_result(run_dir)
     if res is None:

@@ -1,6 +1,6 @@
 """Run records: one JSON file per cell (dataset, method, preset, seed), the only thing reports read.
 
-The layout of a run directory and the typed access to it are in :mod:`colorbench.rundir`; a record lives in
+The layout of a run directory and the typed access to it are in :mod:`colorbench.results.rundir`; a record lives in
 ``cells/<dir>/record.json`` (``records/<method>.json`` in directories of the earlier layout).
 
 Metric values are stored by output key (``"psnr"``, ``"kl_a"``, ...) as :class:`MetricValue` dicts, each with
@@ -63,7 +63,7 @@ class RunRecord:
     caveats: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    key: str | None = None  # the cell key (colorbench.cells): a hash of everything that changes the numbers
+    key: str | None = None  # the cell key (colorbench.results.cells): a hash of everything that changes the numbers
     kind: str = "trained"  # "trained" (trained and evaluated by the runner) or "predictions" (evaluated from files)
     dataset_name: str = ""  # registry name of the dataset (also dataset["name"])
     per_image_file: str | None = None  # relative to the run directory: ids + per-image metric values
@@ -98,7 +98,7 @@ class RunRecord:
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
-        from colorbench.fsio import atomic_write_json
+        from colorbench.core.fsio import atomic_write_json
 
         return atomic_write_json(path, self.to_dict(), allow_nan=False)  # never a half-written record
 
@@ -157,17 +157,6 @@ def as_float(v: Any) -> float | None:
     if isinstance(v, str):
         return float(v)
     return float(v)
-
-
-def load_records(run_dir: str | Path) -> list[RunRecord]:
-    """Every finished cell's record of a run directory (``RunDir(run_dir).records()``), in cell order.
-
-    Raises:
-        NotARunDirectory: ``run_dir`` is not a run directory.
-    """
-    from colorbench.rundir import RunDir
-
-    return RunDir(run_dir).records()
 
 
 def environment_versions() -> dict[str, str]:

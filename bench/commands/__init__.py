@@ -1,0 +1,1 @@
+"""commands floor of colorbench (see ARCHITECTURE.md)."""

@@ -1,0 +1,99 @@
+"""``colorbench run``: train, colorize, evaluate and write a report (the cells, the stages, then the report)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from colorbench.commands.args import dataset_options, split_names
+from colorbench.commands.exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WRITE
+from colorbench.commands.grid_cli import add_arguments as add_grid_arguments
+from colorbench.core.grey import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.engine.plugins import add_plugin_argument
+
+PARSER = {"help": "train, colorize, evaluate and write a report",
+          "epilog": f"exit status: 0 when every requested method succeeded; {EXIT_FAILED} when any failed (after "
+                    f"every record and the report are written); {EXIT_USAGE} on a bad argument; {EXIT_WRITE} when an "
+                    "output file cannot be written"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from colorbench.engine.spec import UNPAIRED_PROTOCOLS
+    from colorbench.metrics import DEFAULT_METRICS
+
+    p.add_argument("--methods", type=split_names, default=(),
+                   help="comma-separated method names (default: every method the dataset can serve; the others "
+                        "are listed as skipped with the reason)")
+    p.add_argument("--dataset", default="photos", help="dataset name (default: photos, built in and offline)")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, repeatable (see `colorbench list datasets`); DATASET.KEY=VALUE applies to one dataset of --datasets")
+    p.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "
+                        "shortcut for --dataset-option data_root=DIR")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip undecodable image files and count them in the record (standard datasets)")
+    p.add_argument("--preset", default="quick", help="method preset: quick (CPU, seconds per epoch) or paper")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    p.add_argument("--eval-every", type=int, default=None, help="also evaluate every N epochs (curves)")
+    p.add_argument("--metrics", type=split_names, default=None,
+                   help=f"comma-separated metric names (default: the protocol's; colorbench: {','.join(DEFAULT_METRICS)})")
+    p.add_argument("--grey", choices=GREY_CONVENTIONS, default=None,
+                   help=f"grey convention of the input given to every method (default: the protocol's; colorbench: "
+                        f"{DEFAULT_GREY} luma)")
+    p.add_argument("--protocol", default="colorbench",
+                   help="evaluation protocol: test images, resize, grey, metric variants (`colorbench list protocols`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", default=None, help="output directory (default: colorbench-runs/<time>-<dataset>-<preset>)")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--lpips-weights", default=None, help="path to the LPIPS backbone's ImageNet weights file")
+    p.add_argument("--fid-weights", default=None, help="path to the Inception weights file of the fid metric")
+    p.add_argument("--unpaired-protocol", choices=UNPAIRED_PROTOCOLS, default="disjoint",
+                   help="domains of unpaired methods: disjoint halves of the training split (default) or the "
+                        "same images independently shuffled (as the papers did)")
+    p.add_argument("--all-outputs", action="store_true",
+                   help="also evaluate each method's alternative outputs (e.g. pyramid outputs) as rows of their own")
+    p.add_argument("--save-checkpoints", action="store_true", help="save each trained method's state dict")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--cross-domain", action="store_true",
+                   help="keep each method's colorized train/test sets and train cross-domain classifiers on them")
+    add_plugin_argument(p)
+    p.add_argument("--cross-domain-classifier", default="quick", metavar="PRESET",
+                   help="classifier preset for --cross-domain: quick (small CNN, native size), paper, "
+                        "paper-alexnet or paper-vgg16 (256x256 inputs)")
+    add_grid_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from colorbench.commands.grid_cli import engine_options, spec_from_file
+    from colorbench.engine.grid import run as run_grid
+    from colorbench.engine.protocols import get_protocol
+    from colorbench.engine.spec import RunSpec
+
+    proto = get_protocol(args.protocol)
+    spec = spec_from_file(args.spec, progress=not args.no_progress) if args.spec else RunSpec(
+        methods=args.methods, preset=args.preset, dataset=args.dataset,
+        dataset_options=dataset_options(args.dataset_option, args.image_size, args.data_root, args.skip_corrupt),
+        metrics=args.metrics if args.metrics is not None else proto.metrics, protocol=proto.name,
+        epochs=args.epochs, eval_every=args.eval_every, seed=args.seed, device=args.device,
+        grey_convention=args.grey or proto.grey, eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights, fid_weights=args.fid_weights,
+        save_checkpoints=args.save_checkpoints, progress=not args.no_progress,
+        unpaired_protocol=args.unpaired_protocol, all_outputs=args.all_outputs,
+        cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,
+        plugins=tuple(args.plugin), **engine_options(args),
+    )
+    t0 = time.perf_counter()
+    run_dir = run_grid(spec, out=args.out)
+    print(f"\n{(run_dir / 'leaderboard.md').read_text()}" if (run_dir / "leaderboard.md").exists() else "")
+    print(f"report written to {run_dir.resolve()}")
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    from colorbench.results.rundir import RunDir
+
+    failed = [r.method for r in RunDir(run_dir).records() if r.status != "ok"]
+    if failed:
+        print(f"colorbench: {len(failed)} method(s) failed: {', '.join(failed)} (see the leaderboard's failed runs); "
+              f"exit status {EXIT_FAILED}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

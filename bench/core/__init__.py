@@ -1,0 +1,1 @@
+"""core floor of colorbench (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""engine floor of colorbench (see ARCHITECTURE.md)."""

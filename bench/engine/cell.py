@@ -1,0 +1,285 @@
+"""One cell (dataset x method x preset x seed): trained, evaluated and turned into rows (records and arrays).
+
+Resume: a trained cell writes an epoch checkpoint (networks, optimizers, schedulers and pools through
+``Method.state_dict``, every random generator, the data order, the partial record) atomically after each epoch;
+rerunning into the same ``--out`` continues an interrupted cell from its last checkpoint, with the numbers an
+uninterrupted run gives (bit-identical on the CPU). A method that raises or diverges becomes failed rows with the
+reason; a worker computes a :class:`CellResult` from a :class:`CellTask`, and only the driver writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from colorbench.core.device import resolve_device
+from colorbench.core.fsio import WriteError, atomic_write_with
+from colorbench.core.threads import apply_thread_policy
+from colorbench.datasets import DatasetSplits
+from colorbench.methods import METHODS, Method
+from colorbench.methods.base import checked_colorize
+from colorbench.methods.presets import check_preset_image_size
+from colorbench.results.records import RunRecord, environment_versions
+from colorbench.results.rundir import CellEntry
+from colorbench.engine.data import load_dataset, n_training_batches, to_uint8, training_batches
+from colorbench.engine.evaluation import Evaluator, OutputView, dataset_structure_references, keep_predictions, output_diversity
+from colorbench.engine.spec import RunSpec, method_config
+
+
+#: Test hook: ``<method>:<epoch>:<step>[:<marker file>]`` sends SIGKILL to the process computing that cell just
+#: before that training step (once only when a marker file is given: it is created first). For the kill tests.
+KILL_HOOK_ENV = "COLORBENCH_TEST_KILL"
+
+
+@dataclass
+class CellTask:
+    """What a worker needs to compute one cell (picklable: the process and Ray executors send it)."""
+
+    entry: CellEntry
+    spec: RunSpec
+    outputs: list[CellEntry] = field(default_factory=list)  # alternative-output rows trained with this cell
+    checkpoint_dir: str | None = None  # epoch checkpoints (resume); None: none
+    run_dir: str | None = None  # for stages writing their own files (cross-domain sets)
+    samples: list[int] = field(default_factory=list)  # test indices of the sample grid
+    threads: int | None = None  # torch threads of the worker (set before it computes)
+    listeners: list[Any] = field(default_factory=list)  # stages told when a colorizer is ready
+
+
+@dataclass
+class CellRow:
+    """One row computed by a cell: its entry, record and arrays (the driver writes them)."""
+
+    entry: CellEntry
+    record: RunRecord
+    per_image: dict[str, Any] | None = None
+    predictions: tuple[np.ndarray, list[str]] | None = None
+    samples: np.ndarray | None = None
+
+
+@dataclass
+class CellResult:
+    rows: list[CellRow]
+    resumed_from: int | None = None  # epoch of the checkpoint it continued from
+
+
+def _base_record(task: CellTask, name: str, data_desc: Mapping[str, Any], device: str, **kw: Any) -> RunRecord:
+    cls = METHODS.get(name.split("@")[0])
+    return RunRecord(method=name, preset=task.spec.preset, dataset=dict(data_desc),
+                     grey_convention=task.spec.grey_convention, seed=task.entry.seed, device=device,
+                     card=kw.pop("card", cls.card.to_dict()), versions=environment_versions(),
+                     key=task.entry.key, dataset_name=task.entry.dataset, **kw)
+
+
+def failed_result(task: CellTask, error: str, tb: str | None = None, data_desc: Mapping[str, Any] | None = None,
+                  device: str = "") -> CellResult:
+    """Failed rows (the cell and its alternative outputs) with the reason."""
+    desc = data_desc or task.entry.fields.get("dataset") or {"name": task.entry.dataset}
+    rows = []
+    for e in [task.entry, *task.outputs]:
+        card = dict(METHODS.get(task.entry.method).card.to_dict(), name=e.method)
+        rows.append(CellRow(e, _base_record(task, e.method, desc, device, status="failed", error=error,
+                                            traceback=tb, card=card)))
+    return CellResult(rows)
+
+
+def _kill_hook(method: str, epoch: int, step: int) -> None:
+    hook = os.environ.get(KILL_HOOK_ENV)
+    if not hook:
+        return
+    parts = hook.split(":")
+    if parts[0] != method or int(parts[1]) != epoch or int(parts[2]) != step:
+        return
+    if len(parts) > 3:
+        marker = Path(":".join(parts[3:]))
+        if marker.exists():
+            return
+        marker.write_text("killed once")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it
+    atomic_write_with(path, lambda buf: torch.save(state, buf))
+
+
+def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint means: start the cell again
+        log(f"    checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); the cell starts again")
+        return None
+    if state.get("key") != key:
+        log(f"    checkpoint {path} belongs to another cell key; the cell starts again")
+        return None
+    return state
+
+
+def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print) -> CellResult:
+    """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises."""
+    spec, entry = task.spec, task.entry
+    spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
+    device = resolve_device(spec.device)
+    if data is None:
+        data = load_dataset(spec, entry.dataset)
+    # torch threads and metric pool of this worker (colorbench.core.threads): its share of the cores (task.threads,
+    # from the executor) for the metrics, one intra-op thread for small networks on the CPU
+    apply_thread_policy(share=task.threads, device=device, preset=spec.preset, image_size=data.train.image_size)
+    try:
+        return _train_and_evaluate(task, data, device, log)
+    except WriteError:
+        raise  # the run directory cannot be written (e.g. disk full): stop with that error, not a row per cell
+    except Exception as exc:  # noqa: BLE001 - any failure of one method becomes its failed row
+        return failed_result(task, f"{type(exc).__name__}: {exc}", traceback.format_exc(), data.describe(), str(device))
+
+
+def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.device, log: Callable[[str], None]
+                        ) -> CellResult:
+    spec, entry = task.spec, task.entry
+    name, seed = entry.method, entry.seed
+    cls = METHODS.get(name)
+    config = method_config(spec, name)
+    record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
+    # where "structure lost" begins on this test set (the leaderboards read it from the record)
+    record.dataset["structure_references"] = dataset_structure_references(data.test, record.grey_convention)
+    check_preset_image_size(cls, spec.preset, data.train.image_size, data.name)  # paper presets at their size
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    method = cls(config, device=device, seed=seed)
+    record.parameters = method.parameter_counts()
+    evaluator = Evaluator(spec, data.test, device, seed=seed)
+    epochs = config.epochs if cls.card.trainable else 0
+    if not cls.card.paired:
+        record.config["unpaired_protocol"] = spec.unpaired_protocol
+    order = torch.Generator().manual_seed(seed)  # the same data order for every method of a seed
+    train_s = domains_s = 0.0
+    te = time.perf_counter()
+    method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
+    train_s += time.perf_counter() - te
+    ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
+    start_epoch, resumed = 1, None
+    output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
+    state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
+    if state is not None:
+        method.load_state_dict(state["method"])
+        order.set_state(state["order"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        record.losses, record.curve = state["losses"], state["curve"]
+        output_curves = state.get("output_curves", {})
+        train_s, domains_s = state["train_s"], state["domains_s"]
+        start_epoch = resumed = int(state["epoch"]) + 1
+        resumed -= 1
+        log(f"    resuming {name} (seed {seed}) after epoch {resumed}/{epochs}")
+    for epoch in range(start_epoch, epochs + 1):
+        te = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_steps = 0
+        batches = training_batches(data.train, cls.card.paired, config.batch_size, order, device, spec, seed)
+        bar = tqdm(batches, total=n_training_batches(len(data.train), cls.card.paired, config.batch_size,
+                                                     spec.unpaired_protocol),
+                   leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}", disable=not spec.progress)
+        for batch in bar:
+            _kill_hook(name, epoch, n_steps + 1)
+            losses = method.train_step(batch)
+            for k, v in losses.items():
+                if not math.isfinite(v):
+                    raise FloatingPointError(f"diverged: loss {k} = {v} at epoch {epoch}, step {n_steps + 1}")
+                sums[k] = sums.get(k, 0.0) + v
+            n_steps += 1
+            if losses and spec.progress:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+        method.end_epoch()
+        train_s += time.perf_counter() - te
+        record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})
+        if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
+            values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
+            record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
+            for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
+                view = OutputView(method, out_entry.method.split("@", 1)[1])
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                output_curves.setdefault(out_entry.method, []).append(
+                    {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
+            domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
+        if ckpt_path is not None and epoch < epochs:
+            _save_checkpoint(ckpt_path, {
+                "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
+                "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
+            })
+    record.config["notes"] = method.notes()
+    record.caveats = [str(c) for c in method.caveats()]
+    te = time.perf_counter()
+    keep = keep_predictions(spec, data.test)
+    values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval", keep_predictions=keep)
+    eval_s = time.perf_counter() - te
+    if cls.card.stochastic:
+        values["diversity"] = output_diversity(method, data.test, spec, device, seed=seed)
+    record.metrics = values
+    if spec.eval_every:
+        record.curve.append({"epoch": epochs, "metrics": {k: mv.value for k, mv in values.items()}})
+    record.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
+    domains_s += _colorizer_ready(task, method, data, device, epoch=epochs, final=True)
+    idx = torch.as_tensor(task.samples, dtype=torch.long)
+    gray = data.test.make_batch(idx, device, spec.grey_convention).gray
+    samples = to_uint8(checked_colorize(method, gray))
+    if spec.save_checkpoints and cls.card.trainable and task.checkpoint_dir:
+        _save_checkpoint(Path(task.checkpoint_dir) / "final.pt", method.state_dict())
+    record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
+    if spec.cross_domain:
+        record.timings["cross_domain_sets_s"] = domains_s
+    rows = [_row(entry, record, evaluator, data, keep, samples)]
+    for out_entry in task.outputs:
+        rows.append(_output_row(out_entry, record, method, evaluator, data, device, task, idx, keep,
+                                output_curves.get(out_entry.method, [])))
+    return CellResult(rows, resumed_from=resumed)
+
+
+def _row(entry: CellEntry, record: RunRecord, evaluator: Evaluator, data: DatasetSplits, keep: bool,
+         samples: np.ndarray) -> CellRow:
+    per_image = {"ids": list(data.test.ids), **evaluator.last_per_image} if evaluator.last_per_image else None
+    preds = (evaluator.last_predictions, list(data.test.ids)) if keep and evaluator.last_predictions is not None else None
+    return CellRow(entry, record, per_image=per_image, predictions=preds, samples=samples)
+
+
+def _colorizer_ready(task: CellTask, method: Any, data: DatasetSplits, device: torch.device, epoch: int | None,
+                     final: bool) -> float:
+    """Tell the stages that subscribed (e.g. the cross-domain sets) that a colorizer is ready; seconds spent."""
+    seconds = 0.0
+    for listener in task.listeners:
+        seconds += listener.colorizer_ready(task.run_dir, method, data, task.spec, device, epoch=epoch, final=final)
+    return seconds
+
+
+def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Evaluator, data: DatasetSplits,
+                device: torch.device, task: CellTask, idx: torch.Tensor, keep: bool,
+                curve: Sequence[dict[str, Any]] = ()) -> CellRow:
+    """A row for one alternative output of a trained method (same training, its own metrics, samples and, with
+    --eval-every, its own curve: ``curve`` holds the intermediate epochs, the final one is added here)."""
+    output = entry.method.split("@", 1)[1]
+    view = OutputView(method, output)
+    te = time.perf_counter()
+    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
+    final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
+        if task.spec.eval_every else []
+    rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,
+                              curve=[*curve, *final], histograms=None, key=entry.key)
+    rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
+    gray = data.test.make_batch(idx, device, task.spec.grey_convention).gray
+    samples = to_uint8(checked_colorize(view, gray))  # type: ignore[arg-type]
+    rec.timings = {**base.timings, "eval_s": time.perf_counter() - te}
+    if task.spec.cross_domain:  # this output's colorized train/test sets, as a domain of its own
+        rec.timings["cross_domain_sets_s"] = _colorizer_ready(task, view, data, device,
+                                                              epoch=base.config.get("epochs"), final=True)
+    return _row(entry, rec, evaluator, data, keep, samples)

@@ -1,0 +1,151 @@
+"""Evaluation of a colorizer on a test split: the protocol's metrics streamed over its colorizations, per-image
+values and bootstrap intervals, output diversity, the structure references of a test set."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from colorbench.core.stats import bootstrap_ci
+from colorbench.datasets import ImageSet
+from colorbench.methods import Method
+from colorbench.methods.base import checked_colorize
+from colorbench.metrics import METRICS, MetricCollection, StreamingMetric
+from colorbench.metrics.functional import quantize_unit
+from colorbench.results.records import MetricValue
+from colorbench.results.rundir import PREDICTIONS_MAX_BYTES
+from colorbench.engine.data import to_uint8
+from colorbench.engine.protocols import get_protocol
+from colorbench.engine.spec import RunSpec
+
+
+class Evaluator:
+    """Colorizes a test set with a method and streams the metrics of a spec over it."""
+
+    def __init__(self, spec: RunSpec, test: ImageSet, device: torch.device, seed: int | None = None) -> None:
+        self.spec, self.test, self.device = spec, test, device
+        self.seed = spec.seed if seed is None else seed
+
+    def build_metrics(self) -> tuple[dict[str, StreamingMetric], dict[str, str]]:
+        """The spec's metrics with its protocol's options (``{name: metric}``, ``{name: reason unavailable}``);
+        metrics that take a grey convention (e.g. luma_ssim) get the run's, recorded in their params. A metric
+        that cannot be computed on the test set's image size (SSIM's 11x11 window on 8x8 images) is unavailable
+        with that reason: the rest of the row stays."""
+        metrics, missing = get_protocol(self.spec.protocol).build_metrics(
+            self.spec.metrics, self.spec.lpips_weights, self.spec.fid_weights, self.spec.grey_convention)
+        if self.test is not None:
+            for name in list(metrics):
+                problem = metrics[name].input_problem(*self.test.image_size)
+                if problem is not None:
+                    missing[name] = problem
+                    del metrics[name]
+        return metrics, missing
+
+    def evaluate(self, method: Method | OutputView, desc: str = "eval", keep_predictions: bool = False
+                 ) -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
+        """Metric values of ``method`` on the test set. With ``keep_predictions`` the uint8 colorizations are in
+        ``self.last_predictions`` afterwards; ``self.last_per_image`` holds the per-image values by key."""
+        metrics, missing = self.build_metrics()
+        collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
+        batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
+        n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
+        proto = get_protocol(self.spec.protocol)
+        kept: list[np.ndarray] = []
+        for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
+            pred = quantize_unit(checked_colorize(method, batch.gray), proto.quantize)  # the protocol's 8 bits
+            if metrics:
+                collection.update(pred, batch.rgb)
+            if keep_predictions:
+                kept.append(to_uint8(pred))
+        self.last_predictions = np.concatenate(kept) if kept else None
+        values: dict[str, MetricValue] = {}
+        self.last_per_image: dict[str, np.ndarray] = {}
+        for name, m in metrics.items():
+            result = m.compute()
+            per_image = m.per_image_values() if m.per_image else {}
+            for key, hib in m.outputs.items():
+                v = float(result[key])
+                if key in per_image:
+                    self.last_per_image[key] = np.asarray(torch.as_tensor(per_image[key], dtype=torch.float64).cpu())
+                values[key] = MetricValue(
+                    value=v, metric=name, version=m.version, higher_is_better=hib, params={**m.params(), **proto.params()},
+                    ci95=bootstrap_ci(per_image.get(key), v, seed=self.seed),
+                )
+        for name, reason in missing.items():
+            cls = METRICS.get(name)
+            for key, hib in cls.outputs.items():
+                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
+                                          params=proto.params(), missing_reason=reason)
+        return values, metrics
+
+
+def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torch.device,
+                     seed: int | None = None) -> MetricValue:
+    """Mean pairwise distance between several colorizations of the same grey images (stochastic methods).
+
+    The distance of two colorizations is their mean absolute difference on the 0-255 RGB scale; it is averaged
+    over every unordered pair of the ``n`` samples and over the first ``diversity_images`` test images. 0 means
+    the method ignores its noise.
+    """
+    seed = spec.seed if seed is None else seed
+    idx = torch.arange(min(spec.diversity_images, len(test)))
+    gray = test.make_batch(idx, device, spec.grey_convention).gray
+    n = spec.diversity_samples
+    samples = method.sample(gray, n, seed=seed).float()  # (n, N, 3, H, W)
+    if samples.shape != (n, *gray.shape[:1], 3, *gray.shape[2:]):
+        raise ValueError(f"{method.card.name}.sample returned shape {tuple(samples.shape)}")
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    value = float(torch.stack([(samples[i] - samples[j]).abs().mean() * 255 for i, j in pairs]).mean())
+    return MetricValue(
+        value=value, metric="output_diversity", version="1", higher_is_better=True,
+        params={"n_samples": n, "n_images": len(idx), "distance": "mean absolute difference, RGB 0-255",
+                "average": "all unordered pairs of samples, then images", "noise_seed": seed,
+                **get_protocol(spec.protocol).params()},
+    )
+
+
+class OutputView:
+    """One alternative output of a method, seen as a method of its own by the evaluator."""
+
+    def __init__(self, method: Method, output: str) -> None:
+        self.method, self.output = method, output
+        self.card = dataclasses.replace(method.card, name=f"{method.card.name}@{output}")
+
+    def colorize(self, gray: torch.Tensor) -> torch.Tensor:
+        return self.method.colorize_output(gray, self.output)
+
+
+#: (id of a test ImageSet, grey convention) -> (a weak reference to that ImageSet, its structure references):
+#: computed once per process and dataset (every cell of a worker evaluates the same test set); the weak reference
+#: tells a reused id from the same set without keeping the images alive.
+_STRUCTURE_REFS: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, Any] | None:
+    """:func:`colorbench.metrics.image_quality.structure_references` of a test split, once per process."""
+    import weakref
+
+    from colorbench.metrics.image_quality import structure_references
+
+    key = (id(test), grey_convention)
+    hit = _STRUCTURE_REFS.get(key)
+    if hit is None or hit[0]() is not test:
+        if len(_STRUCTURE_REFS) >= 8:
+            _STRUCTURE_REFS.clear()
+        hit = (weakref.ref(test), structure_references(test.rgb, grey_convention))
+        _STRUCTURE_REFS[key] = hit
+    return hit[1]
+
+
+def keep_predictions(spec: RunSpec, test: ImageSet) -> bool:
+    if spec.save_predictions == "always":
+        return True
+    if spec.save_predictions == "never":
+        return False
+    h, w = test.image_size
+    return len(test) * 3 * h * w <= PREDICTIONS_MAX_BYTES

@@ -1,0 +1,1 @@
+"""results floor of colorbench (see ARCHITECTURE.md)."""
