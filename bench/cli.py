@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     from colorbench.study import add_arguments as add_study_arguments
 
     add_study_arguments(sub.add_parser("study", help="serve a 2AFC naturalness study of a run (real vs colorized)"))
+    from colorbench.hub.cli import add_leaderboard_arguments, add_publish_arguments
+
+    add_publish_arguments(sub.add_parser("publish", help="publish a run's results into a shared RESULTS folder or URI"))
+    add_leaderboard_arguments(sub.add_parser("leaderboard", help="build the static leaderboard site of RESULTS"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")
@@ -302,6 +306,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from colorbench.study import run_study
 
         return run_study(args)
+    if args.command in ("publish", "leaderboard"):
+        from colorbench.hub.cli import run_leaderboard, run_publish
+
+        return run_publish(args) if args.command == "publish" else run_leaderboard(args)
     if args.command == "report":
         from colorbench.reports import write_report
 
