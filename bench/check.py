@@ -382,7 +382,9 @@ def _key_value(text: str) -> tuple[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``colorbench check``."""
     parser.add_argument("results", help="run directory (records are read) or results.csv to check")
-    parser.add_argument("--against", required=True, metavar="BASELINE", help="baseline run directory or results.csv")
+    parser.add_argument("--against", required=True, metavar="BASELINE",
+                        help="baseline run directory or results.csv, or a RESULTS store of `colorbench publish` "
+                             "(folder or fsspec URI: the published values of the same cell keys)")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
     parser.add_argument("--metric-rtol", type=_key_value, action="append", default=[], metavar="METRIC=RTOL",
@@ -409,7 +411,10 @@ def run_check(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
     default = Tolerance(args.rtol, args.atol)
     per_metric = per_metric_tolerances(args.metric_rtol, args.metric_atol, default)
-    results, baseline = load_results(args.results), load_results(args.against)
+    results = load_results(args.results)
+    from colorbench.check_published import is_published, load_published
+
+    baseline = load_published(args.against, results) if is_published(args.against) else load_results(args.against)
     rows = compare(results, baseline, default=default, per_metric=per_metric)
     print(f"results:  {results.source} ({results.kind})\nbaseline: {baseline.source} ({baseline.kind})", file=out)
     if "csv" in (results.kind, baseline.kind):

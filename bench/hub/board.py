@@ -328,6 +328,7 @@ def build(loaded: Loaded, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL
             tables.append(table)
         table.signature.update(sig)
         table.subs.append(s)
+    tables.sort(key=_table_order)
     for t in tables:
         t.others = [o.id for o in tables if o.dataset == t.dataset and o.id != t.id]
         _fill_table(t, variant_of, rtol, atol)
@@ -340,6 +341,12 @@ def build(loaded: Loaded, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL
         for r in t.rows:
             methods.setdefault(r.method, []).append(r)
     return Board(tables, methods, conflicts, list(loaded.problems), list(loaded.subs), rtol, atol)
+
+
+def _table_order(t: Table) -> tuple:
+    """Datasets by name; within one, protocols by name, newest version first; split tables after their first."""
+    name, _, version = t.protocol.partition("/")
+    return (t.dataset, name, -int(version) if version.isdigit() else 0, version, bool(t.split_reason), t.id)
 
 
 def _fill_table(t: Table, variant_of: Mapping[str, str], rtol: float, atol: float) -> None:
