@@ -89,7 +89,8 @@ def write_site(board: Board, store: ResultsStore, out: str | Path) -> Path:
     for name, rows in board.methods.items():
         tables = {r.id + "@" + t.id: t for t in board.tables for r in t.rows if r.method == name}
         entries = [(t, r) for t in board.tables for r in t.rows if r.method == name]
-        samples = [s for r in rows for s in r.subs if s.result["samples"] is not None]
+        samples = list({s.result["samples"]["sha256"]: s for r in rows for s in r.subs
+                        if s.result["samples"] is not None}.values())  # one copy of identical images
         variants = {}
         for r in rows:
             variants.setdefault(r.variant, r.meta)
