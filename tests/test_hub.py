@@ -270,3 +270,19 @@ def test_cli_publish_leaderboard_and_check_against_results(tmp_path: Path, capsy
     assert "0" * 64 in (site / "index.html").read_text()
     assert main(["leaderboard", str(tmp_path / "nothing"), "--out", str(site)]) == 2
     assert "publish a run into it first" in capsys.readouterr().err
+
+
+def test_migrations_apply_step_by_step(monkeypatch) -> None:
+    """The mechanism a schema version 2 will use: each step brings a submission one version up."""
+    from colorbench.hub import submission
+
+    def v1_to_v2(doc):
+        return {**doc, "schema_version": 2, "migrated": True}
+
+    monkeypatch.setattr(submission, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(submission.MIGRATIONS, 1, v1_to_v2)
+    out = submission.migrate({"schema": "colorbench.submission", "schema_version": 1}, "f.json")
+    assert out == {"schema": "colorbench.submission", "schema_version": 2, "migrated": True}
+    monkeypatch.delitem(submission.MIGRATIONS, 1)
+    with pytest.raises(SubmissionError, match="no migration from submission schema version 1"):
+        submission.migrate({"schema": "colorbench.submission", "schema_version": 1}, "f.json")

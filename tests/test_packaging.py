@@ -46,5 +46,6 @@ def test_every_folder_is_a_colorbench_subpackage():
             assert name in listed, f"{name} ({init.parent}) is not listed in pyproject's packages"
     for name in listed:
         mod = importlib.import_module(name)
-        folder = mapping[".".join(name.split(".")[:2])] if name != "colorbench" else "bench"
+        prefix = max((p for p in mapping if name == p or name.startswith(p + ".")), key=len)  # colorbench.hub: bench
+        folder = mapping[prefix]
         assert Path(mod.__file__).resolve().is_relative_to(ROOT / folder)

@@ -157,6 +157,7 @@ class Conflict:
     kind: str  # "values" (same cell key, different values) or "weights" or "metadata"
     text: str
     files: list[str] = field(default_factory=list)
+    key: str | None = None  # the metric output key of a "values" conflict
 
 
 @dataclass
@@ -384,7 +385,7 @@ def _fill_table(t: Table, variant_of: Mapping[str, str], rtol: float, atol: floa
                                       f"{_fmt(a)} in {first.path} (by {first.published['by']}) vs {_fmt(b)} in "
                                       f"{other.path} (by {other.published['by']}), beyond rtol={rtol:g} "
                                       f"atol={atol:g}; the first published value is shown",
-                            [first.path, other.path]))
+                            [first.path, other.path], key=k))
             if first.cell["status"] != "ok":
                 row.errors.append(first.cell["error"] or "failed")
             records.append(SimpleNamespace(

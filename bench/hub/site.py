@@ -46,7 +46,7 @@ def _cell(table: Table, row: Row, key: str) -> dict[str, Any]:
     if n > 1:
         text += f" ± {_number(key, sd)}"
     title = f"mean over {n} seed(s)" + (f", sample sd {sd:.6g}" if n > 1 else "")
-    conflict = any(c.kind == "values" and f": {key} = " in c.text for c in row.conflicts)
+    conflict = any(c.kind == "values" and c.key == key for c in row.conflicts)
     return {"text": text, "n": n, "sort": "" if not math.isfinite(mean) else repr(mean), "missing": False,
             "best": table.best.get(key) == row.id, "tie": row.ties.get(key, False), "conflict": conflict,
             "title": title}

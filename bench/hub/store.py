@@ -8,8 +8,8 @@ Layout::
 
 Every file is content-addressed, so a file that exists is never rewritten: publishing twice is a no-op, and two
 machines publishing at once write distinct files, or the same file with the same result, without a lock.
-Writes are atomic: on a local disk a temporary file in the same folder and ``os.replace``
-(:func:`colorbench.fsio.atomic_write_bytes`); on any other fsspec file system one ``pipe_file`` call, a single
+Writes are atomic: on a local disk a complete temporary file with a unique name in the same folder
+(:func:`colorbench.fsio.atomic_write_bytes`), then ``os.replace``; on any other fsspec file system one ``pipe_file`` call, a single
 PUT for object stores (S3, GCS, Azure), which never expose half an object. A folder that is a git repository
 works as it is: commit ``submissions/`` and ``blobs/`` after publishing.
 """
@@ -64,9 +64,20 @@ class ResultsStore:
         if self.exists(rel):
             return False
         if self.local:
+            import os
+            import uuid
+
             from colorbench.fsio import atomic_write_bytes
 
-            atomic_write_bytes(Path(self.root) / rel, data)
+            final = Path(self.root) / rel
+            # a name no other writer uses (machines sharing a network file system may share process ids), written
+            # completely (fsio: its own temporary file, fsync, full-disk message), then renamed into place
+            unique = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+            atomic_write_bytes(unique, data)
+            try:
+                os.replace(unique, final)
+            finally:
+                unique.unlink(missing_ok=True)
         else:
             self.fs.makedirs(self.path(rel).rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(self.path(rel), data)
