@@ -82,6 +82,11 @@ def test_fsspec_memory_store_round_trip(tmp_path: Path) -> None:
     board = build_board(uri)
     assert [r.method for r in board.tables[0].rows] == ["alpha", "beta"]
     assert _row(board, "alpha").stats["mse"]["n"] == 2
+    # a local folder named by a file:// URI is the same store as its path
+    folder = tmp_path / "results"
+    _publish(run, f"file://{folder}")
+    assert len(_publish(run, folder).already) == 4
+    assert ResultsStore(f"file://{folder}").local and len(list((folder / "submissions").iterdir())) == 4
 
 
 def _publish_in_process(args) -> int:
@@ -286,3 +291,12 @@ def test_migrations_apply_step_by_step(monkeypatch) -> None:
     monkeypatch.delitem(submission.MIGRATIONS, 1)
     with pytest.raises(SubmissionError, match="no migration from submission schema version 1"):
         submission.migrate({"schema": "colorbench.submission", "schema_version": 1}, "f.json")
+
+
+def test_a_failed_cell_is_a_failed_row_with_its_reason(tmp_path: Path) -> None:
+    _publish(make_run(tmp_path / "run", methods=("alpha", "beta", "gamma"), failed=("gamma",)), tmp_path / "results")
+    board = build_board(str(tmp_path / "results"))
+    gamma = _row(board, "gamma")
+    assert gamma.status == "failed" and gamma.errors == ["RuntimeError: diverged"] and gamma.stats == {}
+    assert [r.method for r in board.tables[0].rows][-1] == "gamma"  # failed rows last
+    assert board.tables[0].best["mse"] == _row(board, "alpha").id

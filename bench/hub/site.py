@@ -46,6 +46,10 @@ def _cell(table: Table, row: Row, key: str) -> dict[str, Any]:
     if n > 1:
         text += f" ± {_number(key, sd)}"
     title = f"mean over {n} seed(s)" + (f", sample sd {sd:.6g}" if n > 1 else "")
+    if n == 1:  # one seed: its bootstrap interval over the test images, when the run computed one
+        ci = next((mv["ci95"] for s in row.subs if (mv := s.result["metrics"].get(key)) and mv["ci95"]), None)
+        if ci:
+            title += f"; 95% bootstrap interval over the images [{float(ci[0]):.6g}, {float(ci[1]):.6g}]"
     conflict = any(c.kind == "values" and c.key == key for c in row.conflicts)
     return {"text": text, "n": n, "sort": "" if not math.isfinite(mean) else repr(mean), "missing": False,
             "best": table.best.get(key) == row.id, "tie": row.ties.get(key, False), "conflict": conflict,

@@ -232,17 +232,28 @@ def build_submissions(run_dir: str | Path, method_meta: Mapping[str, Mapping[str
     info = rd.info()
     published = dict(published or publisher_identity())
     method_meta = method_meta or {}
-    out = []
+    finished = []
     for cell in rd.cells():
         if cell.status not in ("ok", "failed") and not cell.legacy_path:
             continue
         try:
-            rec = rd.record(cell)
+            finished.append((cell, rd.record(cell)))
         except FileNotFoundError:
             continue
+    # a failed cell has no values to state its protocol: it is the one its run's other cells of the dataset state
+    stated: dict[str, set[str]] = {}
+    for cell, rec in finished:
+        if (p := stated_protocol(rec)) is not None:
+            stated.setdefault(rec.dataset_name or cell.dataset, set()).add(p)
+    out = []
+    for cell, rec in finished:
         source = str(rd.path / (cell.legacy_path or f"cells/{cell.dir}/record.json"))
         blobs: dict[str, bytes] = {}
-        result = _result(rd, info, cell, rec, method_meta.get(rec.method, {}), blobs)
+        protocol = stated_protocol(rec)
+        if protocol is None:
+            siblings = stated.get(rec.dataset_name or cell.dataset, set())
+            protocol = next(iter(siblings)) if len(siblings) == 1 and not rec.metrics else None
+        result = _result(rd, info, cell, rec, method_meta.get(rec.method, {}), blobs, protocol)
         doc = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "result": result, "published": published}
         doc = json.loads(canonical_bytes(doc))  # exactly what a reader gets back (tuples as lists, "inf" strings)
         validate(doc, f"the submission made from {source}")
@@ -250,11 +261,22 @@ def build_submissions(run_dir: str | Path, method_meta: Mapping[str, Mapping[str
     return out
 
 
+def stated_protocol(rec: RunRecord) -> str | None:
+    """``name/version`` of the protocol a record's values state, or None when none states one."""
+    for mv in rec.metrics.values():
+        if (mv.params or {}).get("protocol"):
+            from colorbench.reports.protocols import record_protocol
+
+            return record_protocol(rec)
+    return None
+
+
 def _result(rd: RunDir, info, cell: CellEntry, rec: RunRecord, meta: Mapping[str, Any],
-            blobs: dict[str, bytes]) -> dict[str, Any]:
+            blobs: dict[str, bytes], protocol: str | None = None) -> dict[str, Any]:
     from colorbench.reports.protocols import record_protocol
 
-    proto_name, _, proto_version = record_protocol(rec).partition("/")
+    # values without a protocol are of colorbench/1 (runs made before protocols existed used its conventions)
+    proto_name, _, proto_version = (protocol or record_protocol(rec)).partition("/")
     ds = rec.dataset if isinstance(rec.dataset, dict) else {}
     sha = ds.get("sha256")
     test_sha = sha.get("test") if isinstance(sha, dict) else (sha if isinstance(sha, str) else None)
