@@ -267,6 +267,10 @@ def test_cli_publish_leaderboard_and_check_against_results(tmp_path: Path, capsy
     other = make_run(tmp_path / "other", seeds=(5,))  # nothing of it is published
     assert main(["check", str(other), "--against", str(results)]) == 1
     assert "not in it" in capsys.readouterr().out
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"alpah": {"licence": "MIT"}}))
+    assert main(["publish", str(run), "--to", str(results), "--method-meta", str(meta)]) == 2
+    assert "['alpah']" in capsys.readouterr().err
     # bad input: exit 2 with the file named
     (results / "submissions" / ("0" * 64 + ".json")).write_text("{")
     assert main(["leaderboard", str(results), "--out", str(site)]) == 2

@@ -25,10 +25,15 @@ def run_publish(args: argparse.Namespace, out=None) -> int:
     from colorbench.hub.submission import build_submissions, publisher_identity, read_method_meta
 
     out = out or sys.stdout
-    prepared = build_submissions(args.run_dir, read_method_meta(args.method_meta),
-                                 publisher_identity(args.by, args.host))
+    meta = read_method_meta(args.method_meta)
+    prepared = build_submissions(args.run_dir, meta, publisher_identity(args.by, args.host))
     if not prepared:
         print(f"colorbench: error: {args.run_dir} holds no finished cell to publish", file=sys.stderr)
+        return 2
+    methods = {p.doc["result"]["cell"]["method"] for p in prepared}
+    if set(meta) - methods:  # a misspelt name would otherwise publish without its metadata
+        print(f"colorbench: error: {args.method_meta} describes {sorted(set(meta) - methods)}, which {args.run_dir} "
+              f"does not hold (its methods: {sorted(methods)}); nothing was published", file=sys.stderr)
         return 2
     store = ResultsStore(args.to)
     report = publish(prepared, store)
