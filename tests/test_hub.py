@@ -304,3 +304,21 @@ def test_a_failed_cell_is_a_failed_row_with_its_reason(tmp_path: Path) -> None:
     assert gamma.status == "failed" and gamma.errors == ["RuntimeError: diverged"] and gamma.stats == {}
     assert [r.method for r in board.tables[0].rows][-1] == "gamma"  # failed rows last
     assert board.tables[0].best["mse"] == _row(board, "alpha").id
+
+
+def test_a_row_that_lost_its_structure_takes_no_best_value(tmp_path: Path) -> None:
+    """luma SSIM below the dataset's recorded threshold: marked, and never the bold best (as the run report)."""
+    run = make_run(tmp_path / "run")
+    for p in run.glob("cells/*/record.json"):
+        rec = json.loads(p.read_text())
+        rec["dataset"]["structure_references"] = {"threshold": 0.5}
+        luma = 0.3 if rec["method"] == "alpha" else 0.9  # alpha: best MSE, but no structure
+        rec["metrics"]["luma_ssim"] = {**rec["metrics"]["mse"], "value": luma, "metric": "luma_ssim",
+                                       "higher_is_better": True}
+        p.write_text(json.dumps(rec))
+    _publish(run, tmp_path / "results")
+    board = build_board(str(tmp_path / "results"))
+    table = board.tables[0]
+    assert table.structure_threshold == 0.5
+    assert _row(board, "alpha").structure_lost and not _row(board, "beta").structure_lost
+    assert table.best["mse"] == _row(board, "beta").id  # alpha's lower MSE does not count

@@ -13,6 +13,8 @@
   the tolerance (``|a - b| > atol + rtol |a|``; the first published value is shown, every value listed); the
   same method name with different weights hashes or different metadata (licence, paper, training data): their
   rows stay apart and each names the files.
+* **Structure lost.** A row whose mean luma SSIM is below the dataset's threshold (recorded with the runs, else
+  :data:`colorbench.reports.tables.LUMA_SSIM_THRESHOLD`) is marked and takes no best value, as in the run report.
 * **Contamination.** A row is marked when a method's training data names the test set's source (the dataset or
   its family, :func:`colorbench.hub.submission.dataset_sources`), other than the protocol's own training split
   (``<dataset>:train``).
@@ -174,6 +176,7 @@ class Row:
     contamination: list[str] = field(default_factory=list)
     status: str = "ok"
     errors: list[str] = field(default_factory=list)
+    structure_lost: bool = False  # mean luma SSIM below the table's threshold: no best value (as the run report)
     ties: dict[str, bool] = field(default_factory=dict)  # key -> cannot be told apart from the best
 
     @property
@@ -210,6 +213,7 @@ class Table:
     columns: list[Column] = field(default_factory=list)
     best: dict[str, str] = field(default_factory=dict)  # key -> row id
     paired: bool = False  # ties computed from per-image values
+    structure_threshold: float = 0.7  # luma SSIM below which a row lost its input's structure
     others: list[str] = field(default_factory=list)  # ids of the other tables of this dataset
     split_reason: str = ""
 
@@ -403,20 +407,27 @@ def _fill_table(t: Table, variant_of: Mapping[str, str], rtol: float, atol: floa
             per_image[(t.id, row.id)] = frames
         row.contamination = contamination(row.meta, t.dataset_info)
     summary = seed_summary(records)
+    from colorbench.reports.tables import LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, below_structure_threshold
+
+    recorded = [s.result["dataset"]["structure_threshold"] for s in t.subs]
+    t.structure_threshold = next((float(v) for v in recorded if v is not None), LUMA_SSIM_THRESHOLD)
     for row in rows.values():
         for r in summary[summary["method"] == row.id].itertuples():
             row.stats[str(r.key)] = {"mean": float(r.mean), "std": float(r.std), "n": int(r.n)}
+        luma = row.stats.get(STRUCTURE_KEY, {})
+        row.structure_lost = luma.get("n", 0) > 0 and below_structure_threshold(luma["mean"], t.structure_threshold)
     t.rows = sorted(rows.values(), key=lambda r: (r.status != "ok", r.method, r.preset, r.variant))
     # best per column (mean over seeds), then ties from the per-image values where every ok row has them
     for col in t.columns:
-        vals = [(r.stats.get(col.key, {}).get("mean", math.nan), r.id) for r in t.rows if r.status == "ok"]
+        vals = [(r.stats.get(col.key, {}).get("mean", math.nan), r.id) for r in t.rows
+                if r.status == "ok" and not r.structure_lost]
         vals = [(v, i) for v, i in vals if np.isfinite(v)]
         if vals:
             t.best[col.key] = (max(vals) if col.higher_is_better else min(vals))[1]
     ok_rows = [r for r in t.rows if r.status == "ok"]
     if len(ok_rows) >= 2 and all((t.id, r.id) in per_image for r in ok_rows):
         t.paired = True
-        comp = paired_comparisons(per_image, summary, structure_threshold=-math.inf)
+        comp = paired_comparisons(per_image, summary, structure_threshold={t.id: t.structure_threshold})
         for c in comp.itertuples():
             row = next(r for r in t.rows if r.id == c.method)
             row.ties[str(c.metric)] = bool(c.indistinguishable)

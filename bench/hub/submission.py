@@ -172,7 +172,7 @@ def publisher_identity(by: str | None = None, host: str | None = None) -> dict[s
     except md.PackageNotFoundError:
         version = "unknown"
     return {"by": by or os.environ.get("COLORBENCH_PUBLISHER") or user,
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),  # orders "first published"
             "host": host or socket.gethostname(), "colorbench_version": version, "code_revision": _git_revision()}
 
 
@@ -302,7 +302,8 @@ def _result(rd: RunDir, info, cell: CellEntry, rec: RunRecord, meta: Mapping[str
                     "version": None if ds.get("version") is None else str(ds.get("version")),
                     "test_sha256": test_sha, "n_test": _int_or_none(ds.get("n_test")),
                     "image_size": [int(s) for s in size] if isinstance(size, (list, tuple)) else None,
-                    "params": dict(ds.get("params") or {}), "sources": dataset_sources(ds, rec.dataset_name)},
+                    "params": dict(ds.get("params") or {}), "sources": dataset_sources(ds, rec.dataset_name),
+                    "structure_threshold": _recorded_threshold(rec)},
         "grey_convention": str(rec.grey_convention),
         "metrics": metrics,
         "per_image": _per_image_blob(rd, cell, blobs),
@@ -314,6 +315,17 @@ def _result(rd: RunDir, info, cell: CellEntry, rec: RunRecord, meta: Mapping[str
         "run": {"started": info.started, "finished": info.finished or cell.finished,
                 "colorbench_version": versions.get("colorbench", "unknown"), "record_schema": rec.schema},
     }
+
+
+def _recorded_threshold(rec: RunRecord) -> float | None:
+    """The structure-lost threshold recorded with the record's dataset (``structure_references.threshold``)."""
+    refs = rec.dataset.get("structure_references") if isinstance(rec.dataset, dict) else None
+    value = refs.get("threshold") if isinstance(refs, dict) else None
+    try:
+        value = None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _int_or_none(v: Any) -> int | None:
