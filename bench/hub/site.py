@@ -91,7 +91,6 @@ def write_site(board: Board, store: ResultsStore, out: str | Path) -> Path:
     atomic_write_text(index, env.get_template("index.html.j2").render(**common, root="."))
     method_tpl = env.get_template("method.html.j2")
     for name, rows in board.methods.items():
-        tables = {r.id + "@" + t.id: t for t in board.tables for r in t.rows if r.method == name}
         entries = [(t, r) for t in board.tables for r in t.rows if r.method == name]
         samples = list({s.result["samples"]["sha256"]: s for r in rows for s in r.subs
                         if s.result["samples"] is not None}.values())  # one copy of identical images
@@ -100,5 +99,5 @@ def write_site(board: Board, store: ResultsStore, out: str | Path) -> Path:
             variants.setdefault(r.variant, r.meta)
         atomic_write_text(out / "methods" / f"{slug(name)}.html",
                           method_tpl.render(**common, root="..", name=name, entries=entries, samples=samples,
-                                            variants=variants, tables=tables))
+                                            variants=variants))
     return index
