@@ -382,7 +382,9 @@ def _key_value(text: str) -> tuple[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``colorbench check``."""
     parser.add_argument("results", help="run directory (records are read) or results.csv to check")
-    parser.add_argument("--against", required=True, metavar="BASELINE", help="baseline run directory or results.csv")
+    parser.add_argument("--against", required=True, metavar="BASELINE",
+                        help="baseline run directory or results.csv, or a RESULTS store of `colorbench publish` "
+                             "(folder or fsspec URI: the published values of the same cell keys)")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
     parser.add_argument("--metric-rtol", type=_key_value, action="append", default=[], metavar="METRIC=RTOL",
@@ -409,7 +411,8 @@ def run_check(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
     default = Tolerance(args.rtol, args.atol)
     per_metric = per_metric_tolerances(args.metric_rtol, args.metric_atol, default)
-    results, baseline = load_results(args.results), load_results(args.against)
+    results = load_results(args.results)
+    baseline = load_published(args.against, results) if is_published(args.against) else load_results(args.against)
     rows = compare(results, baseline, default=default, per_metric=per_metric)
     print(f"results:  {results.source} ({results.kind})\nbaseline: {baseline.source} ({baseline.kind})", file=out)
     if "csv" in (results.kind, baseline.kind):
@@ -454,3 +457,48 @@ def coverage_problems(rows: Sequence[Row], allow_new: bool = False) -> list[str]
             problems.append(f"the baseline has fewer rows or metrics than the results: {' and '.join(what)} are not "
                             f"in it (a half-written or older baseline?); pass --allow-new to accept them")
     return problems
+
+
+# --- the published values of a RESULTS store (colorbench publish) as the baseline ---------------------------------
+def is_published(location: str | Path) -> bool:
+    """True for a RESULTS store of ``colorbench publish``: an fsspec URI or a folder with ``submissions/``."""
+    return "://" in str(location) or (Path(location) / "submissions").is_dir()
+
+
+def load_published(location: str | Path, results: RunResults) -> RunResults:
+    """The published values of the cells of ``results`` (matched by cell key) as a baseline.
+
+    Raises:
+        ValueError: ``results`` carry no cell keys (a results.csv without a ``key`` column), RESULTS holds an
+            unreadable file, or one cell key was published with two different sets of values.
+    """
+    from colorbench.hub.board import published_values
+
+    keys = _cell_keys(results)
+    out = RunResults(source=f"{location} (published)", kind="records")
+    seen: dict[Ident, dict[str, Any]] = {}
+    for cell in published_values(str(location), keys):
+        ident = Ident(cell["dataset"], cell["method"], _seed_text(cell["seed"]) or "")
+        values = {k: Entry(None if mv["value"] is None else float(mv["value"]), mv["metric"], mv["version"],
+                           _plain(mv["params"]), mv["missing_reason"]) for k, mv in cell["metrics"].items()}
+        if ident in seen:
+            if seen[ident]["values"] != values:
+                raise ValueError(f"{location}: cell {cell['key']} ({_describe(ident)}) is published twice with "
+                                 f"different values: {seen[ident]['file']} and {cell['file']}; "
+                                 "`colorbench leaderboard` lists the conflict")
+            continue
+        seen[ident] = {"values": values, "file": cell["file"]}
+        out.add(ident, values, cell["status"], dict(cell["versions"]))
+    return out
+
+
+def _cell_keys(results: RunResults) -> list[str]:
+    if results.kind == "records":
+        from colorbench.results.rundir import load_records
+
+        return [rec.key for rec in load_records(results.source) if rec.key]
+    frame = pd.read_csv(results.source)
+    if "key" not in frame.columns:
+        raise ValueError(f"{results.source} has no 'key' column: published values are matched by cell key; check "
+                         "the run directory instead of its results.csv")
+    return [str(k) for k in frame["key"].dropna()]

@@ -59,6 +59,10 @@ VERBS: dict[str, Verb] = {
                    f"{_C}.status:run_status"),
     "study": Verb("serve a 2AFC naturalness study of a run (real vs colorized)", "colorbench.study:add_arguments",
                   "colorbench.study:run_study"),
+    "publish": Verb("publish a run's results into a shared RESULTS folder or URI",
+                    "colorbench.hub.cli:add_publish_arguments", "colorbench.hub.cli:run_publish"),
+    "leaderboard": Verb("build the static leaderboard site of RESULTS", "colorbench.hub.cli:add_leaderboard_arguments",
+                        "colorbench.hub.cli:run_leaderboard"),
     "cross-domain": Verb("(re)train the cross-domain classifiers of a run made with --cross-domain",
                          f"{_C}.report:add_cross_domain_arguments", f"{_C}.report:run_cross_domain"),
 }
