@@ -23,7 +23,7 @@ from colorbench.reports.histogram_export import LOG_AB_HISTOGRAM_COLUMNS, log_ab
 from colorbench.results.records import RunRecord, as_float
 from colorbench.reports.tables import CANONICAL_METRICS, display_name, higher_is_better
 
-DPI = 100
+DPI = 150  # the report shows figures up to 72rem wide: sharp there
 MAX_SAMPLE_ROWS = 6
 _NOT_LOSSES = ("epoch", "seconds")  # keys of a ``record.losses`` entry that are not losses
 

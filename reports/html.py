@@ -36,7 +36,8 @@ from colorbench.core.fsio import atomic_write_text, atomic_write_with
 from colorbench.results.records import RunRecord, as_float
 from colorbench.reports.images import ImageSet, image_sets
 from colorbench.reports.naturalness import StudyResult
-from colorbench.reports.tables import (LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
+from colorbench.reports.tables import (CLOSEST_TO_REAL, arrow, best_rows, missing_everywhere, missing_everywhere_note,
+                                       LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
                                        _ties, display_name, format_value, metric_keys, structure_lost,
                                        structure_threshold, structure_thresholds)
 
@@ -88,11 +89,12 @@ def dataset_name(rec: RunRecord) -> str:
 
 def _columns(records: Sequence[RunRecord], study: StudyResult | None) -> tuple[list[str], list[dict[str, Any]]]:
     keys = metric_keys(records)
+    keys = [k for k in keys if k not in missing_everywhere(records, keys)]  # said once under the table instead
     directions: dict[str, bool] = {}
     for rec in records:
         for k, mv in rec.metrics.items():
             directions.setdefault(k, bool(mv.higher_is_better))
-    columns = [{"key": k, "name": display_name(k), "arrow": "↑" if directions[k] else "↓",
+    columns = [{"key": k, "name": display_name(k), "arrow": arrow(k, directions[k]),
                 "hib": directions[k]} for k in keys]
     if study is not None:
         columns.append({"key": FOOLING_KEY, "name": "Fooling rate", "arrow": "↑", "hib": True})
@@ -178,17 +180,13 @@ def _mark_best(columns: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, An
     for col in columns:
         if col["key"] == "train_s":
             continue
+        key = col["key"]
         for ds in {r["dataset"] for r in rows}:
             eligible = [r for r in rows if r["dataset"] == ds and r["ok"] and not r.get("structure_lost")]
-            vals = [r["cells"][col["key"]].value for r in eligible
-                    if col["key"] in r["cells"] and r["cells"][col["key"]].value is not None]
-            if not vals:
-                continue
-            best = max(vals) if col["hib"] else min(vals)
-            for r in eligible:
-                c = r["cells"].get(col["key"])
-                if c is not None and c.value == best:
-                    c.best = True
+            values = {i: {k: (r["cells"][k].value if k in r["cells"] else None) for k in (key, CLOSEST_TO_REAL.get(key))
+                          if k is not None} for i, r in enumerate(eligible)}
+            for i in best_rows(values, [key], {key: col["hib"]}).get(key, ()):  # ΔCF decides colourfulness
+                eligible[i]["cells"][key].best = True
 
 
 def _leaderboard(records: Sequence[RunRecord], study: StudyResult | None,
@@ -568,6 +566,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         cross_domain=_cross_domain(run_dir),
         comparisons=_csv_table(run_dir / "comparisons.csv"),
         conventions=_conventions(records),
+        left_out_note=missing_everywhere_note(missing_everywhere(records, metric_keys(records))),
         missing_cells=[str(m) for m in run_info.get("missing_cells") or []],
         study=study, study_rates=study_rates,
         structure_lost_mark=STRUCTURE_LOST,

@@ -9,7 +9,6 @@ import json
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from colorbench.reports.structure import (LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, STRUCTURE_LOST, below_structure_threshold,  # noqa: F401
@@ -47,6 +46,55 @@ def metric_keys(records: Sequence[RunRecord]) -> list[str]:
     for rec in records:
         seen.update(dict.fromkeys(rec.metrics))
     return [k for k in CANONICAL_METRICS if k in seen] + [k for k in seen if k not in CANONICAL_METRICS]
+
+
+#: Metric keys whose best value is the one closest to the real set's rather than the highest: the partner key is
+#: that distance (ΔCF = |CF(real set) - CF(colorized set)|). Colourfulness alone rewards over-saturation, which
+#: people and preference metrics are known to favour wrongly; a row is best in the column when its ΔCF is lowest.
+CLOSEST_TO_REAL = {"colorfulness": "delta_colorfulness"}
+CLOSEST_NOTE = ("→ real: the best value is the one closest to the real images' (lowest ΔCF), not the highest; "
+                "more colourful than the real images is not better.")
+
+
+def arrow(key: str, hib: bool) -> str:
+    """The direction mark of a column header: ↑, ↓, or "→ real" for :data:`CLOSEST_TO_REAL` keys."""
+    return "→ real" if key in CLOSEST_TO_REAL else ("↑" if hib else "↓")
+
+
+def best_rows(rows: Mapping[Any, Mapping[str, float | None]], keys: Sequence[str],
+              directions: Mapping[str, bool]) -> dict[str, set[Any]]:
+    """Row ids holding the best value of each key (ties all), NaN and missing values ignored. A
+    :data:`CLOSEST_TO_REAL` key's best rows are those with the lowest value of its partner key (none when no row
+    has the partner)."""
+    out: dict[str, set[Any]] = {}
+    for key in keys:
+        judge = CLOSEST_TO_REAL.get(key, key)
+        vals = {rid: float(v[judge]) for rid, v in rows.items()
+                if v.get(judge) is not None and not math.isnan(float(v[judge])) and v.get(key) is not None}
+        if not vals:
+            continue
+        hib = False if key in CLOSEST_TO_REAL else directions[key]
+        target = max(vals.values()) if hib else min(vals.values())
+        out[key] = {rid for rid, v in vals.items() if v == target}
+    return out
+
+
+def missing_everywhere(records: Sequence[RunRecord], keys: Sequence[str]) -> dict[str, str]:
+    """Metric keys that no successful record has a value for, with the reason(s): a column of dashes says
+    nothing, so the tables drop it and say why once (e.g. LPIPS without its backbone's weights offline)."""
+    ok = [rec for rec in records if rec.status == "ok"]
+    out: dict[str, str] = {}
+    for key in keys:
+        mvs = [rec.metrics.get(key) for rec in ok]
+        if ok and all(mv is not None and mv.value is None for mv in mvs):
+            out[key] = "; ".join(dict.fromkeys(mv.missing_reason or "no value recorded" for mv in mvs))
+    return out
+
+
+def missing_everywhere_note(missing: Mapping[str, str]) -> str:
+    """One sentence per column left out by :func:`missing_everywhere`."""
+    return " ".join(f"{display_name(k)} is not in the table: no method has a value ({reason})."
+                    for k, reason in missing.items())
 
 
 def higher_is_better(records: Sequence[RunRecord]) -> dict[str, bool]:
@@ -181,9 +229,12 @@ def leaderboard_markdown(
     """
     run_info = dict(run_info or {})
     keys = metric_keys(records)
+    left_out = missing_everywhere(records, keys)
+    keys = [k for k in keys if k not in left_out]
     directions = higher_is_better(records)
     lost = {id(rec) for rec in records if structure_lost(rec)}
-    best = _best_values([rec for rec in records if id(rec) not in lost], keys, directions)
+    best = best_rows({id(rec): {k: rec.metrics[k].value for k in rec.metrics} for rec in records
+                      if rec.status == "ok" and id(rec) not in lost}, keys, directions)
     footnotes: dict[str, int] = {}  # reason -> footnote number, in order of first use
     footnote_keys: dict[str, list[str]] = {}  # reason -> metric keys it applies to
     used_na: set[str] = set()  # metric keys with an n/a cell
@@ -203,9 +254,11 @@ def leaderboard_markdown(
         grid_lines, lost_cells = _grid_leaderboard(records, keys, directions, ties, per_image_keys, footnotes,
                                                    footnote_keys)
         lines += grid_lines
+        if left_out:
+            lines += [missing_everywhere_note(left_out), ""]
     else:
         lines += ["## Leaderboard", ""]
-        header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in keys),
+        header = ["Method", "Status", "Epochs", *(f"{display_name(k)} {arrow(k, directions[k])}" for k in keys),
                   *fooling, "Train (s)"]
         lines.append(_table_row(header))
         lines.append(_table_row(["---", "---", "---:", *("---:" for _ in [*keys, *fooling]), "---:"]))
@@ -232,8 +285,7 @@ def leaderboard_markdown(
                     applies_to.append(key)
                 cells.append(f"{MISSING}[^{number}]")
                 continue
-            text = _bold_if(format_column_value(key, mv.value, decimals[key]),
-                            ok and id(rec) not in lost and key in best and mv.value == best[key])
+            text = _bold_if(format_column_value(key, mv.value, decimals[key]), id(rec) in best.get(key, ()))
             if mv.ci95 is not None and None not in mv.ci95:
                 lo, hi = mv.ci95
                 text += f" ± {_format_half_width(key, (hi - lo) / 2)}"  # 2 significant digits: all it carries
@@ -250,8 +302,10 @@ def leaderboard_markdown(
             "",
             "↑ higher is better, ↓ lower is better. The best value of each column among successful runs is in **bold** "
             "(ties all bold). ± is the half-width of the 95 % bootstrap interval over test images, where recorded."
+            + (f" {CLOSEST_NOTE}" if any(k in CLOSEST_TO_REAL for k in keys) else "")
             + "".join(f" {NA}: {display_name(k)} applies to {NOT_APPLICABLE[k][0]} only." for k in keys if k in used_na)
             + (f" {TIE_NOTE}" if ties else "")
+            + (f" {missing_everywhere_note(left_out)}" if left_out else "")
             + _few_images_caveat(records)
             + (" Fooling rate: share of the naturalness study's trials in which the colorization was chosen as the real "
                "image, [Wilson 95 % interval], (n trials)." if naturalness is not None else ""),
@@ -367,11 +421,15 @@ def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions:
         sub = summary[(summary["dataset"] == ds) & (summary["n"] > 0)]
         ds_keys = [k for k in keys if k in set(sub["key"])]
         means = {k: sub[sub["key"] == k] for k in ds_keys}
-        best = _best_of({k: [m for meth, m in zip(rows["method"], rows["mean"].to_numpy(float))
-                             if (ds, meth) not in lost] for k, rows in means.items()}, directions)
+        row_means: dict[str, dict[str, float]] = {}
+        for k, rows in means.items():
+            for meth, m in zip(rows["method"], rows["mean"].to_numpy(float)):
+                if (ds, meth) not in lost:
+                    row_means.setdefault(meth, {})[k] = m
+        best = best_rows(row_means, ds_keys, directions)
         decimals = {k: column_decimals(k, rows["mean"].tolist()) for k, rows in means.items()}
         lines.append(_table_row(["Method", "Seeds ok / run", "Epochs",
-                                 *(f"{display_name(k)} {'↑' if directions[k] else '↓'}" for k in ds_keys),
+                                 *(f"{display_name(k)} {arrow(k, directions[k])}" for k in ds_keys),
                                  "Train (s)"]))
         lines.append(_table_row(["---", "---:", "---:", *("---:" for _ in ds_keys), "---:"]))
         for (d, method), recs in groups.items():
@@ -388,8 +446,7 @@ def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions:
                     cells.append(MISSING)
                     continue
                 mean, std, n = float(row["mean"].iloc[0]), float(row["std"].iloc[0]), int(row["n"].iloc[0])
-                text = _bold_if(format_column_value(k, mean, decimals[k]),
-                                (ds, method) not in lost and k in best and mean == best[k])
+                text = _bold_if(format_column_value(k, mean, decimals[k]), method in best.get(k, ()))
                 if not math.isnan(std):
                     text += f" ± {_format_half_width(k, std)}"
                 text += f" (n={n})"
@@ -405,6 +462,7 @@ def _grid_leaderboard(records: Sequence[RunRecord], keys: list[str], directions:
         "↑ higher is better, ↓ lower is better. Each value is the mean over the seeds that finished ± the "
         "across-seed standard deviation (n seeds; no ± with one); the best mean of each column is in **bold**. "
         "Epochs: those each seed trained (several values when the seeds differ). "
+        + (f"{CLOSEST_NOTE} " if any(k in CLOSEST_TO_REAL for k in keys) else "")
         + TIE_NOTE
         + (f" Set-level metrics ({', '.join(set_level)}) have no per-image values: their ± is the spread over "
            "seeds only, and they have no paired test." if set_level else ""),
@@ -445,23 +503,6 @@ def _format_half_width(key: str, half: float) -> str:
         return format(half, "g")
     decimals = max(0, 1 - math.floor(math.log10(abs(half))))
     return f"{round(half, decimals):.{decimals}f}"
-
-
-def _best_values(records: Sequence[RunRecord], keys: list[str], directions: dict[str, bool]) -> dict[str, float]:
-    """Best value of each key among successful records (NaN and missing values ignored)."""
-    return _best_of({key: [rec.metrics[key].value for rec in records
-                           if rec.status == "ok" and key in rec.metrics and rec.metrics[key].value is not None]
-                     for key in keys}, directions)
-
-
-def _best_of(values: Mapping[str, Sequence[float]], directions: Mapping[str, bool]) -> dict[str, float]:
-    """Best of each key's candidate values by its direction (NaN ignored; keys without a value left out)."""
-    best: dict[str, float] = {}
-    for key, vals in values.items():
-        finite = [float(v) for v in vals if not math.isnan(float(v))]
-        if finite:
-            best[key] = max(finite) if directions[key] else min(finite)
-    return best
 
 
 def _bold_if(text: str, condition: bool) -> str:
@@ -523,7 +564,8 @@ def _structure_lost_note(names: Sequence[str], thresholds: Mapping[str, float] |
 
 def _escape(text: str) -> str:
     """Make text safe inside one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    text = " ".join(str(text).split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|")  # Markdown renders raw HTML: a method named <script> stays text
 
 
 def _table_row(cells: Sequence[str]) -> str:

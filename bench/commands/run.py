@@ -18,6 +18,57 @@ PARSER = {"help": "train, colorize, evaluate and write a report",
                     "output file cannot be written"}
 
 
+def _record_given(parser: argparse.ArgumentParser) -> None:
+    """Make every option of ``parser`` note its dest in ``namespace._given`` when the user gives it, so that
+    options that would be silently ignored can be refused (argparse keeps no record of it)."""
+    parser.set_defaults(_given=frozenset())
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        base = type(action)
+
+        def call(self, parser, namespace, values, option_string=None, _base=base):
+            namespace._given = frozenset(getattr(namespace, "_given", frozenset()) | {self.dest})
+            return _base.__call__(self, parser, namespace, values, option_string)
+
+        action.__class__ = type(f"Given{base.__name__}", (base,), {"__call__": call})
+
+
+#: What --spec leaves to the command line (everything else comes from the stored spec).
+_SPEC_KEEPS = {"spec", "out", "no_progress"}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse option combinations whose effect would be silently lost (ValueError: exit 2 with the message)."""
+    given = set(getattr(args, "_given", ()))
+    if args.spec:
+        ignored = sorted(given - _SPEC_KEEPS)
+        if ignored:
+            flags = ", ".join("--" + d.replace("_", "-") for d in ignored)
+            raise ValueError(f"--spec replays {args.spec}; {flags} would be ignored: drop them, or give the run's "
+                             "options without --spec")
+        return
+    if "methods" in given and not args.methods:
+        raise ValueError("--methods is empty; name at least one method, or omit --methods to run every method the "
+                         "dataset can serve")
+    if "metrics" in given and not args.metrics:
+        raise ValueError("--metrics is empty; name at least one metric, or omit --metrics for the protocol's")
+    if "dataset" in given and args.datasets:
+        raise ValueError(f"--dataset {args.dataset} and --datasets {','.join(args.datasets)} both given; --datasets "
+                         "(a grid) wins over --dataset, so give one of them")
+    if "datasets" in given and not args.datasets:
+        raise ValueError("--datasets is empty; name at least one dataset, or omit it")
+    if "seeds" in given and not args.seeds:
+        raise ValueError("--seeds is empty; name at least one seed, or omit it")
+    executor = getattr(args, "executor", "local")
+    if "workers" in given and executor == "local":
+        raise ValueError("--workers applies to --executor process (the local executor runs one cell at a time in "
+                         "this process); add --executor process")
+    for dest in ("cpus_per_cell", "ray_address"):
+        if dest in given and executor != "ray":
+            raise ValueError(f"--{dest.replace('_', '-')} applies to --executor ray only; add --executor ray or drop it")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from colorbench.engine.spec import UNPAIRED_PROTOCOLS
     from colorbench.metrics import DEFAULT_METRICS
@@ -64,9 +115,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classifier preset for --cross-domain: quick (small CNN, native size), paper, "
                         "paper-alexnet or paper-vgg16 (256x256 inputs)")
     add_grid_arguments(p)
+    _record_given(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     from colorbench.commands.grid_cli import engine_options, spec_from_file
     from colorbench.engine.grid import run as run_grid
     from colorbench.engine.protocols import get_protocol

@@ -27,12 +27,15 @@ def cell_rows(rd: RunDir) -> list[dict[str, Any]]:
         status = c.status
         if status == "running" and not locked:
             status = "interrupted"
+        damaged = rd.damaged_files(c) if status in ("ok", "failed") else []
+        if damaged:
+            status = "damaged"
         seconds = c.seconds
         if status == "running" and c.started:
             seconds = (now - datetime.fromisoformat(c.started)).total_seconds()
         rows.append({"dataset": c.dataset, "method": c.method, "preset": c.preset, "seed": c.seed, "status": status,
                      "attempts": c.attempts, "started": c.started, "finished": c.finished, "seconds": seconds,
-                     "key": c.key, "error": c.error})
+                     "key": c.key, "error": "; ".join(damaged) if damaged else c.error})
     return rows
 
 
@@ -46,15 +49,22 @@ def run_status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    order = ("ok", "failed", "running", "interrupted", "pending")
+    order = ("ok", "failed", "damaged", "running", "interrupted", "pending")
     summary = ", ".join(f"{counts[s]} {'done' if s == 'ok' else s}" for s in order if s in counts)
-    print(f"{rd.path}: {len(rows)} cells: {summary or 'none'} (run {info.status}; "
-          f"{'a process is running cells' if rd.is_locked() else 'no process is running'})")
+    locked = rd.is_locked()
+    state = info.status
+    if state == "running" and not locked:  # run.json says running, but nobody holds the lock: it was stopped
+        state = "interrupted: no process is running; rerun the same command to resume it"
+    elif locked:
+        state += "; a process is running cells"
+    elif counts.get("damaged"):
+        state += "; rerun the same command to recompute the damaged cells"
+    print(f"{rd.path}: {len(rows)} cells: {summary or 'none'} (run {state})")
     print(f"{'status':<12} {'dataset':<12} {'method':<22} {'seed':>4} {'tries':>5} {'time (s)':>9}  started")
     for r in rows:
         secs = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
         print(f"{r['status']:<12} {r['dataset']:<12} {r['method']:<22} {r['seed']:>4} {r['attempts']:>5} {secs:>9}  "
               f"{r['started'] or ''}")
-        if r["status"] == "failed" and r["error"]:
+        if r["status"] in ("failed", "damaged") and r["error"]:
             print(f"{'':<12} error: {' '.join(str(r['error']).split())[:160]}")
     return 0

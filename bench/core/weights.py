@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -263,6 +262,27 @@ class Offline(FetchError):
     """The server could not be reached at all (no network, DNS failure, connection refused)."""
 
 
+def remove_stale_parts(dest: Path) -> list[Path]:
+    """Delete the partial downloads of ``dest`` (``.<name>.<pid>.part``) whose writing process is gone (a fetch
+    killed with -9 cannot clean up after itself); a part of a live fetch is left alone. Returns what was removed."""
+    removed = []
+    for part in dest.parent.glob(f".{dest.name}.*.part"):
+        pid = part.name[len(dest.name) + 2 : -len(".part")]
+        alive = False
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                alive = int(pid) != os.getpid()
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:  # another user's live process
+                alive = True
+        if not alive:
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
+
+
 def fetch_file(entry: WeightsFile, root: str | os.PathLike | None = None, *, progress: bool = True,
                timeout: float = 20.0, opener: Callable = urllib.request.urlopen) -> Path:
     """Download ``entry`` to its destination under ``root``: stream into a temporary file in the destination
@@ -286,8 +306,9 @@ def fetch_file(entry: WeightsFile, root: str | os.PathLike | None = None, *, pro
         reason = getattr(err, "reason", err)
         raise Offline(f"cannot reach {entry.url}: {reason}") from err
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.file_name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    remove_stale_parts(dest)
+    tmp = dest.parent / f".{entry.file_name}.{os.getpid()}.part"  # the pid names the writer (see remove_stale_parts)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with response, os.fdopen(fd, "wb") as out:
             length = response.headers.get("Content-Length")
@@ -398,4 +419,8 @@ def run_weights(args: argparse.Namespace) -> int:
     except FetchError as err:
         print(f"colorbench weights fetch: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # not a failed download: the user stopped it (the partial file is already removed)
+        print("colorbench weights fetch: interrupted (Ctrl-C); nothing was installed, the partial file was removed",
+              file=sys.stderr)
+        return 130
     return 0

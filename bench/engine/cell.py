@@ -140,7 +140,8 @@ def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callabl
         return _train_and_evaluate(task, data, device, log)
     except WriteError:
         raise  # the run directory cannot be written (e.g. disk full): stop with that error, not a row per cell
-    except Exception as exc:  # noqa: BLE001 - any failure of one method becomes its failed row
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of one method becomes its failed row; a
+        # method (a plugin) calling sys.exit() too, which would otherwise end the whole grid (Ctrl-C still stops it)
         return failed_result(task, f"{type(exc).__name__}: {exc}", traceback.format_exc(), data.describe(), str(device))
 
 

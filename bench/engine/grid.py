@@ -86,11 +86,8 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
                     e.attempts = old.attempts
                     if old.status not in ("ok", "failed") or (old.status == "failed" and spec.rerun_failed):
                         finished = False
-                    else:
-                        try:
-                            rd.record(old)
-                        except (FileNotFoundError, ValueError):
-                            finished = False  # no record, or an unreadable one (edited, disk error): rerun
+                    elif rd.damaged_files(old):
+                        finished = False  # an unreadable record or array file (edited, truncated, disk error): rerun
                 if finished:
                     done.append(existing[entry.ident])
                 else:

@@ -15,6 +15,7 @@ from colorbench.datasets import DATASETS
 from colorbench.methods import METHODS
 from colorbench.metrics import DEFAULT_METRICS, METRICS
 from colorbench.results.cells import dataset_identity
+from colorbench.core.device import check_device
 from colorbench.engine.protocols import get_protocol
 
 
@@ -72,6 +73,10 @@ class RunSpec:
             raise ValueError(f"unknown unpaired protocol {self.unpaired_protocol!r}; choose one of {UNPAIRED_PROTOCOLS}")
         if self.grey_convention not in GREY_CONVENTIONS:
             raise ValueError(f"unknown grey convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        check_device(self.device)  # --device tpu, cuda:abc -> a clear error before anything runs
+        for s in self.seed_list():
+            if not 0 <= s < 2**32:
+                raise ValueError(f"--seed/--seeds must be integers in [0, 2**32 - 1] (numpy's seed range), got {s}")
         if self.epochs is not None and self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.eval_every is not None and self.eval_every < 1:

@@ -106,7 +106,18 @@ class RunInfo:
         if not d.get("datasets") and isinstance(d.get("dataset"), Mapping):  # run.json of version 1
             d["datasets"] = {d["dataset"].get("name", "dataset"): d["dataset"]}
         d.setdefault("schema", RUN_SCHEMA)
-        return cls(**_known_fields(cls, d))
+        known = _known_fields(cls, d)
+        for f in dataclasses.fields(cls):  # a hand-edited run.json ("spec": 42) is named, not a traceback later
+            if f.name not in known or known[f.name] is None:
+                continue
+            want = {"dict": dict, "list": list}.get(f.type.split("[")[0]) if isinstance(f.type, str) else None
+            if want is None and isinstance(f.type, str) and f.type.startswith("str"):
+                want = str
+            if want is not None and not isinstance(known[f.name], want):
+                raise ValueError(f"run.json: {f.name!r} must be a JSON {'object' if want is dict else want.__name__}, "
+                                 f"got {type(known[f.name]).__name__} ({str(known[f.name])[:40]}); restore it or "
+                                 "rerun the command into a new --out")
+        return cls(**known)
 
 
 @dataclass
@@ -190,8 +201,21 @@ class RunDir:
         if create:
             if self.path.exists() and not self.path.is_dir():
                 raise NotARunDirectory(f"{self.path} exists and is not a directory; choose another --out")
-            (self.path / "cells").mkdir(parents=True, exist_ok=True)
-            (self.path / "arrays").mkdir(exist_ok=True)
+            if self.path.is_dir() and not self.is_run_dir(self.path):
+                others = sorted(p.name for p in self.path.iterdir() if p.name not in ("cells", "arrays"))
+                if others:  # a folder of the user's: the report would be written in among their files
+                    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                    raise NotARunDirectory(
+                        f"{self.path} is not a colorbench run directory but holds other files ({shown}); colorbench "
+                        "writes its records and report into --out, so choose a new or empty folder")
+            try:
+                (self.path / "cells").mkdir(parents=True, exist_ok=True)
+                (self.path / "arrays").mkdir(exist_ok=True)
+            except OSError as exc:
+                from colorbench.core.fsio import WriteError
+
+                raise WriteError(exc.errno, f"cannot create the run directory {self.path}: {exc.strerror or exc}; "
+                                            "choose a writable --out") from None
         elif not self.is_run_dir(self.path):
             what = "does not exist" if not self.path.exists() else "holds no run.json, cells.json or records/"
             raise NotARunDirectory(f"{self.path} is not a colorbench run directory: it {what} "
@@ -336,6 +360,36 @@ class RunDir:
                 with contextlib.suppress(FileNotFoundError):
                     out.append(self.record(c))
         return out
+
+    def damaged_files(self, cell: CellEntry) -> list[str]:
+        """What is wrong with a finished cell's files (an unreadable record, a truncated or edited ``.npz``), as
+        ``"<file>: <reason>"``; empty when they are sound. ``per_image.npz`` and ``samples.npz`` are read whole (CRC
+        checked), ``predictions.npz`` (up to 64 MiB) only for its zip directory. No numpy is imported."""
+        import zipfile
+
+        problems = []
+        try:
+            self.record(cell)
+        except FileNotFoundError as exc:
+            finished = cell.status in ("ok", "failed") or bool(cell.legacy_path)
+            return [str(exc)] if finished else []  # a finished cell without its record is damaged
+        except ValueError as exc:
+            return [str(exc)]
+        if not cell.dir:
+            return problems
+        d = self.cell_dir(cell)
+        for name, full in (("per_image.npz", True), ("samples.npz", True), ("predictions.npz", False)):
+            path = d / name
+            if not path.is_file():
+                continue
+            try:
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip() if full else None
+                if bad is not None:
+                    problems.append(f"{path}: member {bad} fails its CRC check")
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                problems.append(f"{path}: {type(exc).__name__}: {exc}")
+        return problems
 
     def missing_cells(self) -> list[CellEntry]:
         """Cells of the index that have no finished record (pending, running or interrupted)."""

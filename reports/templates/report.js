@@ -112,14 +112,15 @@
       return el("div", { class: "thumb none", title: why, text: "—",
         style: { width: tw * scale + "px", height: th * scale + "px" } });
     }
-    // the columns shown: grey, each method with images or values, real
+    // the columns shown: grey, real (next to the grey input, so it stays on screen with many methods), each
+    // method with images or values
     function columns() {
       const cols = [];
       if (desc.has_grey) cols.push({ id: "grey", label: "grey input" });
+      if (desc.has_real) cols.push({ id: "real", label: "real" });
       desc.columns.forEach((c, i) => {
         if (c.images || c.metrics.length) cols.push({ id: "m" + i, label: c.label, meta: c });
       });
-      if (desc.has_real) cols.push({ id: "real", label: "real" });
       return cols;
     }
     function fmt(v) {
