@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from colorbench.study import add_arguments as add_study_arguments
 
-    add_study_arguments(sub.add_parser("study", help="serve a 2AFC naturalness study of a run (real vs colorized)"))
+    add_study_arguments(sub.add_parser("study", help="serve a human study of a run (naturalness or pairwise preference)"))
 
     cd = sub.add_parser("cross-domain", help="(re)train the cross-domain classifiers of a run made with --cross-domain")
     cd.add_argument("run_dir")

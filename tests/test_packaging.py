@@ -46,5 +46,5 @@ def test_every_folder_is_a_colorbench_subpackage():
             assert name in listed, f"{name} ({init.parent}) is not listed in pyproject's packages"
     for name in listed:
         mod = importlib.import_module(name)
-        folder = mapping[".".join(name.split(".")[:2])] if name != "colorbench" else "bench"
+        folder = mapping[max((p for p in mapping if name == p or name.startswith(p + ".")), key=len)]
         assert Path(mod.__file__).resolve().is_relative_to(ROOT / folder)
