@@ -17,7 +17,7 @@ import numpy as np
 from html_fixtures import DATASET, IDS, _mv, images, make_run_dir, records
 
 #: True Bradley–Terry log-strengths of the simulated people: closer to the real image is more natural.
-TRUE_STRENGTH = {"alpha": 1.2, "beta": 0.3, "gamma": -0.4, "delta": -1.1}
+TRUE_STRENGTH = {"alpha": 2.0, "beta": 0.7, "gamma": -0.6, "delta": -2.1}
 
 
 def colorizations() -> dict[str, np.ndarray]:

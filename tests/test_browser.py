@@ -272,6 +272,7 @@ def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) ->
         w.page.close()
 
 
+@pytest.mark.slow  # 56 clicks in Chromium and a report: ~30 s on a loaded 2-core machine
 def test_pairwise_study_in_chromium_gives_bradley_terry_scores_and_metric_agreement(browser, tmp_path: Path,
                                                                                       shots: Path) -> None:
     """Simulated people with known preferences do a pairwise study in Chromium (each looks at the composite the

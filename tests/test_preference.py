@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 from scipy.stats import kendalltau
 
 from colorbench.reports.preference import (Judgement, attention_exclusions, bradley_terry, fit_dataset,
-                                           load_preferences, metric_agreement, preference_markdown)
+                                           kendall_tau_b, load_preferences, metric_agreement, preference_markdown)
 
 from study_fixtures import TRUE_STRENGTH, SimulatedPerson, make_preference_run
 
@@ -49,6 +49,17 @@ def test_bradley_terry_matches_a_direct_maximum_likelihood_fit() -> None:
     wins[:, 0] = 0  # method 0 never loses: the MLE is infinite, the regularized score finite and the largest
     got = bradley_terry(wins)
     assert np.all(np.isfinite(got)) and got.argmax() == 0
+
+
+def test_kendall_tau_b_matches_scipy_with_and_without_ties() -> None:
+    rng = np.random.default_rng(3)
+    for k in (2, 3, 5, 8):
+        y = rng.integers(0, 3, k).astype(float) if k > 3 else rng.normal(size=k)
+        xs = np.vstack([rng.normal(size=k), rng.integers(0, 2, k), np.full(k, 1.0), y])
+        got = kendall_tau_b(xs, y)
+        for x, g in zip(xs, got):
+            ref = kendalltau(x, y).statistic
+            assert (math.isnan(g) and math.isnan(ref)) or g == pytest.approx(ref, abs=1e-12), (x, y, g, ref)
 
 
 def test_simulated_people_recover_the_true_order_within_the_intervals() -> None:
@@ -126,10 +137,10 @@ def test_pairwise_study_end_to_end_over_http_recovers_the_order(tmp_path: Path) 
     from test_study_server import Client, serving
 
     run_dir = make_preference_run(tmp_path)
-    with serving(run_dir, kind="pairwise", n_trials=30, n_attention=4) as server:
+    with serving(run_dir, kind="pairwise", n_trials=24, n_attention=3) as server:
         client = Client(server.server_address)
-        for k in range(13):
-            person = SimulatedPerson(seed=k, attentive=k != 12)  # participant 12 fails every check
+        for k in range(8):
+            person = SimulatedPerson(seed=k, attentive=k != 7)  # participant 7 fails every check
             status, state = client.post("/api/session", {})
             inattentive = state["participant"]
             while "current" in state:
@@ -140,8 +151,8 @@ def test_pairwise_study_end_to_end_over_http_recovers_the_order(tmp_path: Path) 
     result = load_preferences(run_dir, n_boot=300)
     pref = result.datasets["toyset"]
     assert pref.methods == sorted(TRUE_STRENGTH, key=lambda m: -TRUE_STRENGTH[m])
-    assert result.participants == 13 and result.attention_checks == 13 * 4
-    assert result.excluded == {inattentive} and pref.participants == 12
+    assert result.participants == 8 and result.attention_checks == 8 * 3
+    assert result.excluded == {inattentive} and pref.participants == 7 and pref.n_judgements == 7 * 24
     agree = {a.metric: a for a in result.agreements}
     assert agree["mse"].tau == pytest.approx(1.0) and agree["psnr"].tau == pytest.approx(1.0)
     assert agree["chroma"].tau < 0.5 and agree["mse"].basis == "per image"
@@ -150,10 +161,11 @@ def test_pairwise_study_end_to_end_over_http_recovers_the_order(tmp_path: Path) 
     md = out["leaderboard"].read_text()
     assert "## Pairwise preference" in md and "| Metric | Kendall τ |" in md and "Win matrix" in md
     rows = list(csv.DictReader(out["judgements_csv"].open()))
-    assert len(rows) == 13 * 34 and sum(r["attention"] == "True" for r in rows) == 13 * 4
-    assert len(out["judgements_jsonl"].read_text().splitlines()) == 13 * 34
+    assert len(rows) == 8 * 27 and sum(r["attention"] == "True" for r in rows) == 8 * 3
+    assert sum(r["excluded"] == "True" for r in rows) == 27
+    assert len(out["judgements_jsonl"].read_text().splitlines()) == 8 * 27
     assert {r["excluded"] for r in rows} <= {"True", "False"}
     html = out["html"].read_text()
     assert 'id="sec-preference"' in html and "win-matrix" in html and 'data-metric="mse"' in html
-    assert "12 participant(s)" not in md and "13 participant(s); 1 excluded" in md
+    assert "8 participant(s); 1 excluded" in md
     assert preference_markdown(result).splitlines()[0] in md

@@ -171,6 +171,7 @@ def test_kill9_mid_answers_loses_nothing_and_a_restart_keeps_the_sessions(tmp_pa
         stop.set()
         for t in threads:
             t.join(timeout=20)
+        assert "Traceback" not in proc.stderr.read()  # clients cut off by the kill: nothing but the kill itself
         on_disk = {(line["participant"], line["trial"]) for line in _lines(run_dir / "study" / "responses.jsonl")}
         assert acked <= on_disk, f"acknowledged but lost: {acked - on_disk}"
         acked |= on_disk  # an answer written just before the kill counts once it is on disk
@@ -414,7 +415,7 @@ def _post_raw(client: Client, body: bytes, content_type: str = "application/json
     return res.status, out
 
 
-def test_slow_clients_are_cut_off_and_hold_up_no_one(tmp_path: Path) -> None:
+def test_slow_clients_are_cut_off_and_hold_up_no_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     run_dir = make_run_dir(tmp_path)
     with serving(run_dir, n_trials=3, header_timeout=1.0, body_timeout=1.0) as server:
         addr = server.server_address
@@ -449,3 +450,10 @@ def test_slow_clients_are_cut_off_and_hold_up_no_one(tmp_path: Path) -> None:
         reply = body_slow.recv(200)
         assert reply.startswith(b"HTTP/1.1 408"), reply
         body_slow.close()
+        for request in (head + b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"par",  # hangs up
+                        f"GET {state.get('current', {}).get('image', '/')} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()):
+            with socket.create_connection(addr, timeout=5) as s:
+                s.sendall(request)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+        time.sleep(0.3)
+    assert [r for r in caplog.records if r.levelno >= 30] == []  # disconnects are quiet: no traceback, no warning

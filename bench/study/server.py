@@ -161,7 +161,7 @@ def build_app(state: StudyState, allowed_hosts: Sequence[str], body_timeout: flo
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
@@ -200,6 +200,8 @@ def build_app(state: StudyState, allowed_hosts: Sequence[str], body_timeout: flo
                 out = await run_in_threadpool(handler, body)
             except BadRequest as exc:
                 return error(exc.status, str(exc), close=exc.status in (408, 411, 413))
+            except ClientDisconnect:  # the client hung up mid-body: nothing was recorded, nobody reads the answer
+                return error(400, "the client disconnected", close=True)
             except OSError as exc:  # the answer could not be written: say so, never acknowledge it
                 return error(500, f"could not save: {exc}")
             return JSONResponse(out, headers=common)
@@ -282,12 +284,12 @@ class StudyServer:
         self.sock.listen(BACKLOG)
         self.server_address = self.sock.getsockname()[:2]
         self.allowed_hosts = allowed_hosts_for(host, allow_hosts)
-        if not os.environ.get("COLORBENCH_STUDY_LOG"):
-            logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # disconnects and bad requests stay quiet
+        if not os.environ.get("COLORBENCH_STUDY_LOG"):  # malformed requests are answered 400, not logged; errors are
+            logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
         config = uvicorn.Config(
             build_app(state, self.allowed_hosts, body_timeout), http=_header_timeout_protocol(header_timeout),
             lifespan="off", access_log=bool(os.environ.get("COLORBENCH_STUDY_LOG")), log_config=None,
-            log_level="info" if os.environ.get("COLORBENCH_STUDY_LOG") else "critical", backlog=BACKLOG,
+            log_level="info" if os.environ.get("COLORBENCH_STUDY_LOG") else "error", backlog=BACKLOG,
             timeout_keep_alive=5, limit_concurrency=max_connections, server_header=False,
             h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=2)
         self.uvicorn = uvicorn.Server(config)
