@@ -43,7 +43,7 @@ ALPHA = 0.001
 
 @contextlib.contextmanager
 def serving(run_dir: Path, **kw):
-    server_kw = {k: kw.pop(k) for k in ("header_timeout", "body_timeout") if k in kw}
+    server_kw = {k: kw.pop(k) for k in ("header_timeout", "body_timeout", "allow_hosts") if k in kw}
     state = StudyState(run_dir, load_pool(run_dir, pool=kw.pop("pool", 45)), **kw)
     state.restore()
     server = StudyServer(state, **server_kw).start()
@@ -376,9 +376,19 @@ def _raw(address: tuple[str, int], data: bytes, wait: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def test_lab_network_host_names() -> None:
+    from colorbench.study.server import allowed_hosts_for, interface_addresses
+
+    local = allowed_hosts_for("127.0.0.1")
+    assert local == ["127.0.0.1", "::1", "[::1]", "localhost"]
+    lab = allowed_hosts_for("0.0.0.0", ["Lab-PC.local"])
+    assert set(local) < set(lab) and "lab-pc.local" in lab and "0.0.0.0" not in lab
+    assert socket.gethostname().lower() in lab and set(interface_addresses()) <= set(lab)
+
+
 def test_malformed_oversized_and_misaddressed_requests_are_refused(tmp_path: Path) -> None:
     run_dir = make_run_dir(tmp_path)
-    with serving(run_dir, n_trials=2) as server:
+    with serving(run_dir, n_trials=2, allow_hosts=["lab-pc.local"]) as server:
         addr = server.server_address
         host = f"Host: 127.0.0.1:{addr[1]}\r\n".encode()
         post = b"POST /api/response HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
@@ -392,6 +402,7 @@ def test_malformed_oversized_and_misaddressed_requests_are_refused(tmp_path: Pat
             got = _raw(addr, b"GET / HTTP/1.1\r\n" + bad_host + b"\r\n")
             assert got.startswith(b"HTTP/1.1 400"), (bad_host, got[:80])
         assert _raw(addr, b"GET / HTTP/1.1\r\nHost: localhost:1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert _raw(addr, b"GET / HTTP/1.1\r\nHost: LAB-PC.local:8000\r\n\r\n").startswith(b"HTTP/1.1 200")
         client = Client(addr)
         for body in (b"{not json", b"[]", json.dumps({"participant": "x", "trial": 0}).encode()):
             status, _ = _post_raw(client, body)

@@ -98,8 +98,8 @@ def run_study(args: argparse.Namespace) -> int:
               f"{len(pool.real)} images, {args.trials} trials + {attention} attention checks per participant"
               + (f"; {state.restored} session(s) restored" if state.restored else "")
               + (f"; {state.stale} session(s) left out (their images are not in this pool)" if state.stale else ""))
-        print(f"open {server.url}  (answers: {state.answers_file()}; Ctrl-C stops; then `colorbench report "
-              f"{args.run_dir}` adds the results)", flush=True)
+        print(f"open {' or '.join(server.participant_urls())}  (answers: {state.answers_file()}; Ctrl-C stops; then "
+              f"`colorbench report {args.run_dir}` adds the results)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:  # uvicorn finished the requests in flight, then passed Ctrl-C on

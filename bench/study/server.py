@@ -150,7 +150,7 @@ def render_page(state: StudyState) -> bytes:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template("study.html.j2").render(
-        kind=state.kind, trials=state.n_trials + state.n_attention, seconds=state.seconds,
+        kind=state.kind, trials=state.n_trials + state.n_attention, seconds=state.seconds, attention=state.n_attention,
         js=(TEMPLATES / "study.js").read_text(encoding="utf-8"),
     ).encode("utf-8")
 
@@ -236,11 +236,31 @@ def build_app(state: StudyState, allowed_hosts: Sequence[str], body_timeout: flo
                      exception_handlers={404: not_found, 405: not_found})
 
 
+def interface_addresses() -> list[str]:
+    """This machine's IPv4 addresses, one per network interface (Linux ``SIOCGIFADDR``; empty elsewhere)."""
+    import struct
+
+    out = []
+    try:
+        interfaces = socket.if_nameindex()
+    except OSError:
+        return out
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in interfaces:
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+            except OSError:
+                continue  # no IPv4 address on this interface
+            out.append(socket.inet_ntoa(packed[20:24]))
+    return out
+
+
 def allowed_hosts_for(host: str, extra: Sequence[str] = ()) -> list[str]:
     """The ``Host`` names a browser may use for a server bound to ``host`` (the port is not compared).
 
     Loopback: 127.0.0.1, localhost, ::1. A wildcard or LAN address adds this machine's host name, its fully
-    qualified name and its addresses (participants on a lab network type one of those), plus ``extra``.
+    qualified name and its interfaces' IPv4 addresses (participants on a lab network type one of those), plus
+    ``extra`` (``--allow-host``; IPv6 addresses go there).
     """
     names = {"127.0.0.1", "localhost", "::1", "[::1]"}
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -251,6 +271,7 @@ def allowed_hosts_for(host: str, extra: Sequence[str] = ()) -> list[str]:
             names |= set(socket.gethostbyname_ex(hostname)[2])
         except OSError:
             pass
+        names |= set(interface_addresses())
         names.discard("0.0.0.0")
         names.discard("::")
     names |= {h.strip().lower() for h in extra if h.strip()}
@@ -299,6 +320,14 @@ class StudyServer:
     def url(self) -> str:
         host, port = self.server_address
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def participant_urls(self) -> list[str]:
+        """The addresses to hand to participants: the bound one, or for a wildcard each non-loopback address."""
+        host, port = self.server_address
+        if host not in ("0.0.0.0", "::"):
+            return [self.url]
+        lan = [h for h in self.allowed_hosts if not (h.startswith("127.") or h in ("localhost", "::1", "[::1]"))]
+        return [f"http://{h}:{port}/" for h in lan] or [f"http://127.0.0.1:{port}/"]
 
     def serve_forever(self) -> None:
         """Serve until Ctrl-C / SIGTERM (uvicorn handles both and finishes the requests in flight)."""
