@@ -113,6 +113,23 @@ def test_answer_is_fsynced_before_it_is_acknowledged(tmp_path: Path, monkeypatch
         assert _lines(responses)[0]["rt_ms"] == 10
 
 
+@pytest.fixture
+def start_cli_server():
+    """Starts ``python -m colorbench.study RUN --port 0`` processes; any still running at the end is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(run_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+        proc, url = _start_cli_server(run_dir, *extra)
+        started.append(proc)
+        return proc, url
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def _start_cli_server(run_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "colorbench.study", str(run_dir), "--port", "0", "--trials", "8",
@@ -133,12 +150,12 @@ def _address(url: str) -> tuple[str, int]:
 
 
 @pytest.mark.slow  # three server processes start (~5 s each on a loaded 2-core machine)
-def test_kill9_mid_answers_loses_nothing_and_a_restart_keeps_the_sessions(tmp_path: Path) -> None:
+def test_kill9_mid_answers_loses_nothing_and_a_restart_keeps_the_sessions(tmp_path: Path, start_cli_server) -> None:
     run_dir = make_run_dir(tmp_path)
     acked: set[tuple[str, int]] = set()
     states: dict[str, dict] = {}
     for round_ in range(3):  # three kill -9 while five participants answer as fast as they can
-        proc, url = _start_cli_server(run_dir, "--trials", "200")
+        proc, url = start_cli_server(run_dir, "--trials", "200")
         client = Client(_address(url))
         if not states:
             states = {s["participant"]: s for s in (client.post("/api/session", {})[1] for _ in range(5))}
@@ -178,12 +195,12 @@ def test_kill9_mid_answers_loses_nothing_and_a_restart_keeps_the_sessions(tmp_pa
     assert len(acked) > 5 and any("current" in s for s in states.values())  # killed mid-study
 
 
-def test_second_start_refuses_names_the_server_and_touches_nothing(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_start_refuses_names_the_server_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   start_cli_server) -> None:
     from colorbench.cli import main
 
     run_dir = make_run_dir(tmp_path)
-    proc, url = _start_cli_server(run_dir)
+    proc, url = start_cli_server(run_dir)
     try:
         client = Client(_address(url))
         status, state = client.post("/api/session", {})
