@@ -128,3 +128,22 @@ def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["study", str(run_dir), "--kind", "pairwise", "--methods", "alpha", "--port", "0"]) == 2
     assert "a pairwise study needs at least two methods" in capsys.readouterr().err
     assert not (run_dir / "study" / "sessions.jsonl").exists()  # refused before any session was made
+
+
+def test_attention_checks_are_not_a_method_and_failing_one_excludes_the_participant(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+
+    def check(participant: str, trial: int, passed: bool) -> str:
+        return json.dumps({"participant": participant, "trial": trial, "dataset": "toyset", "image": "test:000",
+                           "method": "attention:inverted_ab", "real_side": "left", "choice": "left" if passed else "right",
+                           "attention": True, "rt_ms": 500.0}) + "\n"
+
+    study.joinpath("responses.jsonl").write_text(
+        _line("good", 0, "alpha", "left", "right") + check("good", 1, True)
+        + _line("bad", 0, "alpha", "left", "right") + _line("bad", 1, "alpha", "left", "right") + check("bad", 2, False))
+    result = load_study(tmp_path)
+    assert set(result.rates) == {("toyset", "alpha")}  # the checks are no method's trials
+    assert (result.rates[("toyset", "alpha")].fooled, result.rates[("toyset", "alpha")].n) == (1, 1)  # "bad" left out
+    assert (result.participants, result.excluded, result.attention_checks) == (2, 1, 2)
+    assert "1 participant(s) failed an attention check" in naturalness_markdown(result)

@@ -273,6 +273,9 @@ def test_restart_restores_sessions_and_expiry_drops_them(tmp_path: Path) -> None
     now = second.current(s.participant)
     assert now["answered"] == 1 and now["current"]["image"] == f"/images/{s.trials[1]['token']}.png"
     assert second.image(token0) is not None  # an answered trial's image stays viewable
+    other_kind = StudyState(run_dir, pool, kind="pairwise", n_trials=3)  # restarted as another kind of study
+    other_kind.restore()
+    assert (other_kind.restored, other_kind.stale) == (0, 1)
     # an hour later, with a half-hour expiry: gone from memory, its answer still on disk
     third = StudyState(run_dir, pool, n_trials=3, expiry_s=1800)
     third.restore(now=time.time() + 3600)

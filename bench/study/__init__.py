@@ -97,7 +97,8 @@ def run_study(args: argparse.Namespace) -> int:
         print(f"{args.kind} study of {len({m for _, m in arms})} method(s) on {len({d for d, _ in arms})} dataset(s), "
               f"{len(pool.real)} images, {args.trials} trials + {attention} attention checks per participant"
               + (f"; {state.restored} session(s) restored" if state.restored else "")
-              + (f"; {state.stale} session(s) left out (their images are not in this pool)" if state.stale else ""))
+              + (f"; {state.stale} earlier session(s) not resumed (another --kind, or images not in this pool)"
+                 if state.stale else ""))
         print(f"open {' or '.join(server.participant_urls())}  (answers: {state.answers_file()}; Ctrl-C stops; then "
               f"`colorbench report {args.run_dir}` adds the results)", flush=True)
         try:

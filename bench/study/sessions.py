@@ -177,7 +177,7 @@ class StudyState:
     sessions: dict[str, Session] = field(default_factory=dict)
     tokens: dict[str, tuple[str, int]] = field(default_factory=dict)  # image token -> (participant, trial)
     restored: int = 0  # sessions read back from sessions.jsonl at start
-    stale: int = 0  # sessions whose images this pool no longer has (another --methods/--pool/--seed)
+    stale: int = 0  # sessions of another --kind, or whose images this pool lacks (another --methods/--pool/--seed)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -224,8 +224,8 @@ class StudyState:
                 s.last_seen = max(s.created, last)
                 if now - s.last_seen > self.expiry_s:
                     continue
-                if not all(self._resolves(t) for t in s.trials):
-                    self.stale += 1
+                if s.kind != self.kind or not all(self._resolves(t) for t in s.trials):
+                    self.stale += 1  # another kind of study, or images this pool does not hold
                     continue
                 self._add(s)
                 self.restored += 1
