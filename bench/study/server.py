@@ -1,13 +1,13 @@
 """The study's HTTP server: Starlette routes served by uvicorn, one server per run directory.
 
-Why uvicorn + Starlette (measured against aiohttp on 127.0.0.1, 2026-12-07, load average ~2.4 on 2 cores; the
-probe is described in the README's study section): both served 20 concurrent participants × 15 requests with an
-fsync per answer in ~0.5 s with 0 errors (the standard-library server this replaces reset 0–8 of 20 session
-requests with its queue of 5), both answer ``Content-Length: ²`` with 400; aiohttp logged a traceback for every
-client that hung up mid-body, uvicorn stayed quiet, and uvicorn is pure Python over h11 (no compiled
-dependencies). Neither closes a connection that trickles its request headers (both still open after 12 s), so
-:class:`HeaderTimeoutProtocol` adds that one guard on top of uvicorn's own limits (backlog, keep-alive timeout,
-header size, concurrency).
+Why uvicorn + Starlette (``benchmarks/study_servers.py``, run 2026-12-07 on 127.0.0.1, 2 cores shared with
+other jobs, load average 2.4–7): both it and aiohttp served 20 concurrent participants × 15 requests with an
+fsync per answer in 0.4–0.9 s with 0 errors (the standard-library server this replaces failed 4–7 of 20
+participants with reset connections, its accept queue holding 5), and both answer ``Content-Length: ²`` with
+400; aiohttp logged a traceback for each malformed request and each client that hung up mid-body, uvicorn stayed
+quiet, and uvicorn is pure Python over h11 (no compiled dependencies). Neither closes a connection that trickles
+its request headers (both still open after 12 s), so :func:`_header_timeout_protocol` adds that one guard on top
+of uvicorn's own limits (backlog, keep-alive timeout, header size, concurrency).
 
 Routes (everything else is 404; answers are JSON):
 
