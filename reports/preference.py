@@ -358,13 +358,14 @@ def preference_summary(result: PreferenceResult) -> str:
     """One paragraph: participants, exclusions, judgements, the model and the interval."""
     kept = sum(p.n_judgements for p in result.datasets.values())
     allowed = result.params["max_attention_failures"]
-    text = (f"{result.participants} participant(s); {len(result.excluded)} excluded for failing "
-            f"{'any' if allowed == 0 else f'more than {allowed}'} of their attention checks ({result.attention_checks} checks "
+    failing = "any" if allowed == 0 else f"more than {allowed}"
+    text = (f"{result.participants} participant(s); {len(result.excluded)} excluded for failing {failing} of their "
+            f"attention checks ({result.attention_checks} checks "
             f"answered in all: a real image against an obviously wrong colorization). {kept} judgements kept. Each "
             "judgement: two methods' colorizations of the same grey image side by side, \"which looks more "
-            "natural?\". Scores: Bradley–Terry log-strengths (mean 0; a difference of 1 means odds of e ≈ 2.7 to 1), "
-            f"choix I-LSR, regularization α = {result.params['alpha']}; intervals: 95 % percentile bootstrap over participants "
-            f"({result.params['n_bootstrap']} replicates).")
+            "natural?\". Scores: Bradley–Terry log-strengths (mean 0; a difference of 1 means odds of e ≈ 2.7 to "
+            f"1), choix I-LSR, regularization α = {result.params['alpha']}; intervals: 95 % percentile bootstrap "
+            f"over participants ({result.params['n_bootstrap']} replicates).")
     if any(p.resampled == "judgements" for p in result.datasets.values()):
         text += " With a single participant the bootstrap resamples judgements instead (narrower than it should be)."
     if result.n_bad:

@@ -34,7 +34,8 @@ def _simulated(strength: dict[str, float], people: int, per_person: int, seed: i
 
 def test_bradley_terry_matches_a_direct_maximum_likelihood_fit() -> None:
     # reference: the Bradley-Terry log-likelihood maximised by scipy (BFGS); choix's I-LSR at alpha=0 is the MLE
-    pairs = [(0, 1)] * 7 + [(1, 0)] * 3 + [(1, 2)] * 6 + [(2, 1)] * 4 + [(0, 2)] * 8 + [(2, 0)] * 2 + [(3, 0), (0, 3), (3, 2)]
+    pairs = ([(0, 1)] * 7 + [(1, 0)] * 3 + [(1, 2)] * 6 + [(2, 1)] * 4 + [(0, 2)] * 8 + [(2, 0)] * 2
+             + [(3, 0), (0, 3), (3, 2)])
     wins = np.zeros((4, 4))
     for win, lose in pairs:
         wins[win, lose] += 1

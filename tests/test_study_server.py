@@ -333,7 +333,8 @@ def _adversary(run_dir: Path, dither: int, sessions: int = 10, trials: int = 40)
             "timing": "left" if s["seconds"] > median_time else "right",
             "name": "left" if int(s["name"].split("/")[-1][0], 16) < 8 else "right",
             # the real photo comes back with other colorizations; a colorization comes back with the same photo
-            "duplicates": ("left" if len(partners[a]) > len(partners[b]) else "right" if len(partners[b]) > len(partners[a])
+            "duplicates": ("left" if len(partners[a]) > len(partners[b])
+                           else "right" if len(partners[b]) > len(partners[a])
                            else ("left", "right")[int(rng.integers(2))]),
         }
         for k, g in guesses.items():
@@ -481,8 +482,9 @@ def test_slow_clients_are_cut_off_and_hold_up_no_one(tmp_path: Path, caplog: pyt
         reply = body_slow.recv(200)
         assert reply.startswith(b"HTTP/1.1 408"), reply
         body_slow.close()
+        image = state.get("current", {}).get("image", "/")
         for request in (head + b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"par",  # hangs up
-                        f"GET {state.get('current', {}).get('image', '/')} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()):
+                        f"GET {image} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()):
             with socket.create_connection(addr, timeout=5) as s:
                 s.sendall(request)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST

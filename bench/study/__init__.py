@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="show each pair for this many seconds, then hide it (default: until the participant chooses)")
     p.add_argument("--pool", type=int, default=DEFAULT_POOL,
                    help=f"test images per dataset taken into the study (default {DEFAULT_POOL}, a seeded subset)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image subset (trial order is random per participant)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the image subset (trial order is random per participant)")
     p.add_argument("--session-hours", type=float, default=DEFAULT_EXPIRY_S / 3600,
                    help=f"a session unused this long expires (default {DEFAULT_EXPIRY_S / 3600:g}; its answers stay)")
     p.add_argument("--dither", type=int, default=DEFAULT_DITHER,

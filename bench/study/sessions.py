@@ -321,7 +321,7 @@ class StudyState:
             raise BadRequest("'trial' (integer) is required")
         if choice not in ("left", "right"):
             raise BadRequest("'choice' must be \"left\" or \"right\"")
-        if isinstance(rt, bool) or not isinstance(rt, (int, float)) or not math.isfinite(rt) or not 0 <= rt <= 86_400_000:
+        if isinstance(rt, bool) or not isinstance(rt, (int, float)) or not (math.isfinite(rt) and 0 <= rt <= 864e5):
             raise BadRequest("'rt_ms' must be the response time in milliseconds (0 to 86400000)")
         with self.lock:
             s = self._session(body.get("participant"))
