@@ -47,7 +47,9 @@
       show();
     } catch (err) {
       $("error").textContent = "Your answer was not saved: " + err.message;
-      if (err.status !== 410) enable(true);
+      if (err.status === 409) {  // answered already (another tab, a retried click): go on from where the server is
+        try { state = await post("/api/next", { participant: state.participant }); show(); } catch (e) { /* shown */ }
+      } else if (err.status !== 410) enable(true);
     } finally { busy = false; }
   }
   buttons.forEach((b) => b.addEventListener("click", () => choose(b.dataset.choice)));
