@@ -252,6 +252,26 @@ def test_study_records_each_click_and_the_report_shows_fooling_rates(browser, st
     page.close()
 
 
+def test_study_page_goes_on_when_its_answer_was_already_given(browser, study_server) -> None:
+    from test_study_server import Client
+
+    w = Watched(browser)
+    w.page.goto(study_server.url)
+    w.page.click("#start")
+    w.page.wait_for_selector('button[data-choice="left"]:not([disabled])')
+    participant = w.page.evaluate("() => sessionStorage.getItem('colorbench-study-participant')")
+    client = Client(study_server.server_address)  # the same trial answered elsewhere (another tab, a retry)
+    status, state = client.post("/api/next", {"participant": participant})
+    assert status == 200 and client.answer(state, "right")[0] == 200
+    w.page.click('button[data-choice="left"]')  # the server says 409: the page moves on to trial 2 of 6
+    w.page.wait_for_function("() => document.querySelector('#progress').textContent === '1 / 6'")
+    assert "already answered" in w.page.text_content("#error")
+    _answer_in_browser(w.page, "left", 2, 6)
+    assert w.page.text_content("#error") == ""
+    assert [e for e in w.errors if "409" not in e] == []  # the browser logs the refused request itself
+    w.page.close()
+
+
 def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) -> None:
     from test_study_server import serving
 
