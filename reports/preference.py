@@ -366,6 +366,11 @@ def preference_summary(result: PreferenceResult) -> str:
             "natural?\". Scores: Bradley–Terry log-strengths (mean 0; a difference of 1 means odds of e ≈ 2.7 to "
             f"1), choix I-LSR, regularization α = {result.params['alpha']}; intervals: 95 % percentile bootstrap "
             f"over participants ({result.params['n_bootstrap']} replicates).")
+    unbeaten = [f"{m} ({ds})" if len(result.datasets) > 1 else m for ds, p in result.datasets.items()
+                for i, m in enumerate(p.methods) if p.wins[:, i].sum() == 0 and p.wins[i].sum() > 0]
+    if unbeaten:
+        text += (f" Never lost: {', '.join(unbeaten)}; such a score has no finite maximum-likelihood value and is set "
+                 "by α (read it as \"above the others\", not as a size).")
     if any(p.resampled == "judgements" for p in result.datasets.values()):
         text += " With a single participant the bootstrap resamples judgements instead (narrower than it should be)."
     if result.n_bad:

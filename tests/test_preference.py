@@ -169,4 +169,5 @@ def test_pairwise_study_end_to_end_over_http_recovers_the_order(tmp_path: Path) 
     html = out["html"].read_text()
     assert 'id="sec-preference"' in html and "win-matrix" in html and 'data-metric="mse"' in html
     assert "8 participant(s); 1 excluded" in md
+    assert ("Never lost: alpha" in md) == (pref.wins[:, 0].sum() == 0)
     assert preference_markdown(result).splitlines()[0] in md
