@@ -513,7 +513,7 @@ def _environment():
 
 def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_info: Mapping[str, Any] | None = None,
                       figures: Mapping[str, str] | None = None, study: StudyResult | None = None,
-                      per_image_keys: Sequence[str] | None = None) -> Path:
+                      per_image_keys: Sequence[str] | None = None, preference_section: str | None = None) -> Path:
     """Write ``RUN/index.html`` and its data under ``RUN/html/``; return the path of ``index.html``.
 
     Args:
@@ -525,6 +525,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         study: the fooling rates of ``colorbench study``, when the run has responses.
         per_image_keys: metric keys with per-image values (the others are set-level: in a multi-seed run their
             ± is the spread over seeds only, as the Markdown leaderboard says).
+        preference_section: the HTML of a pairwise study (:func:`colorbench.reports.preference.preference_html`).
 
     When some (dataset, method) has several seeds, the leaderboard (``#leaderboard``) has one row per (dataset,
     method) over its seeds and the per-cell rows follow in a collapsed "per seed" table (``#leaderboard-seeds``).
@@ -568,7 +569,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
         conventions=_conventions(records),
         left_out_note=missing_everywhere_note(missing_everywhere(records, metric_keys(records))),
         missing_cells=[str(m) for m in run_info.get("missing_cells") or []],
-        study=study, study_rates=study_rates,
+        study=study, study_rates=study_rates, preference_section=preference_section,
         structure_lost_mark=STRUCTURE_LOST,
         page_json=_json_for_script(page_data),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),

@@ -81,6 +81,8 @@ class StudyResult:
     n_lines: int
     n_bad: int  # lines that are not a complete response (e.g. a torn last line); left out and counted
     participants: int
+    excluded: int = 0  # participants left out for failing an attention check (real vs an obviously wrong colorization)
+    attention_checks: int = 0  # attention trials answered, all participants
 
     def for_method(self, dataset: str | None, method: str, seed: int | None = None) -> FoolingRate | None:
         """The rate of ``method`` on ``dataset``; with ``seed``, also the study's label of one seed of a method
@@ -114,7 +116,8 @@ def load_study(run_dir: str | Path) -> StudyResult | None:
     """The fooling rates of a run's study, or ``None`` when it has no ``study/responses.jsonl`` (or it is empty).
 
     A participant's repeated answer to the same trial counts once (the first one), so a retried POST never counts
-    twice.
+    twice. Attention checks (``"attention": true``: the real image against an obviously wrong colorization) are not
+    a method's trials; a participant who fails any of them is left out and counted in ``excluded``.
     """
     path = Path(run_dir) / RESPONSES
     if not path.is_file():
@@ -122,7 +125,9 @@ def load_study(run_dir: str | Path) -> StudyResult | None:
     counts: dict[tuple[str, str], list[int]] = {}
     seen: set[tuple[Any, Any]] = set()
     participants: set[Any] = set()
-    n_lines = n_bad = 0
+    n_lines = n_bad = n_checks = 0
+    kept: list[dict[str, Any]] = []
+    failed: set[Any] = set()
     for obj in iter_responses(path):
         n_lines += 1
         if obj is None:
@@ -133,6 +138,15 @@ def load_study(run_dir: str | Path) -> StudyResult | None:
             continue
         seen.add(ident)
         participants.add(obj.get("participant"))
+        if obj.get("attention"):
+            n_checks += 1
+            if obj["choice"] != obj["real_side"]:
+                failed.add(obj.get("participant"))
+            continue
+        kept.append(obj)
+    for obj in kept:
+        if obj.get("participant") in failed:
+            continue
         fooled = obj["choice"] != obj["real_side"]
         c = counts.setdefault((obj["dataset"], obj["method"]), [0, 0])
         c[0] += int(fooled)
@@ -140,7 +154,8 @@ def load_study(run_dir: str | Path) -> StudyResult | None:
     if not counts:
         return None
     rates = {key: FoolingRate(key[0], key[1], k, n) for key, (k, n) in counts.items()}
-    return StudyResult(rates=rates, n_lines=n_lines, n_bad=n_bad, participants=len(participants))
+    return StudyResult(rates=rates, n_lines=n_lines, n_bad=n_bad, participants=len(participants),
+                       excluded=len(failed), attention_checks=n_checks)
 
 
 def naturalness_markdown(study: StudyResult) -> str:
@@ -160,4 +175,7 @@ def naturalness_markdown(study: StudyResult) -> str:
                      f"| {rate.n} |")
     if study.n_bad:
         lines += ["", f"{study.n_bad} of {study.n_lines} response lines were not complete responses and were left out."]
+    if study.attention_checks:
+        lines += ["", f"{study.excluded} participant(s) failed an attention check (the real image against an obviously "
+                  f"wrong colorization; {study.attention_checks} checks answered) and were left out."]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from colorbench.results.rundir import RunDir
 from colorbench.reports.histogram_export import write_log_ab_histogram_csv
 from colorbench.reports.html import write_html_report
 from colorbench.reports.naturalness import load_study, naturalness_markdown
+from colorbench.reports.preference import export_judgements, load_preferences, preference_html, preference_markdown
 from colorbench.reports.figures import plot_ab_histograms, plot_curves, plot_losses, plot_sample_grid
 from colorbench.reports.stats import paired_comparisons, seed_summary
 from colorbench.reports.tables import cross_domain_markdown, leaderboard_frame, leaderboard_markdown, results_frame
@@ -116,13 +117,18 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         sections.insert(0, naturalness_markdown(study))
         naturalness = {(rec.key or rec.method): rate.text() for rec in records
                        if (rate := study.for_method(rec.dataset_name, rec.method, rec.seed)) is not None}
+    preference = load_preferences(run_dir, records)  # judgements of `colorbench study --kind pairwise`
+    if preference is not None:
+        sections.insert(0, preference_markdown(preference))
+        written.update(export_judgements(run_dir, preference))
 
     written["leaderboard"] = run_dir / "leaderboard.md"
     atomic_write_text(written["leaderboard"], leaderboard_markdown(
         records, run_info, figures=links, sections=sections, comparisons=comparisons, per_image_keys=per_image_keys,
         naturalness=naturalness))
     written["html"] = write_html_report(run_dir, records, run_info, figures=links, study=study,
-                                        per_image_keys=per_image_keys)
+                                        per_image_keys=per_image_keys,
+                                        preference_section=preference_html(preference) if preference else None)
     return written
 
 

@@ -1,4 +1,4 @@
-"""The HTML report and the naturalness study in a real headless Chromium (Playwright driving Debian's chromium).
+"""The HTML report and both studies (naturalness, pairwise) in a real headless Chromium (Playwright driving Debian's chromium).
 
 Screenshots go to ``$COLORBENCH_SCREENSHOTS`` when it is set (to look at them), else to the test's tmp folder.
 """
@@ -176,92 +176,63 @@ def test_multi_seed_leaderboard_sorts_the_aggregated_rows(browser, tmp_path: Pat
     page.close()
 
 
-# --- the study -------------------------------------------------------------------------------------------------
+# --- the studies -----------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def study_server(tmp_path: Path):
-    from colorbench.study import StudyServer, prepare
+    from test_study_server import serving
 
     run_dir = make_run_dir(tmp_path)
     (run_dir / "secret.txt").write_text("not for participants")
-    pairs = prepare(run_dir, ("alpha", "beta"), pool=10, seed=0)
-    server = StudyServer(("127.0.0.1", 0), run_dir, pairs, trials=6, seconds=None)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(run_dir, n_trials=6, pool=10) as server:
+        yield server
 
 
-def _request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    """A raw HTTP request: the path is sent exactly as given (no client-side normalisation of ``..``)."""
-    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
-    conn.putrequest(method, path, skip_accept_encoding=True)
-    for k, v in (headers or {}).items():
-        conn.putheader(k, v)
-    if body is not None and "Content-Length" not in (headers or {}):
-        conn.putheader("Content-Length", str(len(body)))
-    conn.endheaders(body)
-    res = conn.getresponse()
-    data = res.read()
-    conn.close()
-    return res.status, data
+def _answer_in_browser(page, side: str, k: int, n: int) -> None:
+    page.wait_for_selector(f'button[data-choice="{side}"]:not([disabled])')
+    page.click(f'button[data-choice="{side}"]')
+    page.wait_for_function(f"() => document.querySelector('#progress').textContent === '{k} / {n}'")
 
 
 def test_study_records_each_click_and_the_report_shows_fooling_rates(browser, study_server, shots: Path) -> None:
     server = study_server
-    run_dir = server.run_dir
+    run_dir = server.state.run_dir
     w = Watched(browser)
     page = w.page
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    page.goto(url)
+    page.goto(server.url)
     page.screenshot(path=str(shots / "study_intro.png"))
     page.click("#start")
     page.wait_for_selector('button[data-choice="left"]:not([disabled])')
     assert page.text_content("#progress") == "0 / 6"
     page.screenshot(path=str(shots / "study_trial.png"))
     clicks = ["left", "right", "left", "left", "right", "right"]
-    for k, side in enumerate(clicks, 1):
-        page.wait_for_selector(f'button[data-choice="{side}"]:not([disabled])')
-        page.click(f'button[data-choice="{side}"]')
-        page.wait_for_function(f"() => document.querySelector('#progress').textContent === '{k} / 6'")
+    for k, side in enumerate(clicks[:3], 1):
+        _answer_in_browser(page, side, k, 6)
+    page.reload()  # a reload goes on where it was (the participant id is in sessionStorage)
+    page.click("#start")
+    page.wait_for_function("() => document.querySelector('#progress').textContent === '3 / 6'")
+    for k, side in enumerate(clicks[3:], 4):
+        _answer_in_browser(page, side, k, 6)
     page.wait_for_selector("#done", state="visible")
     page.screenshot(path=str(shots / "study_done.png"))
     assert w.errors == []
+    # the page only ever asked for the page, the API and one composite image per trial, each under its own name
+    images = {u for u in w.requests if "/images/" in u}
+    assert len(images) == 6 and all(u.startswith(server.url) for u in w.requests)
 
     lines = [json.loads(line) for line in (run_dir / "study" / "responses.jsonl").read_text().splitlines()]
-    assert len(lines) == 6
-    session = next(iter(server.sessions.values()))
+    assert len(lines) == 6 and len(server.state.sessions) == 1
+    session = next(iter(server.state.sessions.values()))
     assert sorted(line["trial"] for line in lines) == list(range(6))
     for line in lines:
         trial = session.trials[line["trial"]]
         assert line["choice"] == clicks[line["trial"]]
-        assert (line["image"], line["method"], line["real_side"]) == (trial["image"], trial["method"], trial["real_side"])
+        assert line["method"] in (trial["left"], trial["right"]) and trial[line["real_side"]] == "real"
         assert line["dataset"] == "toyset" and line["method"] in ("alpha", "beta")
         assert line["chose_real"] == (line["choice"] == line["real_side"]) and line["rt_ms"] >= 0
-    assert {t["method"] for t in session.trials} == {"alpha", "beta"}  # arms in turn: 3 trials each
-    assert sum(t["method"] == "alpha" for t in session.trials) == 3
-
-    # bad requests: malformed JSON, wrong fields, replayed trial, oversized, unknown paths, path traversal
-    participant = session.participant
-    ok_body = {"participant": participant, "trial": 0, "image": session.trials[0]["image"], "choice": "left", "rt_ms": 5}
-    json_header = {"Content-Type": "application/json"}
-    assert _request(server, "POST", "/api/response", b"{not json", json_header)[0] == 400
-    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "choice": "up"}).encode(), json_header)[0] == 400
-    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "trial": 99}).encode(), json_header)[0] == 400
-    assert _request(server, "POST", "/api/response", json.dumps({**ok_body, "participant": "x"}).encode(), json_header)[0] == 400
-    assert _request(server, "POST", "/api/response", json.dumps(ok_body).encode(), json_header)[0] == 400  # answered
-    assert _request(server, "POST", "/api/response", json.dumps(ok_body).encode())[0] == 400  # no JSON content type
-    assert _request(server, "POST", "/api/response", b"x" * 5000, json_header)[0] == 400
-    for path in ("/images/../secret.txt", "/images/..%2fsecret.txt", "/images/%2e%2e/%2e%2e/etc/passwd", "/../secret.txt",
-                 "/secret.txt", "/run.json", "/study/responses.jsonl", "/images/", "/nothing"):
-        status, data = _request(server, "GET", path)
-        assert status == 404, path
-        assert b"not for participants" not in data
-    image = session.trials[0]["left"]
-    assert _request(server, "GET", f"/images/{image}")[0] == 200
-    assert len((run_dir / "study" / "responses.jsonl").read_text().splitlines()) == 6  # nothing bad was written
+    assert sum(line["method"] == "alpha" for line in lines) == 3  # arms in turn: 3 trials each
+    assert len({line["image"] for line in lines}) == 6  # no photo twice in one session
 
     # the report then shows each method's fooling rate with its Wilson interval and n
     study = load_study(run_dir)
@@ -281,19 +252,37 @@ def test_study_records_each_click_and_the_report_shows_fooling_rates(browser, st
     page.close()
 
 
+def test_study_page_goes_on_when_its_answer_was_already_given(browser, study_server) -> None:
+    from test_study_server import Client
+
+    w = Watched(browser)
+    w.page.goto(study_server.url)
+    w.page.click("#start")
+    w.page.wait_for_selector('button[data-choice="left"]:not([disabled])')
+    participant = w.page.evaluate("() => sessionStorage.getItem('colorbench-study-participant')")
+    client = Client(study_server.server_address)  # the same trial answered elsewhere (another tab, a retry)
+    status, state = client.post("/api/next", {"participant": participant})
+    assert status == 200 and client.answer(state, "right")[0] == 200
+    w.page.click('button[data-choice="left"]')  # the server says 409: the page moves on to trial 2 of 6
+    w.page.wait_for_function("() => document.querySelector('#progress').textContent === '1 / 6'")
+    assert "already answered" in w.page.text_content("#error")
+    _answer_in_browser(w.page, "left", 2, 6)
+    assert w.page.text_content("#error") == ""
+    assert [e for e in w.errors if "409" not in e] == []  # the browser logs the refused request itself
+    w.page.close()
+
+
 def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) -> None:
-    from colorbench.study import StudyServer, prepare
+    from test_study_server import serving
 
     run_dir = make_run_dir(tmp_path, layout="flat")  # the earlier layout: the sample images
-    server = StudyServer(("127.0.0.1", 0), run_dir, prepare(run_dir, pool=5), trials=2, seconds=0.3)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(run_dir, n_trials=2, pool=5, seconds=0.3) as server:
         w = Watched(browser)
-        w.page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        w.page.goto(server.url)
         assert "shown for 0.3 s" in w.page.text_content("#intro")
         w.page.click("#start")
         w.page.wait_for_selector('button[data-choice="right"]:not([disabled])')
-        w.page.wait_for_selector("#frame-left.hidden", timeout=5000)  # hidden after 0.3 s; still answerable
+        w.page.wait_for_selector("#frame.hidden", timeout=5000)  # hidden after 0.3 s; still answerable
         assert w.page.is_visible('button[data-choice="right"]')
         w.page.click('button[data-choice="right"]')
         w.page.wait_for_function("() => document.querySelector('#progress').textContent === '1 / 2'")
@@ -301,9 +290,70 @@ def test_study_hides_the_pair_after_the_display_time(browser, tmp_path: Path) ->
         assert line["seconds"] == 0.3 and line["rt_ms"] >= 300 and line["choice"] == "right"
         assert w.errors == []
         w.page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+@pytest.mark.slow  # 56 clicks in Chromium and a report: ~30 s on a loaded 2-core machine
+def test_pairwise_study_in_chromium_gives_bradley_terry_scores_and_metric_agreement(browser, tmp_path: Path,
+                                                                                      shots: Path) -> None:
+    """Simulated people with known preferences do a pairwise study in Chromium (each looks at the composite the
+    page shows and clicks a side, or half of the image); the report shows the Bradley–Terry scores with intervals,
+    the win matrix and the metric-agreement table (that such people's order is recovered is tested over HTTP with
+    more of them: test_preference.py)."""
+    import urllib.request
+
+    from colorbench.reports.preference import load_preferences
+
+    from study_fixtures import TRUE_STRENGTH, SimulatedPerson, make_preference_run
+    from test_study_server import serving
+
+    run_dir = make_preference_run(tmp_path)
+    n_people, n_trials, n_checks = 4, 12, 2
+    with serving(run_dir, kind="pairwise", n_trials=n_trials, n_attention=n_checks) as server:
+        for k in range(n_people):
+            person = SimulatedPerson(seed=k, attentive=k != 0)  # the first one fails the attention checks
+            w = Watched(browser)
+            page = w.page
+            page.goto(server.url)
+            if k == 1:
+                page.screenshot(path=str(shots / "pairwise_intro.png"))
+                assert "Which looks more natural?" in page.text_content("h1")
+            page.click("#start")
+            for t in range(n_trials + n_checks):
+                page.wait_for_selector('button[data-choice="left"]:not([disabled])')
+                src = page.get_attribute("#pair", "src")
+                with urllib.request.urlopen(server.url.rstrip("/") + src, timeout=10) as res:  # what the page shows
+                    side = person.choose(res.read())
+                if k == 1 and t == 0:
+                    page.screenshot(path=str(shots / "pairwise_trial.png"))
+                if t % 2:
+                    page.click(f'button[data-choice="{side}"]')
+                else:  # or a click on that half of the image
+                    page.click(f'.half.{side}')
+                page.wait_for_function(
+                    f"() => document.querySelector('#progress').textContent === '{t + 1} / {n_trials + n_checks}'")
+            page.wait_for_selector("#done", state="visible")
+            assert w.errors == []
+            page.close()
+    result = load_preferences(run_dir, n_boot=200)
+    assert len(result.excluded) == 1 and result.participants == n_people
+    pref = result.datasets["toyset"]
+    assert sorted(pref.methods) == sorted(TRUE_STRENGTH) and pref.n_judgements == (n_people - 1) * n_trials
+    assert np.all(pref.ci95[:, 0] <= pref.scores) and np.all(pref.scores <= pref.ci95[:, 1])
+    out = write_report(run_dir)
+    w = Watched(browser)
+    page = w.page
+    page.goto(out["html"].as_uri())
+    rows = page.eval_on_selector_all(".preference-scores tbody tr", "rs => rs.map(r => r.dataset.method)")
+    assert rows == pref.methods
+    shown = page.eval_on_selector_all('.preference-scores td[data-key="bt_score"]', "cs => cs.map(c => c.textContent)")
+    assert shown == [f"{x:+.2f}" for x in pref.scores]
+    assert page.locator(".win-matrix tbody tr").count() == 4
+    metrics = page.eval_on_selector_all(".metric-agreement tbody tr", "rs => rs.map(r => r.dataset.metric)")
+    assert set(metrics) == {"mse", "psnr", "chroma"}
+    page.locator("#sec-preference").scroll_into_view_if_needed()
+    page.locator("#sec-preference").screenshot(path=str(shots / "report_preference.png"))
+    assert w.errors == []
+    page.close()
 
 
 def test_one_view_per_dataset(browser, tmp_path: Path, shots: Path) -> None:

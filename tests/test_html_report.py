@@ -96,7 +96,7 @@ def test_templates_are_package_data() -> None:
 
     root = Path(__file__).resolve().parents[1]
     cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {"colorbench.reports": root / "reports", "colorbench": root / "bench"}
+    folders = {"colorbench.reports": root / "reports", "colorbench.study": root / "bench" / "study"}
     for package, folder in folders.items():
         globs = cfg["package-data"].get(package, [])
         files = sorted((folder / "templates").iterdir())

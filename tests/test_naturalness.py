@@ -117,6 +117,7 @@ def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
     args = build_parser().parse_args(["study", str(tmp_path), "--methods", "alpha,beta", "--trials", "5"])
     assert (args.host, args.port, args.methods, args.trials, args.seconds) == ("127.0.0.1", 8000, ("alpha", "beta"), 5, None)
+    assert (args.kind, args.attention_checks, args.allow_host) == ("naturalness", None, [])
     assert main(["study", str(tmp_path / "nowhere")]) == 2
     assert "not a colorbench run directory" in capsys.readouterr().err
     run_dir = make_run_dir(tmp_path)
@@ -124,40 +125,25 @@ def test_study_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "unknown method(s) ['gamma']" in capsys.readouterr().err
     assert main(["study", str(run_dir), "--trials", "0", "--port", "0"]) == 2
     assert "--trials must be >= 1" in capsys.readouterr().err
+    assert main(["study", str(run_dir), "--kind", "pairwise", "--methods", "alpha", "--port", "0"]) == 2
+    assert "a pairwise study needs at least two methods" in capsys.readouterr().err
+    assert not (run_dir / "study" / "sessions.jsonl").exists()  # refused before any session was made
 
 
-def test_study_answer_is_fsynced_before_it_is_acknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import http.client
-    import os
-    import threading
+def test_attention_checks_are_not_a_method_and_failing_one_excludes_the_participant(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
 
-    from colorbench import study as study_module
+    def check(participant: str, trial: int, passed: bool) -> str:
+        return json.dumps({"participant": participant, "trial": trial, "dataset": "toyset", "image": "test:000",
+                           "method": "attention:inverted_ab", "real_side": "left", "choice": "left" if passed else "right",
+                           "attention": True, "rt_ms": 500.0}) + "\n"
 
-    run_dir = make_run_dir(tmp_path)
-    server = study_module.StudyServer(("127.0.0.1", 0), run_dir, study_module.prepare(run_dir, pool=3), trials=2)
-    synced: list[tuple[int, int]] = []  # (inode, size) of each file synced
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        st = os.fstat(fd)
-        synced.append((st.st_ino, st.st_size))
-        real_fsync(fd)
-
-    monkeypatch.setattr(study_module.os, "fsync", fsync)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        session = server.new_session()
-        body = json.dumps({"participant": session.participant, "trial": 1, "image": session.trials[1]["image"],
-                           "choice": "left", "rt_ms": 12.5}).encode()
-        conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
-        conn.request("POST", "/api/response", body, {"Content-Type": "application/json"})
-        res = conn.getresponse()
-        assert res.status == 200 and json.loads(res.read()) == {"ok": True, "answered": 1, "trials": 2}
-        conn.close()
-        responses = run_dir / "study" / "responses.jsonl"
-        st = responses.stat()
-        assert (st.st_ino, st.st_size) in synced  # the whole line was on disk when the server answered
-        assert json.loads(responses.read_text())["rt_ms"] == 12.5
-    finally:
-        server.shutdown()
-        server.server_close()
+    study.joinpath("responses.jsonl").write_text(
+        _line("good", 0, "alpha", "left", "right") + check("good", 1, True)
+        + _line("bad", 0, "alpha", "left", "right") + _line("bad", 1, "alpha", "left", "right") + check("bad", 2, False))
+    result = load_study(tmp_path)
+    assert set(result.rates) == {("toyset", "alpha")}  # the checks are no method's trials
+    assert (result.rates[("toyset", "alpha")].fooled, result.rates[("toyset", "alpha")].n) == (1, 1)  # "bad" left out
+    assert (result.participants, result.excluded, result.attention_checks) == (2, 1, 2)
+    assert "1 participant(s) failed an attention check" in naturalness_markdown(result)

@@ -57,7 +57,7 @@ VERBS: dict[str, Verb] = {
                     "colorbench.core.weights:run_weights"),
     "status": Verb("cells of a run directory: done, running, failed, pending", f"{_C}.status:add_arguments",
                    f"{_C}.status:run_status"),
-    "study": Verb("serve a 2AFC naturalness study of a run (real vs colorized)", "colorbench.study:add_arguments",
+    "study": Verb("serve a human study of a run (naturalness or pairwise preference)", "colorbench.study:add_arguments",
                   "colorbench.study:run_study"),
     "publish": Verb("publish a run's results into a shared RESULTS folder or URI",
                     "colorbench.hub.cli:add_publish_arguments", "colorbench.hub.cli:run_publish"),
