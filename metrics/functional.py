@@ -397,8 +397,11 @@ def _depthwise_filter_valid(x: Tensor, kernel: Tensor) -> Tensor:
     return torch.nn.functional.conv2d(rows, weights[1], groups=n * c).view(n, c, h - k + 1, w - k + 1)
 
 
-#: Floating-point types SSIM can compute in. float32 (default) is ~3x faster; see :func:`ssim` for accuracy.
+#: Floating-point types SSIM can compute in; see :func:`ssim` for speed and accuracy.
 SSIM_COMPUTE_DTYPES = ("float32", "float64")
+#: Pixels (of three channels) per chunk of the float64 SSIM kernel: its 12 filtered float64 planes (~1.5 MB) stay
+#: in the cache; measured 5% faster than :data:`CHUNK_PIXELS` at 32x32 and 64x64 (1 thread, side by side).
+SSIM_FLOAT64_CHUNK_PIXELS = 2**14
 
 
 @metric_section()
@@ -409,7 +412,7 @@ def ssim(
     data_range: float = 255.0,
     k1: float = 0.01,
     k2: float = 0.03,
-    compute_dtype: str = "float32",
+    compute_dtype: str = "float64",
     reduction: str | None = None,
 ) -> Tensor:
     """Per-image structural similarity (Wang et al. 2004), batched.
@@ -424,9 +427,16 @@ def ssim(
 
     How it is computed (written here because scikit-image works one NumPy image at a time on the CPU and piq's
     batched version is slower): each image channel is centred on its own mean first (SSIM's variances and
-    covariance do not change; the local means get the channel mean back), which removes the cancellation of
-    ``E[x^2] - E[x]^2`` that makes a naive float32 SSIM inaccurate; the window is applied as two 1-D passes of
-    shifted-slice sums (faster on the CPU than ``conv2d``); the map average is accumulated in float64.
+    covariance do not change; the local means get the channel mean back); the window is applied as two 1-D passes
+    of shifted-slice sums; the map average is accumulated in float64.
+
+    Why float64 by default: the variances are E[x^2] - E[x]^2 over each window, and where a window's mean is far
+    from the channel mean (near-black surrounds, letterbox bars, dark areas of a bright photo) both terms are large
+    and nearly equal. In float32 their rounding (~6e-8 of x^2) is of the order of 1e-8, against C2 = 9e-4 on the
+    [0, 1] scale: up to 7e-6 off scikit-image on skimage's retina and letterboxed photographs, recoloured (biased,
+    so it does not average out; 2e-6 on skimage's camera). Checking for the error and recomputing only affected
+    images did not help: a rounding bound flagged every photograph. float64 is exact to ~1e-14; it costs 2x the
+    float32 kernel for RGB SSIM (luma SSIM runs on one channel, which pays for it).
 
     Args:
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1]; H and W at least the window size (11 or 7).
@@ -434,8 +444,9 @@ def ssim(
         variant: ``"gaussian"`` (default) or ``"uniform"``.
         data_range: the images are scaled to [0, data_range]; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
         k1, k2: the SSIM stabilising constants.
-        compute_dtype: ``"float32"`` (default; agrees with scikit-image's float64 result to < 1e-5, measured
-            ~1e-8 on photographs) or ``"float64"`` (agrees to < 1e-10).
+        compute_dtype: ``"float64"`` (default; agrees with scikit-image's float64 result to 1e-10, measured
+            ~1e-14, also with near-black regions) or ``"float32"`` (~2x faster; 1e-8 to 1e-7 off on typical
+            photographs, up to ~1e-5 with near-black regions).
         reduction: None (default: per-image values, as mse and psnr) or ``"per_image_mean"``.
 
     Returns:
@@ -454,7 +465,8 @@ def ssim(
 
 
 def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", data_range: float = 255.0,
-                    k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float32") -> Tensor:
+                    k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float64") -> Tensor:
+    """Per-image SSIM of ``(N, C, H, W)`` batches (any channel count C; the mean over the C channels)."""
     if compute_dtype not in SSIM_COMPUTE_DTYPES:
         raise ValueError(f"unknown SSIM compute_dtype {compute_dtype!r}; choose one of {SSIM_COMPUTE_DTYPES}")
     settings = ssim_settings(variant)
@@ -472,20 +484,21 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
     cov_norm = np_ / (np_ - 1) if settings["covariance"] == "sample" else 1.0
     kernel = _ssim_kernel_1d(variant, torch.device("cpu"))
     taps = kernel.tolist()
-    h, w = pred.shape[2:]
+    channels, h, w = pred.shape[1:]
     depthwise = pred.device.type == "cpu" and dtype == torch.float32 and h * w <= _SSIM_DEPTHWISE_MAX_PIXELS
 
     def one_chunk(p: Tensor, t: Tensor) -> Tensor:
         x, y = t.to(dtype), p.to(dtype)  # skimage's im1 is the real image
         mx = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float64).to(dtype)
         my = y.mean(dim=(2, 3), keepdim=True, dtype=torch.float64).to(dtype)
-        # 12 planes: the centred x and y, x^2 + y^2 (only var_x + var_y enters SSIM) and x y
-        stack = torch.empty((x.shape[0], 12, h, w), dtype=dtype, device=x.device)
-        xc, yc = torch.sub(x, mx, out=stack[:, 0:3]), torch.sub(y, my, out=stack[:, 3:6])
-        torch.mul(xc, xc, out=stack[:, 6:9]).add_(yc.square())
-        torch.mul(xc, yc, out=stack[:, 9:12])
+        # 4 planes per channel: the centred x and y, x^2 + y^2 (only var_x + var_y enters SSIM) and x y
+        c = channels
+        stack = torch.empty((x.shape[0], 4 * c, h, w), dtype=dtype, device=x.device)
+        xc, yc = torch.sub(x, mx, out=stack[:, 0:c]), torch.sub(y, my, out=stack[:, c:2 * c])
+        torch.mul(xc, xc, out=stack[:, 2 * c:3 * c]).add_(yc.square())
+        torch.mul(xc, yc, out=stack[:, 3 * c:4 * c])
         filt = _depthwise_filter_valid(stack, kernel) if depthwise else _separable_filter_valid(stack, taps)
-        ux, uy, uss, uxy = filt[:, 0:3], filt[:, 3:6], filt[:, 6:9], filt[:, 9:12]
+        ux, uy, uss, uxy = filt[:, 0:c], filt[:, c:2 * c], filt[:, 2 * c:3 * c], filt[:, 3 * c:4 * c]
         # No fused multiply-adds below: with separately rounded products, SSIM(x, x) is exactly 1 (the two
         # factors of the numerator and of the denominator round identically when x = y).
         prod = torch.mul(ux, uy)
@@ -500,9 +513,10 @@ def _ssim_unchecked(pred: Tensor, target: Tensor, variant: str = "gaussian", dat
         den = (var_sum.mul_(cov_norm) if cov_norm != 1.0 else var_sum).add_(c2).mul_(b)
         return num.div_(den).mean(dim=(2, 3), dtype=torch.float64).mean(dim=1)
 
-    # chunks of CHUNK_PIXELS keep the 12 filtered float32 planes (~1.5 MB) in the cache (measured 3-4x faster than
-    # chunks of 2**21 pixels, 32x32 to 256x256)
-    return per_image_chunks(one_chunk, pred, target).cpu()
+    # chunks keep the filtered planes (12 of float32 in CHUNK_PIXELS, 12 of float64 in SSIM_FLOAT64_CHUNK_PIXELS:
+    # ~1.5 MB) in the cache (measured 3-4x faster than chunks of 2**21 pixels, 32x32 to 256x256)
+    pixels = CHUNK_PIXELS if dtype == torch.float32 else SSIM_FLOAT64_CHUNK_PIXELS
+    return per_image_chunks(one_chunk, pred, target, pixels=pixels * 3 // channels).cpu()
 
 
 @metric_section()
@@ -514,7 +528,7 @@ def luma_ssim(
     data_range: float = 255.0,
     k1: float = 0.01,
     k2: float = 0.03,
-    compute_dtype: str = "float32",
+    compute_dtype: str = "float64",
 ) -> Tensor:
     """Per-image SSIM between the grey of the colorization and the grey of the real image (the method's input).
 
@@ -552,11 +566,9 @@ def luma(images: Tensor, grey_convention: str) -> Tensor:
 
 def _luma_ssim_unchecked(pred_grey: Tensor, target_grey: Tensor, variant: str = "gaussian",
                          data_range: float = 255.0, k1: float = 0.01, k2: float = 0.03,
-                         compute_dtype: str = "float32") -> Tensor:
-    """SSIM of two ``(N, 1, H, W)`` grey batches. The grey is given to the three-channel kernel as three
-    identical channels (a view, no copy), whose mean is the single-channel SSIM exactly."""
-    return _ssim_unchecked(pred_grey.expand(-1, 3, -1, -1), target_grey.expand(-1, 3, -1, -1), variant,
-                           data_range, k1, k2, compute_dtype)
+                         compute_dtype: str = "float64") -> Tensor:
+    """SSIM of two ``(N, 1, H, W)`` grey batches (the kernel of :func:`ssim` on one channel)."""
+    return _ssim_unchecked(pred_grey, target_grey, variant, data_range, k1, k2, compute_dtype)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -103,18 +103,20 @@ class StructuralSimilarity(StreamingMetric):
         variant: ``"gaussian"`` (default: 11x11 Gaussian window, sigma 1.5, population covariance) or
             ``"uniform"`` (scikit-image's default: 7x7 uniform window, sample covariance).
         data_range, k1, k2: SSIM constants C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
-        compute_dtype: ``"float32"`` (default, < 1e-5 from scikit-image) or ``"float64"`` (< 1e-10).
+        compute_dtype: ``"float64"`` (default, 1e-10 from scikit-image, also near black regions) or
+            ``"float32"`` (~2x faster kernel; up to ~1e-5 off where a window's mean is far from the image's).
     """
 
     name = "ssim"
     outputs = {"ssim": True}
     # 2: float32 computation by default (v1 computed in float64; values differ by < 1e-6). 3: the float32 path
     # centres each channel in float32 (v2: in float64); values differ from v2 by < 4e-7, from skimage by < 1e-6.
-    version = "4"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
+    # 4 (2026-12-02): float32 rounding of the faster kernel (issue #13): values move by < 1e-7.
+    version = "5"  # 2026-12-07: float64 by default (issue #24): values move by up to ~1e-5 near black regions
     per_image = True
 
     def __init__(self, *, variant: str = "gaussian", data_range: float = 255.0, k1: float = 0.01,
-                 k2: float = 0.03, compute_dtype: str = "float32") -> None:
+                 k2: float = 0.03, compute_dtype: str = "float64") -> None:
         super().__init__()
         MF.ssim_settings(variant)  # validates the name
         if compute_dtype not in MF.SSIM_COMPUTE_DTYPES:
@@ -207,12 +209,13 @@ class LumaStructuralSimilarity(StreamingMetric):
 
     name = "luma_ssim"
     outputs = {"luma_ssim": True}
-    version = "2"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
+    # 2 (2026-12-02): float32 rounding of the faster kernel (issue #13): values move by < 1e-7.
+    version = "3"  # 2026-12-07: float64 by default (issue #24): values move by up to ~1e-5 near black regions
     per_image = True
     takes_grey_convention = True
 
     def __init__(self, *, grey_convention: str = DEFAULT_GREY, variant: str = "gaussian", data_range: float = 255.0,
-                 k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float32") -> None:
+                 k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float64") -> None:
         super().__init__()
         if grey_convention not in GREY_CONVENTIONS:
             raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
