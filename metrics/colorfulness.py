@@ -78,7 +78,8 @@ class Colorfulness(_ColorfulnessBase):
 
     name = "colorfulness"
     outputs = {"colorfulness": True}
-    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
+    # 2 (2026-12-02): summation order of the faster kernels (issue #13), < 1e-13 relative.
+    version = "3"  # 2026-12-07: quantize="round" rounds the float32 product x*255, as tensor2img (issue #24)
     per_image = True
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",
@@ -124,7 +125,8 @@ class DeltaColorfulness(_ColorfulnessBase):
 
     name = "delta_colorfulness"
     outputs = {"delta_colorfulness": False}
-    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
+    # 2 (2026-12-02): summation order of the faster kernels (issue #13), < 1e-13 relative.
+    version = "3"  # 2026-12-07: quantize="round" rounds the float32 product x*255, as tensor2img (issue #24)
     per_image = False
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",

@@ -1230,8 +1230,9 @@ COLORFULNESS_FORMULAS = ("signed", "absolute")
 #: How the channels are read: "rgb" (R, G, B as they are) or "bgr" (the first channel taken as B: code that splits
 #: an RGB array with ``cv2.split`` as if it were OpenCV's BGR swaps R and B).
 COLORFULNESS_CHANNEL_ORDERS = ("rgb", "bgr")
-#: 8-bit quantisation of [0, 1] values before the measure: none, round (x*255 rounded, as basicsr's tensor2img)
-#: or truncate (x*255 cast to uint8, as ``(255 * np.clip(x, 0, 1)).astype(np.uint8)``).
+#: 8-bit quantisation of [0, 1] values before the measure: none, round (the float32 product x*255 rounded half to
+#: even, as basicsr's tensor2img; on 8-bit values k/255 it gives k exactly) or truncate (the exact product x*255
+#: cast to uint8, as ``(255 * np.clip(x, 0, 1)).astype(np.uint8)`` on float64 values).
 QUANTIZE_MODES = ("none", "round", "truncate")
 
 
@@ -1265,11 +1266,14 @@ def _colorfulness_moments_variant_unchecked(images: Tensor, formula: str, channe
         raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {QUANTIZE_MODES}")
 
     def chunk(x: Tensor) -> Tensor:
-        x = x.double() * 255.0  # 8-bit values exactly (quantize_unit's float32 k/255 would be off by ~1e-5)
         if quantize == "round":
-            x = x.round()
-        elif quantize == "truncate":
-            x = x.floor()
+            # basicsr's tensor2img: the float32 product x * 255.0, rounded half to even (numpy's and torch's
+            # round); the float64 product differs from it at 1,318 of 83.7 M values of DDColor's outputs (issue 24)
+            x = x.float().mul(255.0).round_().double()
+        else:
+            x = x.double() * 255.0  # the exact product of a float32 value (32 significant bits)
+            if quantize == "truncate":
+                x = x.floor()
         r, g, b = (x[:, 0], x[:, 1], x[:, 2]) if channel_order == "rgb" else (x[:, 2], x[:, 1], x[:, 0])
         rg = r - g
         yb = 0.5 * (r + g) - b

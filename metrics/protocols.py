@@ -312,7 +312,7 @@ register_protocol(Protocol(
 ))
 
 register_protocol(Protocol(
-    name="ct2-imagenet-val5k", version="1", icc="ignore",  # PIL / cv2.imread ignore ICC profiles
+    name="ct2-imagenet-val5k", version="2", icc="ignore",  # 2: colourfulness exact on 8-bit values (issue 24)  # PIL / cv2.imread ignore ICC profiles
     title="CT2 (Weng et al., ECCV 2022): first 5k ImageNet val images, centre crop + 256, its FID/CF/PSNR/SSIM/LPIPS",
     paper="S. Weng, J. Sun, Y. Li, S. Li, B. Shi. CT2: Colorization Transformer via Color Tokens. ECCV 2022",
     code=("shuchenweng/CT2 segm/metrics.py (INCEPTION_V3_FID, vip_dataset, calculate_fid, avg_ssim_psnr, avg_lpips)",
@@ -340,7 +340,9 @@ register_protocol(Protocol(
     metrics=("fid", "colorfulness", "psnr", "ssim", "lpips"),
     metric_options={
         "fid": {"weights": "torchvision-1a9a5a14", "preprocess": "ct2"},
-        "colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "none"},
+        # CT2 reads the 8-bit files (cv2.imread); colorbench's values are float32 k/255 (the files, or run's
+        # truncation), whose float64 product with 255 misses k by up to 1.5e-5: "round" gives k exactly (v1: "none")
+        "colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "round"},
         "psnr": {"data_range": 255.0, "reduction": "per_image_mean"},
         # skimage compare_ssim(gt, pred, data_range=225, multichannel=True) on 0-255 uint8 images: 7x7 uniform
         # window, sample covariance, and constants of a data range of 225 (sic): C = (k * 225)^2. colorbench

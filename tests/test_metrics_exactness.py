@@ -92,3 +92,89 @@ def test_ssim_and_luma_ssim_agree_with_skimage_near_black(near_black_pairs, vari
     metric = METRICS.get("ssim")(variant=variant)
     metric.update(p, t)
     assert metric.compute()["ssim"] == float(MF.ssim(p, t, variant=variant)[0])
+
+
+# --- colourfulness under the papers' protocols -----------------------------------------------------------------
+
+
+def reference_cf(bgr: np.ndarray) -> float:
+    """The colourfulness function of DDColor's ``basicsr/metrics/colorfulness.py`` (``calculate_cf``), CT2's
+    ``segm/eval_colorfullness.py`` and ColorFormer's ``metric/colorful.py`` (the same code) on an 8-bit OpenCV
+    BGR array: ``(B, G, R) = cv2.split(img.astype('float'))`` (written as slicing), rg = |R - G|,
+    yb = |(R + G)/2 - B|, numpy means and population standard deviations."""
+    b, g, r = (bgr[..., k].astype(float) for k in range(3))
+    rg, yb = np.absolute(r - g), np.absolute(0.5 * (r + g) - b)
+    return float(np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
+
+
+def reference_tensor2img(x: torch.Tensor) -> np.ndarray:
+    """basicsr's ``tensor2img(x)`` (DDColor ``basicsr/utils/img_util.py``) of one ``(3, H, W)`` RGB tensor:
+    ``float()``, clamp to [0, 1], (x - 0) / (1 - 0), to an HWC numpy array, RGB -> BGR, ``(img * 255.0).round()``
+    on the float32 array (numpy keeps float32 for a Python-float factor; round half to even), ``astype(uint8)``."""
+    img = x.float().clamp(0, 1).numpy().transpose(1, 2, 0)[..., ::-1]
+    product = img * 255.0
+    assert product.dtype == np.float32
+    return product.round().astype(np.uint8)
+
+
+def _float32_colorizations() -> torch.Tensor:
+    """Float32 colorizations as a network's Lab output gives them: photographs' L* with muted, shifted ab, back
+    to sRGB by colorbench's float32 lab_to_rgb (so x*255 falls anywhere between 8-bit levels), plus an image made of
+    the float32 values at which the float32 and float64 products x*255 round differently (x = 0.8058823347091675:
+    205.5 in float32, 205.4999954 in float64)."""
+    from colorbench import color
+
+    photos = [getattr(skdata, n)()[:96, :96] for n in ("astronaut", "chelsea", "coffee")]
+    rgb = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 255.0
+    lab = color.rgb_to_lab(rgb)
+    lab = torch.cat((lab[:, :1], lab[:, 1:] * 0.7 + torch.tensor([4.0, -6.0]).view(2, 1, 1)), dim=1)
+    out = color.lab_to_rgb(lab).clamp(0, 1)
+    # every float32 x in (0, 1) whose float32 product x*255 is a half-integer while the exact product is not
+    ties = []
+    for k in range(255):
+        x = np.float32((k + 0.5) / 255)
+        for cand in (np.nextafter(x, np.float32(0)), x, np.nextafter(x, np.float32(1))):
+            if float(cand * np.float32(255.0)) == k + 0.5 and float(cand) * 255.0 != k + 0.5:
+                ties.append(float(cand))
+    assert 0.8058823347091675 in ties and len(ties) > 20
+    tie_img = torch.tensor(ties * (96 * 96 * 3 // len(ties) + 1), dtype=torch.float32)[: 96 * 96 * 3]
+    return torch.cat((out, tie_img.view(1, 3, 96, 96)))
+
+
+def test_ddcolor_colorfulness_reproduces_tensor2img_and_calculate_cf():
+    """DDColor protocol colourfulness == calculate_cf(tensor2img(x)) image by image (1e-12 relative; the 8-bit
+    moments exactly). Failed before the fix (the float64 product x*255 rounded): 2.8e-6 off on the tie image."""
+    from colorbench.metrics.protocols import get_protocol
+
+    x = _float32_colorizations()
+    ref = np.array([reference_cf(reference_tensor2img(im)) for im in x])
+    options = get_protocol("ddcolor-imagenet-val50k").metric_options["colorfulness"]
+    metric = METRICS.get("colorfulness")(**options)
+    metric.update(x, x)
+    np.testing.assert_allclose(metric.per_image_values()["colorfulness"].numpy(), ref, rtol=1e-12, atol=0)
+    # the 8-bit values themselves: the moments of the rounded image are the reference's sums, exactly
+    bgr = reference_tensor2img(x[-1]).astype(float)
+    rg, yb = np.abs(bgr[..., 2] - bgr[..., 1]), np.abs(0.5 * (bgr[..., 2] + bgr[..., 1]) - bgr[..., 0])
+    moments = MF.colorfulness_moments_variant(x[-1:], "absolute", "rgb", "round")[0].tolist()
+    assert moments == [rg.size, rg.sum(), yb.sum(), (rg**2).sum(), (yb**2).sum()]
+
+
+def test_ct2_and_colorformer_colorfulness_on_8bit_files_are_exact():
+    """CT2's eval_colorfullness.py and ColorFormer's metric/colorful.py read the 8-bit files with cv2.imread;
+    colorbench reads them as float32 k/255. With the ct2 protocol (and the ColorFormer filter cf > 1) the values
+    equal the papers' code on the uint8 arrays (1e-12 relative). Failed before the fix (quantize="none": the
+    float64 product k/255*255 is not k): 1.2e-6 off on the near-grey image."""
+    from colorbench.metrics.protocols import get_protocol
+
+    x = _float32_colorizations()
+    near_grey = x[:1] * 0.02 + 0.5  # a nearly grey colorization (sepia-like, colourfulness < 1)
+    files = (torch.cat((x, near_grey)) * 255.0).floor().to(torch.uint8)  # as CT2 saves: truncated 8 bits
+    ref = np.array([reference_cf(f.permute(1, 2, 0).numpy()[..., ::-1]) for f in files])  # cv2.imread: BGR
+    protocol = get_protocol("ct2-imagenet-val5k")
+    values, per_image, _ = protocol.score(files.numpy(), files.numpy(), ["colorfulness"])
+    np.testing.assert_allclose(per_image["colorfulness"], ref, rtol=1e-12, atol=0)
+    assert values["colorfulness"].params["quantize"] == "round"
+    # ColorFormer: the same function, mean over images with cf > 1
+    cf = METRICS.get("colorfulness")(formula="absolute", quantize="round", exclude_at_most=1.0)
+    cf.update(files.float() / 255.0, files.float() / 255.0)
+    assert ref[-1] < 1 and cf.compute()["colorfulness"] == pytest.approx(ref[ref > 1].mean(), rel=1e-12, abs=0)
