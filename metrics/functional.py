@@ -782,9 +782,11 @@ def ab_histogram_counts(
     """Counts of the CIE a and b values of every pixel of ``images`` in uniform bins.
 
     Bins are those of the float64 Lab values of :func:`colorbench.color.rgb_to_lab` (see :func:`ab_bin_indices`
-    for how they are found faster). Bins are half-open ``[e_i, e_i+1)``, the last one closed, as
-    ``numpy.histogram``; values outside ``value_range`` are counted in the first/last bin (with the default range
-    no sRGB colour is outside it).
+    for how they are found faster), with 8-bit levels converted exactly (a float32 k/255 is read as k/255:
+    :func:`exact_8bit_levels`). Bins are half-open ``[e_i - t, e_i+1 - t)`` with the tie tolerance t =
+    :data:`AB_EDGE_TIE` = 1e-9 (a value on an edge, up to conversion rounding, is in the bin the edge starts), the
+    last one closed, as ``numpy.histogram(v + t, edges)``; values outside ``value_range`` are counted in the
+    first/last bin (with the default range no sRGB colour is outside it).
 
     Args:
         images: ``(N, 3, H, W)`` float RGB in [0, 1].
@@ -868,8 +870,9 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
 
     Lab is computed in float32 (:func:`_ab_bin_positions`; the colour conversion was most of the histogram
     metrics' time); a pixel whose float32 a or b is within :data:`AB_EDGE_GUARD` of a bin edge, where float32
-    rounding could change its bin, is converted again in float64 and binned from that. The result equals binning
-    the float64 Lab values (tested exactly, including colours placed on bin edges).
+    rounding could change its bin, is converted again in float64 and binned from that (8-bit levels exact, edges
+    under the tie rule: see :func:`ab_histogram_counts`). The result equals binning the float64 Lab values so
+    (tested exactly, including colours placed on bin edges and every 8-bit colour whose bin float32 k/255 changes).
 
     Args:
         images: ``(N, 3, H, W)`` float RGB in [0, 1] (not validated here).
@@ -883,11 +886,35 @@ def ab_bin_indices(images: Tensor, bins: int, value_range: tuple[float, float]) 
     return torch.cat(_ab_bin_index_chunks(images, bins, value_range, fixed), dim=1).long()
 
 
+#: The bin-edge tie rule: an a or b value less than this below a bin edge is counted in the bin that starts at the
+#: edge, as a value on the edge. Colours whose exact a or b is an edge (grid ab values, a constant tint, the integer
+#: edges of the default bins) come out of any float64 Lab conversion within ~1e-13 of it, on either side depending
+#: on the conversion's rounding; with the rule every conversion bins them alike (numpy.histogram of the values plus
+#: AB_EDGE_TIE reproduces it). Values move by at most 1e-9, far below any colour difference.
+AB_EDGE_TIE = 1e-9
+
+
+def exact_8bit_levels(pixels: Tensor, channel_dim: int = 0) -> Tensor:
+    """``pixels`` in float64, with every 8-bit colour read exactly: a pixel whose three values are all 8-bit levels
+    k/255 as stored in ``pixels``' dtype (float32 k/255: a decoded 8-bit file) gets the exact k/255, so 8-bit images
+    convert as their uint8 values would. Other pixels are kept (upcast): a float colour is taken as 8-bit only when
+    all three values coincide with levels (one value alone does, by chance, for ~1e-5 of float32 values).
+
+    Args:
+        pixels: float RGB values, the three channels along ``channel_dim``.
+    """
+    wide = pixels.double()
+    level = torch.round(wide * 255.0).div_(255.0)
+    is_8bit = (level.to(pixels.dtype) == pixels).all(dim=channel_dim, keepdim=True)
+    return torch.where(is_8bit, level, wide)
+
+
 def _float64_bins(pixels: Tensor, bins: int, value_range: tuple[float, float]) -> Tensor:
-    """int32 bins ``(k, 2)`` of the float64 a and b of sRGB pixels ``(k, 3)`` (clamped to the end bins)."""
+    """int32 bins ``(k, 2)`` of the float64 a and b of sRGB pixels ``(k, 3)`` (clamped to the end bins): 8-bit
+    levels exact (:func:`exact_8bit_levels`), edges under the tie rule (:data:`AB_EDGE_TIE`)."""
     lo, hi = float(value_range[0]), float(value_range[1])
-    ab64 = rgb_to_lab(pixels.double().T.unsqueeze(-1))[1:, :, 0].T  # (k, 2)
-    return torch.floor((ab64 - lo) * (bins / (hi - lo))).to(torch.int32).clamp_(0, bins - 1)
+    ab64 = rgb_to_lab(exact_8bit_levels(pixels, channel_dim=1).T.unsqueeze(-1))[1:, :, 0].T  # (k, 2)
+    return torch.floor((ab64 - (lo - AB_EDGE_TIE)) * (bins / (hi - lo))).to(torch.int32).clamp_(0, bins - 1)
 
 
 def _nonzero(mask: Tensor) -> Tensor:

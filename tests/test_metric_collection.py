@@ -97,10 +97,12 @@ def test_collection_merge_reset_and_pickle():
 
 
 def _float64_bins(rgb_nchw: torch.Tensor, bins: int, lo: float, hi: float) -> np.ndarray:
-    """Bins of colorbench's float64 Lab (the slow path the fast one must reproduce exactly)."""
-    lab = rgb_to_lab(rgb_nchw.double())
+    """Bins of colorbench's float64 Lab (the slow path the fast one must reproduce exactly), under the documented
+    conventions (issue 24): 8-bit levels exact, and the edge tie rule (a value within AB_EDGE_TIE below an edge is
+    in the bin above)."""
+    lab = rgb_to_lab(MF.exact_8bit_levels(rgb_nchw, channel_dim=1))
     ab = lab[:, 1:].transpose(0, 1).reshape(2, -1)
-    return torch.floor((ab - lo) * (bins / (hi - lo))).long().clamp(0, bins - 1).numpy()
+    return torch.floor((ab - lo + MF.AB_EDGE_TIE) * (bins / (hi - lo))).long().clamp(0, bins - 1).numpy()
 
 
 def _skimage_ab(rgb_nchw: torch.Tensor) -> np.ndarray:
@@ -134,12 +136,13 @@ def test_ab_bin_indices_equal_float64_binning(bins, value_range, data):
         x = images.to(dtype)
         got = MF.ab_bin_indices(x, bins, value_range).numpy()
         np.testing.assert_array_equal(got, _float64_bins(x, bins, lo, hi))
-        # and scikit-image's float64 Lab gives the same bins, except for values within 1e-9 of an edge (the two
-        # float64 conversions differ by ~1e-13 and can round an on-edge value to either side)
+        # and scikit-image's float64 Lab gives the same bins under the same tie rule, values on an edge included
+        # (the two float64 conversions differ by ~1e-13 and round an on-edge value to either side: without the
+        # rule, issue 24, they disagreed there)
         pos = (_skimage_ab(x) - lo) * (bins / (hi - lo))
-        sk = np.clip(np.floor(pos), 0, bins - 1)
+        sk = np.clip(np.floor((_skimage_ab(x) - lo + MF.AB_EDGE_TIE) * (bins / (hi - lo))), 0, bins - 1)
         on_edge = np.abs(pos - np.round(pos)) < 1e-9 * (bins / (hi - lo))
-        assert np.array_equal(got[~on_edge], sk[~on_edge])
+        assert np.array_equal(got, sk)
         assert on_edge.any() == (data == "edges")
 
 

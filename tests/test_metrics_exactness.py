@@ -178,3 +178,84 @@ def test_ct2_and_colorformer_colorfulness_on_8bit_files_are_exact():
     cf = METRICS.get("colorfulness")(formula="absolute", quantize="round", exclude_at_most=1.0)
     cf.update(files.float() / 255.0, files.float() / 255.0)
     assert ref[-1] < 1 and cf.compute()["colorfulness"] == pytest.approx(ref[ref > 1].mean(), rel=1e-12, abs=0)
+
+
+# --- ab histograms: 8-bit images and values on bin edges --------------------------------------------------------
+
+#: The 39 8-bit colours (of all 16,777,216) whose a or b bin (256 bins of width 1) differs between the float64 Lab
+#: of the exact k/255 and of float32 k/255: found by converting every 8-bit colour both ways with
+#: colorbench.color.rgb_to_lab in float64 (2026-12-07, issue 24; each within 3e-6 of a bin edge, checked below).
+FLOAT32_MISBINNED_8BIT = (
+    (6, 119, 128), (10, 207, 161), (30, 124, 90), (33, 191, 132), (43, 96, 122), (45, 242, 180), (53, 158, 254),
+    (55, 197, 146), (64, 26, 21), (75, 39, 168), (84, 144, 130), (89, 136, 84), (101, 114, 164), (103, 141, 133),
+    (111, 77, 113), (122, 104, 114), (125, 95, 134), (132, 178, 10), (141, 49, 225), (146, 214, 41), (151, 129, 37),
+    (157, 118, 155), (158, 120, 21), (160, 107, 141), (165, 118, 137), (166, 62, 53), (166, 204, 54), (172, 38, 57),
+    (173, 217, 153), (179, 161, 125), (185, 137, 193), (187, 156, 42), (210, 159, 191), (215, 40, 206),
+    (222, 193, 143), (227, 148, 95), (248, 248, 148), (248, 9, 188), (252, 158, 217),
+)
+
+
+def reference_ab_counts(rgb_hwc: np.ndarray, bins: int = 256, joint: bool = False) -> np.ndarray:
+    """numpy.histogram (histogram2d for ``joint``) over [-128, 128] of scikit-image's rgb2lab a and b (uint8
+    images: skimage's own conversion of the 8-bit values), under colorbench's documented edge tie rule: each value
+    plus AB_EDGE_TIE (1e-9), so a value on an edge counts in the bin the edge starts."""
+    lab = skcolor.rgb2lab(rgb_hwc).reshape(-1, 3)
+    a, b = lab[:, 1] + MF.AB_EDGE_TIE, lab[:, 2] + MF.AB_EDGE_TIE
+    if joint:
+        return np.histogram2d(a, b, bins=bins, range=[(-128, 128)] * 2)[0].astype(np.int64)
+    return np.stack([np.histogram(v, bins=bins, range=(-128, 128))[0] for v in (a, b)])
+
+
+def _check_histograms(pred: torch.Tensor, target: torch.Tensor, pred_hwc: np.ndarray, target_hwc: np.ndarray):
+    """colorbench's per-channel and joint counts equal the reference exactly; KL and JS equal scipy's on them."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import entropy
+
+    for joint, bins in ((False, 256), (True, 64)):
+        count = MF.ab_joint_histogram_counts if joint else MF.ab_histogram_counts
+        for x, ref in ((pred, pred_hwc), (target, target_hwc)):
+            np.testing.assert_array_equal(count(x, bins).numpy(), reference_ab_counts(ref, bins, joint))
+    probs = lambda c: (c / c.sum() + MF.AB_HISTOGRAM_EPS) / (c / c.sum() + MF.AB_HISTOGRAM_EPS).sum()  # noqa: E731
+    real, fake = reference_ab_counts(target_hwc), reference_ab_counts(pred_hwc)
+    kl, js = MF.ab_histogram_kl(pred, target), MF.ab_histogram_js(pred, target)
+    for i, ch in enumerate("ab"):
+        p, q = probs(real[i].astype(float)), probs(fake[i].astype(float))
+        assert kl[ch] == pytest.approx(entropy(p, q), rel=1e-12) and js[ch] == pytest.approx(
+            jensenshannon(p, q) ** 2, rel=1e-12)
+
+
+def test_ab_histograms_of_8bit_images_bin_the_8bit_values():
+    """8-bit images (float32 k/255, as decoded files are) are binned as skimage bins the uint8 arrays. Failed
+    before the fix (float64 Lab of float32 k/255): the 39 colours of FLOAT32_MISBINNED_8BIT one bin off."""
+    from colorbench.color import rgb_to_lab
+
+    colours = np.array(FLOAT32_MISBINNED_8BIT, dtype=np.uint8)
+    exact = rgb_to_lab(torch.from_numpy(colours / 255.0).T[..., None])[1:, :, 0]
+    assert float((exact - exact.round()).abs().min(dim=0).values.max()) < 3e-6  # each near an edge
+    real = skdata.coffee()[:64, :64].copy()  # a photograph, with the 39 colours in its first row
+    real[0, : len(colours)] = colours
+    fake = (np.clip(_recolour(real / 255.0, 0.5, 5.0, -5.0), 0, 1) * 255).round().astype(np.uint8)
+    fake[-1, : len(colours)] = colours
+    as_t = lambda u8: torch.from_numpy(u8).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
+    _check_histograms(as_t(fake), as_t(real), fake, real)
+
+
+def test_ab_values_on_bin_edges_bin_as_the_reference():
+    """Colorizations whose a and b are exactly on bin edges (integers: a sepia tint of constant (a, b) = (6, 18) on
+    a photograph's L*, and ab quantised to multiples of 10 as a classification network's grid), float64 RGB:
+    colorbench and skimage + numpy.histogram agree under the shared tie rule, every count. Failed before the fix
+    (plain floor: the two float64 conversions round on-edge values to different sides)."""
+    photo = skdata.astronaut()[100:164, 180:244] / 255.0
+    lab = skcolor.rgb2lab(photo)
+    sepia = lab.copy()
+    sepia[..., 1:] = (6.0, 18.0)
+    grid = lab.copy()
+    grid[..., 1:] = np.round(lab[..., 1:] / 10.0) * 10.0
+    outputs = [np.clip(skcolor.lab2rgb(x), 0.0, 1.0) for x in (sepia, grid)]
+    back = [skcolor.rgb2lab(x)[..., 1:] for x in outputs]
+    on_edge = sum(int((np.abs(v - np.round(v)) < 1e-9).sum()) for v in back)
+    assert on_edge > 10_000  # most values sit on an edge (to ~1e-13)
+    as_t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]  # noqa: E731
+    pred = torch.cat([as_t(x) for x in outputs])
+    target = torch.cat([as_t(photo)] * 2)
+    _check_histograms(pred, target, np.concatenate(outputs, axis=0), np.concatenate([photo] * 2, axis=0))
