@@ -281,6 +281,45 @@ def psnr_from_mse(
     raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {PSNR_REDUCTIONS} (or None)")
 
 
+def check_crop_border(crop_border: int, height: int | None = None, width: int | None = None) -> None:
+    """Raise ValueError unless ``crop_border`` is an int >= 0 that leaves pixels of an image of ``height`` x
+    ``width`` (when given)."""
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f"crop_border must be an int >= 0 (pixels cut from each edge), got {crop_border!r}")
+    if height is not None and width is not None and min(height, width) <= 2 * crop_border:
+        raise ValueError(f"crop_border={crop_border} leaves no pixels of {height}x{width} images; use a smaller "
+                         "crop_border or larger images")
+
+
+@metric_section()
+def mse_8bit_cropped(pred: Tensor, target: Tensor, crop_border: int = 0, quantize: str = "none") -> Tensor:
+    """Per-image MSE on the 0-255 scale of both images with ``crop_border`` pixels cut from each edge and, with
+    ``quantize="round"``/``"truncate"``, both first made 8-bit as :func:`quantize_unit`'s rules (round: the float32
+    product x*255 rounded half to even, basicsr's ``tensor2img``). basicsr's ``calculate_psnr(img, img2,
+    crop_border)`` on ``tensor2img`` images computes its MSE so: the differences of the 8-bit values are exact
+    integers here, their squares summed in float64 (unvalidated; float64 ``(N,)`` on the CPU)."""
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {QUANTIZE_MODES}")
+    check_crop_border(crop_border, pred.shape[2], pred.shape[3])
+    if crop_border:
+        pred = pred[..., crop_border:-crop_border, crop_border:-crop_border]
+        target = target[..., crop_border:-crop_border, crop_border:-crop_border]
+    if quantize == "none":
+        return per_image_chunks(_mse_chunk, pred, target, pixels=FLOAT64_CHUNK_PIXELS).cpu()
+
+    def chunk(p: Tensor, t: Tensor) -> Tensor:
+        return _eight_bit_values(p, quantize).sub_(_eight_bit_values(t, quantize)).square_().mean(dim=(1, 2, 3))
+
+    return per_image_chunks(chunk, pred, target, pixels=FLOAT64_CHUNK_PIXELS).cpu()
+
+
+def _eight_bit_values(x: Tensor, quantize: str) -> Tensor:
+    """The 8-bit values (0-255, float64 integers) of [0, 1] images under ``quantize`` ("round" or "truncate")."""
+    if quantize == "round":  # basicsr's tensor2img: (float32 array * 255.0).round()
+        return x.float().mul(255.0).round_().double()
+    return x.double().mul_(255.0).floor_()  # (255 * x).astype(uint8) of the exact product
+
+
 @metric_section()
 def psnr(
     pred: Tensor, target: Tensor, data_range: float = 255.0, reduction: str | None = None
@@ -1293,14 +1332,9 @@ def _colorfulness_moments_variant_unchecked(images: Tensor, formula: str, channe
         raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {QUANTIZE_MODES}")
 
     def chunk(x: Tensor) -> Tensor:
-        if quantize == "round":
-            # basicsr's tensor2img: the float32 product x * 255.0, rounded half to even (numpy's and torch's
-            # round); the float64 product differs from it at 1,318 of 83.7 M values of DDColor's outputs (issue 24)
-            x = x.float().mul(255.0).round_().double()
-        else:
-            x = x.double() * 255.0  # the exact product of a float32 value (32 significant bits)
-            if quantize == "truncate":
-                x = x.floor()
+        # round: basicsr's tensor2img, the float32 product x * 255.0 rounded half to even (the float64 product
+        # differs from it at 1,318 of 83.7 M values of DDColor's outputs, issue 24); none: the exact product
+        x = x.double() * 255.0 if quantize == "none" else _eight_bit_values(x, quantize)
         r, g, b = (x[:, 0], x[:, 1], x[:, 2]) if channel_order == "rgb" else (x[:, 2], x[:, 1], x[:, 0])
         rg = r - g
         yb = 0.5 * (r + g) - b

@@ -59,6 +59,10 @@ class PeakSignalNoiseRatio(StreamingMetric):
         data_range: peak value (the value does not depend on it; see ``functional.psnr_from_mse``).
         reduction: ``"per_image_mean"`` (default, mean of per-image PSNR; +inf if any image is identical) or
             ``"global"`` (PSNR of the MSE pooled over all pixels of all images).
+        crop_border: pixels cut from each edge of both images first (default 0; basicsr's ``crop_border``, 4 in
+            DDColor's options).
+        quantize: ``"none"`` (default: the float images), ``"round"`` (both images made 8-bit as basicsr's
+            ``tensor2img``: DDColor's validation) or ``"truncate"`` first (``functional.mse_8bit_cropped``).
     """
 
     name = "psnr"
@@ -66,21 +70,38 @@ class PeakSignalNoiseRatio(StreamingMetric):
     version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = True
 
-    def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean") -> None:
+    def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean", crop_border: int = 0,
+                 quantize: str = "none") -> None:
         super().__init__()
         if reduction not in MF.PSNR_REDUCTIONS:
             raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {MF.PSNR_REDUCTIONS}")
         if not data_range > 0:
             raise ValueError(f"data_range must be positive, got {data_range}")
+        MF.check_crop_border(crop_border)
+        if quantize not in MF.QUANTIZE_MODES:
+            raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {MF.QUANTIZE_MODES}")
         self.data_range = float(data_range)
         self.reduction = reduction
+        self.crop_border, self.quantize = crop_border, quantize
         self.add_state("mse_values", ValueBuffer(), reduce="cat")
         self.add_state("num_pixels", ValueBuffer(), reduce="cat")  # per image, for the "global" reduction
 
+    def input_problem(self, height: int, width: int) -> str | None:
+        if min(height, width) <= 2 * self.crop_border:
+            return (f"psnr with crop_border={self.crop_border} needs images larger than {2 * self.crop_border} "
+                    f"pixels on each side, got {height}x{width}")
+        return None
+
     def update_inputs(self, inputs: MetricInputs) -> None:
-        values = inputs.mse()
+        if (self.crop_border, self.quantize) == (0, "none"):
+            values = inputs.mse()
+        else:
+            key = ("mse_8bit_cropped", self.crop_border, self.quantize)
+            values = inputs.memo(key, lambda: MF.mse_8bit_cropped(inputs.pred, inputs.target, self.crop_border,
+                                                                  self.quantize))
         self.mse_values.append(values)
-        self.num_pixels.append(torch.full_like(values, float(inputs.pred.shape[2] * inputs.pred.shape[3])))
+        pixels = (inputs.pred.shape[2] - 2 * self.crop_border) * (inputs.pred.shape[3] - 2 * self.crop_border)
+        self.num_pixels.append(torch.full_like(values, float(pixels)))
 
     def compute(self) -> dict[str, float]:
         mse = cat_values(self.mse_values, self.name)
@@ -92,7 +113,7 @@ class PeakSignalNoiseRatio(StreamingMetric):
 
     def params(self) -> dict[str, Any]:
         return {"input": _INPUT, "scale": "0-255", "data_range": self.data_range, "reduction": self.reduction,
-                "identical_images": "+inf", "grey": "n/a"}
+                "crop_border": self.crop_border, "quantize": self.quantize, "identical_images": "+inf", "grey": "n/a"}
 
 
 @register_metric("ssim")

@@ -259,3 +259,47 @@ def test_ab_values_on_bin_edges_bin_as_the_reference():
     pred = torch.cat([as_t(x) for x in outputs])
     target = torch.cat([as_t(photo)] * 2)
     _check_histograms(pred, target, np.concatenate(outputs, axis=0), np.concatenate([photo] * 2, axis=0))
+
+
+# --- DDColor's PSNR -------------------------------------------------------------------------------------------
+
+
+def reference_calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int) -> float:
+    """basicsr's ``calculate_psnr(img, img2, crop_border, input_order='HWC', test_y_channel=False)``
+    (``basicsr/metrics/psnr_ssim.py``): crop, float64, ``np.mean((img - img2)**2)``, +inf for 0, else
+    ``10 log10(255^2 / mse)``."""
+    if crop_border:
+        img = img[crop_border:-crop_border, crop_border:-crop_border, ...]
+        img2 = img2[crop_border:-crop_border, crop_border:-crop_border, ...]
+    mse = np.mean((img.astype(np.float64) - img2.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 * 255.0 / mse))
+
+
+def test_ddcolor_protocol_psnr_is_calculate_psnr_on_tensor2img_images():
+    """The ddcolor protocol's PSNR == DDColor's validation: calculate_psnr(tensor2img(output), tensor2img(real),
+    crop_border=4) per image, averaged (1e-10 dB; the choice recorded in the params). Failed before the fix
+    (float images, no crop: 4.3 dB off here, with a dark band at the edge; -0.27 ... +0.39 dB on DDColor's outputs
+    as the issue measured)."""
+    from colorbench.metrics.protocols import get_protocol
+
+    x = _float32_colorizations()[:3]
+    real = torch.from_numpy(np.stack([getattr(skdata, n)()[:96, :96] for n in ("astronaut", "chelsea", "coffee")]))
+    real = real.permute(0, 3, 1, 2).float() / 255.0  # the protocol keeps real images 8-bit
+    pred = x.clone()
+    pred[:, :, :6] = 0.0  # a dark band at the top, which the 4-pixel crop partly removes
+    ref = [reference_calculate_psnr(reference_tensor2img(p), reference_tensor2img(t), 4) for p, t in zip(pred, real)]
+    protocol = get_protocol("ddcolor-imagenet-val50k")
+    metric = METRICS.get("psnr")(**protocol.metric_options["psnr"])
+    metric.update(pred[:2], real[:2]), metric.update(pred[2:], real[2:])
+    np.testing.assert_allclose(metric.per_image_values()["psnr"].numpy(), ref, rtol=0, atol=1e-10)
+    assert metric.compute()["psnr"] == pytest.approx(np.mean(ref), abs=1e-10)
+    assert metric.params()["crop_border"] == 4 and metric.params()["quantize"] == "round"
+    float_psnr = MF.psnr(pred, real).numpy()
+    assert np.abs(float_psnr - ref).max() > 0.01  # the convention matters at the printed digits
+    # identical images give +inf, as calculate_psnr; a crop that leaves nothing is refused with the reason
+    same = METRICS.get("psnr")(crop_border=4, quantize="round")
+    same.update(real, real)
+    assert same.compute()["psnr"] == float("inf")
+    assert "crop_border=4" in same.input_problem(8, 96)
+    with pytest.raises(ValueError, match="crop_border"):
+        METRICS.get("psnr")(crop_border=-1)
