@@ -474,8 +474,9 @@ def ssim(
     and nearly equal. In float32 their rounding (~6e-8 of x^2) is of the order of 1e-8, against C2 = 9e-4 on the
     [0, 1] scale: up to 7e-6 off scikit-image on skimage's retina and letterboxed photographs, recoloured (biased,
     so it does not average out; 2e-6 on skimage's camera). Checking for the error and recomputing only affected
-    images did not help: a rounding bound flagged every photograph. float64 is exact to ~1e-14; it costs 2x the
-    float32 kernel for RGB SSIM (luma SSIM runs on one channel, which pays for it).
+    images did not help: a rounding bound flagged every photograph. float64 is exact to ~1e-14; the RGB kernel takes
+    1.6-3x as long as the float32 one (32x32 to 256x256; luma SSIM runs on one channel, which pays for most of
+    it in the metric set: metrics/README.md).
 
     Args:
         pred: colorized images ``(N, 3, H, W)``, float in [0, 1]; H and W at least the window size (11 or 7).
@@ -484,7 +485,7 @@ def ssim(
         data_range: the images are scaled to [0, data_range]; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
         k1, k2: the SSIM stabilising constants.
         compute_dtype: ``"float64"`` (default; agrees with scikit-image's float64 result to 1e-10, measured
-            ~1e-14, also with near-black regions) or ``"float32"`` (~2x faster; 1e-8 to 1e-7 off on typical
+            ~1e-14, also with near-black regions) or ``"float32"`` (1.6-3x faster; 1e-8 to 1e-7 off on typical
             photographs, up to ~1e-5 with near-black regions).
         reduction: None (default: per-image values, as mse and psnr) or ``"per_image_mean"``.
 
