@@ -33,8 +33,8 @@ class _AbHistogramMetric(StreamingMetric):
         super().__init__()
         if bins is None:
             bins = MF.AB_JOINT_BINS if self.joint else MF.AB_HISTOGRAM_BINS
-        MF._check_bins(bins, value_range)
-        MF._check_eps_base(eps, base)
+        MF.check_bins(bins, value_range)
+        MF.check_eps_base(eps, base)
         self.bins = bins
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.eps = float(eps)

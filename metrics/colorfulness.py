@@ -47,7 +47,7 @@ class _ColorfulnessBase(StreamingMetric):
         if (self.formula, self.channel_order, self.quantize) == ("signed", "rgb", "none"):
             return inputs.colorfulness_moments(side)  # shared with the other colourfulness metric
         key = ("cf_moments_variant", side, self.formula, self.channel_order, self.quantize)
-        return inputs.memo(key, lambda: MF._colorfulness_moments_variant_unchecked(
+        return inputs.memo(key, lambda: MF.colorfulness_moments_variant_unchecked(
             inputs.image(side), self.formula, self.channel_order, self.quantize))
 
     def params(self) -> dict[str, Any]:

@@ -156,7 +156,7 @@ class StructuralSimilarity(StreamingMetric):
 
     def update_inputs(self, inputs: MetricInputs) -> None:
         key = ("ssim", self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
-        self.values.append(inputs.memo(key, lambda: MF._ssim_unchecked(
+        self.values.append(inputs.memo(key, lambda: MF.ssim_unchecked(
             inputs.pred, inputs.target, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
 
     def compute(self) -> dict[str, float]:
@@ -196,7 +196,7 @@ class SumAbsoluteDifference(StreamingMetric):
 
     def update_inputs(self, inputs: MetricInputs) -> None:
         stats = None if self.quantize else inputs.difference_statistics()
-        self.values.append(MF._sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, stats))
+        self.values.append(MF.sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, stats))
 
     def compute(self) -> dict[str, float]:
         return {"sum_abs_diff": float(cat_values(self.values, self.name).mean())}
@@ -256,7 +256,7 @@ class LumaStructuralSimilarity(StreamingMetric):
         grey = {side: inputs.memo(("grey", side, conv), lambda side=side: MF.luma(inputs.image(side), conv))
                 for side in ("pred", "target")}
         key = ("luma_ssim", conv, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
-        self.values.append(inputs.memo(key, lambda: MF._luma_ssim_unchecked(
+        self.values.append(inputs.memo(key, lambda: MF.luma_ssim_unchecked(
             grey["pred"], grey["target"], self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
 
     def compute(self) -> dict[str, float]:

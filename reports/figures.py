@@ -32,7 +32,7 @@ def plot_ab_histograms(source: Sequence[RunRecord] | pd.DataFrame, path: str | P
     """Log a* and b* histograms (two panels, log y): the real test set (black) vs each method's colorizations.
 
     The figure of Tarrés (2021, Fig. 8/10); the data and its conventions are those of
-    :func:`colorbench.metrics.histogram_export.log_ab_histogram_frame` (bins of the run's ab-histogram metric,
+    :func:`colorbench.reports.histogram_export.log_ab_histogram_frame` (bins of the run's ab-histogram metric,
     probability = count / total, empty bins left out of the log plot; a record whose real histogram differs from
     the first one adds a ``real@<method>`` series).
 

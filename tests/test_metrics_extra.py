@@ -30,7 +30,7 @@ from skimage import data as skdata
 from colorbench.metrics import METRICS, MetricUnavailable
 from colorbench.metrics import fid as fid_mod
 from colorbench.metrics import functional as MF
-from colorbench.metrics.histogram_export import (
+from colorbench.reports.histogram_export import (
     LOG_AB_HISTOGRAM_COLUMNS,
     log_ab_histogram_frame,
     write_log_ab_histogram_csv,
