@@ -16,18 +16,20 @@ def quantize_unit(images: Tensor, mode: str) -> Tensor:
     """[0, 1] floats -> the 8-bit values of ``mode`` (see :data:`QUANTIZE_MODES`), back on [0, 1] (float32)."""
     if mode == "none":
         return images
-    if mode == "round":
-        return (images.float() * 255.0).round_().div_(255.0)
-    if mode == "truncate":
-        return (images.float() * 255.0).floor_().div_(255.0)  # values are >= 0, so a cast truncates to the floor
-    raise ValueError(f"unknown quantize mode {mode!r}; choose one of {QUANTIZE_MODES}")
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantize mode {mode!r}; choose one of {QUANTIZE_MODES}")
+    return eight_bit_values(images, mode).div_(255.0).float()
 
 
 def eight_bit_values(x: Tensor, quantize: str) -> Tensor:
-    """The 8-bit values (0-255, float64 integers) of [0, 1] images under ``quantize`` ("round" or "truncate")."""
+    """The 8-bit values (0-255, float64 integers) of [0, 1] images under ``quantize``: ``"round"`` (the float32
+    product x*255 rounded half to even, as basicsr's ``tensor2img`` on its float32 array) or ``"truncate"`` (the
+    exact product, truncated: ``(255 * np.clip(x, 0, 1)).astype(np.uint8)`` on the values upcast to float64)."""
     if quantize == "round":  # basicsr's tensor2img: (float32 array * 255.0).round()
         return x.float().mul(255.0).round_().double()
-    return x.double().mul_(255.0).floor_()  # (255 * x).astype(uint8) of the exact product
+    # (255 * x).astype(uint8) of the exact product (a float32 value times 255 is exact in float64); values are
+    # >= 0, so the cast truncates to the floor. A copy: x.double() of a float64 tensor is x itself
+    return x.to(torch.float64, copy=True).mul_(255.0).floor_()
 
 
 def exact_8bit_levels(pixels: Tensor, channel_dim: int = 0) -> Tensor:
