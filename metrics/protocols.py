@@ -271,7 +271,7 @@ register_protocol(Protocol(
     # 2 (2026-12-07, issue 24): PSNR as basicsr's calculate_psnr(crop_border=4) on tensor2img images (v1: float
     # images, no crop; median +0.055 dB, -0.27 ... +0.39 dB per image)
     name="ddcolor-imagenet-val50k", version="2", icc="ignore",  # cv2.imread (basicsr) ignores ICC profiles
-    title="DDColor (Kang et al., ICCV 2023): ImageNet val 50k, FID (torchvision Inception) and colourfulness",
+    title="DDColor (Kang et al., ICCV 2023): ImageNet val 50k, FID (torchvision Inception), colourfulness, basicsr PSNR",
     paper="X. Kang, T. Yang, W. Ouyang, P. Ren, L. Li, X. Xie. DDColor: Towards Photo-Realistic Image Colorization "
           "via Dual Decoders. ICCV 2023",
     code=("piddnad/DDColor basicsr/models/color_model.py (nondist_validation, _prepare_inception_model_fid)",
