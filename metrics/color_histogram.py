@@ -33,8 +33,8 @@ class _AbHistogramMetric(StreamingMetric):
         super().__init__()
         if bins is None:
             bins = MF.AB_JOINT_BINS if self.joint else MF.AB_HISTOGRAM_BINS
-        MF._check_bins(bins, value_range)
-        MF._check_eps_base(eps, base)
+        MF.check_bins(bins, value_range)
+        MF.check_eps_base(eps, base)
         self.bins = bins
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.eps = float(eps)
@@ -55,10 +55,14 @@ class _AbHistogramMetric(StreamingMetric):
     def params(self) -> dict[str, Any]:
         cells = "cell" if self.joint else "bin"
         return {"input": "RGB (N,3,H,W) float in [0,1]; pred = colorized, target = real",
-                "color_space": "CIE Lab, D65 (colorbench.color.rgb_to_lab, float64)",
+                "color_space": "CIE Lab, D65 (colorbench.core.color.rgb_to_lab; bins of the float64 values)",
                 "channels": "joint (a, b)" if self.joint else ["a", "b"],
                 "pooling": "all pixels of all images", "bins": [self.bins, self.bins] if self.joint else self.bins,
-                "value_range": list(self.value_range), "out_of_range": "counted in the end bins", "eps": self.eps,
+                "value_range": list(self.value_range), "out_of_range": "counted in the end bins",
+                "bin_edges": (f"half-open [e_i - {MF.AB_EDGE_TIE:g}, e_i+1 - {MF.AB_EDGE_TIE:g}): a value on an edge "
+                              "(to conversion rounding) is in the bin the edge starts"),
+                "eight_bit": "pixels whose 3 values are 8-bit levels k/255 (float32 k/255) are converted as exact k/255",
+                "eps": self.eps,
                 "eps_use": f"added to every {cells} probability, then renormalised",
                 "log_base": "e" if self.base is None else self.base, "grey": "n/a"}
 
@@ -112,7 +116,7 @@ class AbHistogramKL(_KLDirection, _PerChannelHistograms):
 
     name = "ab_histogram_kl"
     outputs = {"kl_a": False, "kl_b": False}
-    version = "1"
+    version = "2"  # 2026-12-07: 8-bit colours binned exactly, edge tie rule (issue #24); v1 differed only there
 
     def compute(self) -> dict[str, float]:
         self._require_data()
@@ -129,7 +133,7 @@ class AbHistogramJS(_JSDivergence, _PerChannelHistograms):
 
     name = "ab_histogram_js"
     outputs = {"js_a": False, "js_b": False}
-    version = "1"
+    version = "2"  # 2026-12-07: 8-bit colours binned exactly, edge tie rule (issue #24); v1 differed only there
 
     def compute(self) -> dict[str, float]:
         self._require_data()
@@ -146,7 +150,7 @@ class AbJointHistogramKL(_KLDirection, _AbHistogramMetric):
 
     name = "ab_joint_histogram_kl"
     outputs = {"kl_ab": False}
-    version = "1"
+    version = "2"  # 2026-12-07: 8-bit colours binned exactly, edge tie rule (issue #24); v1 differed only there
     joint = True
 
     def compute(self) -> dict[str, float]:
@@ -160,7 +164,7 @@ class AbJointHistogramJS(_JSDivergence, _AbHistogramMetric):
 
     name = "ab_joint_histogram_js"
     outputs = {"js_ab": False}
-    version = "1"
+    version = "2"  # 2026-12-07: 8-bit colours binned exactly, edge tie rule (issue #24); v1 differed only there
     joint = True
 
     def compute(self) -> dict[str, float]:

@@ -47,7 +47,7 @@ class _ColorfulnessBase(StreamingMetric):
         if (self.formula, self.channel_order, self.quantize) == ("signed", "rgb", "none"):
             return inputs.colorfulness_moments(side)  # shared with the other colourfulness metric
         key = ("cf_moments_variant", side, self.formula, self.channel_order, self.quantize)
-        return inputs.memo(key, lambda: MF._colorfulness_moments_variant_unchecked(
+        return inputs.memo(key, lambda: MF.colorfulness_moments_variant_unchecked(
             inputs.image(side), self.formula, self.channel_order, self.quantize))
 
     def params(self) -> dict[str, Any]:
@@ -78,7 +78,8 @@ class Colorfulness(_ColorfulnessBase):
 
     name = "colorfulness"
     outputs = {"colorfulness": True}
-    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
+    # 2 (2026-12-02): summation order of the faster kernels (issue #13), < 1e-13 relative.
+    version = "3"  # 2026-12-07: quantize="round" rounds the float32 product x*255, as tensor2img (issue #24)
     per_image = True
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",
@@ -124,7 +125,8 @@ class DeltaColorfulness(_ColorfulnessBase):
 
     name = "delta_colorfulness"
     outputs = {"delta_colorfulness": False}
-    version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
+    # 2 (2026-12-02): summation order of the faster kernels (issue #13), < 1e-13 relative.
+    version = "3"  # 2026-12-07: quantize="round" rounds the float32 product x*255, as tensor2img (issue #24)
     per_image = False
 
     def __init__(self, *, reduction: str = "per_image_mean", formula: str = "signed", channel_order: str = "rgb",

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from colorbench.core import threads
 from colorbench.metrics import functional as MF
-from colorbench.core.weights import WEIGHTS, WeightsUnavailable, require
+from colorbench.core.weights import WEIGHTS
 from colorbench.metrics.base import MetricUnavailable, StreamingMetric
 from colorbench.metrics.inputs import MetricInputs
 from colorbench.metrics.registry import register_metric
@@ -161,15 +161,10 @@ def build_fid_inception(weights: str = "pytorch-fid", weights_path: str | os.Pat
         MetricUnavailable: the file is absent (the message names the exact path and where to get the file), its
             SHA-256 does not match the file name's prefix (``check_hash``), or it is not that network's state dict.
     """
-    path = fid_weights_path(weights, weights_path)
-    try:
-        require(FID_WEIGHTS_FILES[weights], path, check_hash=check_hash, who=f"FID (weights={weights!r})")
-    except WeightsUnavailable as err:
-        raise MetricUnavailable(f"{err} (Another location: --fid-weights FILE, i.e. weights_path=FILE.)") from err
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or non-torch file
-        raise MetricUnavailable(f"cannot read FID Inception weights {path}: {err}") from err
+    path, state = MF.load_weights_file(
+        FID_WEIGHTS_FILES[weights], fid_weights_path(weights, weights_path), check_hash=check_hash,
+        who=f"FID (weights={weights!r})", what="FID Inception",
+        missing_hint=" (Another location: --fid-weights FILE, i.e. weights_path=FILE.)")
     if not isinstance(state, dict):
         raise MetricUnavailable(f"{path} is not a state dict")
     state = {k: v for k, v in state.items() if not str(k).startswith("AuxLogits.")}  # torchvision's aux head

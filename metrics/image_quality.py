@@ -59,6 +59,10 @@ class PeakSignalNoiseRatio(StreamingMetric):
         data_range: peak value (the value does not depend on it; see ``functional.psnr_from_mse``).
         reduction: ``"per_image_mean"`` (default, mean of per-image PSNR; +inf if any image is identical) or
             ``"global"`` (PSNR of the MSE pooled over all pixels of all images).
+        crop_border: pixels cut from each edge of both images first (default 0; basicsr's ``crop_border``, 4 in
+            DDColor's options).
+        quantize: ``"none"`` (default: the float images), ``"round"`` (both images made 8-bit as basicsr's
+            ``tensor2img``: DDColor's validation) or ``"truncate"`` first (``functional.mse_8bit_cropped``).
     """
 
     name = "psnr"
@@ -66,21 +70,38 @@ class PeakSignalNoiseRatio(StreamingMetric):
     version = "2"  # 2026-12-02: summation order of the faster kernels (issue #13), < 1e-13 relative
     per_image = True
 
-    def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean") -> None:
+    def __init__(self, *, data_range: float = 255.0, reduction: str = "per_image_mean", crop_border: int = 0,
+                 quantize: str = "none") -> None:
         super().__init__()
         if reduction not in MF.PSNR_REDUCTIONS:
             raise ValueError(f"unknown PSNR reduction {reduction!r}; choose one of {MF.PSNR_REDUCTIONS}")
         if not data_range > 0:
             raise ValueError(f"data_range must be positive, got {data_range}")
+        MF.check_crop_border(crop_border)
+        if quantize not in MF.QUANTIZE_MODES:
+            raise ValueError(f"unknown quantize mode {quantize!r}; choose one of {MF.QUANTIZE_MODES}")
         self.data_range = float(data_range)
         self.reduction = reduction
+        self.crop_border, self.quantize = crop_border, quantize
         self.add_state("mse_values", ValueBuffer(), reduce="cat")
         self.add_state("num_pixels", ValueBuffer(), reduce="cat")  # per image, for the "global" reduction
 
+    def input_problem(self, height: int, width: int) -> str | None:
+        if min(height, width) <= 2 * self.crop_border:
+            return (f"psnr with crop_border={self.crop_border} needs images larger than {2 * self.crop_border} "
+                    f"pixels on each side, got {height}x{width}")
+        return None
+
     def update_inputs(self, inputs: MetricInputs) -> None:
-        values = inputs.mse()
+        if (self.crop_border, self.quantize) == (0, "none"):
+            values = inputs.mse()
+        else:
+            key = ("mse_8bit_cropped", self.crop_border, self.quantize)
+            values = inputs.memo(key, lambda: MF.mse_8bit_cropped(inputs.pred, inputs.target, self.crop_border,
+                                                                  self.quantize))
         self.mse_values.append(values)
-        self.num_pixels.append(torch.full_like(values, float(inputs.pred.shape[2] * inputs.pred.shape[3])))
+        pixels = (inputs.pred.shape[2] - 2 * self.crop_border) * (inputs.pred.shape[3] - 2 * self.crop_border)
+        self.num_pixels.append(torch.full_like(values, float(pixels)))
 
     def compute(self) -> dict[str, float]:
         mse = cat_values(self.mse_values, self.name)
@@ -92,7 +113,7 @@ class PeakSignalNoiseRatio(StreamingMetric):
 
     def params(self) -> dict[str, Any]:
         return {"input": _INPUT, "scale": "0-255", "data_range": self.data_range, "reduction": self.reduction,
-                "identical_images": "+inf", "grey": "n/a"}
+                "crop_border": self.crop_border, "quantize": self.quantize, "identical_images": "+inf", "grey": "n/a"}
 
 
 @register_metric("ssim")
@@ -103,18 +124,20 @@ class StructuralSimilarity(StreamingMetric):
         variant: ``"gaussian"`` (default: 11x11 Gaussian window, sigma 1.5, population covariance) or
             ``"uniform"`` (scikit-image's default: 7x7 uniform window, sample covariance).
         data_range, k1, k2: SSIM constants C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
-        compute_dtype: ``"float32"`` (default, < 1e-5 from scikit-image) or ``"float64"`` (< 1e-10).
+        compute_dtype: ``"float64"`` (default, 1e-10 from scikit-image, also near black regions) or
+            ``"float32"`` (~2x faster kernel; up to ~1e-5 off where a window's mean is far from the image's).
     """
 
     name = "ssim"
     outputs = {"ssim": True}
     # 2: float32 computation by default (v1 computed in float64; values differ by < 1e-6). 3: the float32 path
     # centres each channel in float32 (v2: in float64); values differ from v2 by < 4e-7, from skimage by < 1e-6.
-    version = "4"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
+    # 4 (2026-12-02): float32 rounding of the faster kernel (issue #13): values move by < 1e-7.
+    version = "5"  # 2026-12-07: float64 by default (issue #24): values move by up to ~1e-5 near black regions
     per_image = True
 
     def __init__(self, *, variant: str = "gaussian", data_range: float = 255.0, k1: float = 0.01,
-                 k2: float = 0.03, compute_dtype: str = "float32") -> None:
+                 k2: float = 0.03, compute_dtype: str = "float64") -> None:
         super().__init__()
         MF.ssim_settings(variant)  # validates the name
         if compute_dtype not in MF.SSIM_COMPUTE_DTYPES:
@@ -133,7 +156,7 @@ class StructuralSimilarity(StreamingMetric):
 
     def update_inputs(self, inputs: MetricInputs) -> None:
         key = ("ssim", self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
-        self.values.append(inputs.memo(key, lambda: MF._ssim_unchecked(
+        self.values.append(inputs.memo(key, lambda: MF.ssim_unchecked(
             inputs.pred, inputs.target, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
 
     def compute(self) -> dict[str, float]:
@@ -173,7 +196,7 @@ class SumAbsoluteDifference(StreamingMetric):
 
     def update_inputs(self, inputs: MetricInputs) -> None:
         stats = None if self.quantize else inputs.difference_statistics()
-        self.values.append(MF._sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, stats))
+        self.values.append(MF.sum_abs_diff_unchecked(inputs.pred, inputs.target, self.scale, self.quantize, stats))
 
     def compute(self) -> dict[str, float]:
         return {"sum_abs_diff": float(cat_values(self.values, self.name).mean())}
@@ -207,12 +230,13 @@ class LumaStructuralSimilarity(StreamingMetric):
 
     name = "luma_ssim"
     outputs = {"luma_ssim": True}
-    version = "2"  # 2026-12-02: float32 rounding of the faster kernel (issue #13): values move by < 1e-7
+    # 2 (2026-12-02): float32 rounding of the faster kernel (issue #13): values move by < 1e-7.
+    version = "3"  # 2026-12-07: float64 by default (issue #24): values move by up to ~1e-5 near black regions
     per_image = True
     takes_grey_convention = True
 
     def __init__(self, *, grey_convention: str = DEFAULT_GREY, variant: str = "gaussian", data_range: float = 255.0,
-                 k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float32") -> None:
+                 k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float64") -> None:
         super().__init__()
         if grey_convention not in GREY_CONVENTIONS:
             raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
@@ -232,7 +256,7 @@ class LumaStructuralSimilarity(StreamingMetric):
         grey = {side: inputs.memo(("grey", side, conv), lambda side=side: MF.luma(inputs.image(side), conv))
                 for side in ("pred", "target")}
         key = ("luma_ssim", conv, self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)
-        self.values.append(inputs.memo(key, lambda: MF._luma_ssim_unchecked(
+        self.values.append(inputs.memo(key, lambda: MF.luma_ssim_unchecked(
             grey["pred"], grey["target"], self.variant, self.data_range, self.k1, self.k2, self.compute_dtype)))
 
     def compute(self) -> dict[str, float]:

@@ -73,4 +73,4 @@ class MetricInputs:
 
     def colorfulness_moments(self, side: str) -> Tensor:
         """Per-image opponent-colour moments ``(N, 5)`` (see :func:`functional.colorfulness_moments`)."""
-        return self.memo(("cf_moments", side), lambda: MF._colorfulness_moments_unchecked(self.image(side)))
+        return self.memo(("cf_moments", side), lambda: MF.colorfulness_moments_unchecked(self.image(side)))

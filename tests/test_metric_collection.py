@@ -19,6 +19,8 @@ from skimage import color as skcolor
 from colorbench.core.color import rgb_to_lab
 from colorbench.metrics import METRICS, MetricCollection, MetricInputs
 from colorbench.metrics import functional as MF
+from colorbench.metrics.functional import ab_histograms as AH
+from colorbench.metrics.functional import structural_similarity as SS
 
 NAMES = ["mse", "psnr", "ssim", "ab_histogram_kl", "ab_histogram_js", "ab_joint_histogram_kl",
          "ab_joint_histogram_js", "colorfulness", "delta_colorfulness", "sum_abs_diff"]
@@ -97,10 +99,12 @@ def test_collection_merge_reset_and_pickle():
 
 
 def _float64_bins(rgb_nchw: torch.Tensor, bins: int, lo: float, hi: float) -> np.ndarray:
-    """Bins of colorbench's float64 Lab (the slow path the fast one must reproduce exactly)."""
-    lab = rgb_to_lab(rgb_nchw.double())
+    """Bins of colorbench's float64 Lab (the slow path the fast one must reproduce exactly), under the documented
+    conventions (issue 24): 8-bit levels exact, and the edge tie rule (a value within AB_EDGE_TIE below an edge is
+    in the bin above)."""
+    lab = rgb_to_lab(MF.exact_8bit_levels(rgb_nchw, channel_dim=1))
     ab = lab[:, 1:].transpose(0, 1).reshape(2, -1)
-    return torch.floor((ab - lo) * (bins / (hi - lo))).long().clamp(0, bins - 1).numpy()
+    return torch.floor((ab - lo + MF.AB_EDGE_TIE) * (bins / (hi - lo))).long().clamp(0, bins - 1).numpy()
 
 
 def _skimage_ab(rgb_nchw: torch.Tensor) -> np.ndarray:
@@ -134,12 +138,13 @@ def test_ab_bin_indices_equal_float64_binning(bins, value_range, data):
         x = images.to(dtype)
         got = MF.ab_bin_indices(x, bins, value_range).numpy()
         np.testing.assert_array_equal(got, _float64_bins(x, bins, lo, hi))
-        # and scikit-image's float64 Lab gives the same bins, except for values within 1e-9 of an edge (the two
-        # float64 conversions differ by ~1e-13 and can round an on-edge value to either side)
+        # and scikit-image's float64 Lab gives the same bins under the same tie rule, values on an edge included
+        # (the two float64 conversions differ by ~1e-13 and round an on-edge value to either side: without the
+        # rule, issue 24, they disagreed there)
         pos = (_skimage_ab(x) - lo) * (bins / (hi - lo))
-        sk = np.clip(np.floor(pos), 0, bins - 1)
+        sk = np.clip(np.floor((_skimage_ab(x) - lo + MF.AB_EDGE_TIE) * (bins / (hi - lo))), 0, bins - 1)
         on_edge = np.abs(pos - np.round(pos)) < 1e-9 * (bins / (hi - lo))
-        assert np.array_equal(got[~on_edge], sk[~on_edge])
+        assert np.array_equal(got, sk)
         assert on_edge.any() == (data == "edges")
 
 
@@ -153,16 +158,16 @@ def test_float32_alone_would_misbin_edge_colours():
 
 
 def test_fast_float32_ab_positions_are_well_inside_the_edge_guard():
-    """The branch-free float32 a, b of the histogram path (functional._ab_bin_positions) stay within 1/8 of
-    AB_EDGE_GUARD of scikit-image's float64 Lab, on a 64^3 grid of sRGB colours, random ones, dark ones (the
-    linear branches of sRGB and of f) and ones at the sRGB knee: so the float64 re-check catches every pixel
-    whose bin float32 rounding could change (measured: 1.0e-4 at most with NumPy's powers, 6.4e-5 with torch's)."""
+    """The float32 a, b of the histogram path (functional.ab_histograms._ab_bin_positions: colorbench.core.color's
+    rgb_to_lab in float32) stay within 1/8 of AB_EDGE_GUARD of scikit-image's float64 Lab, on a 64^3 grid of sRGB
+    colours, random ones, dark ones (the linear branches of sRGB and of f) and ones at the sRGB knee: so the float64
+    re-check catches every pixel whose bin float32 rounding could change (measured 6.4e-5 at most)."""
     g = torch.Generator().manual_seed(5)
     grid = torch.linspace(0, 1, 64)
     cols = torch.cat([torch.cartesian_prod(grid, grid, grid), torch.rand(20_000, 3, generator=g),
                       torch.rand(20_000, 3, generator=g) * 0.012, 0.04045 + (torch.rand(5_000, 3, generator=g) - 0.5) * 1e-4])
     want = skcolor.rgb2lab(cols.double().numpy()[None])[0, :, 1:] + 128.0
-    got = MF._ab_bin_positions(cols.T.contiguous()[None], -128.0, 1.0)[0].T.double().numpy()
+    got = AH._ab_bin_positions(cols.T.contiguous()[None], -128.0, 1.0)[0].T.double().numpy()
     assert np.abs(got - want).max() <= MF.AB_EDGE_GUARD / 8
 
 
@@ -199,13 +204,13 @@ def test_value_buffer_appends_concatenates_and_pickles():
 
 @pytest.mark.parametrize("shape", [(3, 12, 32, 32), (2, 12, 64, 48), (1, 6, 11, 11), (1, 12, 100, 90)])
 def test_depthwise_ssim_window_equals_the_shifted_slice_sums(shape):
-    """The two implementations of SSIM's separable window (functional._depthwise_filter_valid, used on the CPU up
+    """The two implementations of SSIM's separable window (functional.structural_similarity._depthwise_filter_valid, used on the CPU up
     to 64x64, and _separable_filter_valid) give the same filtered planes, for both windows."""
     x = torch.rand(shape, generator=torch.Generator().manual_seed(shape[2]))
     for variant in MF.SSIM_VARIANTS:
-        kernel = MF._ssim_kernel_1d(variant, torch.device("cpu"))
-        want = MF._separable_filter_valid(x, kernel.tolist())
-        torch.testing.assert_close(MF._depthwise_filter_valid(x, kernel), want, rtol=1e-6, atol=1e-6)
+        kernel = SS._ssim_kernel_1d(variant, torch.device("cpu"))
+        want = SS._separable_filter_valid(x, kernel.tolist())
+        torch.testing.assert_close(SS._depthwise_filter_valid(x, kernel), want, rtol=1e-6, atol=1e-6)
 
 
 def test_ssim_values_do_not_depend_on_which_window_implementation_ran(monkeypatch):
@@ -214,27 +219,22 @@ def test_ssim_values_do_not_depend_on_which_window_implementation_ran(monkeypatc
     pred = (0.6 * target + 0.4 * torch.rand(target.shape, generator=g)).clamp(0, 1)
     for variant in MF.SSIM_VARIANTS:
         depthwise = MF.ssim(pred, target, variant=variant)
-        monkeypatch.setattr(MF, "_SSIM_DEPTHWISE_MAX_PIXELS", 0)
+        monkeypatch.setattr(SS, "_SSIM_DEPTHWISE_MAX_PIXELS", 0)
         slices = MF.ssim(pred, target, variant=variant)
         monkeypatch.undo()
         assert torch.allclose(depthwise, slices, rtol=0, atol=1e-7)
         assert torch.equal(MF.ssim(target, target, variant=variant), torch.ones(6, dtype=torch.float64))
 
 
-def test_numpy_powers_and_nonzero_of_the_histogram_path_match_torch():
+def test_histogram_path_on_autograd_inputs_and_numpy_nonzero_match_torch():
+    """(NumPy's powers were removed with the Lab conversion of their own, issue 21: functional.ab_histograms uses
+    colorbench.core.color.rgb_to_lab.)"""
     x = torch.rand(4, 3, 1000, generator=torch.Generator().manual_seed(8)) + 0.01
-    for exponent in (2.4, 1.0 / 3.0):
-        got = MF._pow_(x.clone(), exponent)
-        torch.testing.assert_close(got, x.pow(exponent), rtol=1e-6, atol=0)
-        strided = x.clone().transpose(1, 2)  # not contiguous: torch's pow_
-        assert torch.equal(MF._pow_(strided, exponent), x.transpose(1, 2).pow(exponent))
-    graph = x.clone().requires_grad_(True) * 1.0  # part of an autograd graph: torch's pow, no NumPy view
-    assert torch.equal(MF._pow_(graph, 2.4), (x * 1.0).pow(2.4))
     counts = MF.ab_histogram_counts(x.view(4, 3, 25, 40).clamp(0, 1).requires_grad_(True))
     assert torch.equal(counts, MF.ab_histogram_counts(x.view(4, 3, 25, 40).clamp(0, 1)))
     mask = torch.rand(7, 333, generator=torch.Generator().manual_seed(9)) > 0.97
-    assert torch.equal(MF._nonzero(mask), torch.nonzero(mask))
-    assert MF._nonzero(torch.zeros(3, 4, dtype=torch.bool)).shape == (0, 2)
+    assert torch.equal(AH._nonzero(mask), torch.nonzero(mask))
+    assert AH._nonzero(torch.zeros(3, 4, dtype=torch.bool)).shape == (0, 2)
 
 
 def test_metrics_leave_their_inputs_alone():

@@ -211,6 +211,6 @@ def test_run_records_the_protocol_and_refuses_a_test_set_without_its_images(tmp_
 
 def test_protocol_is_frozen_data():
     p = get_protocol("ddcolor-imagenet-val50k")
-    assert isinstance(p, Protocol) and p.ident == "ddcolor-imagenet-val50k/1"
+    assert isinstance(p, Protocol) and p.ident == "ddcolor-imagenet-val50k/2"  # v2: basicsr PSNR (issue 24)
     assert p.metric_options["fid"] == {"weights": "torchvision-1a9a5a14", "preprocess": "ddcolor"}
     assert any("color_model.py" in c for c in p.code) and p.describe()["test_ids"].startswith("50000 ids")

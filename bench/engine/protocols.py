@@ -268,8 +268,10 @@ register_protocol(Protocol(
 ))
 
 register_protocol(Protocol(
-    name="ddcolor-imagenet-val50k", version="1", icc="ignore",  # cv2.imread (basicsr) ignores ICC profiles
-    title="DDColor (Kang et al., ICCV 2023): ImageNet val 50k, FID (torchvision Inception) and colourfulness",
+    # 2 (2026-12-07, issue 24): PSNR as basicsr's calculate_psnr(crop_border=4) on tensor2img images (v1: float
+    # images, no crop; median +0.055 dB, -0.27 ... +0.39 dB per image)
+    name="ddcolor-imagenet-val50k", version="2", icc="ignore",  # cv2.imread (basicsr) ignores ICC profiles
+    title="DDColor (Kang et al., ICCV 2023): ImageNet val 50k, FID (torchvision Inception), colourfulness, basicsr PSNR",
     paper="X. Kang, T. Yang, W. Ouyang, P. Ren, L. Li, X. Xie. DDColor: Towards Photo-Realistic Image Colorization "
           "via Dual Decoders. ICCV 2023",
     code=("piddnad/DDColor basicsr/models/color_model.py (nondist_validation, _prepare_inception_model_fid)",
@@ -279,7 +281,9 @@ register_protocol(Protocol(
           "piddnad/DDColor basicsr/data/lab_dataset.py (LabDataset: cv2.resize to gt_size)",
           "piddnad/DDColor basicsr/data/transforms.py (rgb2lab = skimage.color.rgb2lab)",
           "piddnad/DDColor basicsr/utils/img_util.py (tensor2img, tensor_lab2rgb)",
-          "piddnad/DDColor options/train/train_ddcolor.yml (gt_size 256; val metrics fid, cf)",
+          "piddnad/DDColor options/train/train_ddcolor.yml (gt_size 256; val metrics fid, cf; psnr commented out: "
+          "calculate_psnr, crop_border 4, test_y_channel false)",
+          "XPixelGroup/BasicSR basicsr/metrics/psnr_ssim.py (calculate_psnr, which DDColor's basicsr copy registers)",
           "piddnad/DDColor data_list/get_meta_file.py (the image list: every image file under the folder)"),
     test_images="the 50,000 ImageNet (ILSVRC2012) validation images ILSVRC2012_val_00000001 ... 00050000",
     test_ids=_IMAGENET_VAL_50K,
@@ -304,15 +308,18 @@ register_protocol(Protocol(
         "fid": {"weights": "torchvision-1a9a5a14", "preprocess": "ddcolor"},
         "colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "round"},
         "delta_colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "round"},
-        "psnr": {"data_range": 255.0, "reduction": "per_image_mean"},
+        # basicsr calculate_psnr(img, img2, crop_border=4) on tensor2img of the output and of the real image (both
+        # rounded to 8 bits), per image; the mean over images (metric_results / (idx + 1))
+        "psnr": {"data_range": 255.0, "reduction": "per_image_mean", "crop_border": 4, "quantize": "round"},
     },
     aggregation="colourfulness: mean over images of the per-image value (metric_results / (idx + 1)); FID: one "
                 "Frechet distance of the 2048-d features of all images (np.cov, N-1; scipy.linalg.sqrtm); PSNR (in "
-                "the paper's tables, commented out in train_ddcolor.yml): mean of per-image values",
+                "the paper's tables, commented out in train_ddcolor.yml): mean of per-image values of basicsr's "
+                "calculate_psnr(crop_border=4) on the 8-bit tensor2img images",
 ))
 
 register_protocol(Protocol(
-    name="ct2-imagenet-val5k", version="1", icc="ignore",  # PIL / cv2.imread ignore ICC profiles
+    name="ct2-imagenet-val5k", version="2", icc="ignore",  # 2: colourfulness exact on 8-bit values (issue 24)  # PIL / cv2.imread ignore ICC profiles
     title="CT2 (Weng et al., ECCV 2022): first 5k ImageNet val images, centre crop + 256, its FID/CF/PSNR/SSIM/LPIPS",
     paper="S. Weng, J. Sun, Y. Li, S. Li, B. Shi. CT2: Colorization Transformer via Color Tokens. ECCV 2022",
     code=("shuchenweng/CT2 segm/metrics.py (INCEPTION_V3_FID, vip_dataset, calculate_fid, avg_ssim_psnr, avg_lpips)",
@@ -340,7 +347,9 @@ register_protocol(Protocol(
     metrics=("fid", "colorfulness", "psnr", "ssim", "lpips"),
     metric_options={
         "fid": {"weights": "torchvision-1a9a5a14", "preprocess": "ct2"},
-        "colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "none"},
+        # CT2 reads the 8-bit files (cv2.imread); colorbench's values are float32 k/255 (the files, or run's
+        # truncation), whose float64 product with 255 misses k by up to 1.5e-5: "round" gives k exactly (v1: "none")
+        "colorfulness": {"formula": "absolute", "channel_order": "rgb", "quantize": "round"},
         "psnr": {"data_range": 255.0, "reduction": "per_image_mean"},
         # skimage compare_ssim(gt, pred, data_range=225, multichannel=True) on 0-255 uint8 images: 7x7 uniform
         # window, sample covariance, and constants of a data range of 225 (sic): C = (k * 225)^2. colorbench
