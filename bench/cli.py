@@ -277,6 +277,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"    {k} = {v}")
             for k, v in info["parameters"].items():
                 print(f"  parameters {k}: {v:,}")
+            for k, v in info.get("architecture", {}).items():  # methods that describe their layers
+                print(f"  architecture {k}: {v}")
         return 0
     if args.command == "reproduce":
         from colorbench.recipes import run_reproduce
