@@ -117,6 +117,11 @@ class DDColor(Method):
         title="DDColor (ICCV 2023): ConvNeXt encoder, pixel + colour-query decoders; the authors' released weights",
         paper=DDCOLOR_PAPER,
         source="", paired=True, color_space="lab", trainable=False,
+        licence="MIT (colorbench's code, written from Apache-2.0 sources); released weights: Apache-2.0 "
+                "(huggingface.co/piddnad/DDColor-models model card; piddnad/DDColor LICENSE)",
+        # ImageNet for every file (ddcolor_modelscope: cleaned as BigColor's); ddcolor_artistic adds private images
+        training_data=("ImageNet-1k train", "DDColor authors' private artistic images (ddcolor_artistic only)"),
+        weights=tuple(RELEASED_ENCODERS),
         choices=(
             "Weights: the authors' hub files (huggingface.co/piddnad/DDColor-models: ddcolor_paper.pth, "
             "ddcolor_paper_tiny.pth, ddcolor_modelscope.pth, ddcolor_artistic.pth), SHA-256 checked; strict load "

@@ -521,7 +521,11 @@ register_protocol(Protocol(
           "real_dataset.skip(FLAGS.samples), batched, .skip(skip_samples // batch_size); "
           "tfgan.eval.frechet_inception_distance_streaming)",
           "google-research/google-research#1020 (the author, 2022-03-08: FLAGS.samples = 5000, 5,000 colorizations "
-          "of the first 5,000 grey images, 'skip_samples can be anything greater than 5000')"),
+          "of the first 5,000 grey images, 'skip_samples can be anything greater than 5000')",
+          "google-research/big_vision 33f66f1 big_vision/evaluators/proj/uvim/coltran_fid.py (a re-implementation "
+          "of ColTran's FID-5K by Google: reference = TFDS validation .skip(5000).skip(5000).take(5000), 'ColTran "
+          "eval w/ seed=1 effectively uses 10_000:15_000'; TFDS's default shard-interleaved order, not "
+          "validation[:5000]; area resize with antialias, rounded; Inception input x / 128 - 1)"),
     test_images="the first 5,000 ImageNet validation images ILSVRC2012_val_00000001 ... 00005000 (colorized)",
     test_ids=_COLTRAN_COLORIZED,
     fid_reference_ids=_COLTRAN_REFERENCE,
@@ -531,10 +535,12 @@ register_protocol(Protocol(
     real_transform="coltran-center-crop-area-256",
     dataset_resize={"resize": "resize-shorter-center-crop", "size": 256},
     deviations=(
-        "TFDS reads imagenet2012 'validation' in its own record order; colorbench takes file-name order "
-        "(ILSVRC2012_val_00000001 first): the 5,000 colorized images may not be the same ones",
-        "skip_samples is not published ('anything greater than 5000'): colorbench skips 5,000 (the reference is "
-        "val images 10,001 ... 15,000)",
+        "TFDS reads imagenet2012 'validation' shard-interleaved (big_vision: not validation[:5000]; it ships the "
+        "file-name lists eval_file_names.txt / reference_file_names.txt, not read here); colorbench takes file-name "
+        "order (ILSVRC2012_val_00000001 first): the 5,000 colorized and the 5,000 reference images are not ColTran's",
+        "skip_samples is not published ('anything greater than 5000'); colorbench skips 5,000 more, as big_vision "
+        "(positions 10,000 ... 14,999 of the order)",
+        "Inception input: ColTran / big_vision scale x / 128 - 1, pytorch-fid 2x - 1 on [0, 1] (x / 127.5 - 1)",
         "tf.image.resize(method='area') is written with torch's area interpolation (adaptive average pooling): "
         "equal for integer ratios, not for others; rounded to 8 bits",
         "FID: TF-GAN's streaming FID on the TF Inception graph; colorbench uses pytorch-fid's port of that graph's "
