@@ -54,6 +54,7 @@ class Stage:
     all_outputs: bool = False
     cross_domain: bool = False
     cross_domain_classifier: str = "quick"
+    protocol: str = "colorbench"  # evaluation protocol (colorbench.metrics.protocols)
 
     def spec(self, seed: int, device: str = "auto", progress: bool = False, data_root: str | None = None,
              **engine: Any):
@@ -70,7 +71,7 @@ class Stage:
                        eval_every=self.eval_every, seed=seed, device=device, progress=progress,
                        unpaired_protocol=self.unpaired_protocol, all_outputs=self.all_outputs,
                        cross_domain=self.cross_domain, cross_domain_classifier=self.cross_domain_classifier,
-                       **{k: v for k, v in engine.items() if v is not None})
+                       protocol=self.protocol, **{k: v for k, v in engine.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -495,6 +496,9 @@ def _recipes() -> dict[str, Recipe]:
                          Stage("l1l2", ("cgan-dcgan",), "photos", "quick+l1-l2", QUICK_PHOTOS, 2, None,
                                ("psnr", "ab_histogram_js"))), (0,), {"CelebA": "photos"},
                         note="quick scale: built-in photos (32×32), quick presets, 2 epochs")})
+    from colorbench.published import ddcolor_recipe  # issue 26: published numbers of the reference methods
+
+    r["ddcolor-table1"] = ddcolor_recipe()
     return r
 
 
@@ -762,12 +766,27 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for r in RECIPES.values():
             n = len(r.paper_values()["rows"])
             print(f"{r.name:<18} {r.seed_file[:3]} {r.source:<45} {n:>3} paper values  {r.title}")
+        from colorbench.published import table_rows
+
+        print("\nPublished numbers of the reference methods (colorbench.published):")
+        for t in table_rows():
+            print(f"  {t['paper']}: {t['table']}; {', '.join(t['metrics'])} on {', '.join(t['datasets'])}\n"
+                  f"    protocol: {t['protocol']}\n    reproduce: {t['reproduce']}\n    values: {t['values']}")
         if not args.list:
             print("\ncolorbench reproduce NAME [--scale quick|paper] --out DIR")
         return 0
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     out = args.out or f"colorbench-recipes/{args.name}-{args.scale}"
-    get(args.name)  # unknown name -> a clear error before anything runs
+    recipe = get(args.name)  # unknown name -> a clear error before anything runs
+    from colorbench.published import missing_inputs
+
+    missing = missing_inputs(recipe, args.scale, args.data_root)
+    if missing:
+        print(f"recipe {args.name} ({args.scale}) needs inputs that are not on this machine:")
+        print("\n".join(f"  - {line}" for line in missing))
+        if args.scale == "paper":  # nothing of the paper's setup could be measured without them
+            return 1
+        print("(quick scale: running anyway; the rows that need them fail with the same reasons)")
     run_recipe(args.name, args.scale, out, device=args.device, seeds=seeds, data_root=args.data_root,
                progress=args.progress, executor=args.executor, workers=args.workers, ray_address=args.ray_address)
     print((Path(out) / "comparison.md").read_text())
