@@ -547,6 +547,8 @@ register_protocol(Protocol(
         "weights (the difference between the two implementations is not measured here)",
         "run/evaluate --dataset cannot give the reference images (not test images of the run): FID is then "
         "missing with the reason; evaluate --target DIR with all 15,000 images computes it",
+        "run/evaluate --dataset: colorbench's policy resizes the shorter side (bicubic) then crops; ColTran crops, "
+        "then area-resizes; --target DIR applies ColTran's crop and area resize",
     ),
     grey="bt601",
     lab="none (ColTran colorizes in RGB; its grey input is tf.image.rgb_to_grayscale, BT.601 weights)",

@@ -176,3 +176,44 @@ def test_ddcolor_cocostuff_and_ade20k_resize_to_256_like_its_dataset(name):
     assert p.metric_options == PROTOCOLS["ddcolor-imagenet-val50k"].metric_options
     if name == "ddcolor-ade20k":
         assert p.test_ids[0] == "ADE_val_00000001" and len(p.test_ids) == 2000
+
+
+def test_evaluate_target_folder_gives_the_disjoint_reference_to_fid(monkeypatch, tmp_path):
+    """``colorbench evaluate --protocol <disjoint FID> --target DIR``: the colorized ids are scored against their
+    own reals (PSNR) and FID against the reference ids of the same folder."""
+    import dataclasses
+
+    from colorbench.metrics import fid as fid_mod
+    from colorbench.predictions import evaluate_folder
+    from colorbench.rundir import RunDir
+
+    class MeanFeatures(torch.nn.Module):  # TEST 64-d features: no Inception weights offline
+        def forward(self, x):
+            return torch.cat([F.adaptive_avg_pool2d(x, 4).flatten(1), F.adaptive_avg_pool2d(x * x, 4).flatten(1)[:, :16]], 1)
+
+    monkeypatch.setattr(fid_mod, "cached_fid_inception", lambda *a, **k: MeanFeatures())
+    rng = np.random.default_rng(0)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "pred").mkdir()
+    ids = [f"im{i:02d}" for i in range(12)]
+    images = {i: rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for i in ids}
+    for i in ids:
+        Image.fromarray(images[i]).save(tmp_path / "real" / f"{i}.png")
+    for i in ids[:4]:
+        Image.fromarray(255 - images[i]).save(tmp_path / "pred" / f"{i}.png")
+    proto = dataclasses.replace(get_protocol("coltran-imagenet-val5k"), test_ids=tuple(ids[:4]),
+                                fid_reference_ids=tuple(ids[8:12]), real_transform=None, metrics=("psnr", "fid"),
+                                metric_options={"fid": {"weights": "pytorch-fid", "dims": 64}})
+    evaluate_folder(tmp_path / "pred", tmp_path / "out", "p", target=tmp_path / "real", protocol=proto,
+                    device="cpu", log=lambda s: None)
+    rec = RunDir(tmp_path / "out").records()[0]
+    pred = np.stack([255 - images[i] for i in ids[:4]]).transpose(0, 3, 1, 2)
+    ref = np.stack([images[i] for i in ids[8:12]]).transpose(0, 3, 1, 2)
+
+    def stats(a):
+        f = MeanFeatures()(torch.from_numpy(a).double() / 255.0).double()
+        return f.mean(0), torch.cov(f.T)
+
+    assert rec.metrics["fid"].value == pytest.approx(float(MF.frechet_distance(*stats(pred), *stats(ref))), rel=1e-6)
+    assert "im08" in rec.metrics["fid"].params["fid_reference"]
+    assert rec.metrics["psnr"].value is not None
