@@ -17,3 +17,4 @@ from colorbench.methods import cyclegan  # noqa: F401,E402
 from colorbench.methods import spyncogan  # noqa: F401,E402
 from colorbench.methods import two_image  # noqa: F401,E402
 from colorbench.methods import zhang  # noqa: F401,E402
+from colorbench.methods import ddcolor  # noqa: F401,E402

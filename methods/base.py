@@ -47,6 +47,13 @@ class MethodCard:
         stochastic: True if ``colorize`` samples noise (diversity is then measured).
         needs_masks: True if training needs per-pixel class masks.
         choices: decisions taken where the paper is silent, each with the source followed.
+        licence: the licence(s) a result of the method is under: colorbench's code (MIT) and, where the method
+            loads pretrained weights, theirs (or "not verified here").
+        training_data: the datasets the method's *pretrained* weights were trained on (the method's own released
+            weights or a pretrained feature network); empty when everything is trained by the run on the run's
+            own training split.
+        weights: the weights-registry names (``colorbench weights list``) the method can load; their files,
+            URLs and SHA-256 are in :data:`colorbench.core.weights.WEIGHTS` (:meth:`weights_hashes`).
     """
 
     name: str
@@ -59,11 +66,21 @@ class MethodCard:
     stochastic: bool = False
     needs_masks: bool = False
     choices: tuple[str, ...] = ()
+    licence: str = "MIT (colorbench's implementation; no pretrained weights)"
+    training_data: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["choices"] = list(self.choices)
+        d["training_data"], d["weights"] = list(self.training_data), list(self.weights)
         return d
+
+    def weights_hashes(self) -> dict[str, str]:
+        """Registry name -> the SHA-256 (full, or the published prefix) of each file in :attr:`weights`."""
+        from colorbench.core.weights import get
+
+        return {name: get(name).sha256 for name in self.weights}
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,10 @@ class GorrizFeatRec(Gorriz):
         paired=True,
         color_space="lab",
         choices=_FEATREC_CHOICES,
+        licence="MIT (colorbench's code); the feature network's ImageNet weights: their publishers' licences "
+                "(`colorbench weights list vgg16-caffe vgg16 resnet50`; not verified here)",
+        training_data=("ImageNet-1k train",),  # the frozen feature network F only; G and D train on the run's data
+        weights=("vgg16-caffe", "vgg16", "resnet50"),
     )
     Config: ClassVar[type] = GorrizFeatRecConfig
     frozen_networks: ClassVar[tuple[str, ...]] = ("F",)

@@ -243,6 +243,10 @@ class ZhangECCV16(LabMethod):
         title="Zhang et al. ECCV 2016: 313-bin ab classification, rebalanced, annealed mean (or the released weights)",
         paper=f"{ZHANG_ECCV16}; adopted as the base model of {FABBRI}, §3.1 (its classification baseline)",
         source=SEED_FABBRI, paired=True, color_space="lab",
+        licence="MIT (colorbench's code); with the released weights (preset released): the licence of "
+            "richzhang/colorization (not verified here)",
+        training_data=("ImageNet-1k train",),  # of the released weights (preset released); else the run's data
+        weights=("zhang-eccv16",),
         choices=(
             "Network: the authors' ECCVGenerator (richzhang/colorization colorizers/eccv16.py) with its layer names, "
             "so colorization_release_v2-9b330a0b.pth loads strictly; widths scale with `width` (quick: 16).",
@@ -430,6 +434,8 @@ class ZhangSIGGRAPH17(Method):
         title="Zhang et al. SIGGRAPH 2017, the authors' released model, automatic mode (no user hints)",
         paper=ZHANG_SIGGRAPH17,
         source="", paired=True, color_space="lab", trainable=False,
+        licence="MIT (colorbench's code); released weights: the licence of richzhang/colorization (not verified here)",
+        training_data=("ImageNet-1k train",), weights=("zhang-siggraph17",),
         choices=(
             "Weights: the authors' siggraph17-df00044c.pth (colorizers/siggraph17.py); without it the row fails "
             "naming the file and where to put it. Network: their SIGGRAPHGenerator with its layer names (strict "

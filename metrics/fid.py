@@ -252,13 +252,18 @@ class FrechetInceptionDistance(StreamingMetric):
                                     self.preprocess)
 
     def update_inputs(self, inputs: MetricInputs) -> None:
-        pred, target = inputs.pred, inputs.target
-        model = self._model(str(pred.device))
-        for which, images in (("pred", pred), ("real", target)):
-            f = inception_features(model, images)
-            setattr(self, f"{which}_n", getattr(self, f"{which}_n") + f.shape[0])
-            setattr(self, f"{which}_sum", getattr(self, f"{which}_sum") + f.sum(dim=0))
-            setattr(self, f"{which}_outer", getattr(self, f"{which}_outer") + f.T @ f)
+        self.update_side("pred", inputs.pred)
+        self.update_side("real", inputs.target)
+
+    def update_side(self, which: str, images: Tensor) -> None:
+        """Add RGB ``images`` in [0, 1] to one side only (``"pred"`` or ``"real"``): for a reference set that is
+        not the colorized images' own (ColTran's disjoint FID; the two sides may then differ in number)."""
+        if which not in ("pred", "real"):
+            raise ValueError(f"FID side must be 'pred' or 'real', got {which!r}")
+        f = inception_features(self._model(str(images.device)), images)
+        setattr(self, f"{which}_n", getattr(self, f"{which}_n") + f.shape[0])
+        setattr(self, f"{which}_sum", getattr(self, f"{which}_sum") + f.sum(dim=0))
+        setattr(self, f"{which}_outer", getattr(self, f"{which}_outer") + f.T @ f)
 
     def compute(self) -> dict[str, float]:
         if int(self.real_n) == 0:

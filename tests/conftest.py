@@ -62,3 +62,22 @@ def with_random_vgg16(random_vgg16_hub, monkeypatch):
     """Point torch.hub at :func:`random_vgg16_hub` for one test (the test-fixture VGG16, random values)."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(random_vgg16_hub))
     return random_vgg16_hub
+
+
+@pytest.fixture(scope="session")
+def ddcolor_tiny_stand_in(tmp_path_factory):
+    """TEST ONLY: the path of a random-valued file in the layout of the authors' ``ddcolor_paper_tiny.pth``
+    (tests/ddcolor_stand_ins.py; 220 MB, written once per session). Not the released weights."""
+    from ddcolor_stand_ins import write_stand_in
+
+    return write_stand_in(tmp_path_factory.mktemp("ddcolor_weights") / "stand_in_ddcolor_paper_tiny.pth")
+
+
+@pytest.fixture()
+def ddcolor_weights_stand_in(ddcolor_tiny_stand_in):
+    """For one test, ``colorbench.core.weights.require("ddcolor-paper-tiny")`` finds the stand-in (recorded by the
+    method as ``stand_in_for_tests``)."""
+    from colorbench.core import weights
+
+    with weights.stand_in_for_tests("ddcolor-paper-tiny", ddcolor_tiny_stand_in) as path:
+        yield path

@@ -73,6 +73,8 @@ def _fixture_weights(request):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("name") in NEEDS_WEIGHTS:
         request.getfixturevalue("with_random_vgg16")
+    if callspec is not None and callspec.params.get("name") == "ddcolor":  # random-valued DDColor-T test file
+        request.getfixturevalue("ddcolor_weights_stand_in")
 
 
 def test_first_methods_are_registered():

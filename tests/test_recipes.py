@@ -35,7 +35,8 @@ def test_paper_values_are_data_with_their_source():
     values = recipes.load_paper_values()
     for name, recipe in recipes.RECIPES.items():
         pv = values[name]
-        assert pv["source"].startswith(recipe.seed_file) and ("p." in pv["source"] or "§" in pv["source"])
+        # a page or section wherever values are pinned (ddcolor-table1 pins none: colorbench.engine.published says why)
+        assert pv["source"].startswith(recipe.seed_file) and ("p." in pv["source"] or "§" in pv["source"] or not pv["rows"])
         keys = {(m.dataset, m.row, m.metric, m.epoch) for m in recipe.measures}
         for row in pv["rows"]:
             assert "p." in row["where"] and isinstance(row["value"], (int, float)), row

@@ -62,6 +62,8 @@ def run_describe(args: argparse.Namespace) -> int:
             print(f"    defined on: {'any image size' if sc['any_size'] else sc['sizes']} ({sc['source']})")
         for k, v in info["config"].items():
             print(f"    {k} = {v}")
+        for k, v in info.get("architecture", {}).items():  # methods that describe their layers
+            print(f"  architecture {k}: {v}")
         for k, v in info["parameters"].items():
             print(f"  parameters {k}: {v:,}")
     return 0

@@ -94,6 +94,9 @@ def default_root() -> Path:
 
 _TV = "https://download.pytorch.org/models/"
 _ZHANG = "https://colorizers.s3.us-east-2.amazonaws.com/"
+_DDCOLOR = "https://huggingface.co/piddnad/DDColor-models/resolve/e9e7b527709c8aeb2f5e1bf701e72fd468a13baa/"
+_DDCOLOR_HASH = ("the Git LFS SHA-256 shown on huggingface.co/piddnad/DDColor-models/blob/"
+                 "e9e7b527709c8aeb2f5e1bf701e72fd468a13baa/<file> (read 2026-12-07; not measured here: no download)")
 _LPIPS_GIT = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/"
 _LPIPS_HASH = "measured: SHA-256 of the file in the lpips 0.1.4 package (the same file as in the lpips repository)"
 
@@ -133,6 +136,24 @@ WEIGHTS: dict[str, WeightsFile] = {w.name: w for w in (
                 "Zhang, Isola, Efros ECCV 2016 colorizer, the authors' PyTorch release of colorization_release_v2"),
     WeightsFile("zhang-siggraph17", "siggraph17-df00044c.pth", _ZHANG + "siggraph17-df00044c.pth", "df00044c",
                 ("zhang-siggraph17",), "Zhang et al. SIGGRAPH 2017 colorizer, the authors' PyTorch release"),
+    WeightsFile("ddcolor-paper", "ddcolor_paper.pth", _DDCOLOR + "ddcolor_paper.pth",
+                "789781789db1bafc2165e1cf9658580f871cce64a81901ec49127877813f10b9", ("ddcolor (presets paper, paper-512)",),
+                "DDColor-L (ConvNeXt-L), the authors' paper model trained on ImageNet (MODEL_ZOO.md of piddnad/DDColor)",
+                hash_source=_DDCOLOR_HASH),
+    WeightsFile("ddcolor-paper-tiny", "ddcolor_paper_tiny.pth", _DDCOLOR + "ddcolor_paper_tiny.pth",
+                "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17",
+                ("ddcolor (presets tiny, tiny-512, quick)",),
+                "DDColor-T (ConvNeXt-T), trained on ImageNet with the paper model's scheme (MODEL_ZOO.md)",
+                hash_source=_DDCOLOR_HASH),
+    WeightsFile("ddcolor-modelscope", "ddcolor_modelscope.pth", _DDCOLOR + "ddcolor_modelscope.pth",
+                "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce", ("ddcolor (preset modelscope-512)",),
+                "DDColor-L trained on ImageNet cleaned as BigColor's (the authors' default for images outside "
+                "ImageNet; MODEL_ZOO.md)", hash_source=_DDCOLOR_HASH),
+    WeightsFile("ddcolor-artistic", "ddcolor_artistic.pth", _DDCOLOR + "ddcolor_artistic.pth",
+                "a591ee5beedad36de703d8977e92d0c30c1eedc6453fd1b300f3b460842a23a9", ("ddcolor (preset artistic-512)",),
+                "DDColor-L trained on ImageNet + the authors' private artistic images, no colourfulness loss "
+                "(MODEL_ZOO.md)", hash_source="the Git LFS pointer (oid sha256, size 911950059) of ddcolor_artistic.pth in "
+                "commit 1969bc5 of huggingface.co/piddnad/DDColor-models, unchanged since (read 2026-12-07)"),
     WeightsFile("lpips-alex-lin", "alex.pth", _LPIPS_GIT + "alex.pth",
                 "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", ("lpips (net=alex)",),
                 "lpips v0.1 linear layers for AlexNet", kind="bundled", package="lpips",

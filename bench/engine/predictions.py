@@ -343,6 +343,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     if not label or "/" in label:
         raise ValueError(f"--name must be a non-empty label without '/', got {label!r}")
     proto = get_protocol(protocol)
+    fid_real = None
     t0 = time.perf_counter()
     if dataset is not None:
         from colorbench.datasets import DATASETS
@@ -357,6 +358,10 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
         real, ids, desc = read_target_folder(target, proto)
         dataset_name = desc["name"]
         icc = proto.icc
+        if proto.fid_reference_ids is not None:  # FID against other real images of the folder (ColTran's)
+            import dataclasses
+
+            fid_real = read_target_folder(target, dataclasses.replace(proto, test_ids=proto.fid_reference_ids))[0]
     ids, real = proto.select_test_images(ids, real)
     contents = read_prediction_folder(pred_dir, ids, tuple(real.shape[2:]), resize_pred=resize_pred, icc=icc)
     load_s = time.perf_counter() - t0
@@ -366,7 +371,8 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     names = tuple(metrics) if metrics else proto.metrics
     t1 = time.perf_counter()
     values, per_image, histograms = proto.score(contents.pred, real, names, device=dev, batch_size=eval_batch_size,
-                                                lpips_weights=lpips_weights, fid_weights=fid_weights, seed=seed)
+                                                lpips_weights=lpips_weights, fid_weights=fid_weights, seed=seed,
+                                                fid_real=fid_real)
     eval_s = time.perf_counter() - t1
     card = {"name": label, "title": f"predictions from {Path(pred_dir).name}/", "paper": "", "source": "",
             "paired": True, "color_space": "rgb", "trainable": False, "stochastic": False, "needs_masks": False,

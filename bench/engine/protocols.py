@@ -57,6 +57,12 @@ class Protocol:
         metrics: the default metric list.
         metric_options: metric name -> constructor options.
         aggregation: how per-image values become the reported number (description).
+        fid_reference_ids: the ids of the real images FID compares the colorized images with when they are *not*
+            the colorized images' own (ColTran's disjoint reference), or None. ``score`` then needs them
+            (``fid_real``); without them FID is a missing value saying which images to give.
+        fid_reference: that reference set (description).
+        unavailable_metrics: measurements the protocol's paper reports that colorbench cannot compute yet, name ->
+            reason; they become missing values with that reason in every score.
     """
 
     name: str
@@ -77,6 +83,9 @@ class Protocol:
     metrics: tuple[str, ...] = _COLORBENCH_METRICS
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     aggregation: str = "per-image values averaged over images (set-level metrics: over the whole set)"
+    fid_reference_ids: tuple[str, ...] | None = None
+    fid_reference: str = "the real images of the scored (colorized) images themselves"
+    unavailable_metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def ident(self) -> str:
@@ -86,6 +95,8 @@ class Protocol:
         d = dataclasses.asdict(self)
         d["code"], d["deviations"] = list(self.code), list(self.deviations)
         d["test_ids"] = None if self.test_ids is None else f"{len(self.test_ids)} ids: {self.test_ids[0]} ... {self.test_ids[-1]}"
+        ref = self.fid_reference_ids
+        d["fid_reference_ids"] = None if ref is None else f"{len(ref)} ids: {ref[0]} ... {ref[-1]}"
         return d
 
     # --- datasets and test images -------------------------------------------------------------------------
@@ -139,7 +150,7 @@ class Protocol:
 
     # --- metrics ------------------------------------------------------------------------------------------------
     def build_metrics(self, names: Sequence[str], lpips_weights: str | None = None, fid_weights: str | None = None,
-                      grey_convention: str | None = None):
+                      grey_convention: str | None = None, disjoint_fid_reference: bool = False):
         """Metric instances with the protocol's options: ``({name: metric}, {name: reason unavailable})``.
 
         Metrics that take a grey convention (``takes_grey_convention``, e.g. luma_ssim) get ``grey_convention``
@@ -149,6 +160,13 @@ class Protocol:
         metrics, missing = {}, {}
         for name in names:
             cls = METRICS.get(name)
+            if cls.name == "fid" and self.fid_reference_ids is not None and not disjoint_fid_reference:
+                ref = self.fid_reference_ids
+                missing["fid"] = (f"protocol {self.name!r} compares the colorized images with other real images "
+                                  f"({self.fid_reference}: {ref[0]} ... {ref[-1]}, {len(ref)} images), which were "
+                                  "not given: score with `colorbench evaluate --protocol "
+                                  f"{self.name} --target DIR` where DIR holds them too")
+                continue
             kwargs = dict(self.metric_options.get(cls.name, {}))
             weights = {"lpips": lpips_weights, "fid": fid_weights}.get(cls.name)
             if weights:
@@ -167,8 +185,11 @@ class Protocol:
 
     def score(self, pred: np.ndarray, real: np.ndarray, names: Sequence[str], *, device: Any = "cpu",
               batch_size: int = 64, lpips_weights: str | None = None, fid_weights: str | None = None,
-              seed: int = 0):
+              seed: int = 0, fid_real: np.ndarray | None = None):
         """Metric values of uint8 colorizations ``pred`` against uint8 real images ``real`` (both (N, 3, H, W)).
+
+        ``fid_real``: the real images of :attr:`fid_reference_ids` (uint8 (M, 3, H, W)), for protocols whose FID
+        compares with other images than the colorized ones' own; FID then compares ``pred`` with them.
 
         Returns ``({key: MetricValue}, {key: per-image float64 array}, histograms or None)``."""
         import torch
@@ -180,12 +201,27 @@ class Protocol:
         if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
             raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
                              "be uint8 of one shape")
-        metrics, missing = self.build_metrics(names, lpips_weights, fid_weights)
-        collection = MetricCollection(metrics)
+        disjoint = self.fid_reference_ids is not None and fid_real is not None
+        if disjoint and (fid_real.dtype != np.uint8 or fid_real.shape[1:] != pred.shape[1:]):
+            raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, pred.shape[1:]))}), got "
+                             f"{fid_real.dtype} {fid_real.shape}")
+        metrics, missing = self.build_metrics(names, lpips_weights, fid_weights, disjoint_fid_reference=disjoint)
+        disjoint_fid = metrics.pop("fid", None) if disjoint else None
+        collection = MetricCollection(metrics) if metrics else None
+
+        def unit(a: np.ndarray, start: int):
+            return torch.from_numpy(a[start:start + batch_size]).to(device).float().div_(255.0)
+
         for start in range(0, len(pred), batch_size):
-            p = torch.from_numpy(pred[start:start + batch_size]).to(device).float().div_(255.0)
-            r = torch.from_numpy(real[start:start + batch_size]).to(device).float().div_(255.0)
-            collection.update(p, r)
+            p, r = unit(pred, start), unit(real, start)
+            if collection is not None:
+                collection.update(p, r)
+            if disjoint_fid is not None:  # the colorized side only; the reference side below
+                disjoint_fid.update_side("pred", p)
+        if disjoint_fid is not None:
+            for start in range(0, len(fid_real), batch_size):
+                disjoint_fid.update_side("real", unit(fid_real, start))
+            metrics["fid"] = disjoint_fid
         values: dict[str, MetricValue] = {}
         per_image: dict[str, np.ndarray] = {}
         for name, m in metrics.items():
@@ -203,6 +239,12 @@ class Protocol:
             for key, hib in cls.outputs.items():
                 values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
                                           params=self.params(), missing_reason=reason)
+        if disjoint_fid is not None:
+            values["fid"].params["fid_reference"] = (f"{self.fid_reference}: {len(fid_real)} images, "
+                                                     f"{self.fid_reference_ids[0]} ... {self.fid_reference_ids[-1]}")
+        for name, reason in self.unavailable_metrics.items():  # reported by the paper, not computable here
+            values[name] = MetricValue(value=None, metric=name, version="0", higher_is_better=True,
+                                       params=self.params(), missing_reason=reason)
         histograms = next((m.histograms() for m in metrics.values() if hasattr(m, "histograms")), None)
         return values, per_image, histograms
 
@@ -242,14 +284,94 @@ def _ddcolor_resize(rgb: np.ndarray, size: int = 256) -> np.ndarray:
     return (x[0].clamp(0, 1) * 255.0).round().to(torch.uint8).numpy().transpose(1, 2, 0)
 
 
+def tf_center_crop_square(rgb: np.ndarray) -> np.ndarray:
+    """``tf.image.resize_with_crop_or_pad(image, side, side)`` with ``side`` the shorter side (ColTran's
+    ``resize_to_square(train=False)``): the crop starts at ``(h - side) // 2``, ``(w - side) // 2`` (TensorFlow's
+    ``offset_crop = max((size - target) // 2, 0)``)."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top:top + side, left:left + side]
+
+
+def _coltran_center_crop_area(rgb: np.ndarray, size: int = 256) -> np.ndarray:
+    """ColTran coltran/datasets.py ``preprocess(train=False)``: the centred square crop of
+    :func:`tf_center_crop_square`, then ``datasets_utils.change_resolution(res=256, method='area')``; the area
+    resize is written with ``torch``'s ``area`` interpolation (adaptive average pooling), rounded to 8 bits."""
+    import torch
+    import torch.nn.functional as F
+
+    crop = tf_center_crop_square(rgb)
+    x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).double()[None]
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="area")
+    return x[0].round().clamp(0, 255).to(torch.uint8).numpy().transpose(1, 2, 0)
+
+
+def _pytorch_fid_resize_299(rgb: np.ndarray) -> np.ndarray:
+    """The resize pytorch-fid's InceptionV3 applies to every image (``F.interpolate(x, size=(299, 299),
+    mode='bilinear', align_corners=False)``), done on the file so that sets of mixed sizes (Open Images) become
+    one array; the FID network's own resize is then the identity. Rounded to 8 bits (<= 0.5/255 per value)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255.0
+    if x.shape[-2:] != (299, 299):
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    return (x[0].clamp(0, 1) * 255.0).round().to(torch.uint8).numpy().transpose(1, 2, 0)
+
+
 REAL_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "ct2-center-crop-resize-256": _ct2_center_crop_resize,
     "ddcolor-resize-256": _ddcolor_resize,
+    "coltran-center-crop-area-256": _coltran_center_crop_area,
+    "pytorch-fid-resize-299": _pytorch_fid_resize_299,
 }
+
+
+# --- grey conversions of the protocols' sources (the methods' input in those papers) -------------------------------
+def pil_la_grey(rgb: np.ndarray) -> np.ndarray:
+    """``PIL.Image.convert('LA')`` of an 8-bit RGB image, L channel (DeOldify's ColorFIDBenchmarkArtistic.ipynb
+    ``create_before_images``): Pillow's fixed-point ITU-R 601-2 luma ``(19595 R + 38470 G + 7471 B + 0x8000) >> 16``
+    (libImaging/Convert.c ``L24``), uint8 ``(H, W)``."""
+    c = rgb.astype(np.uint32)
+    return ((c[..., 0] * 19595 + c[..., 1] * 38470 + c[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+#: The grey of NTIRE 2019's colorization challenge (report, Eq. 1) and of torchvision's ``Grayscale`` (BigColor's
+#: colorize.py): ``0.2989 R + 0.5870 G + 0.1140 B``. colorbench's ``bt601`` uses 0.299, 0.587, 0.114: the two
+#: differ by at most 0.0001 (0.0255 grey levels of 255), pinned in tests/test_protocols_published.py.
+GREY_02989_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def grey_02989(rgb: np.ndarray) -> np.ndarray:
+    """``0.2989 R + 0.5870 G + 0.1140 B`` of RGB ``(..., 3)`` (float64, same range as the input)."""
+    r, g, b = (rgb[..., k].astype(np.float64) for k in range(3))
+    return GREY_02989_WEIGHTS[0] * r + GREY_02989_WEIGHTS[1] * g + GREY_02989_WEIGHTS[2] * b
+
+
+def disjoint_reference_ids(ids: Sequence[str], n_colorized: int = 5000, skip: int = 5000,
+                           n_reference: int | None = None) -> tuple[list[str], list[str]]:
+    """ColTran's FID sets (google-research/google-research#896, comment 986178741, and #1020): the first
+    ``n_colorized`` images are colorized; the real dataset is read with ``.skip(n_colorized)``, batched, then
+    ``.skip(skip_samples // batch_size)`` batches, so the reference starts at ``n_colorized + skip`` (the author:
+    "skip_samples can be anything greater than 5000"; ``skip`` is colorbench's choice, recorded in the protocol),
+    and holds ``n_reference`` (default ``n_colorized``) images.
+
+    Returns ``(colorized ids, reference ids)``; a ValueError if ``ids`` is too short."""
+    n_reference = n_colorized if n_reference is None else n_reference
+    start = n_colorized + skip
+    if len(ids) < start + n_reference:
+        raise ValueError(f"disjoint FID needs {start + n_reference} images ({n_colorized} colorized, {skip} skipped, "
+                         f"{n_reference} reference), got {len(ids)}")
+    return list(ids[:n_colorized]), list(ids[start:start + n_reference])
 
 # --- the protocols --------------------------------------------------------------------------------------------
 _IMAGENET_VAL_5K = tuple(f"ILSVRC2012_val_{i:08d}" for i in range(1, 5001))
 _IMAGENET_VAL_50K = tuple(f"ILSVRC2012_val_{i:08d}" for i in range(1, 50001))
+#: ColTran's disjoint FID reference: ImageNet validation images 10,001 ... 15,000 (skip 5,000 + 5,000).
+COLTRAN_SKIP = 5000
+_COLTRAN_COLORIZED, _COLTRAN_REFERENCE = disjoint_reference_ids(_IMAGENET_VAL_50K, 5000, COLTRAN_SKIP)
 
 PROTOCOLS: dict[str, Protocol] = {}
 
@@ -360,6 +482,181 @@ register_protocol(Protocol(
     },
     aggregation="every metric: sum over the 5,000 images divided by 5,000 (PSNR, SSIM, LPIPS, colourfulness); FID: "
                 "one Frechet distance of all images' features (np.cov, N-1; scipy.linalg.sqrtm)",
+))
+
+
+# --- protocols of published numbers (issue 26) -------------------------------------------------------------------
+_DDCOLOR_PAPER = PROTOCOLS["ddcolor-imagenet-val50k"].paper
+_DDCOLOR_COMMON = dict(
+    icc="ignore", real_resize="cv2.resize of the float32 image to 256x256 (INTER_LINEAR, aspect ratio not kept)",
+    real_transform="ddcolor-resize-256", dataset_resize={"resize": "resize", "size": 256}, grey="cie-l",
+    lab=PROTOCOLS["ddcolor-imagenet-val50k"].lab, quantize="none",
+    metrics=PROTOCOLS["ddcolor-imagenet-val50k"].metrics,
+    metric_options=PROTOCOLS["ddcolor-imagenet-val50k"].metric_options,
+    aggregation=PROTOCOLS["ddcolor-imagenet-val50k"].aggregation,
+    deviations=PROTOCOLS["ddcolor-imagenet-val50k"].deviations,
+)
+_DDCOLOR_CODE = ("piddnad/DDColor 2adb63f basicsr/data/lab_dataset.py (LabDataset: cv2.resize to gt_size 256)",
+                 "piddnad/DDColor 2adb63f basicsr/models/color_model.py, basicsr/metrics/custom_fid.py, "
+                 "basicsr/metrics/colorfulness.py (as ddcolor-imagenet-val50k)",
+                 "piddnad/DDColor#9 (the author, 2023-10-31): ImageNet val50k, COCO-Stuff and ADE20K test images are "
+                 "resized to 256x256 (as ColorFormer); ImageNet val5k is centre-cropped and resized (as CT2)")
+
+register_protocol(Protocol(
+    name="ddcolor-cocostuff", version="1",
+    title="DDColor (ICCV 2023): COCO-Stuff validation, resized to 256, FID (torchvision Inception) and colourfulness",
+    paper=_DDCOLOR_PAPER, code=_DDCOLOR_CODE,
+    test_images="the 5,000 COCO-Stuff validation images (COCO val2017), every file of the folder",
+    **_DDCOLOR_COMMON,
+))
+
+register_protocol(Protocol(
+    name="ddcolor-ade20k", version="1",
+    title="DDColor (ICCV 2023): ADE20K validation, resized to 256, FID (torchvision Inception) and colourfulness",
+    paper=_DDCOLOR_PAPER, code=_DDCOLOR_CODE,
+    test_images="the 2,000 ADE20K validation images ADE_val_00000001 ... ADE_val_00002000",
+    test_ids=tuple(f"ADE_val_{i:08d}" for i in range(1, 2001)),
+    **_DDCOLOR_COMMON,
+))
+
+register_protocol(Protocol(
+    name="coltran-imagenet-val5k", version="1", icc="ignore",  # TFDS decodes the JPEG bytes without profiles
+    title="ColTran (Kumar et al., ICLR 2021): FID of 5,000 colorizations against 5,000 other ImageNet val images",
+    paper="M. Kumar, D. Weissenborn, N. Kalchbrenner. Colorization Transformer. ICLR 2021",
+    code=("google-research/google-research 27c8dd2 coltran/datasets.py (get_dataset subset 'test' = tfds "
+          "imagenet2012 'validation', shuffle_files=False; preprocess: resize_with_crop_or_pad to the shorter side, "
+          "change_resolution(256, method='area'))",
+          "google-research/google-research#896 comment 986178741 (the author's FID script, 2021-12-05: "
+          "real_dataset.skip(FLAGS.samples), batched, .skip(skip_samples // batch_size); "
+          "tfgan.eval.frechet_inception_distance_streaming)",
+          "google-research/google-research#1020 (the author, 2022-03-08: FLAGS.samples = 5000, 5,000 colorizations "
+          "of the first 5,000 grey images, 'skip_samples can be anything greater than 5000')",
+          "google-research/big_vision 33f66f1 big_vision/evaluators/proj/uvim/coltran_fid.py (a re-implementation "
+          "of ColTran's FID-5K by Google: reference = TFDS validation .skip(5000).skip(5000).take(5000), 'ColTran "
+          "eval w/ seed=1 effectively uses 10_000:15_000'; TFDS's default shard-interleaved order, not "
+          "validation[:5000]; area resize with antialias, rounded; Inception input x / 128 - 1)"),
+    test_images="the first 5,000 ImageNet validation images ILSVRC2012_val_00000001 ... 00005000 (colorized)",
+    test_ids=_COLTRAN_COLORIZED,
+    fid_reference_ids=_COLTRAN_REFERENCE,
+    fid_reference=(f"ImageNet validation images after skipping the 5,000 colorized ones and {COLTRAN_SKIP:,} more "
+                   "(skip_samples; the author's value is not published)"),
+    real_resize="centre square crop of the shorter side (tf.image.resize_with_crop_or_pad), area resize to 256",
+    real_transform="coltran-center-crop-area-256",
+    dataset_resize={"resize": "resize-shorter-center-crop", "size": 256},
+    deviations=(
+        "TFDS reads imagenet2012 'validation' shard-interleaved (big_vision: not validation[:5000]; it ships the "
+        "file-name lists eval_file_names.txt / reference_file_names.txt, not read here); colorbench takes file-name "
+        "order (ILSVRC2012_val_00000001 first): the 5,000 colorized and the 5,000 reference images are not ColTran's",
+        "skip_samples is not published ('anything greater than 5000'); colorbench skips 5,000 more, as big_vision "
+        "(positions 10,000 ... 14,999 of the order)",
+        "Inception input: ColTran / big_vision scale x / 128 - 1, pytorch-fid 2x - 1 on [0, 1] (x / 127.5 - 1)",
+        "tf.image.resize(method='area') is written with torch's area interpolation (adaptive average pooling): "
+        "equal for integer ratios, not for others; rounded to 8 bits",
+        "FID: TF-GAN's streaming FID on the TF Inception graph; colorbench uses pytorch-fid's port of that graph's "
+        "weights (the difference between the two implementations is not measured here)",
+        "run/evaluate --dataset cannot give the reference images (not test images of the run): FID is then "
+        "missing with the reason; evaluate --target DIR with all 15,000 images computes it",
+        "run/evaluate --dataset: colorbench's policy resizes the shorter side (bicubic) then crops; ColTran crops, "
+        "then area-resizes; --target DIR applies ColTran's crop and area resize",
+    ),
+    grey="bt601",
+    lab="none (ColTran colorizes in RGB; its grey input is tf.image.rgb_to_grayscale, BT.601 weights)",
+    metrics=("fid",),
+    metric_options={"fid": {"weights": "pytorch-fid", "preprocess": "pytorch-fid"}},
+    aggregation="one Frechet distance between the Inception pool features of the 5,000 colorized images and of "
+                "the 5,000 reference images",
+))
+
+register_protocol(Protocol(
+    name="bigcolor-imagenet-val", version="1", icc="ignore",
+    title="BigColor (Kim et al., ECCV 2022): ImageNet val, FID (pytorch-fid TF Inception) + classification accuracy",
+    paper="G. Kim, K. Kang, S. Kim, H. Lee, S. Kim, J. Kim, S.-H. Baek, S. Cho. BigColor: Colorization using a "
+          "Generative Color Prior for Natural Images. ECCV 2022",
+    code=("KIMGEONUNG/BigColor 1456217 colorize.py (ImageFolder of the class-grouped validation set, "
+          "transforms.Grayscale on ToTensor, 'powerof' resize: shorter side 256, longer side rounded up to a "
+          "multiple of 16; output resized back to the original size; L = grey x 100 fused with the predicted ab; "
+          "saved as '%05d.jpg'; iter_max 50,000; the generator is given the image's true class)",
+          "KIMGEONUNG/BigColor 03dac06 README.md (imageNet_validation_grouping.zip: the validation set grouped by class)",
+          "pytorch-fid (mseitzer/pytorch-fid, pt_inception-2015-12-05) for FID: stated in issue 26; the BigColor "
+          "repository has no evaluation script"),
+    test_images="the 50,000 ImageNet validation images at their original size, in ImageFolder order (classes "
+                "sorted by WordNet id, files sorted within a class)",
+    real_resize="none: FID on the original-size files (pytorch-fid resizes each to 299 bilinearly)",
+    real_transform="pytorch-fid-resize-299",
+    deviations=(
+        "colorbench scores one array per set: real and colorized files are brought to 299x299 with pytorch-fid's "
+        "own bilinear resize before FID (rounded to 8 bits), which pytorch-fid would do inside the network",
+        "BigColor's grey is torchvision Grayscale (0.2989 R + 0.587 G + 0.114 B) and its output L is that grey x 100 "
+        "(not CIE L*); colorbench's bt601 grey differs by <= 0.0001 (grey_02989)",
+        "BigColor saves its colorizations as JPEG (PIL default quality); evaluate reads files as they are, run "
+        "does not compress",
+        "BigColor is class-conditional and is given the true ImageNet class at test time (colorize.py)",
+    ),
+    grey="bt601",
+    lab="skimage-style rgb2lab/lab2rgb of utils/color_models.py (BigColor's own, not read here)",
+    metrics=("fid",),
+    metric_options={"fid": {"weights": "pytorch-fid", "preprocess": "pytorch-fid"}},
+    unavailable_metrics={"classification_accuracy": (
+        "not computed: colorbench has no classification-accuracy metric (it needs each image's ImageNet label in "
+        "the metric inputs); the classifier BigColor used could not be verified from its repository (no "
+        "evaluation script). Named for when it exists: torchvision ResNet-50 IMAGENET1K_V1 (weights registry "
+        "'resnet50', colorbench weights fetch resnet50), top-1 on the colorized images")},
+    aggregation="FID: one Frechet distance over the whole set (pytorch-fid: np.cov, scipy.linalg.sqrtm)",
+))
+
+register_protocol(Protocol(
+    name="deoldify-openimages", version="1", icc="ignore",  # PIL.Image.open + convert ignore ICC profiles
+    title="DeOldify: FID of 50,000 Open Images test colorizations (render factor 35, grey by PIL convert('LA'))",
+    paper="J. Antic. DeOldify (github.com/jantic/DeOldify), the 'artistic' model's Color FID benchmark",
+    code=("jantic/DeOldify a612505 ColorFIDBenchmarkArtistic.ipynb (num_images = 50000, render_factor = 35, "
+          "fid_batch_size = 4, eval_size = 299; create_before_images: PIL.Image.open(fn).convert('LA')"
+          ".convert('RGB') saved under the source file's name; calculate_fid_score: fid/fid_score.py "
+          "calculate_activation_statistics on the rendered and source files, dims 2048)",
+          "jantic/DeOldify a612505 ColorFIDBenchmarkArtistic.ipynb data note: Open Images test_challenge.zip (datasets.figure-eight.com)"),
+    test_images="the first 50,000 images of fastai's ImageList.from_folder over the Open Images challenge test "
+                "folder (folder-walk order; not a published list)",
+    real_resize="none: FID on the original-size files (the FID Inception resizes each to 299 bilinearly)",
+    real_transform="pytorch-fid-resize-299",
+    deviations=(
+        "the grey inputs are PIL 'L' values (8-bit, fixed point: pil_la_grey) re-saved under the source's name, so "
+        "as JPEG for .jpg sources; colorbench gives methods the float bt601 grey (same weights, no rounding, no "
+        "JPEG)",
+        "render_factor 35 is DeOldify's own input size (35 x 16 = 560 px); other methods run at their settings",
+        "real and colorized files are brought to 299x299 with pytorch-fid's bilinear resize before FID (rounded to "
+        "8 bits), which the FID network would do itself",
+        "failed renders are skipped by the notebook (the FID then has fewer images); colorbench fails the row",
+    ),
+    grey="bt601",
+    lab="none (DeOldify predicts RGB)",
+    metrics=("fid",),
+    metric_options={"fid": {"weights": "pytorch-fid", "preprocess": "pytorch-fid"}},
+    aggregation="one Frechet distance between the rendered and the source files' features (pytorch-fid)",
+))
+
+register_protocol(Protocol(
+    name="ntire2019-div2k", version="1", icc="ignore",
+    title="NTIRE 2019 colorization challenge, track 1: PSNR/SSIM at full resolution on DIV2K validation",
+    paper="NTIRE 2019 Challenge on Image Colorization: Report. CVPR Workshops 2019",
+    code=("the challenge report §2.1-2.3 (DIV2K; track 1 grey I = 0.2989 R + 0.5870 G + 0.1140 B, Eq. 1; PSNR "
+          "and SSIM), read through a summary of it (rasin-tsukuba.github.io, 2020-05-23): the scoring script was "
+          "not published",),
+    test_images="the 100 DIV2K validation images 0801 ... 0900 (the challenge's validation set; its 20 test "
+                "images were not released)",
+    test_ids=tuple(f"{i:04d}" for i in range(801, 901)),
+    real_resize="none: full resolution",
+    deviations=(
+        "grey: the challenge's 0.2989/0.5870/0.1140 (grey_02989); colorbench's bt601 uses 0.299/0.587/0.114, "
+        "<= 0.0001 apart (a run records bt601)",
+        "the scoring script is not public: PSNR on 8-bit RGB (data range 255, mean of per-image values) and SSIM "
+        "with colorbench's default window are colorbench's reading",
+        "DIV2K images differ in size; colorbench scores one array per set, so full-resolution scoring runs on "
+        "images of one size at a time (e.g. evaluate per size group) and the per-image means are combined",
+    ),
+    grey="bt601",
+    lab="none (PSNR/SSIM on RGB)",
+    metrics=("psnr", "ssim"),
+    metric_options={"psnr": {"data_range": 255.0, "reduction": "per_image_mean"}},
+    aggregation="mean over images of the per-image PSNR and SSIM",
 ))
 
 
