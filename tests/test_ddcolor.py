@@ -201,7 +201,7 @@ def test_nearest_ab_upsampling_is_blocky_and_bilinear_is_not(ddcolor_tiny_stand_
 
 # --- colorbench run --methods ddcolor --------------------------------------------------------------------------------
 def _run(out, preset="quick"):
-    from colorbench.results.records import load_records
+    from colorbench.results.rundir import load_records
     from colorbench.engine.spec import RunSpec
     from colorbench.engine.grid import run
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from colorbench.core.color import rgb_to_gray
 from colorbench.metrics import functional as MF
-from colorbench.metrics import protocols as P
+from colorbench.engine import protocols as P
 from colorbench.engine.protocols import PROTOCOLS, REAL_TRANSFORMS, get_protocol
 
 NEW = ("coltran-imagenet-val5k", "bigcolor-imagenet-val", "deoldify-openimages", "ntire2019-div2k",

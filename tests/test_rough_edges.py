@@ -34,7 +34,6 @@ TINY = ["--dataset", "shapes", "--dataset-option", "n_train=8", "--dataset-optio
     (["--methods", "gray", "--datasets", "photos"], "--dataset shapes and --datasets photos both given"),
     (["--methods", "gray", "--workers", "2"], "--workers applies to --executor process"),
     (["--methods", "gray", "--cpus-per-cell", "2"], "--cpus-per-cell applies to --executor ray"),
-    (["--methods", "gray", "--spec", "RUN/run.json"], "would be ignored"),
 ])
 def test_ignored_or_bad_arguments_are_refused_before_anything_is_made(tmp_path, capsys, extra, says):
     out = tmp_path / "run"
@@ -50,6 +49,10 @@ def test_spec_alone_with_out_and_no_progress_is_accepted(tmp_path):
     replay = tmp_path / "replay"
     assert cli.main(["run", "--spec", str(first / "run.json"), "--out", str(replay), "--no-progress"]) == 0
     assert [r.method for r in load_records(replay)] == ["gray"]
+    ignored = tmp_path / "ignored"
+    assert cli.main(["run", "--spec", str(first / "run.json"), "--methods", "unet-l1", "--seeds", "3",
+                     "--out", str(ignored)]) == cli.EXIT_USAGE
+    assert not ignored.exists()
 
 
 def test_out_in_a_folder_of_the_users_files_is_refused(tmp_path, capsys):

@@ -42,6 +42,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Refuse option combinations whose effect would be silently lost (ValueError: exit 2 with the message)."""
     given = set(getattr(args, "_given", ()))
     if args.spec:
+        from colorbench.commands.grid_cli import spec_from_file
+
+        spec_from_file(args.spec, progress=False)  # a missing or unreadable --spec is named first
         ignored = sorted(given - _SPEC_KEEPS)
         if ignored:
             flags = ", ".join("--" + d.replace("_", "-") for d in ignored)

@@ -57,8 +57,11 @@ def run_status(args: argparse.Namespace) -> int:
         state = "interrupted: no process is running; rerun the same command to resume it"
     elif locked:
         state += "; a process is running cells"
-    elif counts.get("damaged"):
-        state += "; rerun the same command to recompute the damaged cells"
+    else:
+        state += "; no process is running"
+        if counts.get("damaged") or counts.get("interrupted"):
+            state += "; rerun the same command to " + ("recompute the damaged cells" if counts.get("damaged")
+                                                       else "resume the interrupted cells")
     print(f"{rd.path}: {len(rows)} cells: {summary or 'none'} (run {state})")
     print(f"{'status':<12} {'dataset':<12} {'method':<22} {'seed':>4} {'tries':>5} {'time (s)':>9}  started")
     for r in rows:

@@ -202,7 +202,8 @@ class RunDir:
             if self.path.exists() and not self.path.is_dir():
                 raise NotARunDirectory(f"{self.path} exists and is not a directory; choose another --out")
             if self.path.is_dir() and not self.is_run_dir(self.path):
-                others = sorted(p.name for p in self.path.iterdir() if p.name not in ("cells", "arrays"))
+                others = sorted(p.name for p in self.path.iterdir()  # colorbench's own: cells/, arrays/, .lock,
+                                if p.name not in ("cells", "arrays") and not p.name.startswith("."))  # temp files
                 if others:  # a folder of the user's: the report would be written in among their files
                     shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
                     raise NotARunDirectory(
