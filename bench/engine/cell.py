@@ -52,6 +52,7 @@ class CellTask:
     run_dir: str | None = None  # for stages writing their own files (cross-domain sets)
     samples: list[int] = field(default_factory=list)  # test indices of the sample grid
     threads: int | None = None  # torch threads of the worker (set before it computes)
+    device: str | None = None  # where the executor placed the cell (a process worker's GPU); None: spec.device
     listeners: list[Any] = field(default_factory=list)  # stages told when a colorizer is ready
 
 
@@ -130,7 +131,8 @@ def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callabl
     """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises."""
     spec, entry = task.spec, task.entry
     spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
-    device = resolve_device(spec.device)
+    # the executor's placement, else the spec's; a GPU asked for and absent is an error, never a CPU fallback
+    device = resolve_device(task.device or spec.device)
     if data is None:
         data = load_dataset(spec, entry.dataset)
     # torch threads and metric pool of this worker (colorbench.core.threads): its share of the cores (task.threads,
