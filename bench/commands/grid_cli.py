@@ -38,6 +38,9 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=_workers, default="auto",
                    help="--executor auto|process: cells computed at once, or auto (default: one per core on the "
                         "CPU, one per GPU slot on CUDA, at most one per cell; run.json says what it chose and why)")
+    r.add_argument("--nproc-per-cell", type=int, default=1, metavar="N",
+                   help="train each cell on N processes together (data-parallel: rows rank::N of each batch, "
+                        "gradients averaged; gloo on the CPU, NCCL with one GPU each on CUDA)")
     r.add_argument("--retries", type=int, default=1,
                    help="a cell whose worker dies (segfault, OOM, kill -9) is run again N times, then is a failed row")
     r.add_argument("--ray-address", default=None, help="--executor ray: address of a running cluster (default: local)")
@@ -89,6 +92,6 @@ def spec_from_file(path: str, progress: bool) -> Any:
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"datasets": args.datasets, "seeds": args.seeds, "executor": args.executor, "workers": args.workers,
-            "retries": args.retries, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
+            "retries": args.retries, "nproc_per_cell": args.nproc_per_cell, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
             "gpus_per_cell": args.gpus_per_cell, "save_predictions": args.save_predictions,
             "rerun_failed": args.rerun_failed}

@@ -36,6 +36,8 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Mapping, Sequence
 
 
+from colorbench.engine.ddp import receive, send, worker_context
+
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
 
@@ -54,27 +56,11 @@ def available_cores() -> int:
     return usable_cores()
 
 
-#: Modules the fork server imports once; every process worker is forked from it with them loaded.
-PRELOAD = ["colorbench.engine.cell"]
-
-
-def _pool_context() -> Any:
-    """``forkserver`` where the platform has it (Linux, macOS), else ``spawn``. The fork server is a clean,
-    single-threaded process that imports :data:`PRELOAD` once; forking a worker from it costs milliseconds instead
-    of the seconds a spawned process spends importing torch and the methods (and a killed worker's replacement
-    starts at once). Forking the driver itself is not safe: it may hold OpenMP and metric thread pools."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return mp.get_context("spawn")
-
-
 def start_fork_server() -> None:
     """Start the process pool's fork server now (it imports torch and the methods in the background, in parallel
     with this process's own imports). Called by ``colorbench run`` before it imports the engine; a no-op where
     there is no fork server."""
-    ctx = _pool_context()
+    ctx = worker_context()
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
@@ -204,6 +190,12 @@ def make_executor(spec: Any, *, n_cells: int = 1, device: str = "cpu", workload:
         device: the run's resolved device (``cpu``, ``cuda``, ``cuda:K``).
         workload: ``small`` or ``large`` (:func:`colorbench.core.threads.workload_of`).
     """
+    nproc = getattr(spec, "nproc_per_cell", 1)
+    if nproc > 1 and spec.executor in ("process", "ray"):
+        raise ValueError(f"--nproc-per-cell {nproc} runs with --executor local or auto (each cell on {nproc} "
+                         f"processes, one cell after the other), not with --executor {spec.executor}")
+    if nproc > 1:
+        return LocalExecutor(spec)
     if spec.executor == "ray":
         return RayExecutor(spec)
     if spec.executor in ("auto", "process"):
@@ -252,14 +244,31 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
+    """Cells one after another in this process; with ``--nproc-per-cell N``, each cell on N processes
+    (:mod:`colorbench.engine.ddp`)."""
+
     name = "local"
 
-    def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.engine.cell import execute_cell
+    def describe(self) -> dict[str, Any]:
+        n = getattr(self.spec, "nproc_per_cell", 1)
+        return {**super().describe(), **({"nproc_per_cell": n} if n > 1 else {})}
 
+    def run(self, tasks, datasets, started, finished, log) -> None:
+        from colorbench.engine.cell import execute_cell, failed_result
+        from colorbench.engine.ddp import launch
+
+        nproc = getattr(self.spec, "nproc_per_cell", 1)
         for task in tasks:
             started(task)
-            finished(task, execute_cell(task, datasets[task.entry.dataset], _prefixed(log, task.entry)))
+            cell_log = _prefixed(log, task.entry)
+            if nproc == 1:
+                finished(task, execute_cell(task, datasets[task.entry.dataset], cell_log))
+                continue
+            try:
+                result = launch(execute_cell, task, nproc, cell_log)
+            except RuntimeError as exc:
+                result = failed_result(task, f"DistributedError: {exc}")
+            finished(task, result)
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -292,19 +301,19 @@ def _pool_worker(conn: Any, device: str, threads: int, environ: Mapping[str, str
         import torch
 
         torch.cuda.set_device(torch.device(device))  # ops without an explicit index land on this worker's GPU
-    conn.send(("ready", os.getpid()))
+    send(conn, ("ready", os.getpid()))
     while True:
         try:
-            task = conn.recv()
+            task = receive(conn)
         except (EOFError, OSError):
             return  # the driver is gone
         if task is None:
             return
         try:
-            result = execute_cell(task, None, log=lambda text: conn.send(("log", text)))
-            conn.send(("ok", result))
+            result = execute_cell(task, None, log=lambda text: send(conn, ("log", text)))
+            send(conn, ("ok", result))
         except BaseException as exc:  # noqa: BLE001 - report anything (a failure to pickle included) to the driver
-            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            send(conn, ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
 
 
 @dataclass
@@ -336,7 +345,7 @@ class ProcessExecutor(Executor):
         self.worker_pids: list[int] = []  # every worker started, replacements included (for tests and logs)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "start_method": _pool_context().get_start_method(), "persistent": True}
+        return {**super().describe(), "start_method": worker_context().get_start_method(), "persistent": True}
 
     def thread_policy(self) -> dict[str, Any]:
         return {"cores": available_cores(), "torch_threads_per_cell": self.threads,
@@ -363,7 +372,7 @@ class ProcessExecutor(Executor):
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import failed_result
 
-        ctx = _pool_context()
+        ctx = worker_context()
         queue = collections.deque(tasks)
         attempts: dict[int, int] = collections.Counter()
         pool = [self._start(ctx, i) for i in range(min(self.workers, len(queue)))]
@@ -406,7 +415,7 @@ class ProcessExecutor(Executor):
                     attempts[id(task)] += 1
                     started(task)
                     try:
-                        w.conn.send(task)
+                        send(w.conn, task)
                         w.task = task
                     except (BrokenPipeError, OSError):
                         attempts[id(task)] -= 1
@@ -426,7 +435,7 @@ class ProcessExecutor(Executor):
                                 if not w.proc.is_alive():
                                     died(w)
                                 break
-                            message = w.conn.recv()
+                            message = receive(w.conn)
                         except (EOFError, OSError):
                             died(w)
                             break
@@ -449,7 +458,7 @@ class ProcessExecutor(Executor):
             for w in pool:
                 if w.task is not None or w.proc.is_alive():
                     try:
-                        w.conn.send(None)
+                        send(w.conn, None)
                     except (BrokenPipeError, OSError):
                         pass
             for w in pool:

@@ -64,6 +64,7 @@ class RunSpec:
     ray_address: str | None = None
     cpus_per_cell: float = 1.0
     gpus_per_cell: float | None = None  # a cell's share of a GPU (process, Ray); None: 1 on CUDA, else 0
+    nproc_per_cell: int = 1  # processes training one cell together (engine.ddp: data-parallel)
     rerun_failed: bool = False  # rerun cells whose stored record failed (default: finished cells are kept)
     plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.engine.plugins), loaded before methods are looked up
 
@@ -86,6 +87,8 @@ class RunSpec:
         if self.workers != "auto" and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                        or self.workers < 1):
             raise ValueError(f"--workers must be >= 1 or auto, got {self.workers}")
+        if isinstance(self.nproc_per_cell, bool) or not isinstance(self.nproc_per_cell, int) or self.nproc_per_cell < 1:
+            raise ValueError(f"--nproc-per-cell must be an integer >= 1, got {self.nproc_per_cell!r}")
         if self.retries < 0:
             raise ValueError(f"--retries must be >= 0, got {self.retries}")
         if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
@@ -199,6 +202,8 @@ def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: in
         fields["unpaired_protocol"] = spec.unpaired_protocol
     if spec.protocol != "colorbench":  # metric variants, test images, quantisation (keys of colorbench runs unchanged)
         fields["protocol"] = get_protocol(spec.protocol).ident
+    if spec.nproc_per_cell > 1:  # data-parallel training: equal to one process up to summation order (engine.ddp)
+        fields["nproc_per_cell"] = spec.nproc_per_cell
     if cls.card.stochastic:
         fields["diversity"] = {"samples": spec.diversity_samples, "images": spec.diversity_images}
     try:
