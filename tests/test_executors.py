@@ -28,6 +28,11 @@ def test_auto_workers_on_the_cpu_one_per_core_at_most_one_per_cell():
     assert decide_workers("auto", n_cells=40, device="cpu", cores=16, memory_gib=5.0).workers == 5
     big = decide_workers("auto", n_cells=40, device="cpu", cores=16, memory_gib=5.0, workload="large")
     assert big.workers == 1 and "available memory" in big.reason and big.executor == "local"
+    # cores busy with other processes (the thread policy's estimate): a saturated machine computes in one process
+    busy = decide_workers("auto", n_cells=8, device="cpu", cores=2, busy_elsewhere=1.8)
+    assert (busy.executor, busy.workers) == ("local", 1) and "1.8 core(s) busy" in busy.reason
+    assert decide_workers("auto", n_cells=8, device="cpu", cores=8, busy_elsewhere=2.2).workers == 6
+    assert decide_workers("auto", n_cells=8, device="cuda", cores=2, n_gpus=2, busy_elsewhere=5).workers == 2
     # an explicit count wins; --executor process stays process even with one worker
     d = decide_workers(3, executor="process", n_cells=1, device="cpu", cores=2)
     assert (d.executor, d.workers, d.reason) == ("process", 3, "--workers 3")
@@ -53,6 +58,7 @@ def test_gpu_placement_one_worker_per_gpu_or_per_declared_share():
 
 def test_make_executor_places_process_workers_on_mocked_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(executors, "available_cores", lambda: 16)
     ex = make_executor(spec(executor="auto", workers="auto"), n_cells=10, device="cuda")
     assert ex.name == "process" and ex.describe()["devices"] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
     assert ex.describe()["persistent"] and "4 GPU slot(s)" in ex.describe()["reason"]

@@ -128,14 +128,17 @@ def gpu_slots(n_gpus: int, gpus_per_cell: float) -> list[str]:
 
 def decide_workers(requested: int | str, *, executor: str = "auto", n_cells: int, device: str, cores: int,
                    n_gpus: int = 0, gpus_per_cell: float | None = None, workload: str = "small",
-                   memory_gib: float | None = None) -> WorkerDecision:
+                   memory_gib: float | None = None, busy_elsewhere: float | None = None) -> WorkerDecision:
     """How many process workers compute cells at once, and on which devices (changes nothing).
 
     Rules: on CUDA, one worker per GPU slot (:func:`gpu_slots`: each GPU, or each declared share of one), since
     a cell keeps its GPU busy; on the CPU, one worker per usable core, since the thread policy trains small
     networks on one intra-op thread each (:mod:`colorbench.core.threads`) and two workers on two cores are
-    nearly twice as fast as one (benchmarks/test_engine_speed.py); never more workers than cells, nor more than
-    the available memory holds at :data:`WORKER_MEMORY_GIB` each. An explicit ``requested`` count wins (on CUDA
+    nearly twice as fast as one on idle cores; never more workers than cells, nor more than the available memory
+    holds at :data:`WORKER_MEMORY_GIB` each, nor (on the CPU) more than the cores other processes leave free (the
+    thread policy's estimate, ``busy_elsewhere``): on a saturated machine a second worker only adds its start-up
+    and splits the same CPU time (measured on the shared 2-core box at load 5-6: 2 workers 86-91 s against 49-62 s
+    in one process for 4 quick cells, see the closing note of issue 23). An explicit ``requested`` count wins (on CUDA
     the workers then go round the GPU slots). ``executor="auto"`` becomes ``local`` when one worker suffices
     (a spawned process would only add its start-up).
 
@@ -150,6 +153,7 @@ def decide_workers(requested: int | str, *, executor: str = "auto", n_cells: int
         gpus_per_cell: the declared share of a GPU per cell (None: 1).
         workload: ``small`` or ``large`` (:func:`colorbench.core.threads.workload_of`).
         memory_gib: available memory (None: unknown, no limit from it).
+        busy_elsewhere: cores kept busy by other processes (None: unknown, no limit from it).
     """
     n_cells = max(1, n_cells)
     dev = device.split(":")[0]
@@ -171,6 +175,11 @@ def decide_workers(requested: int | str, *, executor: str = "auto", n_cells: int
         if n < len(slots):
             why += f", limited to the {n_cells} cell(s) to compute"
         per = WORKER_MEMORY_GIB.get(workload, WORKER_MEMORY_GIB["large"]) if dev == "cpu" else 1.0
+        if dev == "cpu" and busy_elsewhere is not None and n > 1:
+            free = max(1, math.floor(cores - busy_elsewhere + 0.5))
+            if free < n:
+                n = free
+                why += f", limited to {n} by {busy_elsewhere:.1f} core(s) busy with other processes"
         if memory_gib is not None and n > 1 and n * per > memory_gib:
             n = max(1, math.floor(memory_gib / per))
             why += f", limited to {n} by {memory_gib:.1f} GiB of available memory at {per:g} GiB per worker"
@@ -201,10 +210,13 @@ def make_executor(spec: Any, *, n_cells: int = 1, device: str = "cpu", workload:
     if spec.executor in ("auto", "process"):
         import torch
 
+        from colorbench.core.threads import decide_thread_policy
+
         n_gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+        busy = decide_thread_policy(1, device="cpu", busy_elsewhere="measure").busy_elsewhere
         decision = decide_workers(spec.workers, executor=spec.executor, n_cells=n_cells, device=device,
                                   cores=available_cores(), n_gpus=n_gpus, gpus_per_cell=spec.gpus_per_cell,
-                                  workload=workload, memory_gib=available_memory_gib())
+                                  workload=workload, memory_gib=available_memory_gib(), busy_elsewhere=busy)
         if decision.executor == "process":
             return ProcessExecutor(spec, decision)
         return LocalExecutor(spec, decision)
@@ -331,7 +343,8 @@ MAX_START_FAILURES = 3
 
 
 class ProcessExecutor(Executor):
-    """A pool of persistent ``spawn`` workers, each with ``cores // workers`` torch threads and its own device."""
+    """A pool of persistent workers (forked from the fork server, else spawned: :func:`worker_context`), each with
+    ``cores // workers`` torch threads and its own device; a worker that dies is replaced on the same device."""
 
     name = "process"
 
