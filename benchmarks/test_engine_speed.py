@@ -5,8 +5,8 @@ and without a competing busy process (with all cores' threads, and with the engi
     python benchmarks/test_engine_speed.py FILE      # the ratios
 
 * ``grid``: one small grid (``gray, unet-l1, pix2pix`` x seeds 0, 1 on ``shapes`` 32x32, 2 epochs: 6 cells) run
-  with ``--executor local`` (this process, torch's default threads) and ``--executor process --workers 2``
-  (two spawned workers, ``cores // 2`` threads each). Timed once each (a grid is long); wall seconds.
+  with ``--executor local`` (this process) and ``--executor process --workers 2``
+  (the persistent pool of two workers, ``cores // 2`` threads each). Timed once each (a grid is long); wall seconds.
 * ``cli-unet-pix2pix``, ``cli-gray-unet``: the issue-23 targets, startup included: ``colorbench run --methods
   unet-l1,pix2pix --seeds 0,1 --epochs 2`` and ``--methods gray,unet-l1 --seeds 0,1 --epochs 1`` (the default
   dataset and preset) as a fresh command, with ``--executor local`` and with ``--executor process --workers 2``
