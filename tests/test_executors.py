@@ -115,3 +115,23 @@ def test_persistent_pool_reuses_workers_names_cells_and_matches_local(tmp_path, 
     assert sum("done in" in m for m in logs) == 4
     assert any(m.strip().startswith("[unet-l1/shapes/s") and "died (killed by signal SIGKILL" in m for m in logs)
     assert cell_label(rd.cells()[0]).endswith("/shapes/s0")
+
+
+def test_cli_engine_defaults_auto_and_the_environment_override(monkeypatch):
+    import argparse
+
+    from colorbench.commands import grid_cli
+
+    def parse(*args):
+        p = argparse.ArgumentParser()
+        grid_cli.add_arguments(p)
+        return p.parse_args(list(args))
+
+    monkeypatch.delenv(grid_cli.EXECUTOR_ENV, raising=False)
+    a = parse()
+    assert (a.executor, a.workers, a.gpus_per_cell, a.nproc_per_cell) == ("auto", "auto", None, 1)
+    assert parse("--workers", "3").workers == 3
+    monkeypatch.setenv(grid_cli.EXECUTOR_ENV, "local")
+    assert parse().executor == "local" and parse("--executor", "process").executor == "process"
+    with pytest.raises(SystemExit):
+        parse("--workers", "many")

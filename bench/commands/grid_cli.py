@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+
+#: Environment variable that sets ``--executor``'s default (e.g. ``local`` on a machine shared with others).
+EXECUTOR_ENV = "COLORBENCH_EXECUTOR"
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -32,9 +37,10 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--datasets", type=_names, default=(),
                    help="comma-separated datasets of a grid (default: --dataset); cells are dataset x method x seed")
     r.add_argument("--seeds", type=_seeds, default=(), help="comma-separated seeds of a grid (default: --seed)")
-    r.add_argument("--executor", default="auto",
+    r.add_argument("--executor", default=os.environ.get(EXECUTOR_ENV) or "auto",
                    help="auto (default: a pool of process workers when --workers auto picks more than one, else "
-                        "local), local (in this process), process (persistent worker processes) or ray")
+                        f"local), local (in this process), process (persistent worker processes) or ray; "
+                        f"{EXECUTOR_ENV} sets the default")
     r.add_argument("--workers", type=_workers, default="auto",
                    help="--executor auto|process: cells computed at once, or auto (default: one per core on the "
                         "CPU, one per GPU slot on CUDA, at most one per cell; run.json says what it chose and why)")
@@ -55,14 +61,16 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
                    help="replay the spec of a run.json (other options are ignored, except --out and --no-progress)")
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def start_workers_early(args: argparse.Namespace) -> None:
     """Start the process pool's fork server before this process imports the engine, so that the two imports of
     torch and the methods overlap (``--executor auto|process``; a replayed ``--spec`` decides later)."""
-    import os
-
     one_cell = (len(args.methods) == 1 and len(args.seeds) <= 1
                 and len(args.datasets) <= 1)
-    if args.executor == "auto" and (one_cell or len(os.sched_getaffinity(0)) < 2):
+    if args.executor == "auto" and (one_cell or _cores() < 2):
         return  # auto will compute in this process
     if args.spec is None and args.executor in ("auto", "process") and args.workers != 1:
         from colorbench.engine.executors import start_fork_server
