@@ -42,9 +42,9 @@ Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
 
 #: Memory a CPU worker process is assumed to need besides the (shared, memory-mapped) data: torch, the methods,
-#: one small network with its optimizer state and the evaluation buffers. Measured on the quick preset at 32x32
-#: (resident set of one process worker, ``ps -o rss``: 0.45-0.6 GiB); doubled for headroom. ``large`` workloads
-#: (paper presets, 128-256 px) are assumed to need four times as much.
+#: one small network with its optimizer state and the evaluation buffers. Observed with ``top`` on 2026-12-07:
+#: 0.52 GiB resident per pool worker during unet-l1 quick cells on photos (2112 + 528 images of 32x32); doubled for
+#: headroom. ``large`` workloads (paper presets, 128-256 px) are assumed to need four times as much (not measured).
 WORKER_MEMORY_GIB = {"small": 1.0, "large": 4.0}
 
 
