@@ -5,8 +5,12 @@ and without a competing busy process (with all cores' threads, and with the engi
     python benchmarks/test_engine_speed.py FILE      # the ratios
 
 * ``grid``: one small grid (``gray, unet-l1, pix2pix`` x seeds 0, 1 on ``shapes`` 32x32, 2 epochs: 6 cells) run
-  with ``--executor local`` (this process, torch's default threads) and ``--executor process --workers 2``
-  (two spawned workers, ``cores // 2`` threads each). Timed once each (a grid is long); wall seconds.
+  with ``--executor local`` (this process) and ``--executor process --workers 2``
+  (the persistent pool of two workers, ``cores // 2`` threads each). Timed once each (a grid is long); wall seconds.
+* ``cli-unet-pix2pix``, ``cli-gray-unet``: the issue-23 targets, startup included: ``colorbench run --methods
+  unet-l1,pix2pix --seeds 0,1 --epochs 2`` and ``--methods gray,unet-l1 --seeds 0,1 --epochs 1`` (the default
+  dataset and preset) as a fresh command, with ``--executor local`` and with ``--executor process --workers 2``
+  (the persistent pool); wall seconds of the whole command. The numbers of the two are compared too.
 * ``step``: one quick-preset ``cgan-dcgan`` training step (batch 32 of 32x32, the issue's measurement) with
   ``threads=all`` (``available_cores()``, torch's default) or ``threads=share`` (``cores // 2``: what the
   process executor gives each of two workers), alone or next to one busy process (a Python spin loop).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import re
 import sys
 import tempfile
@@ -87,12 +92,46 @@ def test_grid_process_against_local(benchmark, executor):
     benchmark.extra_info.update({"executor": executor, "cells": 6, "cores": available_cores()})
 
 
+CLI_GRIDS = {"cli-unet-pix2pix": ["--methods", "unet-l1,pix2pix", "--seeds", "0,1", "--epochs", "2"],
+             "cli-gray-unet": ["--methods", "gray,unet-l1", "--seeds", "0,1", "--epochs", "1"]}
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+@pytest.mark.parametrize("grid", list(CLI_GRIDS))
+def test_cli_grid_startup_included(benchmark, grid, executor, tmp_path):
+    import subprocess
+
+    from colorbench.results.rundir import RunDir
+
+    extra = ["--executor", "local"] if executor == "local" else ["--executor", "process", "--workers", "2"]
+    outs = []
+
+    def once():
+        out = tmp_path / f"run{len(outs)}"
+        outs.append(out)
+        subprocess.run([sys.executable, "-m", "colorbench.commands.cli", "run", *CLI_GRIDS[grid], "--out", str(out),
+                        "--no-progress", *extra], check=True, capture_output=True)
+
+    benchmark.group = grid
+    benchmark.pedantic(once, rounds=1, iterations=1, warmup_rounds=0)
+    rd = RunDir(outs[-1])
+    values = {(r.method, r.seed): {k: mv.value for k, mv in r.metrics.items()} for r in rd.records()}
+    benchmark.extra_info.update({"executor": executor, "cores": available_cores(), "load_avg": os.getloadavg(),
+                                 "numbers": json.dumps(sorted((f"{m} s{s}", v) for (m, s), v in values.items()))})
+
+
 def main(path: str) -> int:
     """Print the ratios of a saved run: each configuration's mean time over the first one of its group."""
     runs = json.load(open(path))["benchmarks"]
     groups: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for b in runs:
         groups[b["group"]].append((re.search(r"\[(.*)\]", b["name"]).group(1), b["stats"]["mean"]))
+    numbers: dict[str, set[str]] = defaultdict(set)
+    for b in runs:
+        if "numbers" in b.get("extra_info", {}):
+            numbers[b["group"]].add(b["extra_info"]["numbers"])
+    for group, seen in numbers.items():
+        print(f"{group}: numbers of every executor {'identical' if len(seen) == 1 else 'DIFFER'}")
     for group, rows in groups.items():
         base = rows[0][1]
         for name, t in rows:

@@ -11,6 +11,9 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 # ... and colorbench's thread policy (colorbench.core.threads, which the runner applies) keeps to it, metric pool included
 os.environ.setdefault("COLORBENCH_THREADS", "1")
+# `colorbench run`'s default executor is `auto` (a process pool when cores are free): the CLI tests monkeypatch
+# things in this process and expect them to hold in the cells, so they compute here unless a test asks for a pool
+os.environ.setdefault("COLORBENCH_EXECUTOR", "local")
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ TINY = ["--dataset", "shapes", "--dataset-option", "n_train=8", "--dataset-optio
     (["--methods", "gray", "--seed", "-1"], "--seed/--seeds must be integers"),
     (["--methods", "gray", "--seeds", "0,-3"], "--seed/--seeds must be integers"),
     (["--methods", "gray", "--datasets", "photos"], "--dataset shapes and --datasets photos both given"),
-    (["--methods", "gray", "--workers", "2"], "--workers applies to --executor process"),
+    (["--methods", "gray", "--executor", "local", "--workers", "2"], "--workers applies to --executor process"),
     (["--methods", "gray", "--cpus-per-cell", "2"], "--cpus-per-cell applies to --executor ray"),
 ])
 def test_ignored_or_bad_arguments_are_refused_before_anything_is_made(tmp_path, capsys, extra, says):

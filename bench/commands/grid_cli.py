@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+
+#: Environment variable that sets ``--executor``'s default (e.g. ``local`` on a machine shared with others).
+EXECUTOR_ENV = "COLORBENCH_EXECUTOR"
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -19,22 +24,58 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--seeds expects comma-separated integers, got {text!r}") from None
 
 
+def _workers(text: str) -> int | str:
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers expects a number of workers or auto, got {text!r}") from None
+
+
 def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--datasets", type=_names, default=(),
                    help="comma-separated datasets of a grid (default: --dataset); cells are dataset x method x seed")
     r.add_argument("--seeds", type=_seeds, default=(), help="comma-separated seeds of a grid (default: --seed)")
-    r.add_argument("--executor", default="local", help="local (default, in this process), process or ray")
-    r.add_argument("--workers", type=int, default=1, help="--executor process: cells computed at once")
+    r.add_argument("--executor", default=os.environ.get(EXECUTOR_ENV) or "auto",
+                   help="auto (default: a pool of process workers when --workers auto picks more than one, else "
+                        f"local), local (in this process), process (persistent worker processes) or ray; "
+                        f"{EXECUTOR_ENV} sets the default")
+    r.add_argument("--workers", type=_workers, default="auto",
+                   help="--executor auto|process: cells computed at once, or auto (default: one per core on the "
+                        "CPU, one per GPU slot on CUDA, at most one per cell; run.json says what it chose and why)")
+    r.add_argument("--nproc-per-cell", type=int, default=1, metavar="N",
+                   help="train each cell on N processes together (data-parallel: rows rank::N of each batch, "
+                        "gradients averaged; gloo on the CPU, NCCL with one GPU each on CUDA)")
     r.add_argument("--retries", type=int, default=1,
                    help="a cell whose worker dies (segfault, OOM, kill -9) is run again N times, then is a failed row")
     r.add_argument("--ray-address", default=None, help="--executor ray: address of a running cluster (default: local)")
     r.add_argument("--cpus-per-cell", type=float, default=1.0, help="--executor ray: CPUs (and torch threads) per cell")
-    r.add_argument("--gpus-per-cell", type=float, default=0.0, help="--executor ray: GPUs per cell")
+    r.add_argument("--gpus-per-cell", type=float, default=None,
+                   help="--executor process|ray: a cell's share of a GPU (default: 1 when the run is on CUDA, "
+                        "else 0); 0.5 puts two cells on each GPU")
     r.add_argument("--save-predictions", choices=("auto", "always", "never"), default="auto",
                    help="keep each cell's colorized test split in predictions.npz: auto (when <= 64 MiB), always, never")
     r.add_argument("--rerun-failed", action="store_true", help="rerun cells whose stored result failed")
     r.add_argument("--spec", default=None, metavar="RUN/run.json",
                    help="replay the spec of a run.json (other options are ignored, except --out and --no-progress)")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def start_workers_early(args: argparse.Namespace) -> None:
+    """Start the process pool's fork server before this process imports the engine, so that the two imports of
+    torch and the methods overlap (``--executor auto|process``; a replayed ``--spec`` decides later)."""
+    one_cell = (len(args.methods) == 1 and len(args.seeds) <= 1
+                and len(args.datasets) <= 1)
+    if args.executor == "auto" and (one_cell or _cores() < 2):
+        return  # auto will compute in this process
+    if args.spec is None and args.executor in ("auto", "process") and args.workers != 1:
+        from colorbench.engine.executors import start_fork_server
+
+        start_fork_server()
 
 
 def spec_from_file(path: str, progress: bool) -> Any:
@@ -59,6 +100,6 @@ def spec_from_file(path: str, progress: bool) -> Any:
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"datasets": args.datasets, "seeds": args.seeds, "executor": args.executor, "workers": args.workers,
-            "retries": args.retries, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
+            "retries": args.retries, "nproc_per_cell": args.nproc_per_cell, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
             "gpus_per_cell": args.gpus_per_cell, "save_predictions": args.save_predictions,
             "rerun_failed": args.rerun_failed}

@@ -123,7 +123,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
-    from colorbench.commands.grid_cli import engine_options, spec_from_file
+    from colorbench.commands.grid_cli import engine_options, spec_from_file, start_workers_early
+
+    start_workers_early(args)  # the workers' imports overlap this process's
     from colorbench.engine.grid import run as run_grid
     from colorbench.engine.protocols import get_protocol
     from colorbench.engine.spec import RunSpec

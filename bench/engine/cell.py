@@ -52,6 +52,7 @@ class CellTask:
     run_dir: str | None = None  # for stages writing their own files (cross-domain sets)
     samples: list[int] = field(default_factory=list)  # test indices of the sample grid
     threads: int | None = None  # torch threads of the worker (set before it computes)
+    device: str | None = None  # where the executor placed the cell (a process worker's GPU); None: spec.device
     listeners: list[Any] = field(default_factory=list)  # stages told when a colorizer is ready
 
 
@@ -126,27 +127,42 @@ def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[s
     return state
 
 
-def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print) -> CellResult:
-    """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises."""
+def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print,
+                 dist: Any = None) -> CellResult | None:
+    """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises.
+
+    ``dist`` (:class:`colorbench.engine.ddp.Distributed`): this process is one rank of a data-parallel cell; a
+    failure then raises (the launcher stops the other ranks), and ranks other than 0 return None after training.
+    """
     spec, entry = task.spec, task.entry
     spec.method_names()  # a fresh worker process loads the run's plugins before it looks the method up
-    device = resolve_device(spec.device)
+    # the executor's placement, else the spec's; a GPU asked for and absent is an error, never a CPU fallback
+    device = resolve_device(task.device or spec.device)
     if data is None:
         data = load_dataset(spec, entry.dataset)
     # torch threads and metric pool of this worker (colorbench.core.threads): its share of the cores (task.threads,
     # from the executor) for the metrics, one intra-op thread for small networks on the CPU
     apply_thread_policy(share=task.threads, device=device, preset=spec.preset, image_size=data.train.image_size)
     try:
-        return _train_and_evaluate(task, data, device, log)
+        return _train_and_evaluate(task, data, device, log, dist)
     except WriteError:
         raise  # the run directory cannot be written (e.g. disk full): stop with that error, not a row per cell
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of one method becomes its failed row; a
-        # method (a plugin) calling sys.exit() too, which would otherwise end the whole grid (Ctrl-C still stops it)
-        return failed_result(task, f"{type(exc).__name__}: {exc}", traceback.format_exc(), data.describe(), str(device))
+    except (Exception, SystemExit):  # noqa: BLE001 - any failure of one method becomes its failed row; a method
+        # (a plugin) calling sys.exit() too, which would otherwise end the whole grid (Ctrl-C still stops it)
+        if dist is not None and dist.world > 1:
+            raise  # the other ranks wait in a collective: the launcher must stop them
+        return failed_result(task, *_error_and_traceback(), data.describe(), str(device))
 
 
-def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.device, log: Callable[[str], None]
-                        ) -> CellResult:
+def _error_and_traceback() -> tuple[str, str]:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return f"{type(exc).__name__}: {exc}", traceback.format_exc()
+
+
+def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.device, log: Callable[[str], None],
+                        dist: Any = None) -> CellResult | None:
     spec, entry = task.spec, task.entry
     name, seed = entry.method, entry.seed
     cls = METHODS.get(name)
@@ -159,6 +175,10 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)
     record.parameters = method.parameter_counts()
+    if dist is not None:  # one rank of a data-parallel cell (colorbench.engine.ddp)
+        dist.attach(method)
+        record.config["distributed"] = dist.describe()
+    lead = dist is None or dist.rank == 0  # the process that checkpoints, evaluates and returns the rows
     evaluator = Evaluator(spec, data.test, device, seed=seed)
     epochs = config.epochs if cls.card.trainable else 0
     if not cls.card.paired:
@@ -193,7 +213,9 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
                    leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}", disable=not spec.progress)
         for batch in bar:
             _kill_hook(name, epoch, n_steps + 1)
-            losses = method.train_step(batch)
+            losses = method.train_step(batch if dist is None else dist.shard(batch))
+            if dist is not None:
+                losses = dist.average_losses(losses)
             for k, v in losses.items():
                 if not math.isfinite(v):
                     raise FloatingPointError(f"diverged: loss {k} = {v} at epoch {epoch}, step {n_steps + 1}")
@@ -204,7 +226,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         method.end_epoch()
         train_s += time.perf_counter() - te
         record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})
-        if spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
+        if lead and spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
             values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
             for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
@@ -213,12 +235,14 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
                 output_curves.setdefault(out_entry.method, []).append(
                     {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
-        if ckpt_path is not None and epoch < epochs:
+        if lead and ckpt_path is not None and epoch < epochs:
             _save_checkpoint(ckpt_path, {
                 "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
                 "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
             })
+    if not lead:
+        return None
     record.config["notes"] = method.notes()
     record.caveats = [str(c) for c in method.caveats()]
     te = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Executors: where the cells of a run are computed (``--executor local|process|ray``).
+"""Executors: where the cells of a run are computed (``--executor auto|local|process|ray``).
 
 Every executor takes :class:`~colorbench.engine.cell.CellTask` objects and hands each
 :class:`~colorbench.engine.cell.CellResult` back to the driver, which alone writes the run directory. A method error
@@ -7,49 +7,238 @@ is already a failed row inside the worker; what an executor adds is surviving th
 row naming how its worker died, so the grid always completes.
 
 * ``local``: in this process, one cell after the other (a crash here ends the run; rerunning resumes it).
-* ``process``: one fresh process per cell (``spawn``), ``--workers`` at a time, each with
-  ``cores // workers`` torch threads, set before it computes (two processes with a full thread pool each on
-  shared cores made a training step 60-100x slower, see benchmarks/test_engine_speed.py).
-* ``ray``: one Ray task per cell (``--ray-address`` of a cluster, else a local instance); results travel back
-  to the driver, so workers need no shared filesystem (their checkpoints stay on their own disk).
+* ``process``: a pool of ``--workers`` persistent ``spawn`` processes. Each imports torch and the methods once,
+  loads each dataset once (the decoded-data cache is memory-mapped, so its pages are shared between the workers)
+  and takes cells from the driver one at a time; a worker that dies is replaced and its cell retried. Each has
+  ``cores // workers`` torch threads, set before it computes (two processes with a full thread pool each on shared
+  cores made a training step 60-100x slower, see benchmarks/test_engine_speed.py), and, on CUDA, its own GPU or
+  its declared share of one (``--gpus-per-cell``).
+* ``ray``: one Ray task per cell (``--ray-address`` of a cluster, else a local instance), one GPU per cell by
+  default when the run is on CUDA; results travel back to the driver, so workers need no shared filesystem (their
+  checkpoints stay on their own disk).
+* ``auto`` (the CLI's default): ``process`` with the worker count of :func:`decide_workers` when that is more than
+  one, else ``local``; ``run.json`` records the choice and why.
+
+Every line a worker logs reaches the console prefixed with the cell it belongs to (:func:`cell_label`).
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import multiprocessing as mp
 import os
 import signal
 import traceback
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Mapping, Sequence
 
-from colorbench.core.device import available_cores
+
+from colorbench.engine.ddp import receive, send, worker_context
 
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
 
+#: Memory a CPU worker process is assumed to need besides the (shared, memory-mapped) data: torch, the methods,
+#: one small network with its optimizer state and the evaluation buffers. Observed with ``top`` on 2026-12-07:
+#: 0.52 GiB resident per pool worker during unet-l1 quick cells on photos (2112 + 528 images of 32x32); doubled for
+#: headroom. ``large`` workloads (paper presets, 128-256 px) are assumed to need four times as much (not measured).
+WORKER_MEMORY_GIB = {"small": 1.0, "large": 4.0}
 
-def make_executor(spec: Any) -> "Executor":
-    """The executor a spec names (its settings checked: unknown name, Ray missing or not answering)."""
-    if spec.executor == "local":
+
+def available_cores() -> int:
+    """Usable CPU cores (affinity mask and cgroup quota: :func:`colorbench.core.threads.usable_cores`). Imported
+    when called: this module stays free of torch at import, so the CLI can start the fork server first."""
+    from colorbench.core.threads import usable_cores
+
+    return usable_cores()
+
+
+def start_fork_server() -> None:
+    """Start the process pool's fork server now (it imports torch and the methods in the background, in parallel
+    with this process's own imports). Called by ``colorbench run`` before it imports the engine; a no-op where
+    there is no fork server."""
+    ctx = worker_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def cell_label(entry: Any) -> str:
+    """How the console names a cell: ``method/dataset/seed``, e.g. ``unet-l1/shapes/s0``."""
+    return f"{entry.method}/{entry.dataset}/s{entry.seed}"
+
+
+def _prefixed(log: Callable[[str], None], entry: Any) -> Callable[[str], None]:
+    label = cell_label(entry)
+    return lambda text: log(f"    [{label}] {text.strip()}")
+
+
+@dataclass(frozen=True)
+class WorkerDecision:
+    """How many cells run at once and where (recorded in ``run.json`` under ``executor``).
+
+    Attributes:
+        executor: ``local`` or ``process`` (what ``auto`` became; the requested one otherwise).
+        workers: processes computing cells at once.
+        devices: the device of each worker (``cpu`` or ``cuda:K``), by worker index.
+        reason: one sentence saying why.
+    """
+
+    executor: str
+    workers: int
+    devices: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def available_memory_gib() -> float | None:
+    """``MemAvailable`` of /proc/meminfo in GiB (None where it cannot be read)."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def gpu_slots(n_gpus: int, gpus_per_cell: float) -> list[str]:
+    """The device of each cell slot when cells take ``gpus_per_cell`` of a GPU each on ``n_gpus`` GPUs:
+    one slot per GPU for 1, two per GPU for 0.5; a share above 1 is refused (one cell on several GPUs is
+    ``--nproc-per-cell``).
+
+    Raises:
+        ValueError: no GPU, or a share outside (0, 1].
+    """
+    if n_gpus < 1:
+        raise ValueError("no CUDA device is visible to this process; use --device cpu (or auto on a machine "
+                         "without GPUs)")
+    if not 0 < gpus_per_cell <= 1:
+        raise ValueError(f"--gpus-per-cell must be in (0, 1] for process workers (a share of one GPU), got "
+                         f"{gpus_per_cell}; to train one cell on several GPUs use --nproc-per-cell")
+    per_gpu = max(1, math.floor(1 / gpus_per_cell + 1e-9))
+    return [f"cuda:{gpu}" for gpu in range(n_gpus) for _ in range(per_gpu)]
+
+
+def decide_workers(requested: int | str, *, executor: str = "auto", n_cells: int, device: str, cores: int,
+                   n_gpus: int = 0, gpus_per_cell: float | None = None, workload: str = "small",
+                   memory_gib: float | None = None, busy_elsewhere: float | None = None) -> WorkerDecision:
+    """How many process workers compute cells at once, and on which devices (changes nothing).
+
+    Rules: on CUDA, one worker per GPU slot (:func:`gpu_slots`: each GPU, or each declared share of one), since
+    a cell keeps its GPU busy; on the CPU, one worker per usable core, since the thread policy trains small
+    networks on one intra-op thread each (:mod:`colorbench.core.threads`) and two workers on two cores are
+    nearly twice as fast as one on idle cores; never more workers than cells, nor more than the available memory
+    holds at :data:`WORKER_MEMORY_GIB` each, nor (on the CPU) more than the cores other processes leave free (the
+    thread policy's estimate, ``busy_elsewhere``): on a saturated machine a second worker only adds its start-up
+    and splits the same CPU time (measured on the shared 2-core box at load 5-6: 2 workers 86-91 s against 49-62 s
+    in one process for 4 quick cells, see the closing note of issue 23). An explicit ``requested`` count wins (on CUDA
+    the workers then go round the GPU slots). ``executor="auto"`` becomes ``local`` when one worker suffices
+    (a spawned process would only add its start-up).
+
+    Args:
+        requested: ``"auto"`` or a worker count (``--workers``).
+        executor: ``auto`` or ``process``.
+        n_cells: cells still to compute.
+        device: the run's device type after resolution (``cpu`` or ``cuda``; an index, ``cuda:1``, pins every
+            worker to that GPU).
+        cores: usable CPU cores.
+        n_gpus: visible CUDA devices.
+        gpus_per_cell: the declared share of a GPU per cell (None: 1).
+        workload: ``small`` or ``large`` (:func:`colorbench.core.threads.workload_of`).
+        memory_gib: available memory (None: unknown, no limit from it).
+        busy_elsewhere: cores kept busy by other processes (None: unknown, no limit from it).
+    """
+    n_cells = max(1, n_cells)
+    dev = device.split(":")[0]
+    pinned = ":" in device
+    if dev == "cuda" and not pinned:
+        slots = gpu_slots(n_gpus, 1.0 if gpus_per_cell is None else gpus_per_cell)
+        why = (f"{len(slots)} GPU slot(s): {n_gpus} GPU(s) at {gpus_per_cell or 1:g} GPU per cell")
+    else:
+        slots = [device if pinned else "cpu"] * max(1, cores)
+        why = (f"{cores} usable core(s), one small-network cell per core (1 intra-op thread each)"
+               if workload == "small" else f"{cores} usable core(s), one cell per core")
+        if pinned and dev == "cuda":
+            why = f"every cell on {device} (the device was pinned), one per core"
+    if requested != "auto":
+        n = int(requested)
+        why = f"--workers {n}"
+    else:
+        n = min(len(slots), n_cells)
+        if n < len(slots):
+            why += f", limited to the {n_cells} cell(s) to compute"
+        per = WORKER_MEMORY_GIB.get(workload, WORKER_MEMORY_GIB["large"]) if dev == "cpu" else 1.0
+        if dev == "cpu" and busy_elsewhere is not None and n > 1:
+            free = max(1, math.floor(cores - busy_elsewhere + 0.5))
+            if free < n:
+                n = free
+                why += f", limited to {n} by {busy_elsewhere:.1f} core(s) busy with other processes"
+        if memory_gib is not None and n > 1 and n * per > memory_gib:
+            n = max(1, math.floor(memory_gib / per))
+            why += f", limited to {n} by {memory_gib:.1f} GiB of available memory at {per:g} GiB per worker"
+    devices = tuple(slots[i % len(slots)] for i in range(n))
+    chosen = "process" if executor == "process" or n > 1 else "local"
+    if executor == "auto":
+        why += f": {'a pool of ' + str(n) + ' process workers' if chosen == 'process' else 'this process'}"
+    return WorkerDecision(chosen, n, devices, why)
+
+
+def make_executor(spec: Any, *, n_cells: int = 1, device: str = "cpu", workload: str = "small") -> "Executor":
+    """The executor a spec names (its settings checked: unknown name, Ray missing or not answering).
+
+    Args:
+        spec: the run.
+        n_cells: cells of the grid (bounds ``--workers auto``).
+        device: the run's resolved device (``cpu``, ``cuda``, ``cuda:K``).
+        workload: ``small`` or ``large`` (:func:`colorbench.core.threads.workload_of`).
+    """
+    nproc = getattr(spec, "nproc_per_cell", 1)
+    if nproc > 1 and spec.executor in ("process", "ray"):
+        raise ValueError(f"--nproc-per-cell {nproc} runs with --executor local or auto (each cell on {nproc} "
+                         f"processes, one cell after the other), not with --executor {spec.executor}")
+    if nproc > 1:
         return LocalExecutor(spec)
-    if spec.executor == "process":
-        return ProcessExecutor(spec)
     if spec.executor == "ray":
         return RayExecutor(spec)
-    raise ValueError(f"unknown executor {spec.executor!r}; choose local, process or ray")
+    if spec.executor in ("auto", "process"):
+        import torch
+
+        from colorbench.core.threads import decide_thread_policy
+
+        n_gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+        busy = decide_thread_policy(1, device="cpu", busy_elsewhere="measure").busy_elsewhere
+        decision = decide_workers(spec.workers, executor=spec.executor, n_cells=n_cells, device=device,
+                                  cores=available_cores(), n_gpus=n_gpus, gpus_per_cell=spec.gpus_per_cell,
+                                  workload=workload, memory_gib=available_memory_gib(), busy_elsewhere=busy)
+        if decision.executor == "process":
+            return ProcessExecutor(spec, decision)
+        return LocalExecutor(spec, decision)
+    if spec.executor == "local":
+        return LocalExecutor(spec)
+    raise ValueError(f"unknown executor {spec.executor!r}; choose auto, local, process or ray")
 
 
 class Executor(ABC):
     name = ""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: Any, decision: WorkerDecision | None = None) -> None:
         self.spec = spec
+        self.decision = decision
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "retries": self.spec.retries}
+        d: dict[str, Any] = {"name": self.name, "requested": self.spec.executor, "retries": self.spec.retries}
+        if self.decision is not None:
+            d["workers"] = self.decision.workers
+            d["devices"] = list(self.decision.devices)
+            d["reason"] = self.decision.reason
+        return d
 
     def thread_policy(self) -> dict[str, Any]:
         import torch
@@ -67,14 +256,31 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
+    """Cells one after another in this process; with ``--nproc-per-cell N``, each cell on N processes
+    (:mod:`colorbench.engine.ddp`)."""
+
     name = "local"
 
-    def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.engine.cell import execute_cell
+    def describe(self) -> dict[str, Any]:
+        n = getattr(self.spec, "nproc_per_cell", 1)
+        return {**super().describe(), **({"nproc_per_cell": n} if n > 1 else {})}
 
+    def run(self, tasks, datasets, started, finished, log) -> None:
+        from colorbench.engine.cell import execute_cell, failed_result
+        from colorbench.engine.ddp import launch
+
+        nproc = getattr(self.spec, "nproc_per_cell", 1)
         for task in tasks:
             started(task)
-            finished(task, execute_cell(task, datasets[task.entry.dataset], log))
+            cell_log = _prefixed(log, task.entry)
+            if nproc == 1:
+                finished(task, execute_cell(task, datasets[task.entry.dataset], cell_log))
+                continue
+            try:
+                result = launch(execute_cell, task, nproc, cell_log)
+            except RuntimeError as exc:
+                result = failed_result(task, f"DistributedError: {exc}")
+            finished(task, result)
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -88,44 +294,84 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit status {exitcode}"
 
 
-def _child(conn: Any, task: Any) -> None:
-    """Body of a process worker: compute one cell and send its result."""
-    try:
-        from colorbench.engine.cell import execute_cell
+def _pool_worker(conn: Any, device: str, threads: int, environ: Mapping[str, str]) -> None:
+    """Body of a persistent process worker: import once, then compute the cells the driver sends, one at a time,
+    until it sends None (or goes away). Datasets are loaded once per process (``engine.data.load_dataset``
+    caches them); log lines and results travel back through ``conn``.
 
-        result = execute_cell(task, None, log=print)
-        conn.send(("ok", result))
-    except BaseException as exc:  # noqa: BLE001 - report anything (a failure to pickle included) to the driver
-        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-    finally:
-        conn.close()
+    Args:
+        conn: this worker's end of its pipe to the driver.
+        device: where its cells run (``cpu``, ``cuda:K``).
+        threads: its torch threads (``cores // workers``).
+        environ: the driver's environment when it started the worker (a forked worker has the fork server's).
+    """
+    os.environ.update(environ)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    from colorbench.engine.cell import execute_cell
+
+    if device.startswith("cuda:"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))  # ops without an explicit index land on this worker's GPU
+    send(conn, ("ready", os.getpid()))
+    while True:
+        try:
+            task = receive(conn)
+        except (EOFError, OSError):
+            return  # the driver is gone
+        if task is None:
+            return
+        try:
+            result = execute_cell(task, None, log=lambda text: send(conn, ("log", text)))
+            send(conn, ("ok", result))
+        except BaseException as exc:  # noqa: BLE001 - report anything (a failure to pickle included) to the driver
+            send(conn, ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+@dataclass
+class _Worker:
+    index: int
+    device: str
+    proc: Any
+    conn: Any
+    task: Any = None
+    ready: bool = False
+
+
+#: Workers in a row that die before they are ready (an import error, a broken environment) before the pool gives up.
+MAX_START_FAILURES = 3
 
 
 class ProcessExecutor(Executor):
-    """One ``spawn`` process per cell, ``workers`` at a time, each with ``cores // workers`` torch threads."""
+    """A pool of persistent workers (forked from the fork server, else spawned: :func:`worker_context`), each with
+    ``cores // workers`` torch threads and its own device; a worker that dies is replaced on the same device."""
 
     name = "process"
 
-    def __init__(self, spec: Any) -> None:
-        super().__init__(spec)
-        self.workers = spec.workers
+    def __init__(self, spec: Any, decision: WorkerDecision | None = None) -> None:
+        if decision is None:
+            decision = decide_workers(spec.workers, executor="process", n_cells=1 if spec.workers == "auto" else
+                                      int(spec.workers), device="cpu", cores=available_cores())
+        super().__init__(spec, decision)
+        self.workers = decision.workers
         self.threads = max(1, available_cores() // self.workers)
+        self.worker_pids: list[int] = []  # every worker started, replacements included (for tests and logs)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "workers": self.workers, "start_method": "spawn"}
+        return {**super().describe(), "start_method": worker_context().get_start_method(), "persistent": True}
 
     def thread_policy(self) -> dict[str, Any]:
         return {"cores": available_cores(), "torch_threads_per_cell": self.threads,
                 "policy": "cores // workers, set in each worker before it computes"}
 
-    def _start(self, ctx: Any, task: Any) -> tuple[Any, Any]:
-        recv, send = ctx.Pipe(duplex=False)
-        task.threads = self.threads
+    def _start(self, ctx: Any, index: int) -> _Worker:
+        ours, theirs = ctx.Pipe(duplex=True)
+        device = self.decision.devices[index % len(self.decision.devices)]
         saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(self.threads)  # the child's pools
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(self.threads)  # a spawned child's pools
         try:
-            proc = ctx.Process(target=_child, args=(send, task), daemon=True,
-                               name=f"colorbench-{task.entry.method}-s{task.entry.seed}")
+            proc = ctx.Process(target=_pool_worker, args=(theirs, device, self.threads, dict(os.environ)),
+                               daemon=True, name=f"colorbench-worker-{index}")
             proc.start()
         finally:
             for k, v in saved.items():
@@ -133,60 +379,137 @@ class ProcessExecutor(Executor):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        send.close()  # the child holds its end; EOF here means the child is gone
-        return proc, recv
+        theirs.close()  # the child holds its end; EOF here means the child is gone
+        return _Worker(index, device, proc, ours)
 
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import failed_result
 
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         queue = collections.deque(tasks)
         attempts: dict[int, int] = collections.Counter()
-        running: dict[Any, tuple[Any, Any]] = {}  # recv conn -> (process, task)
+        pool = [self._start(ctx, i) for i in range(min(self.workers, len(queue)))]
+        idle: collections.deque[_Worker] = collections.deque()
+
+        start_failures = 0
+
+        def died(w: _Worker) -> None:
+            nonlocal start_failures
+            w.conn.close()
+            w.proc.join()
+            how = _signal_name(w.proc.exitcode)
+            if not w.ready:
+                start_failures += 1
+                if start_failures >= MAX_START_FAILURES:
+                    raise RuntimeError(f"{start_failures} process workers in a row died before they could take a "
+                                       f"cell ({how}); run with --executor local to see the error")
+            task, w.task = w.task, None
+            if task is not None:
+                n = attempts[id(task)]
+                if n <= self.spec.retries:
+                    _prefixed(log, task.entry)(f"worker {w.index} died ({how}); retrying "
+                                               f"({n}/{self.spec.retries})")
+                    queue.appendleft(task)
+                else:
+                    finished(task, failed_result(
+                        task, f"WorkerDied: the worker computing this cell died ({how}) in each of {n} "
+                              f"attempt(s) (--retries {self.spec.retries}); a segfault, the out-of-memory "
+                              "killer or kill -9"))
+            pool.remove(w)
+            if queue:
+                pool.append(self._start(ctx, w.index))  # a fresh worker in its place, on its device
+
         try:
-            while queue or running:
-                while queue and len(running) < self.workers:
+            while queue or any(w.task is not None for w in pool):
+                while queue and idle:
+                    w = idle.popleft()
                     task = queue.popleft()
+                    task.threads, task.device = self.threads, w.device
                     attempts[id(task)] += 1
                     started(task)
-                    proc, recv = self._start(ctx, task)
-                    running[recv] = (proc, task)
-                for recv in wait(list(running)):
-                    proc, task = running.pop(recv)
-                    message = None
                     try:
-                        message = recv.recv()
-                    except (EOFError, OSError):
-                        pass  # the worker died before sending anything
-                    recv.close()
-                    proc.join()
-                    if message is not None and message[0] == "ok":
-                        finished(task, message[1])
-                    elif message is not None:
-                        finished(task, failed_result(task, f"worker error: {message[1]}", message[2]))
-                    else:
-                        how = _signal_name(proc.exitcode)
-                        n = attempts[id(task)]
-                        if n <= self.spec.retries:
-                            log(f"    worker of {task.entry.method} (seed {task.entry.seed}) died ({how}); "
-                                f"retrying ({n}/{self.spec.retries})")
-                            queue.appendleft(task)
+                        send(w.conn, task)
+                        w.task = task
+                    except (BrokenPipeError, OSError):
+                        attempts[id(task)] -= 1
+                        queue.appendleft(task)
+                        died(w)
+                if not pool:
+                    break
+                by_conn = {w.conn: w for w in pool}
+                by_sentinel = {w.proc.sentinel: w for w in pool}
+                for ready in wait([*by_conn, *by_sentinel]):
+                    w = by_conn.get(ready) or by_sentinel[ready]
+                    if w not in pool:
+                        continue  # handled through its other handle in this round
+                    while w in pool:
+                        try:
+                            if not w.conn.poll():
+                                if not w.proc.is_alive():
+                                    died(w)
+                                break
+                            message = receive(w.conn)
+                        except (EOFError, OSError):
+                            died(w)
+                            break
+                        kind = message[0]
+                        if kind == "ready":
+                            w.ready, start_failures = True, 0
+                            self.worker_pids.append(message[1])
+                            idle.append(w)
+                        elif kind == "log":
+                            _prefixed(log, w.task.entry)(message[1])
                         else:
-                            finished(task, failed_result(
-                                task, f"WorkerDied: the worker computing this cell died ({how}) in each of {n} "
-                                      f"attempt(s) (--retries {self.spec.retries}); a segfault, the out-of-memory "
-                                      "killer or kill -9"))
+                            task, w.task = w.task, None
+                            idle.append(w)
+                            if kind == "ok":
+                                finished(task, message[1])
+                            else:
+                                finished(task, failed_result(task, f"worker error: {message[1]}", message[2]))
+                idle = collections.deque(w for w in idle if w in pool)
         finally:
-            for proc, _ in running.values():  # interrupted (Ctrl-C): leave no orphan workers
-                proc.kill()
-                proc.join()
+            for w in pool:
+                if w.task is not None or w.proc.is_alive():
+                    try:
+                        send(w.conn, None)
+                    except (BrokenPipeError, OSError):
+                        pass
+            for w in pool:
+                w.proc.join(timeout=5 if w.task is None else 0)
+                if w.proc.is_alive():  # interrupted (Ctrl-C) mid-cell, or stuck: leave no orphan workers
+                    w.proc.kill()
+                    w.proc.join()
+                w.conn.close()
+
+
+def ray_gpus_per_cell(device: str, requested: float | None, cluster_gpus: float) -> tuple[str, float]:
+    """The device type of Ray's cells and the GPUs each reserves.
+
+    ``device`` ``auto`` means CUDA when the cluster has GPUs; a cell on CUDA reserves ``requested`` GPUs (default
+    1: Ray shows a task only the GPUs it reserved, so a task reserving none would see no GPU at all).
+
+    Raises:
+        ValueError: CUDA asked for with ``--gpus-per-cell 0``, or on a cluster without GPUs.
+    """
+    dev = ("cuda" if cluster_gpus > 0 else "cpu") if device == "auto" else device.split(":")[0]
+    if dev != "cuda":
+        return dev, float(requested or 0.0)
+    if cluster_gpus <= 0:
+        raise ValueError(f"--device {device} asks for a GPU but the Ray cluster has none (ray status); use "
+                         "--device cpu or auto")
+    gpus = 1.0 if requested is None else float(requested)
+    if gpus <= 0:
+        raise ValueError(f"--device {device} with --gpus-per-cell 0: Ray hides every GPU from a task that reserves "
+                         "none, so the cells would run on the CPU; give --gpus-per-cell (default 1) or --device cpu")
+    return dev, gpus
 
 
 def _ray_cell(task: Any, env: Mapping[str, str]) -> Any:
     os.environ.update(env)
     from colorbench.engine.cell import execute_cell
 
-    return execute_cell(task, None, log=print)
+    label = cell_label(task.entry)
+    return execute_cell(task, None, log=lambda text: print(f"[{label}] {text.strip()}"))
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
@@ -237,10 +560,16 @@ class RayExecutor(Executor):
                                  "instance") from None
             self.started_here = True
         self.threads = max(1, int(spec.cpus_per_cell))
+        try:
+            self.device, self.gpus_per_cell = ray_gpus_per_cell(spec.device, spec.gpus_per_cell,
+                                                                ray.cluster_resources().get("GPU", 0))
+        except ValueError:
+            self.close()
+            raise
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "address": self.spec.ray_address or "local",
-                "cpus_per_cell": self.spec.cpus_per_cell, "gpus_per_cell": self.spec.gpus_per_cell}
+        return {**super().describe(), "address": self.spec.ray_address or "local", "device": self.device,
+                "cpus_per_cell": self.spec.cpus_per_cell, "gpus_per_cell": self.gpus_per_cell}
 
     def thread_policy(self) -> dict[str, Any]:
         return {"cores": available_cores(), "torch_threads_per_cell": self.threads,
@@ -250,12 +579,12 @@ class RayExecutor(Executor):
         from colorbench.engine.cell import KILL_HOOK_ENV, failed_result
 
         ray = self.ray
-        remote = ray.remote(_ray_cell).options(num_cpus=self.spec.cpus_per_cell, num_gpus=self.spec.gpus_per_cell,
+        remote = ray.remote(_ray_cell).options(num_cpus=self.spec.cpus_per_cell, num_gpus=self.gpus_per_cell,
                                                max_retries=self.spec.retries, retry_exceptions=False)
         env = {KILL_HOOK_ENV: os.environ[KILL_HOOK_ENV]} if os.environ.get(KILL_HOOK_ENV) else {}
         refs = {}
         for task in tasks:
-            task.threads, task.listeners = self.threads, []
+            task.threads, task.listeners, task.device = self.threads, [], self.device
             started(task)
             refs[remote.remote(task, env)] = task
         try:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from colorbench.core.device import resolve_device
-from colorbench.core.threads import METRIC_SECTION, decide_thread_policy
+from colorbench.core.threads import METRIC_SECTION, decide_thread_policy, workload_of
 from colorbench.datasets import DatasetSplits
 from colorbench.methods import METHODS
 from colorbench.results.cells import CellKeyMismatch, cell_key, diff_fields
@@ -136,7 +136,13 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
             skipped[ds] = servable_methods(spec.method_names(), data.train, spec.preset)[1]
             for name, reason in skipped[ds].items():
                 log(f"skipped {name} on {ds}: {reason}")
-    executor = make_executor(spec)  # unknown executor, Ray missing or not answering -> error before anything
+    n_grid = sum(len(spec.method_names()) - len(skipped.get(ds, {})) for ds in datasets) * len(spec.seed_list())
+    ds0 = datasets[spec.dataset_names()[0]]
+    # unknown executor, Ray missing or not answering -> error before anything
+    executor = make_executor(spec, n_cells=n_grid, device=str(device),
+                             workload=workload_of(spec.preset, ds0.train.image_size))
+    if executor.decision is not None and spec.executor == "auto":
+        log(f"executor: {executor.name} ({executor.decision.reason})")
     rd = RunDir(out if out is not None else default_out_dir(spec), create=True)
     with rd.lock():
         info = rd.info() if rd.run_json.is_file() else RunInfo()
@@ -167,7 +173,6 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         info.started = info.started or now_iso()
         info.status, info.finished = "running", None
         info.executor = executor.describe()
-        ds0 = datasets[spec.dataset_names()[0]]
         info.threads = {**executor.thread_policy(), "decision": decide_thread_policy(
             share=getattr(executor, "threads", None), device=device, preset=spec.preset,
             image_size=ds0.train.image_size).to_dict(),
@@ -205,6 +210,8 @@ def _with_dir(entry: CellEntry) -> CellEntry:
 
 def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mapping[str, DatasetSplits],
                spec: RunSpec, log: Callable[[str], None], n_total: int, n_done: int) -> None:
+    from colorbench.engine.executors import cell_label
+
     bar = tqdm(total=n_total, initial=n_done, desc="cells", unit="cell", position=0, disable=not spec.progress)
     n_started = n_done  # counted here: a disabled tqdm bar (--no-progress) does not count its updates
 
@@ -227,9 +234,10 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
         (rd.checkpoint_dir(task.entry) / "last.pt").unlink(missing_ok=True)  # finished: nothing to resume
         if main.status == "ok":
             summary = ", ".join(f"{k}={mv.value:.4g}" for k, mv in main.metrics.items() if mv.value is not None)
-            log(f"    done in {main.timings.get('total_s', 0):.1f} s: {summary}")
+            log(f"    [{cell_label(task.entry)}] done in {main.timings.get('total_s', 0):.1f} s on {main.device}: "
+                f"{summary}")
         else:
-            log(f"    FAILED: {main.error}")
+            log(f"    [{cell_label(task.entry)}] FAILED: {main.error}")
         bar.update(1)
 
     try:

@@ -23,7 +23,7 @@ from colorbench.engine.protocols import get_protocol
 UNPAIRED_PROTOCOLS = ("disjoint", "shuffled")
 
 
-EXECUTORS = ("local", "process", "ray")
+EXECUTORS = ("auto", "local", "process", "ray")
 
 
 PREDICTION_POLICIES = ("auto", "always", "never")
@@ -60,11 +60,12 @@ class RunSpec:
     protocol: str = "colorbench"  # evaluation protocol (colorbench.engine.protocols): metric variants, test images
     save_predictions: str = "auto"  # the colorized test split: auto (when <= 64 MiB), always, never
     executor: str = "local"
-    workers: int = 1  # --executor process: cells computed at once
+    workers: int | str = 1  # --executor auto|process: cells computed at once, or "auto" (engine.executors.decide_workers)
     retries: int = 1  # a cell whose worker dies is run again this many times, then becomes a failed row
     ray_address: str | None = None
     cpus_per_cell: float = 1.0
-    gpus_per_cell: float = 0.0
+    gpus_per_cell: float | None = None  # a cell's share of a GPU (process, Ray); None: 1 on CUDA, else 0
+    nproc_per_cell: int = 1  # processes training one cell together (engine.ddp: data-parallel)
     rerun_failed: bool = False  # rerun cells whose stored record failed (default: finished cells are kept)
     plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.engine.plugins), loaded before methods are looked up
 
@@ -88,11 +89,14 @@ class RunSpec:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}; choose one of {EXECUTORS}")
-        if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.workers != "auto" and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                       or self.workers < 1):
+            raise ValueError(f"--workers must be >= 1 or auto, got {self.workers}")
+        if isinstance(self.nproc_per_cell, bool) or not isinstance(self.nproc_per_cell, int) or self.nproc_per_cell < 1:
+            raise ValueError(f"--nproc-per-cell must be an integer >= 1, got {self.nproc_per_cell!r}")
         if self.retries < 0:
             raise ValueError(f"--retries must be >= 0, got {self.retries}")
-        if self.cpus_per_cell <= 0 or self.gpus_per_cell < 0:
+        if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
             raise ValueError(f"need --cpus-per-cell > 0 and --gpus-per-cell >= 0, got {self.cpus_per_cell}, "
                              f"{self.gpus_per_cell}")
         if self.save_predictions not in PREDICTION_POLICIES:
@@ -203,6 +207,8 @@ def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: in
         fields["unpaired_protocol"] = spec.unpaired_protocol
     if spec.protocol != "colorbench":  # metric variants, test images, quantisation (keys of colorbench runs unchanged)
         fields["protocol"] = get_protocol(spec.protocol).ident
+    if spec.nproc_per_cell > 1:  # data-parallel training: equal to one process up to summation order (engine.ddp)
+        fields["nproc_per_cell"] = spec.nproc_per_cell
     if cls.card.stochastic:
         fields["diversity"] = {"samples": spec.diversity_samples, "images": spec.diversity_images}
     try:

@@ -1,0 +1,233 @@
+"""One cell on several processes (``--nproc-per-cell N``): data-parallel training of one method.
+
+Each of the ``N`` processes (ranks) builds the same method from the same seed, walks the same global batches
+and takes the rows ``rank::N`` of each; before every optimizer step the gradients of that optimizer's parameters
+are averaged over the ranks, weighted by each rank's share of the global batch, so every rank takes the step a
+single process would take on the whole global batch (what DistributedDataParallel computes). Rank 0 alone writes
+checkpoints, evaluates and returns the cell's result. The backend is gloo on the CPU and NCCL on CUDA, where rank
+``r`` trains on ``cuda:r`` and BatchNorm layers become SyncBatchNorm.
+
+Why not ``torch.nn.parallel.DistributedDataParallel`` itself: it wraps one module with one forward and one
+backward per step and renames its state-dict keys (``module.``), while colorbench's methods own several networks
+and optimizers (a GAN steps D after its own backward, then G after another one, through D) and save their
+networks under their own names for resume. Averaging each optimizer's gradients in its step pre-hook
+(``Optimizer.register_step_pre_hook``) with ``torch.distributed.all_reduce`` is the same arithmetic and needs no
+change to any method.
+
+Equality with one process (tested on this CPU machine with 2 gloo processes, ``tests/test_ddp.py``): methods
+whose per-image computation does not depend on the other images of the batch (no BatchNorm on the CPU, no random
+draws per batch such as dropout) reach the single-process parameters up to float summation order (max abs
+difference < 1e-5 after a few steps); one process through this path is bit-identical to the local executor. On
+the CPU, BatchNorm uses each rank's local batch statistics (SyncBatchNorm needs CUDA), so such methods differ
+from one process like DistributedDataParallel does.
+
+This module imports torch only when called (the executors module, which imports it, stays torch-free at import).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+#: Modules the fork server imports once; every worker (pool worker or rank) is forked from it with them loaded.
+PRELOAD = ["colorbench.engine.cell"]
+
+
+def worker_context() -> Any:
+    """``forkserver`` where the platform has it (Linux, macOS), else ``spawn``. The fork server is a clean,
+    single-threaded process that imports :data:`PRELOAD` once; forking a worker from it costs milliseconds instead
+    of the seconds a spawned process spends importing torch and the methods (and a killed worker's replacement
+    starts at once). Forking the driver itself is not safe: it may hold OpenMP and metric thread pools."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+@dataclass
+class Distributed:
+    """This process's place in a data-parallel cell (passed to ``engine.cell.execute_cell``).
+
+    Attributes:
+        rank: this process's index, 0 to ``world - 1``; rank 0 writes, evaluates and returns the result.
+        world: processes training the cell.
+        backend: ``gloo`` (CPU) or ``nccl`` (CUDA).
+    """
+
+    rank: int
+    world: int
+    backend: str = "gloo"
+    weight: float = field(default=1.0, init=False)  # this rank's share of the current global batch
+
+    def shard(self, batch: Any) -> Any:
+        """This rank's rows of a global batch (``rank::world``), with its share for the gradient average.
+
+        Raises:
+            ValueError: the global batch has fewer images than there are ranks.
+        """
+        import torch
+
+        n = len(batch)
+        if n < self.world:
+            raise ValueError(f"a training batch of {n} image(s) cannot be split over --nproc-per-cell {self.world} "
+                             "processes (each needs one image at least); use fewer processes, or a batch size "
+                             "and training-set size whose last batch holds at least that many images")
+        rows = torch.arange(self.rank, n, self.world)
+        self.weight = len(rows) / n
+        ids = [batch.ids[i] for i in rows.tolist()]
+        rgb_ids = None if batch.rgb_ids is None else [batch.rgb_ids[i] for i in rows.tolist()]
+        take = lambda t: None if t is None else t[rows.to(t.device)]  # noqa: E731
+        return type(batch)(gray=take(batch.gray), rgb=take(batch.rgb), labels=take(batch.labels), ids=ids,
+                           masks=take(batch.masks), grey_convention=batch.grey_convention, paired=batch.paired,
+                           rgb_ids=rgb_ids)
+
+    def attach(self, method: Any) -> None:
+        """Make ``method``'s training data-parallel: the same starting parameters and buffers as rank 0, and each
+        optimizer's gradients averaged over the ranks (weighted by their shares) before it steps."""
+        import torch
+        import torch.distributed as dist
+
+        for net in method.networks().values():
+            if self.backend == "nccl":
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            with torch.no_grad():
+                for t in [*net.parameters(), *net.buffers()]:
+                    dist.broadcast(t, src=0)
+
+        def average(optimizer: Any, args: Any, kwargs: Any) -> None:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.mul_(self.weight)
+                        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+        for optimizer in method.optimizers().values():
+            optimizer.register_step_pre_hook(average)
+
+    def average_losses(self, losses: dict[str, float]) -> dict[str, float]:
+        """The losses of the global batch: each rank's losses weighted by its share, summed over the ranks."""
+        import torch
+        import torch.distributed as dist
+
+        if not losses:
+            return losses
+        keys = sorted(losses)
+        t = torch.tensor([losses[k] * self.weight for k in keys], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return dict(zip(keys, t.tolist()))
+
+    def describe(self) -> dict[str, Any]:
+        return {"processes": self.world, "backend": self.backend,
+                "rule": "rows rank::N of each global batch; each optimizer's gradients averaged over the ranks "
+                        "(weighted by their rows) before it steps; rank 0 evaluates (colorbench.engine.ddp)"}
+
+
+def send(conn: Any, obj: Any) -> None:
+    """Send ``obj`` by value (standard pickle). A plain ``Connection.send`` uses the pickler that torch extends:
+    it sends a tensor as a handle to shared memory that the receiver fetches from the sender, which fails once the
+    sender has exited (a rank that finished, a worker that died)."""
+    import pickle
+
+    conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def receive(conn: Any) -> Any:
+    """What :func:`send` sent (EOFError when the other end is gone)."""
+    import pickle
+
+    return pickle.loads(conn.recv_bytes())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: int, conn: Any) -> None:
+    """Body of one rank: join the process group, compute the cell, send rank 0's result (others send None)."""
+    import torch
+    import torch.distributed as dist
+
+    cuda = (task.device or task.spec.device).startswith("cuda")
+    backend = "nccl" if cuda else "gloo"
+    if cuda:
+        task.device = f"cuda:{rank}"
+        torch.cuda.set_device(rank)
+    try:
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        try:
+            log = (lambda text: send(conn, ("log", text))) if rank == 0 else (lambda text: None)
+            result = fn(task, None, log, Distributed(rank, world, backend))
+            send(conn, ("ok", result if rank == 0 else None))
+        finally:
+            dist.destroy_process_group()
+    except BaseException as exc:  # noqa: BLE001 - report anything to the launcher
+        send(conn, ("error", f"{type(exc).__name__} in rank {rank}: {exc}", traceback.format_exc()))
+
+
+def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], None]) -> Any:
+    """Compute one cell on ``nproc`` processes: ``fn(task, None, log, Distributed(rank, nproc))`` in each.
+
+    Args:
+        fn: the cell function (``engine.cell.execute_cell``); rank 0's return value is returned.
+        task: the cell (its ``threads`` are set to each rank's share of the cores).
+        nproc: processes.
+        log: where rank 0's log lines go.
+
+    Raises:
+        RuntimeError: a rank failed or died (its error, or how it died).
+    """
+    from multiprocessing.connection import wait
+
+    ctx = worker_context()
+    port = _free_port()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    task.threads = max(1, cores // nproc)
+    procs, conns = [], []
+    for rank in range(nproc):
+        ours, theirs = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_rank_main, args=(fn, task, rank, nproc, port, theirs), daemon=False,
+                        name=f"colorbench-rank-{rank}")
+        p.start()
+        theirs.close()
+        procs.append(p)
+        conns.append(ours)
+    result, errors, pending = None, [], dict(zip(conns, range(nproc)))
+    try:
+        while pending:
+            for conn in wait(list(pending)):
+                rank = pending[conn]
+                try:
+                    message = receive(conn)
+                except (EOFError, OSError):
+                    procs[rank].join()
+                    errors.append(f"rank {rank} died (exit {procs[rank].exitcode})")
+                    del pending[conn]
+                    continue
+                if message[0] == "log":
+                    log(message[1])
+                    continue
+                del pending[conn]
+                if message[0] == "ok":
+                    result = message[1] if rank == 0 else result
+                else:
+                    errors.append(f"{message[1]}\n{message[2]}")
+            if errors:
+                break  # the other ranks wait on a collective that will never come
+    finally:
+        for p in procs:
+            p.join(timeout=10 if not errors else 0.5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for c in conns:
+            c.close()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return result

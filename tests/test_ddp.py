@@ -1,0 +1,114 @@
+"""One cell on several processes (``--nproc-per-cell``, colorbench.engine.ddp), on this CPU machine with gloo:
+two ranks reach the single-process parameters on the same global batches (up to summation order), one rank
+through the distributed path is bit-identical to no distribution, and a rank's failure becomes a failed row."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from colorbench.datasets.base import ImageSet
+from colorbench.engine.ddp import Distributed, launch
+from colorbench.methods import METHODS
+from colorbench.results.rundir import RunDir
+from colorbench.engine.grid import run
+
+from test_engine import QUIET, spec
+
+#: Two ranks against one process, over 3 Adam steps of unet-l1 (quick, instance norm: per-image, so the split of
+#: the batch does not change what each image computes): the gradients each optimizer steps with differ only in
+#: float32 summation order. Compared relative to the largest gradient of the step: measured 1.4e-6, 1.8e-6 and
+#: 2.5e-6 on steps 1-3 (2026-12-07, this 2-core machine; losses 4e-8 to 6e-8 relative); 1e-5 leaves room for
+#: other CPUs' kernels. (The parameters themselves are not compared: Adam's first
+#: step moves every parameter by lr * sign(gradient), so a gradient that is zero up to rounding, e.g. a conv bias
+#: before instance norm, moves by +-2e-4 on a coin flip of its rounding noise.)
+TOLERANCE = 1e-5
+
+
+def _batches() -> list:
+    g = torch.Generator().manual_seed(0)
+    rgb = (torch.rand(23, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+    images = ImageSet(rgb, torch.zeros(23, dtype=torch.long), [str(i) for i in range(23)], ["random"])
+    # global batches of 8, 8 and 7 (the last one splits 4 + 3: unequal shares, weighted)
+    return [images.make_batch(torch.arange(a, min(a + 8, 23))) for a in (0, 8, 16)]
+
+
+def _train(task, data, log, dist=None):
+    """A cell function for :func:`launch`: 3 steps of unet-l1 on ``task.batches``; rank 0 returns the weights."""
+    torch.set_num_threads(1)  # as the thread policy sets it for small networks, in this process and in the ranks
+    torch.manual_seed(0)
+    method = METHODS.get("unet-l1").from_preset("quick", seed=0, norm=task.norm)
+    if dist is not None:
+        dist.attach(method)
+    grads = []  # the gradients each step is taken with (after the ranks' average: hooks run in order)
+    for optimizer in method.optimizers().values():
+        optimizer.register_step_pre_hook(lambda opt, a, k: grads.append(
+            [p.grad.detach().clone() for g in opt.param_groups for p in g["params"] if p.grad is not None]))
+    losses = []
+    for batch in task.batches:
+        step = method.train_step(batch if dist is None else dist.shard(batch))
+        losses.append(step if dist is None else dist.average_losses(step))
+    if dist is not None and dist.rank != 0:
+        return None
+    return {k: v.detach().clone() for k, v in method.networks()["G"].state_dict().items()}, losses, grads
+
+
+def _task(norm: str):
+    return types.SimpleNamespace(batches=_batches(), norm=norm, threads=None, device="cpu",
+                                 spec=types.SimpleNamespace(device="cpu"))
+
+
+def test_shard_takes_rank_rows_and_refuses_a_batch_smaller_than_the_world():
+    (b, *_) = _batches()
+    d = Distributed(rank=1, world=3)
+    part = d.shard(b)
+    assert part.ids == [b.ids[i] for i in (1, 4, 7)] and torch.equal(part.rgb, b.rgb[[1, 4, 7]])
+    assert d.weight == 3 / 8
+    with pytest.raises(ValueError, match="cannot be split over --nproc-per-cell 9"):
+        Distributed(rank=0, world=9).shard(b)
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_equal_one_process_and_one_rank_is_bit_identical():
+    torch.set_num_threads(1)
+    alone, alone_losses, alone_grads = _train(_task("instance"), None, print)
+    two, two_losses, two_grads = launch(_train, _task("instance"), 2, print)
+    assert len(two_grads) == len(alone_grads) == 3
+    for step, (a, b) in enumerate(zip(alone_grads, two_grads)):
+        scale = max(g.abs().max().item() for g in a)
+        diff = max((x - y).abs().max().item() for x, y in zip(a, b)) / scale
+        assert diff < TOLERANCE, f"step {step + 1}: max |two ranks - one process| / max |gradient| = {diff}"
+    for a, b in zip(alone_losses, two_losses):
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 * abs(a[k]) for k in a)
+    one, one_losses, one_grads = launch(_train, _task("instance"), 1, print)
+    assert all(torch.equal(one[k], alone[k]) for k in alone) and one_losses == alone_losses  # bit-identical
+    assert all(torch.equal(x, y) for a, b in zip(one_grads, alone_grads) for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+def test_nproc_per_cell_in_a_grid_records_it_and_a_failing_rank_is_a_failed_row(tmp_path):
+    out = tmp_path / "ddp"
+    run(spec(methods=("unet-l1",), nproc_per_cell=2), out=out, **QUIET)
+    rd = RunDir(out)
+    (rec,) = rd.records()
+    assert rec.status == "ok" and rec.config["distributed"]["processes"] == 2
+    assert rec.config["distributed"]["backend"] == "gloo" and rd.info().executor["nproc_per_cell"] == 2
+    assert rd.cells()[0].fields["nproc_per_cell"] == 2  # its own key: never mixed with one-process cells
+    # 33 training images in batches of 32: the last batch of 1 image cannot be split over 2 processes
+    bad = spec(methods=("unet-l1",), nproc_per_cell=2,
+               dataset_options=(("n_test", 16), ("n_train", 33), ("seed", 0), ("size", 32)))
+    run(bad, out=tmp_path / "bad", **QUIET)
+    (rec,) = RunDir(tmp_path / "bad").records()
+    assert rec.status == "failed" and "DistributedError" in rec.error and "cannot be split" in rec.error
+
+
+def test_nproc_per_cell_is_refused_with_the_process_and_ray_executors():
+    from colorbench.engine.executors import make_executor
+
+    for name in ("process", "ray"):
+        with pytest.raises(ValueError, match="--nproc-per-cell 2 runs with --executor local or auto"):
+            make_executor(spec(executor=name, nproc_per_cell=2))
+    with pytest.raises(ValueError, match="--nproc-per-cell must be an integer >= 1"):
+        spec(nproc_per_cell=0)
