@@ -116,6 +116,9 @@ class Method(ABC):
     output_names: ClassVar[tuple[str, ...]] = ()
     #: Image size and dataset each paper-scale preset was defined on (see :class:`PresetScale`).
     preset_scales: ClassVar[dict[str, PresetScale]] = {}
+    #: The :class:`~colorbench.methods.registry.Variant` (data) this class was generated from; None when written
+    #: by hand.
+    variant: ClassVar[Any] = None
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
