@@ -101,7 +101,7 @@ class SpyncoGanConfig(AdamInitConfig, TrainableConfig):
         super().__post_init__()
         if self.grey_convention != "bt601":
             raise ValueError(
-                f"SpyncoGan needs grey_convention 'bt601', got {self.grey_convention!r}: its handcrafted translation "
+                f"SpyncoGan needs grey_convention 'bt601', got '{self.grey_convention}': its handcrafted translation "
                 f"H_t is the fixed BT.601 luma 0.299 R + 0.587 G + 0.114 B of the RGB output and its cycle loss "
                 f"compares H_t(G(I)) with the grey input I, so a grey made another way (cie-l: L*/100, not a linear "
                 f"function of RGB) would train G towards the wrong lightness. Run it with --grey bt601"

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorbench.core.grey import Grey
 from colorbench.core.color import rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
@@ -101,7 +102,7 @@ def test_unet_l1_learns_a_colour_that_follows_brightness():
     The quick preset with ngf 8 and lr 2e-3 (instead of 16 and 2e-4) so that it converges in about a second.
     """
     data = red_blue_images(64)
-    whole = data.make_batch(torch.arange(len(data)))
+    whole = data.make_batch(torch.arange(len(data)), grey_convention=Grey.BT601)
     true_ab = rgb_to_lab(whole.rgb)[:, 1:] / 110
     zero_l1 = true_ab.abs().mean().item()  # the L1 of the grey prediction (ab = 0): 0.432
     method = build("unet-l1", seed=0, ngf=8, lr=2e-3)
@@ -125,11 +126,11 @@ def test_unet_l1_learns_a_colour_that_follows_brightness():
 
 def test_image_size_error_names_the_fitting_preset(images):
     method = METHODS.get("unet-l1").from_preset("paper")  # num_downs 7: sides must be multiples of 128
-    gray = images.make_batch(torch.arange(2)).gray
+    gray = images.make_batch(torch.arange(2), grey_convention=Grey.BT601).gray
     with pytest.raises(ValueError, match=r"divisible by 128.*32×32.*presets that fit 32×32: quick"):
         method.colorize(gray)
     with pytest.raises(ValueError, match="divisible by 128"):
-        method.train_step(next(images.batches(2)))
+        method.train_step(next(images.batches(2, grey_convention=Grey.BT601)))
     with pytest.raises(ValueError, match="no preset fits 16×16"):
         build("pix2pix").colorize(torch.rand(1, 1, 16, 16))
 
@@ -171,7 +172,7 @@ def test_dropout_uses_the_methods_own_seeded_stream():
 def test_pix2pix_discriminator_is_conditional_and_losses_named():
     method = build("pix2pix")
     assert method.D.in_channels == 3  # cat(L, ab)
-    losses = method.train_step(next(smooth_images(4).batches(4)))
+    losses = method.train_step(next(smooth_images(4).batches(4, grey_convention=Grey.BT601)))
     assert set(losses) == {"G_GAN", "G_L1", "D_real", "D_fake"}
     # vanilla GAN: D losses are BCE; near chance at the start (log 2 ≈ 0.69), certainly within (0, 5)
     assert all(0 < losses[k] < 5 for k in ("D_real", "D_fake"))
@@ -193,7 +194,7 @@ def test_pix2pix_variants_train(options):
 @pytest.mark.parametrize("amp_dtype", ["bfloat16", "float16"])
 def test_cuda_with_mixed_precision(name, amp_dtype, images):
     """The CUDA path (autocast, loss scaling for float16, own CUDA RNG stream); not run on CPU-only machines."""
-    gray = images.make_batch(torch.arange(len(images))).gray  # on the CPU
+    gray = images.make_batch(torch.arange(len(images)), grey_convention=Grey.BT601).gray  # on the CPU
     method_cpu = build(name, seed=1, amp_dtype=amp_dtype)
     method = METHODS.get(name).from_preset("quick", device="cuda", seed=1, amp_dtype=amp_dtype)
     # networks are built on the CPU under the seed, so the GPU instance starts from the very same weights
