@@ -34,7 +34,7 @@ import numpy as np
 
 from colorbench.core.fsio import atomic_write_text, atomic_write_with
 from colorbench.results.records import RunRecord, as_float
-from colorbench.reports.images import ImageSet, image_sets
+from colorbench.reports.images import Gallery, image_sets
 from colorbench.reports.naturalness import StudyResult
 from colorbench.reports.tables import (LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
                                        _ties, display_name, format_value, metric_keys, structure_lost,
@@ -297,7 +297,7 @@ def _write_js(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def _browser_dataset(run_dir: Path, iset: ImageSet, directions: Mapping[str, bool], index: int) -> dict[str, Any] | None:
+def _browser_dataset(run_dir: Path, iset: Gallery, directions: Mapping[str, bool], index: int) -> dict[str, Any] | None:
     """Write one dataset's thumbnails, chunk files and rankings; return its description for the page."""
     slug = f"{index}_{_slug(iset.dataset)}"
     base = run_dir / "html" / slug

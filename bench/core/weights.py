@@ -156,11 +156,6 @@ def get(name: str) -> WeightsFile:
     return WEIGHTS[name]
 
 
-def by_file_name(file_name: str) -> WeightsFile | None:
-    """The entry whose published file name is ``file_name`` (None if there is none)."""
-    return next((w for w in WEIGHTS.values() if w.file_name == file_name), None)
-
-
 def sha256_of(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

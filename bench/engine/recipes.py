@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from colorbench.core.fsio import atomic_write_text
 SCALES = ("quick", "paper")
 
 
@@ -693,7 +694,7 @@ def write_comparison(recipe: Recipe, scale: str, out: str | Path, seeds: Sequenc
         claims.append({"claim": c.text, "where": c.where, "holds": holds,
                        "holds_per_seed": {str(s): h for s, h in zip(seeds, per_seed)}})
     paths = {"csv": out / "comparison.csv", "md": out / "comparison.md", "json": out / "recipe.json"}
-    _atomic(paths["csv"], df.to_csv(index=False))
+    atomic_write_text(paths["csv"], df.to_csv(index=False))
     paper = recipe.paper_values()
     lines = [f"# {recipe.name}: {recipe.title}", "", f"Paper: `{recipe.seed_file}`, {recipe.source}.", "",
              f"Protocol: {recipe.protocol}.", "", f"Scale **{scale}**: {sc.note}.", ""]
@@ -723,17 +724,11 @@ def write_comparison(recipe: Recipe, scale: str, out: str | Path, seeds: Sequenc
         for s, d in _stage_dirs(out, stage, seeds or sc.seeds).items():
             lines.append(f"- `{d.relative_to(out)}`: {', '.join(stage.methods)} on {stage.dataset}, preset "
                          f"{stage.preset}, seed {s}")
-    _atomic(paths["md"], "\n".join(lines) + "\n")
+    atomic_write_text(paths["md"], "\n".join(lines) + "\n")
     info = {**recipe.describe(scale), "claims": claims, "timings": timings or {},
             "paper_values_source": paper["source"]}
-    _atomic(paths["json"], json.dumps(info, indent=2, default=str))
+    atomic_write_text(paths["json"], json.dumps(info, indent=2, default=str))
     return paths
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
