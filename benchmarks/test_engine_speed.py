@@ -30,6 +30,7 @@ from collections import defaultdict
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import ImageSet
 from colorbench.core.device import available_cores
 from colorbench.methods import METHODS
@@ -53,7 +54,7 @@ def busy_process():
 def _batch(n: int = 32, size: int = 32):
     g = torch.Generator().manual_seed(0)
     rgb = (torch.rand(n, 3, size, size, generator=g) * 255).to(torch.uint8)
-    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [str(i) for i in range(n)], ["random"]).make_batch(torch.arange(n))
+    return ImageSet(rgb, torch.zeros(n, dtype=torch.long), [str(i) for i in range(n)], ["random"]).make_batch(torch.arange(n), grey_convention=Grey.BT601)
 
 
 @pytest.mark.parametrize("threads", ["all", "share"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.core import threads
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
@@ -27,7 +28,7 @@ def method_and_batch():
     g = torch.Generator().manual_seed(0)
     rgb = (torch.rand(BATCH, 3, SIZE, SIZE, generator=g) * 255).to(torch.uint8)
     images = ImageSet(rgb, torch.zeros(BATCH, dtype=torch.long), [str(i) for i in range(BATCH)], ["random"])
-    batch = images.make_batch(torch.arange(BATCH), device="cpu")
+    batch = images.make_batch(torch.arange(BATCH), device="cpu", grey_convention=Grey.BT601)
     method.train_step(batch)  # warm-up: allocations
     return method, batch
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 
@@ -23,7 +24,7 @@ def fixed_batch(n: int, size: int):
     g = torch.Generator().manual_seed(0)
     rgb = (torch.rand(n, 3, size, size, generator=g) * 255).to(torch.uint8)
     images = ImageSet(rgb, torch.zeros(n, dtype=torch.long), [str(i) for i in range(n)], ["random"])
-    return images.make_batch(torch.arange(n), device=DEVICE)
+    return images.make_batch(torch.arange(n), device=DEVICE, grey_convention=Grey.BT601)
 
 
 def _sync() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import Batch
 from colorbench.methods import METHODS
 
@@ -26,7 +27,7 @@ def _batch(n: int, size: int) -> Batch:
     rgb = torch.rand(2 * n, 3, size, size, generator=g)
     gray = (0.299 * rgb[:n, :1] + 0.587 * rgb[:n, 1:2] + 0.114 * rgb[:n, 2:])
     return Batch(gray=gray, rgb=rgb[n:], labels=torch.zeros(n, dtype=torch.long), ids=[str(i) for i in range(n)],
-                 paired=False)
+                 paired=False, grey_convention=Grey.BT601)
 
 
 @pytest.mark.parametrize("preset", ["quick", "paper"])

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from colorbench.core.color import DEFAULT_GREY, rgb_to_gray
+from colorbench.core.color import rgb_to_gray
+from colorbench.core.grey import Grey
 
 #: Mask value for pixels that belong to no class (as in Pascal VOC's boundary label).
 IGNORE_INDEX = 255
@@ -30,7 +31,7 @@ class Batch:
     labels: Tensor  # (B,) int64 image-level label
     ids: list[str]
     masks: Tensor | None = None  # (B, H, W) int64 per-pixel class, IGNORE_INDEX where unknown
-    grey_convention: str = DEFAULT_GREY
+    grey_convention: Grey = field(kw_only=True)  # the convention `gray` was computed under (required)
     #: False for unpaired batches: ``gray`` (domain A) and ``rgb`` (domain B) then come from different images
     #: (``ids``, ``labels`` and ``masks`` describe the grey images; ``rgb_ids`` the colour ones).
     paired: bool = True
@@ -83,10 +84,11 @@ class ImageSet:
         return tuple(self.rgb.shape[2:])  # type: ignore[return-value]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        """One sample in the common format: grey (BT.601, float), rgb (uint8), label, optional mask, id."""
+        """One sample in the common format: grey (BT.601 luma, float: a fixed convention for browsing a set, not a
+        run's input, which :meth:`make_batch` computes under the run's), rgb (uint8), label, optional mask, id."""
         rgb = self.rgb[i]
         return {
-            "gray": rgb_to_gray(rgb.float() / 255.0),
+            "gray": rgb_to_gray(rgb.float() / 255.0, Grey.BT601),
             "rgb": rgb,
             "label": int(self.labels[i]),
             "mask": None if self.masks is None else self.masks[i],
@@ -120,8 +122,8 @@ class ImageSet:
             masks=None if self.masks is None else self.masks[index],
         )
 
-    def make_batch(self, index: Tensor, device: torch.device | str = "cpu", grey_convention: str = DEFAULT_GREY) -> Batch:
-        """Convert the images at ``index`` to a float :class:`Batch` on ``device``."""
+    def make_batch(self, index: Tensor, device: torch.device | str = "cpu", *, grey_convention: Grey) -> Batch:
+        """Convert the images at ``index`` to a float :class:`Batch` on ``device``, grey under ``grey_convention``."""
         rgb = self.rgb[index].to(device, non_blocking=True).float().div_(255.0)
         masks = None if self.masks is None else self.masks[index].to(device).long()
         return Batch(
@@ -140,7 +142,7 @@ class ImageSet:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
-        grey_convention: str = DEFAULT_GREY,
+        grey_convention: Grey,
         drop_last: bool = False,
     ) -> Iterator[Batch]:
         """Iterate over the set in batches (shuffled with ``generator`` if ``shuffle``)."""
@@ -148,7 +150,7 @@ class ImageSet:
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         stop = n - (n % batch_size) if drop_last and n >= batch_size else n
         for start in range(0, stop, batch_size):
-            yield self.make_batch(order[start : start + batch_size], device, grey_convention)
+            yield self.make_batch(order[start : start + batch_size], device, grey_convention=grey_convention)
 
 
 @dataclass

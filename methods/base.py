@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from colorbench.core.color import DEFAULT_GREY
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import Batch, ImageSet
 
 
@@ -107,13 +108,16 @@ class BaseConfig:
 
     batch_size: int = 16
     epochs: int = 1
-    grey_convention: str = DEFAULT_GREY  # set by the runner from the run spec; the same for all methods
+    #: Set by the runner from the run spec (the same for all methods); the default is the one a method built
+    #: outside a run gets, and is part of its config (``describe``, the record), not applied unseen.
+    grey_convention: Grey = Grey.BT601
 
-    def __post_init__(self) -> None:  # subclasses with their own __post_init__ check it themselves
-        from colorbench.core.color import GREY_CONVENTIONS
-
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+    def __post_init__(self) -> None:  # subclasses with their own __post_init__ call this one explicitly
+        try:
+            self.grey_convention = Grey.parse(self.grey_convention)
+        except ValueError:  # the message names the option
+            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of "
+                             f"{tuple(g.value for g in Grey)}") from None
 
 
 class Method(ABC):
@@ -133,6 +137,9 @@ class Method(ABC):
     output_names: ClassVar[tuple[str, ...]] = ()
     #: Image size and dataset each paper-scale preset was defined on (see :class:`PresetScale`).
     preset_scales: ClassVar[dict[str, PresetScale]] = {}
+    #: The :class:`~colorbench.methods.registry.Variant` (data) this class was generated from; None when written
+    #: by hand.
+    variant: ClassVar[Any] = None
 
     def __init__(self, config: Any = None, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
@@ -245,7 +252,8 @@ class Method(ABC):
     def state_dict(self) -> dict[str, Any]:
         return {
             "method": self.card.name,
-            "config": dataclasses.asdict(self.config),
+            # plain values (a Grey as its string): a checkpoint stays loadable with torch.load(weights_only=True)
+            "config": {k: v.value if isinstance(v, Enum) else v for k, v in dataclasses.asdict(self.config).items()},
             "epoch": self.epoch,
             "networks": {k: v.state_dict() for k, v in self.networks().items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers().items()},

@@ -17,7 +17,7 @@ from colorbench.methods.cgan import FABBRI, FABBRI_SCALE, SEED_FABBRI
 from colorbench.methods.lab import AbRegressionMethod, LabConfig
 from colorbench.methods.nets import ColorfulNet
 from colorbench.methods.pix2pix import PIX2PIX, Pix2Pix
-from colorbench.methods.registry import register_method
+from colorbench.methods.registry import Variant, register_method, register_variant
 
 ZHANG = "Zhang, Isola, Efros, 'Colorful Image Colorization', ECCV 2016"
 REGRESSION_LOSSES = ("l1", "l2")
@@ -103,27 +103,22 @@ class ColorfulL1(AbRegressionMethod):
         return self.config.loss
 
 
-@register_method("colorful-l2")
-class ColorfulL2(ColorfulL1):
-    """Zhang et al.'s network regressing ab with an L2 loss. ``train_step`` returns ``{"G_L2": ...}``."""
-
-    card: ClassVar[MethodCard] = MethodCard(
+ColorfulL2 = register_variant(Variant(
+    "colorful-l2", ColorfulL1,
+    MethodCard(
         name="colorful-l2",
         title="Zhang et al. 'colorful colorization' network as an ab regressor, L2 loss",
         paper=f"{FABBRI}, §3.2 (L2 loss); network of {ZHANG}",
         source=SEED_FABBRI, paired=True, color_space="lab", choices=_REG_CHOICES,
-    )
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {**_REG_PAPER, "loss": "l2"}, "quick": {**_REG_QUICK, "loss": "l2"}}
+    ),
+    {"loss": "l2"},
+    doc="Zhang et al.'s network regressing ab with an L2 loss. ``train_step`` returns ``{\"G_L2\": ...}``.",
+), __name__)
 
 
-@register_method("colorful-gan")
-class ColorfulGAN(Pix2Pix):
-    """Zhang et al.'s network as the generator of a conditional GAN with the pix2pix PatchGAN.
-
-    ``train_step`` returns ``{"G_GAN", "G_L1", "D_real", "D_fake"}``.
-    """
-
-    card: ClassVar[MethodCard] = MethodCard(
+ColorfulGan = register_variant(Variant(
+    "colorful-gan", Pix2Pix,
+    MethodCard(
         name="colorful-gan",
         title="Zhang et al. network as the generator of a conditional GAN (PatchGAN D, GAN + 100·L1)",
         paper=f"{FABBRI}, §3.3 'Col. Col. (GAN)'; network of {ZHANG}; discriminator and losses of {PIX2PIX}",
@@ -135,13 +130,16 @@ class ColorfulGAN(Pix2Pix):
             "Quick preset: width 16, 16-wide 2-layer PatchGAN, 32×32 images, batch 32, 10 epochs, linear decay over "
             "the second half.",
         ),
-    )
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
+    ),
+    presets={
         "paper": {"batch_size": 32, "epochs": 16, "lr_decay_fraction": 0.0, "generator": "colorful", "ngf": 64,
                   "ndf": 64, "n_layers_d": 3, "norm": "batch", "gan_mode": "vanilla", "lambda_gan": 1.0,
                   "lambda_l1": 100.0, "d_loss_factor": 1.0},
         "quick": {"batch_size": 32, "epochs": 10, "lr_decay_fraction": 0.5, "generator": "colorful", "ngf": 16,
                   "ndf": 16, "n_layers_d": 2, "norm": "batch", "gan_mode": "vanilla", "lambda_gan": 1.0,
                   "lambda_l1": 100.0, "d_loss_factor": 1.0},
-    }
-    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": FABBRI_SCALE}
+    },
+    preset_scales={"paper": FABBRI_SCALE},
+    doc="Zhang et al.'s network as the generator of a conditional GAN with the pix2pix PatchGAN. ``train_step`` "
+        "returns ``{\"G_GAN\", \"G_L1\", \"D_real\", \"D_fake\"}``.",
+), __name__)

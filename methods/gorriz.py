@@ -34,7 +34,7 @@ from colorbench.methods.nets.features import (
     train_feature_classifier,
 )
 from colorbench.methods.pix2pix import Pix2Pix, Pix2PixConfig
-from colorbench.methods.registry import register_method
+from colorbench.methods.registry import Variant, register_method, register_variant
 from colorbench.methods.unet_l1 import (
     SEED_THESIS,
     THESIS_MODE_CHOICE,
@@ -82,14 +82,11 @@ _GORRIZ_QUICK = {
 }
 
 
-@register_method("gorriz")
-class Gorriz(Pix2Pix):
-    """Górriz et al. 2019: pix2pix + IBN + spectral norm + multi-scale D + smooth L1 (see the card's choices).
-
-    ``train_step`` returns ``{"G_GAN", "G_SmoothL1", "D_real", "D_fake"}``.
-    """
-
-    card: ClassVar[MethodCard] = MethodCard(
+#: Górriz et al. 2019: pix2pix + IBN + spectral norm + multi-scale D + smooth L1 (see the card's choices);
+#: ``train_step`` returns ``{"G_GAN", "G_SmoothL1", "D_real", "D_fake"}``.
+Gorriz = register_variant(Variant(
+    "gorriz", Pix2Pix,
+    MethodCard(
         name="gorriz",
         title="Górriz et al. (BBC): pix2pix + IBN norm, spectral-norm multi-scale PatchGANs, smooth-L1 loss",
         paper=GORRIZ + "; as the BBC baseline of " + THESIS + ", §4.1.3",
@@ -97,10 +94,12 @@ class Gorriz(Pix2Pix):
         paired=True,
         color_space="lab",
         choices=_GORRIZ_CHOICES,
-    )
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _GORRIZ_PAPER, "quick": _GORRIZ_QUICK,
-                                                    "thesis-prediction": dict(THESIS_PREDICTION)}
-    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": THESIS_SCALE}
+    ),
+    presets={"paper": _GORRIZ_PAPER, "quick": _GORRIZ_QUICK, "thesis-prediction": dict(THESIS_PREDICTION)},
+    preset_scales={"paper": THESIS_SCALE},
+    doc="Górriz et al. 2019: pix2pix + IBN + spectral norm + multi-scale D + smooth L1 (see the card's choices). "
+        "``train_step`` returns ``{\"G_GAN\", \"G_SmoothL1\", \"D_real\", \"D_fake\"}``.",
+), __name__)
 
 
 @dataclass
@@ -166,7 +165,7 @@ _FEATREC_CHOICES = _GORRIZ_CHOICES + (
 
 
 @register_method("gorriz-featrec")
-class GorrizFeatRec(Gorriz):
+class GorrizFeatRec(Pix2Pix):
     """``gorriz`` + λ·feature reconstruction loss on a frozen, pretrained ImageNet feature network "F".
 
     ``train_step`` returns ``{"G_GAN", "G_SmoothL1", "G_feat", "D_real", "D_fake"}`` (unweighted values; the
@@ -250,8 +249,11 @@ class GorrizFeatRec(Gorriz):
             raise FileNotFoundError(self.feature_source.removeprefix("missing: "))
 
     def fit_start(self, train: ImageSet) -> None:
-        """Fail before any training when the pretrained weights are missing."""
-        if self.config.lambda_feat > 0:
+        """Fail before any training when the pretrained weights are missing; with a self-trained feature network
+        (``feature_network = "selftrained"``), train it on ``train`` (once)."""
+        if self.feature_network == "selftrained":
+            self._train_features(train)
+        elif self.config.lambda_feat > 0:
             self._require_features()
 
     def notes(self) -> dict[str, Any]:
@@ -264,8 +266,16 @@ class GorrizFeatRec(Gorriz):
                 f"{self.feature_source}"]
 
     def extra_generator_losses(self, L: Tensor, fake: Tensor, ab: Tensor) -> dict[str, tuple[float, Tensor]]:
+        """The weighted feature term. A self-trained feature network without ``fit_start`` (direct API use) leaves
+        the term out with a warning until it is trained: its random initial weights are never used."""
         c = self.config
         if c.lambda_feat == 0:
+            return {}
+        if self.feature_network == "selftrained" and not self.feature_ready:
+            if not self._warned:
+                warnings.warn(f"{self.card.name}: fit_start has not trained the feature network yet; "
+                              "training without the feature loss until then", RuntimeWarning, stacklevel=3)
+                self._warned = True
             return {}
         self._require_features()
         L_star = (L + 1.0) * 50.0
@@ -275,56 +285,8 @@ class GorrizFeatRec(Gorriz):
             loss = feature_reconstruction_loss(self.F, fake_rgb, real_rgb, self.feature_preprocess)
         return {"G_feat": (c.lambda_feat, loss.float())}
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["feature_source"], state["feature_ready"] = self.feature_source, self.feature_ready
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.feature_source = state.get("feature_source", self.feature_source)
-        self.feature_ready = bool(state.get("feature_ready", self.feature_ready))
-        self.F.eval()
-
-
-@register_method("gorriz-featrec-selftrained")
-class GorrizFeatRecSelfTrained(GorrizFeatRec):
-    """``gorriz-featrec`` whose feature network is trained by colorbench on the run's own training images.
-
-    Not the thesis's model (which used ImageNet VGG16): a variant for machines without the weights file, named
-    as such. ``fit_start`` trains a VGG16-shaped trunk (width ``feature_width``) as a classifier on the training
-    set and freezes it; the record's ``config.notes.feature_network`` says what was trained.
-    """
-
-    card: ClassVar[MethodCard] = MethodCard(
-        name="gorriz-featrec-selftrained",
-        title="gorriz-featrec with a feature network trained on the run's own images (not ImageNet VGG16)",
-        paper=THESIS + ", §4.2 (variant: the loss network is not the thesis's pretrained VGG16)",
-        source=SEED_THESIS,
-        paired=True,
-        color_space="lab",
-        choices=_GORRIZ_CHOICES + (
-            "Feature reconstruction loss as gorriz-featrec (Johnson et al.'s normalized squared distance at the "
-            "block3_conv3 position, weight λ_feat) but the loss network is NOT the thesis's ImageNet VGG16: "
-            "fit_start trains a VGG16-shaped trunk (width feature_width, conv1_1…conv3_3) as a classifier on the "
-            "run's training images — their labels if there are at least 2 classes, else rotation prediction "
-            "(Gidaris et al. 2018) — for feature_epochs epochs (Adam, feature_lr), then freezes it. Its input is "
-            "[0, 1] RGB normalized by torchvision's ImageNet mean/std (the network is trained on that input).",
-            "The term's size is therefore not the thesis's: in a recorded quick run the unweighted term was "
-            "2.0e-6, so at λ_feat = 1e-5 it added ~2e-11 to a generator loss whose 100·smooth-L1 term was ~3.6; "
-            "this variant is kept for comparison, under its own name.",
-            "Quick preset: an 8-wide network trained 2 epochs.",
-        ),
-    )
-    feature_network: ClassVar[str] = "selftrained"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {**_GORRIZ_PAPER, "lambda_feat": 1e-5, "feature_width": 64, "feature_epochs": 5},
-        "quick": {**_GORRIZ_QUICK, "lambda_feat": 1e-5, "feature_width": 8, "feature_epochs": 2},
-        "thesis-prediction": dict(THESIS_PREDICTION),
-    }
-
-    def fit_start(self, train: ImageSet) -> None:
-        """Train the feature network on ``train`` (once)."""
+    def _train_features(self, train: ImageSet) -> None:
+        """Train the self-trained feature network on ``train`` (once) and freeze it."""
         if self.feature_ready:
             return
         c = self.config
@@ -342,13 +304,52 @@ class GorrizFeatRecSelfTrained(GorrizFeatRec):
         self.feature_ready = True
         self.set_train(True)
 
-    def extra_generator_losses(self, L: Tensor, fake: Tensor, ab: Tensor) -> dict[str, tuple[float, Tensor]]:
-        """Without ``fit_start`` (direct API use) the term is left out with a warning until the network is
-        trained: its random initial weights are never used."""
-        if self.config.lambda_feat > 0 and not self.feature_ready:
-            if not self._warned:
-                warnings.warn("gorriz-featrec-selftrained: fit_start has not trained the feature network yet; "
-                              "training without the feature loss until then", RuntimeWarning, stacklevel=3)
-                self._warned = True
-            return {}
-        return super().extra_generator_losses(L, fake, ab)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["feature_source"], state["feature_ready"] = self.feature_source, self.feature_ready
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.feature_source = state.get("feature_source", self.feature_source)
+        self.feature_ready = bool(state.get("feature_ready", self.feature_ready))
+        self.F.eval()
+
+
+_SELFTRAINED_CARD = MethodCard(
+    name="gorriz-featrec-selftrained",
+    title="gorriz-featrec with a feature network trained on the run's own images (not ImageNet VGG16)",
+    paper=THESIS + ", §4.2 (variant: the loss network is not the thesis's pretrained VGG16)",
+    source=SEED_THESIS,
+    paired=True,
+    color_space="lab",
+    choices=_GORRIZ_CHOICES + (
+        "Feature reconstruction loss as gorriz-featrec (Johnson et al.'s normalized squared distance at the "
+        "block3_conv3 position, weight λ_feat) but the loss network is NOT the thesis's ImageNet VGG16: "
+        "fit_start trains a VGG16-shaped trunk (width feature_width, conv1_1…conv3_3) as a classifier on the "
+        "run's training images — their labels if there are at least 2 classes, else rotation prediction "
+        "(Gidaris et al. 2018) — for feature_epochs epochs (Adam, feature_lr), then freezes it. Its input is "
+        "[0, 1] RGB normalized by torchvision's ImageNet mean/std (the network is trained on that input).",
+        "The term's size is therefore not the thesis's: in a recorded quick run the unweighted term was "
+        "2.0e-6, so at λ_feat = 1e-5 it added ~2e-11 to a generator loss whose 100·smooth-L1 term was ~3.6; "
+        "this variant is kept for comparison, under its own name.",
+        "Quick preset: an 8-wide network trained 2 epochs.",
+    ),
+)
+
+#: ``gorriz-featrec`` whose feature network is trained by colorbench on the run's own training images. Not the
+#: thesis's model (which used ImageNet VGG16): a variant for machines without the weights file, named as such.
+#: ``fit_start`` trains a VGG16-shaped trunk (width ``feature_width``) as a classifier on the training set and
+#: freezes it; the record's ``config.notes.feature_network`` says what was trained.
+GorrizFeatrecSelftrained = register_variant(Variant(
+    "gorriz-featrec-selftrained", GorrizFeatRec, _SELFTRAINED_CARD,
+    presets={
+        "paper": {**_GORRIZ_PAPER, "lambda_feat": 1e-5, "feature_width": 64, "feature_epochs": 5},
+        "quick": {**_GORRIZ_QUICK, "lambda_feat": 1e-5, "feature_width": 8, "feature_epochs": 2},
+        "thesis-prediction": dict(THESIS_PREDICTION),
+    },
+    switches={"feature_network": "selftrained"},
+    doc="``gorriz-featrec`` whose feature network is trained by colorbench on the run's own training images "
+        "(not the thesis's ImageNet VGG16).",
+), __name__)

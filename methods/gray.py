@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from colorbench.core.color import GREY_CONVENTIONS, gray_to_rgb
+from colorbench.core.color import gray_to_rgb
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.lab import check_gray_input
@@ -24,8 +24,7 @@ class GrayConfig(BaseConfig):
     """No options beyond the shared ones; nothing is trained, so ``epochs`` is 0 in both presets."""
 
     def __post_init__(self) -> None:
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        BaseConfig.__post_init__(self)  # the grey convention, parsed to a Grey
 
 
 @register_method("gray", aliases=("grey",))

@@ -8,7 +8,7 @@ that method (a failed row) with a message saying what to pass.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from colorbench.methods.base import Method
 
@@ -45,12 +45,3 @@ def check_preset_image_size(cls: type[Method], preset: str, image_size: Sequence
         f"--preset quick for small images"
     )
 
-
-def scale_table(methods: dict[str, type[Method]]) -> list[dict[str, Any]]:
-    """One row per (method, preset with a declared scale): for docs and ``colorbench list presets``."""
-    rows = []
-    for name, cls in methods.items():
-        for preset, scale in cls.preset_scales.items():
-            rows.append({"method": name, "preset": preset, "sizes": dict(scale.sizes), "any_size": scale.any_size,
-                         "source": scale.source})
-    return rows

@@ -38,7 +38,7 @@ from colorbench.methods.nets import (
     set_requires_grad,
     sobel_edges,
 )
-from colorbench.methods.registry import register_method
+from colorbench.methods.registry import Variant, register_method, register_variant
 from colorbench.methods.trainable import AdamInitConfig, TrainableConfig, TrainableMethod
 
 SPYNCOGAN = (
@@ -101,7 +101,7 @@ class SpyncoGanConfig(AdamInitConfig, TrainableConfig):
         super().__post_init__()
         if self.grey_convention != "bt601":
             raise ValueError(
-                f"SpyncoGan needs grey_convention 'bt601', got {self.grey_convention!r}: its handcrafted translation "
+                f"SpyncoGan needs grey_convention 'bt601', got '{self.grey_convention}': its handcrafted translation "
                 f"H_t is the fixed BT.601 luma 0.299 R + 0.587 G + 0.114 B of the RGB output and its cycle loss "
                 f"compares H_t(G(I)) with the grey input I, so a grey made another way (cie-l: L*/100, not a linear "
                 f"function of RGB) would train G towards the wrong lightness. Run it with --grey bt601"
@@ -188,8 +188,6 @@ class SpyncoGan(TrainableMethod):
     Config: ClassVar[type] = SpyncoGanConfig
     output_names: ClassVar[tuple[str, ...]] = OUTPUT_NAMES
     preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": SPYNCOGAN_SCALE}
-    #: option values this registered variant sets (its presets) — the ablations override them
-    variant: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"batch_size": 1, "epochs": 100, "lr_decay_fraction": 0.5, "enc_channels": (64, 128, 256), "n": 256,
                   "n_res_blocks": 3, "map_kernel": 7, "ndf": 64, "n_layers_d": 3},
@@ -302,26 +300,22 @@ class SpyncoGan(TrainableMethod):
             pool.load_state_dict(s, self.device)
 
 
-def _ablation(name: str, title: str, what: str, options: dict[str, Any]) -> type[SpyncoGan]:
-    """A registered SpyncoGan variant whose presets set ``options`` on top of SpyncoGan's."""
+def _ablation(name: str, title: str, what: str, options: dict[str, Any]) -> Variant:
+    """A SpyncoGan variant whose presets set ``options`` on top of SpyncoGan's."""
     card = MethodCard(
         name=name, title=title, paper=SPYNCOGAN + ", §6.2.1 (" + what + ")", source=SEED_SPYNCOGAN, paired=False,
         color_space="rgb", choices=(f"Ablation of spyncogan: {what}; options {options} on top of its presets.",) + _CHOICES,
     )
-    presets = {p: {**v, **options} for p, v in SpyncoGan.presets.items()}
-    cls = type(name.replace("-", "_").title().replace("_", ""), (SpyncoGan,),
-               {"card": card, "presets": presets, "variant": options, "__doc__": f"SpyncoGan ablation: {what}.",
-                "__module__": __name__})
-    return register_method(name)(cls)
+    return Variant(name, SpyncoGan, card, options, doc=f"SpyncoGan ablation: {what}.")
 
 
 NO_CONTOURS = {"zeta": (0.0, 0.0, 0.0)}
-SpyncoGanL1 = _ablation(
+SpyncoganL1 = register_variant(_ablation(
     "spyncogan-l1", "SpyncoGan, output ablation: only G1 in the losses (L^1)",
-    "output ablation, Table 1: the loss L^1 uses only the final output G1", {"loss_outputs": 1})
-SpyncoGanNoContours = _ablation(
+    "output ablation, Table 1: the loss L^1 uses only the final output G1", {"loss_outputs": 1}), __name__)
+SpyncoganNocontours = register_variant(_ablation(
     "spyncogan-nocontours", "SpyncoGan, contours-loss ablation: L^{1,2,3} without the contours loss",
-    "contours-loss ablation, Table 2: L^{1,2,3} without L_contours", NO_CONTOURS)
-SpyncoGanL1NoContours = _ablation(
+    "contours-loss ablation, Table 2: L^{1,2,3} without L_contours", NO_CONTOURS), __name__)
+SpyncoganL1Nocontours = register_variant(_ablation(
     "spyncogan-l1-nocontours", "SpyncoGan, both ablations: L^1 without the contours loss",
-    "output and contours-loss ablation, Table 2: L^1 without L_contours", {"loss_outputs": 1, **NO_CONTOURS})
+    "output and contours-loss ablation, Table 2: L^1 without L_contours", {"loss_outputs": 1, **NO_CONTOURS}), __name__)

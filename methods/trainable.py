@@ -27,7 +27,6 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from colorbench.core.color import GREY_CONVENTIONS
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method
 from colorbench.methods.nets.common import INIT_TYPES, set_training
@@ -119,8 +118,7 @@ class TrainableConfig(BaseConfig):
     prediction_mode: str = "eval"
 
     def __post_init__(self) -> None:
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        BaseConfig.__post_init__(self)  # the grey convention, parsed to a Grey
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.epochs < 0:
@@ -220,8 +218,8 @@ class TrainableMethod(Method):
         """The batch's grey and RGB images on ``self.device`` in float32, after checking them."""
         if batch.grey_convention != self.config.grey_convention:
             raise ValueError(
-                f"method {self.card.name!r}: batch grey convention {batch.grey_convention!r} differs from the "
-                f"method's {self.config.grey_convention!r}"
+                f"method {self.card.name!r}: batch grey convention '{batch.grey_convention}' differs from the "
+                f"method's '{self.config.grey_convention}'"
             )
         gray, rgb = batch.gray, batch.rgb
         if gray.dim() != 4 or gray.shape[1] != 1 or rgb.shape != (gray.shape[0], 3, *gray.shape[2:]):

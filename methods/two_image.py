@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import GREY_CONVENTIONS, rgb_to_gray
+from colorbench.core.color import rgb_to_gray
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard, PresetScale
 from colorbench.methods.losses import gradient_penalty
@@ -129,8 +129,7 @@ class TwoImageConfig(BaseConfig):
     output_noise: str = "fixed"
 
     def __post_init__(self) -> None:
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        BaseConfig.__post_init__(self)  # the grey convention, parsed to a Grey
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"two-image: need batch_size >= 1 and epochs >= 0, got {self.batch_size}, {self.epochs}")
         positive = {"iterations": self.iterations, "width": self.width, "double_every": self.double_every,

@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import GREY_CONVENTIONS, gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
+from colorbench.core.color import gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.cgan import FABBRI, SEED_FABBRI
 from colorbench.methods.lab import LabConfig, LabMethod, check_gray_input
-from colorbench.methods.nets.zhang import AB_NORM, ECCV16Net, SIGGRAPH17Net, load_released, normalize_l
+from colorbench.methods.nets.zhang import AB_NORM, ECCV16Net, SIGGRAPH17Net, center_l, load_released
 from colorbench.methods.registry import register_method
 
 ZHANG_ECCV16 = "Zhang, Isola, Efros, 'Colorful Image Colorization', ECCV 2016"
@@ -135,7 +135,7 @@ def colorize_like_the_authors(gray: Tensor, convention: str, input_size: int, pr
     outs = []
     for g in gray.split(chunk):
         g_in = resize_gray(g, input_size) if input_size else g
-        ab = predict_ab(normalize_l(gray_to_lightness(g_in, convention))).float()
+        ab = predict_ab(center_l(gray_to_lightness(g_in, convention))).float()
         if ab.shape[-2:] != g.shape[-2:]:
             ab = F.interpolate(ab, size=g.shape[-2:], mode="bilinear", align_corners=False)
         outs.append(gray_ab_to_rgb(g.float(), ab, convention))
@@ -357,7 +357,7 @@ class ZhangECCV16(LabMethod):
         if c.skip_grey_images:
             colourful = (ab.abs() >= 5).flatten(1).any(1)
             pixel_w = pixel_w * colourful.view(-1, 1, 1).to(pixel_w)
-        L = normalize_l(gray_to_lightness(self._sized(gray), c.grey_convention))
+        L = center_l(gray_to_lightness(self._sized(gray), c.grey_convention))
         with self.training_rng():
             with self.autocast():
                 logits = self.G(L).float()
@@ -413,8 +413,7 @@ class ZhangSIGGRAPH17Config(BaseConfig):
     check_hash: bool = True
 
     def __post_init__(self) -> None:
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey_convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        BaseConfig.__post_init__(self)  # the grey convention, parsed to a Grey
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError("need batch_size >= 1 and epochs >= 0")
         if self.input_size < 0 or self.input_size % 8:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colorbench.core.color import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.core.grey import Grey
 from colorbench.metrics import functional as MF
 from colorbench.metrics.base import StreamingMetric, ValueBuffer
 from colorbench.metrics.inputs import MetricInputs
@@ -235,11 +235,10 @@ class LumaStructuralSimilarity(StreamingMetric):
     per_image = True
     takes_grey_convention = True
 
-    def __init__(self, *, grey_convention: str = DEFAULT_GREY, variant: str = "gaussian", data_range: float = 255.0,
+    def __init__(self, *, grey_convention: Grey = Grey.BT601, variant: str = "gaussian", data_range: float = 255.0,
                  k1: float = 0.01, k2: float = 0.03, compute_dtype: str = "float64") -> None:
         super().__init__()
-        if grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
+        grey_convention = Grey.parse(grey_convention)
         MF.ssim_settings(variant)  # validates the name
         if compute_dtype not in MF.SSIM_COMPUTE_DTYPES:
             raise ValueError(f"unknown SSIM compute_dtype {compute_dtype!r}; choose one of {MF.SSIM_COMPUTE_DTYPES}")
@@ -282,7 +281,7 @@ STRUCTURE_REFERENCE_RULE = (
     "(500 of 32x32), whose sharp edges a blur hurts more, 0.22 and 0.45 (threshold 0.34)")
 
 
-def structure_references(real: Tensor, grey_convention: str = DEFAULT_GREY, batch: int = 256) -> dict[str, Any] | None:
+def structure_references(real: Tensor, grey_convention: Grey, batch: int = 256) -> dict[str, Any] | None:
     """The luma SSIM of two reference colorizations of the real images ``(N, 3, H, W)`` (uint8, or float in [0, 1])
     and the "structure lost" threshold midway between them (see :data:`STRUCTURE_REFERENCE_RULE`), or None when
     the images are smaller than the SSIM window.

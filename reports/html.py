@@ -34,7 +34,8 @@ import numpy as np
 
 from colorbench.core.fsio import atomic_write_text, atomic_write_with
 from colorbench.results.records import RunRecord, as_float
-from colorbench.reports.images import ImageSet, image_sets
+from colorbench.reports.header import report_header
+from colorbench.reports.images import Gallery, image_sets
 from colorbench.reports.naturalness import StudyResult
 from colorbench.reports.tables import (CLOSEST_TO_REAL, arrow, best_rows, missing_everywhere, missing_everywhere_note,
                                        LUMA_SSIM_THRESHOLD, MISSING, NA, NOT_APPLICABLE, STRUCTURE_LOST, TIE, TIE_NOTE,
@@ -295,7 +296,7 @@ def _write_js(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def _browser_dataset(run_dir: Path, iset: ImageSet, directions: Mapping[str, bool], index: int) -> dict[str, Any] | None:
+def _browser_dataset(run_dir: Path, iset: Gallery, directions: Mapping[str, bool], index: int) -> dict[str, Any] | None:
     """Write one dataset's thumbnails, chunk files and rankings; return its description for the page."""
     slug = f"{index}_{_slug(iset.dataset)}"
     base = run_dir / "html" / slug
@@ -459,35 +460,6 @@ def _figures(run_dir: Path, captions: Mapping[str, str]) -> list[dict[str, str]]
     return [{"src": rel, "caption": by_rel.get(rel) or Path(rel).stem.replace("_", " ")} for rel in known + others]
 
 
-def _header(records: Sequence[RunRecord], run_info: Mapping[str, Any]) -> list[tuple[str, str]]:
-    def distinct(values: list[Any]) -> str:
-        out = list(dict.fromkeys(str(v) for v in values if v not in (None, "")))
-        return ", ".join(out) if out else "unknown"
-
-    datasets = []
-    for rec in records:
-        ds = rec.dataset if isinstance(rec.dataset, Mapping) else {"name": rec.dataset}
-        text = str(ds.get("name", "unknown"))
-        if "n_train" in ds or "n_test" in ds:
-            text += f" ({ds.get('n_train', '?')} train / {ds.get('n_test', '?')} test"
-            size = ds.get("image_size")
-            text += f", {size[0]}×{size[1]} px)" if isinstance(size, (list, tuple)) and len(size) == 2 else ")"
-        datasets.append(text)
-    items = [("Dataset", distinct(datasets)), ("Grey input", distinct([r.grey_convention for r in records])),
-             ("Preset", distinct([r.preset for r in records])), ("Seeds", distinct([r.seed for r in records])),
-             ("Device", distinct([r.device for r in records]))]
-    env = run_info.get("versions") or next((r.versions for r in records if r.versions), {}) or {}
-    if isinstance(env, Mapping):
-        sw = [f"{n} {env[n]}" for n in ("colorbench", "torch", "python") if n in env]
-        if sw:
-            items.append(("Software", ", ".join(sw)))
-    timings = run_info.get("timings") if isinstance(run_info.get("timings"), Mapping) else {}
-    wall = _finite_or_none((timings or {}).get("wall_s", run_info.get("wall_s")))
-    if wall is not None:
-        items.append(("Wall time", f"{wall:.1f} s"))
-    return items
-
-
 def _conventions(records: Sequence[RunRecord]) -> list[dict[str, str]]:
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for rec in records:
@@ -560,7 +532,7 @@ def write_html_report(run_dir: str | Path, records: Sequence[RunRecord], run_inf
     env = _environment()
     text = env.get_template("report.html.j2").render(
         title=f"colorbench — {', '.join(datasets) or 'run'}",
-        header=_header(records, run_info), board=board, datasets=datasets,
+        header=[(line.label, line.text) for line in report_header(records, run_info)], board=board, datasets=datasets,
         per_seed=cell_board if board is not cell_board else None,
         failed=[r for r in cell_board["rows"] if not r["ok"]],
         figures=_figures(run_dir, figures or {}),

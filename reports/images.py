@@ -48,8 +48,9 @@ class Column:
 
 
 @dataclass
-class ImageSet:
-    """The test images of one dataset: ids in display order, grey and real where stored, method columns."""
+class Gallery:
+    """The report's gallery of one dataset's test images: ids in display order, grey and real where stored, method
+    columns (not a :class:`colorbench.datasets.base.ImageSet`: what a run directory kept of one)."""
 
     dataset: str
     scope: str  # "test split" or "sample images": what the run directory holds
@@ -86,7 +87,7 @@ def _read_pair_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     return greys, reals, ids
 
 
-def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> list[ImageSet]:
+def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> list[Gallery]:
     """Every dataset's test images of a run directory (see the module docstring for what is read).
 
     ``records`` is accepted for symmetry with the other report functions; the cells of the run directory are
@@ -99,12 +100,12 @@ def image_sets(run_dir: str | Path, records: list[RunRecord] | None = None) -> l
     seeds_of: dict[tuple[str, str], set[Any]] = {}
     for cell in cells:
         seeds_of.setdefault((cell.dataset, cell.method), set()).add(cell.seed)
-    sets: dict[str, ImageSet] = {}
+    sets: dict[str, Gallery] = {}
     sample_ids: dict[str, list[str]] = {}
     for cell in cells:
         ds = str(cell.dataset)
         if ds not in sets:
-            iset = ImageSet(dataset=ds, scope="colorizations only")  # neither grey nor real images kept
+            iset = Gallery(dataset=ds, scope="colorizations only")  # neither grey nor real images kept
             sample_pair = _read_pair_file(rd.samples_path(ds))
             sample_ids[ds] = sample_pair[2] if sample_pair else []
             test_pair = _read_pair_file(rd.path / "arrays" / f"test_{ds}.npz")

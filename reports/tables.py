@@ -13,6 +13,7 @@ import pandas as pd
 
 from colorbench.reports.structure import (LUMA_SSIM_THRESHOLD, STRUCTURE_KEY, STRUCTURE_LOST, below_structure_threshold,  # noqa: F401
                                           structure_lost, structure_threshold, structure_thresholds)
+from colorbench.reports.header import report_header
 from colorbench.results.records import RunRecord, as_float
 
 #: Metric columns that ``results.csv`` always has, in this order (empty where a record lacks them).
@@ -239,7 +240,7 @@ def leaderboard_markdown(
     footnote_keys: dict[str, list[str]] = {}  # reason -> metric keys it applies to
     used_na: set[str] = set()  # metric keys with an n/a cell
 
-    lines = ["# colorbench results", "", *_header_lines(records, run_info), ""]
+    lines = ["# colorbench results", "", *(line.markdown() for line in report_header(records, run_info)), ""]
     missing_cells = list(run_info.get("missing_cells") or [])
     if missing_cells:
         lines += [f"**Partial run: {len(missing_cells)} requested cell(s) have no result yet** (interrupted or still "
@@ -570,45 +571,6 @@ def _escape(text: str) -> str:
 
 def _table_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
-
-
-def _distinct(values: list[Any]) -> str:
-    out = list(dict.fromkeys(str(v) for v in values if v not in (None, "")))
-    return ", ".join(out) if out else "unknown"
-
-
-def _header_lines(records: Sequence[RunRecord], run_info: dict[str, Any]) -> list[str]:
-    dataset = run_info.get("dataset") or next((rec.dataset for rec in records if rec.dataset), {}) or {}
-    if not isinstance(dataset, Mapping):  # e.g. a bare name
-        dataset = {"name": dataset}
-    parts = [f"**{dataset.get('name', 'unknown')}**"]
-    if "n_train" in dataset or "n_test" in dataset:
-        parts.append(f"{dataset.get('n_train', '?')} train / {dataset.get('n_test', '?')} test images")
-    size = dataset.get("image_size")
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        parts.append(f"{size[0]}×{size[1]} px")
-    lines = [
-        f"- Dataset: {', '.join(parts)}",
-        f"- Grey input convention: {_distinct([r.grey_convention for r in records])}",
-        f"- Preset: {_distinct([r.preset for r in records])}",
-        f"- Seed: {_distinct([r.seed for r in records])}",
-        f"- Device: {_distinct([r.device for r in records])}",
-    ]
-    env = (
-        run_info.get("versions")
-        or run_info.get("environment")
-        or next((rec.versions for rec in records if rec.versions), {})
-        or {}
-    )
-    env = env if isinstance(env, Mapping) else {}
-    software = [f"{name} {env[name]}" for name in ("colorbench", "torch", "python") if name in env]
-    if software:
-        lines.append(f"- Software: {', '.join(software)}")
-    timings = run_info.get("timings") if isinstance(run_info.get("timings"), Mapping) else {}
-    wall = _float_or_none(timings.get("wall_s", run_info.get("wall_s")))
-    if wall is not None and math.isfinite(wall):
-        lines.append(f"- Wall time: {wall:.1f} s")
-    return lines
 
 
 def _convention_lines(records: Sequence[RunRecord]) -> list[str]:

@@ -5,6 +5,7 @@ Tolerances (measured on this machine, then given a margin):
 * float32: Lab within 2e-4 (L, a, b are on a 0-100 scale; measured 5.6e-5), RGB within 2e-5 (measured 5.2e-6).
 """
 
+import functools
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import skimage.data
 import torch
 from PIL import Image
 
+from colorbench.core.grey import Grey
 from colorbench.core import color
 
 TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (2e-4, 2e-5)}
@@ -61,7 +63,7 @@ def test_batched_shapes_and_round_trip():
 def test_bt601_grey_matches_pil():
     u8 = skimage.data.astronaut()
     pil = np.asarray(Image.fromarray(u8).convert("L"), dtype=np.float64)
-    ours = color.rgb_to_gray(_chw(u8 / 255.0, torch.float64))[0].numpy() * 255
+    ours = color.rgb_to_gray(_chw(u8 / 255.0, torch.float64), Grey.BT601)[0].numpy() * 255
     # PIL rounds its integer luma to the nearest integer: at most 0.5 grey levels apart
     assert np.abs(ours - pil).max() <= 0.5 + 1e-9
 
@@ -107,7 +109,7 @@ def test_cuda_matches_cpu():
     [
         (color.rgb_to_lab, torch.rand(1, 4, 4, 4), r"\(\.\.\., 3, H, W\)"),
         (color.rgb_to_lab, torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "floating-point"),
-        (color.gray_to_lightness, torch.rand(1, 3, 4, 4), r"\(\.\.\., 1, H, W\)"),
+        (functools.partial(color.gray_to_lightness, convention=Grey.BT601), torch.rand(1, 3, 4, 4), r"\(\.\.\., 1, H, W\)"),
         (color.rgb_to_lab, np.zeros((3, 4, 4)), "torch.Tensor"),
     ],
 )

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from colorbench.core.grey import Grey
 from colorbench.core.color import rgb_to_gray, rgb_to_lab
 from colorbench.datasets import DATASETS, Batch, DatasetSplits, ImageSet
 from colorbench.datasets import builtin
@@ -153,7 +154,7 @@ def test_photos_other_photos_do_not_change_a_photos_patches(photos):
 
 def test_photos_near_flat_patches_are_dropped(photos):
     for s in (photos.train, photos.test):
-        gray = rgb_to_gray(s.rgb.double() / 255.0)[:, 0] * 255.0  # BT.601, 0-255
+        gray = rgb_to_gray(s.rgb.double() / 255.0, Grey.BT601)[:, 0] * 255.0  # BT.601, 0-255
         assert float(gray.flatten(1).std(1, unbiased=False).min()) >= builtin.PhotosConfig().min_gray_std
     assert photos.info["counts_per_photo"]["retina"]["train_flat_dropped"] > 0  # retina's black surround
 
@@ -239,7 +240,7 @@ def _region_stats(s: ImageSet, min_pixels: int = 60):
     """Per (image, class) region: mean Lab ab, and grey features (mean, std, mean |d/dx|, mean |d/dy|)."""
     rgb = s.rgb.float() / 255.0
     ab = rgb_to_lab(rgb)[:, 1:]
-    g = rgb_to_gray(rgb)[:, 0] * 255.0
+    g = rgb_to_gray(rgb, Grey.BT601)[:, 0] * 255.0
     m = s.masks.long()
     dx, dy = (g[:, :, 1:] - g[:, :, :-1]).abs(), (g[:, 1:] - g[:, :-1]).abs()
     abs_, feats, ys = [], [], []
@@ -329,20 +330,20 @@ def test_sample_format(name, photos, shapes):
     item = s[3]
     assert item["rgb"].dtype == torch.uint8 and item["rgb"].shape == (3, *s.image_size)
     assert item["gray"].shape == (1, *s.image_size) and item["gray"].dtype == torch.float32
-    assert torch.allclose(item["gray"], rgb_to_gray(s.rgb[3].float() / 255.0))
+    assert torch.allclose(item["gray"], rgb_to_gray(s.rgb[3].float() / 255.0, Grey.BT601))
     assert item["label"] == int(s.labels[3]) and item["id"] == s.ids[3]
     assert (item["mask"] is None) == (name == "photos")
 
-    batch = s.make_batch(torch.tensor([0, 5, 2]))
+    batch = s.make_batch(torch.tensor([0, 5, 2]), grey_convention=Grey.BT601)
     assert isinstance(batch, Batch) and len(batch) == 3 and batch.ids == [s.ids[0], s.ids[5], s.ids[2]]
     assert batch.rgb.shape == (3, 3, *s.image_size) and 0.0 <= float(batch.rgb.min()) <= float(batch.rgb.max()) <= 1.0
     assert batch.gray.shape == (3, 1, *s.image_size)
     if name == "shapes":
         assert batch.masks.dtype == torch.int64 and torch.equal(batch.masks[1], s.masks[5].long())
 
-    sizes = [len(b) for b in s.batches(64)]
+    sizes = [len(b) for b in s.batches(64, grey_convention=Grey.BT601)]
     assert sum(sizes) == len(s) and max(sizes) == 64
-    seen = [i for b in s.batches(64, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True)
+    seen = [i for b in s.batches(64, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True, grey_convention=Grey.BT601)
             for i in b.ids]
     assert len(seen) == len(s) // 64 * 64 and len(set(seen)) == len(seen)
 

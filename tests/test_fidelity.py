@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.nets.features import (
@@ -96,7 +97,7 @@ def test_feature_term_sizes_on_a_real_batch(with_random_vgg16):
     from colorbench.datasets import DATASETS
 
     photos = DATASETS.get("photos")(size=32, train_per_photo=2, test_per_photo=1).load().train
-    batch = photos.make_batch(torch.arange(16))
+    batch = photos.make_batch(torch.arange(16), grey_convention=Grey.BT601)
     method = METHODS.get("gorriz-featrec").from_preset("quick", seed=0)
     assert method.feature_ready and method.feature_preprocess == "caffe"
     losses = method.train_step(batch)
@@ -124,9 +125,9 @@ def test_feature_term_sizes_on_a_real_batch(with_random_vgg16):
 def test_prediction_mode_train_is_pure_repeatable_and_uses_batch_statistics():
     data = smooth_set(8)
     method = METHODS.get("unet-l1").from_preset("quick+thesis-prediction", seed=0, num_downs=5, ngf=8)
-    for b in data.batches(4):
+    for b in data.batches(4, grey_convention=Grey.BT601):
         method.train_step(b)
-    gray = data.make_batch(torch.arange(8)).gray
+    gray = data.make_batch(torch.arange(8), grey_convention=Grey.BT601).gray
     buffers = [b.clone() for b in method.G.buffers()]
     rng = torch.get_rng_state()
     first, second = method.colorize(gray), method.colorize(gray)
@@ -155,7 +156,7 @@ def test_unet_seg_thesis_loss_and_decoding():
 def test_unet_seg_thesis_loss_matches_a_hand_computation():
     data = smooth_set(2)
     method = METHODS.get("unet-seg").from_preset("quick", seed=0)
-    batch = data.make_batch(torch.arange(2))
+    batch = data.make_batch(torch.arange(2), grey_convention=Grey.BT601)
     gray, rgb = method.prepare_batch(batch)
     L, ab = method.input_l(gray), method.target_ab(rgb)
     with torch.no_grad(), method.training_rng():
@@ -222,7 +223,7 @@ def test_cyclegan_report_settings(name):
     assert (quick.beta1, quick.lambda_identity) == (0.5, 0.0)
     assert cls.make_config("quick+seed002").lambda_identity == 0.0
     method = cls.from_preset("quick+seed002")
-    losses = method.train_step(smooth_set(4).make_batch(torch.arange(4)))
+    losses = method.train_step(smooth_set(4).make_batch(torch.arange(4), grey_convention=Grey.BT601))
     assert "idt_A" not in losses and "idt_B" not in losses
 
 
@@ -240,7 +241,7 @@ def test_seed003_l1_and_l2_together(name):
     assert cls.make_config("paper").lambda_l2 == 0.0
     assert cls.make_config("paper-l1l2").lambda_l2 > 0 and cls.make_config("paper-l1l2").lambda_l1 > 0  # λ2, λ3 > 0
     method = cls.from_preset("quick+l1-l2")
-    losses = method.train_step(smooth_set(4).make_batch(torch.arange(4)))
+    losses = method.train_step(smooth_set(4).make_batch(torch.arange(4), grey_convention=Grey.BT601))
     assert {"G_L1", "G_L2"} <= set(losses)
 
 

@@ -77,10 +77,10 @@ def test_rankings_are_the_best_and_worst_images_by_direction(run_dir: Path) -> N
 
 
 def test_larger_images_get_thumbnails_of_at_most_thumb_max(tmp_path: Path) -> None:
-    from colorbench.reports.images import Column, ImageSet
+    from colorbench.reports.images import Column, Gallery
 
     big = np.random.default_rng(1).integers(0, 256, size=(3, 3, 300, 200), dtype=np.uint8)
-    iset = ImageSet(dataset="big", scope="test split", real={str(i): big[i] for i in range(3)})
+    iset = Gallery(dataset="big", scope="test split", real={str(i): big[i] for i in range(3)})
     iset.add_ids(["0", "1", "2"])
     iset.columns.append(Column(label="m", method="m", seed=0, status="ok",
                                load_predictions=lambda: (big, ["0", "1", "2"])))

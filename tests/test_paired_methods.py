@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from colorbench.core.grey import Grey
 from colorbench.core.color import gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import IGNORE_INDEX, ImageSet
 from colorbench.methods import METHODS
@@ -94,7 +95,7 @@ def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub, request):
         request.getfixturevalue("with_random_vgg16")
     method = METHODS.get(name).from_preset(preset or "quick", seed=0)
     method.fit_start(data)
-    batch = data.make_batch(torch.arange(len(data)))
+    batch = data.make_batch(torch.arange(len(data)), grey_convention=Grey.BT601)
     history = [method.train_step(batch) for _ in range(24 * getattr(method.config, "n_critic", 1))]
     assert all(math.isfinite(v) for h in history for v in h.values())
     key = reconstruction_key(history[0])
@@ -106,7 +107,7 @@ def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub, request):
         assert "G_feat" in history[0] and history[-1]["G_feat"] < history[0]["G_feat"]
     out = method.colorize(batch.gray)
     inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
-    dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray))[inside].abs()
+    dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray, Grey.BT601))[inside].abs()
     assert inside.float().mean() > 0.5 and dL.max() < 0.05  # L* of the grey kept where nothing was clipped
 
 
@@ -170,13 +171,13 @@ def test_unet_seg_needs_masks(data):
     with pytest.raises(ValueError, match="needs per-pixel class masks.*--dataset shapes"):
         method.fit_start(no_masks)
     with pytest.raises(ValueError, match="needs per-pixel class masks"):
-        method.train_step(no_masks.make_batch(torch.arange(2)))
+        method.train_step(no_masks.make_batch(torch.arange(2), grey_convention=Grey.BT601))
     too_many = ImageSet(data.rgb, data.labels, data.ids, data.class_names, masks=data.masks + 8,
                         mask_class_names=[str(i) for i in range(10)])
     with pytest.raises(ValueError, match="n_classes"):
         method.fit_start(too_many)
     with pytest.raises(ValueError, match=r"mask classes must lie in \[0, n_classes = 8\)"):
-        method.train_step(too_many.make_batch(torch.arange(2)))
+        method.train_step(too_many.make_batch(torch.arange(2), grey_convention=Grey.BT601))
 
 
 def test_unet_seg_colors_each_pixel_with_its_predicted_class():
@@ -197,16 +198,16 @@ def test_unet_seg_ignores_unlabelled_pixels(data):
     masks = torch.full_like(data.masks, IGNORE_INDEX)
     unlabelled = ImageSet(data.rgb, data.labels, data.ids, data.class_names, masks=masks, mask_class_names=["a", "b"])
     method = METHODS.get("unet-seg").from_preset("quick+class-head")
-    assert method.train_step(unlabelled.make_batch(torch.arange(2))) == {"G_L1": 0.0, "G_seg": 0.0}
+    assert method.train_step(unlabelled.make_batch(torch.arange(2), grey_convention=Grey.BT601)) == {"G_L1": 0.0, "G_seg": 0.0}
     method = METHODS.get("unet-seg").from_preset("quick")  # the thesis form: no class head, no G_seg
-    assert method.train_step(unlabelled.make_batch(torch.arange(2))) == {"G_L1": 0.0}
+    assert method.train_step(unlabelled.make_batch(torch.arange(2), grey_convention=Grey.BT601)) == {"G_L1": 0.0}
 
 
 # --- gorriz-featrec: where the feature network comes from ------------------------------------------------------------------
 def test_featrec_selftrained_variant_trains_and_records_its_own(data, empty_hub):
     method = METHODS.get("gorriz-featrec-selftrained").from_preset("quick")
     assert not method.feature_ready and "not ready" in method.notes()["feature_network"]
-    batch = data.make_batch(torch.arange(4))
+    batch = data.make_batch(torch.arange(4), grey_convention=Grey.BT601)
     with pytest.warns(RuntimeWarning, match="training without the feature loss"):
         assert "G_feat" not in method.train_step(batch)  # never a random feature network
     before = {k: v.clone() for k, v in method.F.state_dict().items()}
@@ -229,7 +230,7 @@ def test_featrec_without_weights_fails_naming_the_file(data, empty_hub):
     method = METHODS.get("gorriz-featrec").from_preset("quick")
     assert not method.feature_ready
     where = str(empty_hub / "checkpoints" / "vgg16-00b39a1b.pth")
-    for call in (lambda: method.fit_start(data), lambda: method.train_step(data.make_batch(torch.arange(2)))):
+    for call in (lambda: method.fit_start(data), lambda: method.train_step(data.make_batch(torch.arange(2), grey_convention=Grey.BT601))):
         with pytest.raises(FileNotFoundError) as err:
             call()
         assert "vgg16-00b39a1b.pth" in str(err.value) and where in str(err.value)
@@ -259,7 +260,7 @@ def test_featrec_loads_pretrained_weights_from_the_hub_cache(data, empty_hub, ki
     assert torch.equal(method.F[0].weight, fake["features.0.weight"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert "G_feat" in method.train_step(data.make_batch(torch.arange(2)))
+        assert "G_feat" in method.train_step(data.make_batch(torch.arange(2), grey_convention=Grey.BT601))
     with pytest.raises(FileNotFoundError, match="feature_weights"):
         METHODS.get("gorriz-featrec").from_preset("quick", feature_weights=str(empty_hub / "missing.pth"))
 
@@ -282,7 +283,7 @@ def test_runner_records_the_feature_network_or_fails_the_row(tmp_path, empty_hub
 # --- GAN variants --------------------------------------------------------------------------------------------------------------
 def test_wgan_clips_the_critic_and_steps_the_generator_every_n_critic(data):
     method = METHODS.get("cgan-wgan").from_preset("quick")
-    batch = data.make_batch(torch.arange(4))
+    batch = data.make_batch(torch.arange(4), grey_convention=Grey.BT601)
     g0 = [p.detach().clone() for p in method.G.parameters()]
     for step in range(1, 6):
         losses = method.train_step(batch)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from colorbench.core.grey import Grey
 from colorbench.results.records import MetricValue, RunRecord
 from colorbench.results.rundir import load_records
 from colorbench.reports import (
@@ -459,13 +460,13 @@ def test_the_structure_threshold_is_placed_on_each_datasets_scale(tmp_path: Path
     from colorbench.reports import html as html_report
     from colorbench.reports.tables import structure_threshold
 
-    photos = structure_references(DATASETS.get("photos")().load().test.rgb)
-    shapes = structure_references(DATASETS.get("shapes")().load().test.rgb)
+    photos = structure_references(DATASETS.get("photos")().load().test.rgb, Grey.BT601)
+    shapes = structure_references(DATASETS.get("shapes")().load().test.rgb, Grey.BT601)
     for refs in (photos, shapes):
         assert refs["flat"] < refs["threshold"] < refs["blur7"] and refs["grey"] == "bt601"
         assert refs["threshold"] == pytest.approx((refs["flat"] + refs["blur7"]) / 2)
     assert 0.6 < photos["threshold"] < 0.75 and shapes["threshold"] < 0.45
-    assert structure_references(torch_zeros_images(4, 8)) is None  # smaller than the 11x11 window
+    assert structure_references(torch_zeros_images(4, 8), Grey.BT601) is None  # smaller than the 11x11 window
 
     records = _records()[:2]  # pix2pix, cyclegan
     for rec in records:
@@ -513,6 +514,6 @@ def test_a_run_records_its_test_sets_structure_references(tmp_path: Path) -> Non
     out = run(RunSpec(methods=("gray",), dataset="shapes", dataset_options=options, epochs=1, progress=False,
                       n_samples=2, metrics=("luma_ssim",)), out=tmp_path / "run", log=lambda s: None, report=False)
     (rec,) = load_records(out)
-    want = structure_references(DATASETS.get("shapes")(**dict(options)).load().test.rgb)
+    want = structure_references(DATASETS.get("shapes")(**dict(options)).load().test.rgb, Grey.BT601)
     assert rec.dataset["structure_references"]["threshold"] == pytest.approx(want["threshold"], abs=1e-12)
     assert rec.dataset["structure_references"]["n_images"] == 12 and not structure_lost(rec)

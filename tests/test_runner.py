@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from colorbench.core.grey import Grey
 from colorbench.commands import cli
 from colorbench.methods import METHODS
 from colorbench.results.records import RunRecord
@@ -66,7 +67,7 @@ def test_gray_baseline_values_match_a_direct_computation(tiny_run):
 
     test = DATASETS.get("shapes")(**dict(TINY)).load().test
     rgb = test.rgb.double() / 255
-    expected = ((gray_to_rgb(rgb_to_gray(rgb)) - rgb) * 255).pow(2).mean(dim=(1, 2, 3)).mean().item()
+    expected = ((gray_to_rgb(rgb_to_gray(rgb, Grey.BT601)) - rgb) * 255).pow(2).mean(dim=(1, 2, 3)).mean().item()
     rec = {r.method: r for r in load_records(tiny_run)}["gray"]
     assert rec.metrics["mse"].value == pytest.approx(expected, rel=1e-4)
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
+from colorbench.core.grey import Grey
 from colorbench.core.color import rgb_to_gray, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
@@ -190,7 +191,7 @@ def test_fake_palette_is_the_differentiable_mean_of_its_clusters():
 # --- the method --------------------------------------------------------------------------------------------------
 def test_reference_is_the_nearest_grey_thumbnail():
     tiles = photo_tiles()
-    gray = tiles.make_batch(torch.arange(16)).gray
+    gray = tiles.make_batch(torch.arange(16), grey_convention=Grey.BT601).gray
     method = METHODS.get("two-image").from_preset("quick")
     with pytest.raises(RuntimeError, match=r"no colour references: call fit_start\(train_imageset\)"):
         method.colorize(gray[:1])
@@ -199,13 +200,13 @@ def test_reference_is_the_nearest_grey_thumbnail():
     assert method.references_for(gray).tolist() == list(range(16))  # each grey finds its own colour version
     assert method.reference_ids(gray[3:5]) == ["tile3", "tile4"]
     # the default thumbnail is the plain 8x8 area mean of the grey image
-    raw_keys = F.adaptive_avg_pool2d(rgb_to_gray(tiles.rgb.float() / 255), 8).flatten(1)
+    raw_keys = F.adaptive_avg_pool2d(rgb_to_gray(tiles.rgb.float() / 255, Grey.BT601), 8).flatten(1)
     assert torch.equal(method._pool_keys, raw_keys)
     # standardised thumbnails: a global change of brightness (and contrast) keeps the choice
     standard = METHODS.get("two-image").from_preset("quick", reference_thumbnail="standardised")
     dark = photo_tiles(gain=0.8)  # greys in [0, 0.796], so +0.2 clips nothing
     standard.fit_start(dark)
-    dark_gray = dark.make_batch(torch.arange(16)).gray
+    dark_gray = dark.make_batch(torch.arange(16), grey_convention=Grey.BT601).gray
     assert standard.references_for(dark_gray + 0.2).tolist() == list(range(16))
     # ... which the plain thumbnails do not do (measured: 10 of 16 right), so the test can fail
     method.fit_start(dark)
@@ -228,7 +229,7 @@ def test_pool_rule_and_checkpoint():
     assert whole._pool is tiles.rgb  # the whole split is kept without a copy
     fresh = METHODS.get("two-image").from_preset("quick", seed=3)
     fresh.load_state_dict(method.state_dict())  # the pool is data carried by the checkpoint
-    gray = tiles.make_batch(torch.arange(16)).gray
+    gray = tiles.make_batch(torch.arange(16), grey_convention=Grey.BT601).gray
     assert fresh._pool_ids == method._pool_ids and torch.equal(fresh.references_for(gray), method.references_for(gray))
     assert fresh.seed == 0  # the seed of every per-image pyramid comes with the checkpoint
     fresh.load_state_dict(METHODS.get("two-image").from_preset("quick").state_dict())  # saved before fit_start
@@ -242,16 +243,16 @@ def test_pool_rule_and_checkpoint():
 def trained_quick():
     images = colour_images(24)
     method = method_with_pool(images)
-    test = colour_images(6, seed=1).make_batch(torch.arange(6))
+    test = colour_images(6, seed=1).make_batch(torch.arange(6), grey_convention=Grey.BT601)
     return method, test, method.colorize(test.gray)
 
 
 def test_output_keeps_the_grey_structure(trained_quick):
     method, test, out = trained_quick
     refs = method._pool[method.references_for(test.gray)].float() / 255
-    own = (rgb_to_gray(out) - test.gray).abs().mean()
-    of_reference = (rgb_to_gray(refs) - test.gray).abs().mean()
-    of_other_targets = (rgb_to_gray(out) - test.gray.roll(1, dims=0)).abs().mean()
+    own = (rgb_to_gray(out, Grey.BT601) - test.gray).abs().mean()
+    of_reference = (rgb_to_gray(refs, Grey.BT601) - test.gray).abs().mean()
+    of_other_targets = (rgb_to_gray(out, Grey.BT601) - test.gray.roll(1, dims=0)).abs().mean()
     # measured (quick, 10 iterations per scale, plain grey-thumbnail references): 0.034 against 0.046 for the
     # references' own grey, and 0.118 against the other test images' greys (the structure is the target's)
     assert own < of_reference
@@ -284,8 +285,8 @@ def _ab_distance_to_palette(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def test_colours_move_towards_the_reference_palette():
     """Grey targets, saturated references: more iterations bring the output's colours to the reference palette."""
-    targets = colour_images(4, seed=3).make_batch(torch.arange(4))
-    refs = colour_images(4, seed=4).make_batch(torch.arange(4)).rgb
+    targets = colour_images(4, seed=3).make_batch(torch.arange(4), grey_convention=Grey.BT601)
+    refs = colour_images(4, seed=4).make_batch(torch.arange(4), grey_convention=Grey.BT601).rgb
     results = {}
     for iterations in (1, 30):
         config = TwoImage.make_config("quick", iterations=iterations)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage import color as skcolor
 
+from colorbench.core.grey import Grey
 from colorbench.core import weights as W
 from colorbench.core.color import gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import ImageSet
@@ -259,7 +260,7 @@ def test_siggraph_colorize_is_pure_and_keeps_the_lightness(zhang_weights_stand_i
     assert all(torch.equal(before[k], v) for k, v in method.net.state_dict().items())
     assert method.parameter_counts() == {"G": 34_187_027} and method.networks() == {}
     inside = ((a > 1e-3) & (a < 1 - 1e-3)).all(1, keepdim=True)
-    dL = (rgb_to_lab(a)[:, :1] - gray_to_lightness(gray))[inside].abs()
+    dL = (rgb_to_lab(a)[:, :1] - gray_to_lightness(gray, Grey.BT601))[inside].abs()
     assert inside.float().mean() > 0.3 and dL.max() < 0.05  # the full-resolution L is kept
     with pytest.raises(ValueError, match="divisible by 8"):
         METHODS.get("zhang-siggraph17").from_preset("quick", input_size=0).colorize(gray)
@@ -289,10 +290,10 @@ def test_eccv16_learns_colour_from_brightness():
     g = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(15):
-        for batch in data.batches(8, shuffle=True, generator=g):
+        for batch in data.batches(8, shuffle=True, generator=g, grey_convention=Grey.BT601):
             losses.append(method.train_step(batch)["G_CE"])
     assert sum(losses[-4:]) / 4 < 0.6 * sum(losses[:4]) / 4
-    whole = data.make_batch(torch.arange(len(data)))
+    whole = data.make_batch(torch.arange(len(data)), grey_convention=Grey.BT601)
     out = rgb_to_lab(method.colorize(whole.gray))
     real = rgb_to_lab(whole.rgb)
     bright = whole.gray > whole.gray.median()
@@ -306,7 +307,7 @@ def test_eccv16_learns_colour_from_brightness():
 def test_eccv16_without_fit_start_uses_a_running_prior_and_checkpoints_it(tmp_path):
     data = red_blue(8)
     method = METHODS.get("zhang-eccv16").from_preset("quick", width=4)
-    batch = next(data.batches(4))
+    batch = next(data.batches(4, grey_convention=Grey.BT601))
     method.train_step(batch)
     assert "running estimate" in method.notes()["prior"]
     state = method.state_dict()
@@ -339,5 +340,5 @@ def test_cuda_matches_cpu(zhang_weights_stand_ins):
         assert out.device.type == "cuda"
         assert (out.cpu() - cpu.colorize(gray)).abs().max() < 2e-3
     method = METHODS.get("zhang-eccv16").from_preset("quick", device="cuda", width=8)
-    batch = next(red_blue(8).batches(4))
+    batch = next(red_blue(8).batches(4, grey_convention=Grey.BT601))
     assert math.isfinite(method.train_step(batch)["G_CE"])

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from colorbench.core.fsio import atomic_write_text
+
 CATALOG = Path(__file__).with_name("catalog.json")
 KINDS = ("methods", "datasets", "metrics", "presets", "protocols")
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     fresh = build()
     if args.write:
-        CATALOG.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        atomic_write_text(CATALOG, json.dumps(fresh, indent=1, sort_keys=True) + "\n")
         print(f"wrote {CATALOG}")
         return 0
     stored = json.loads(CATALOG.read_text(encoding="utf-8")) if CATALOG.is_file() else None

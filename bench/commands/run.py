@@ -9,7 +9,7 @@ import time
 from colorbench.commands.args import dataset_options, split_names
 from colorbench.commands.exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WRITE
 from colorbench.commands.grid_cli import add_arguments as add_grid_arguments
-from colorbench.core.grey import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.core.grey import GREY_CONVENTIONS, Grey
 from colorbench.engine.plugins import add_plugin_argument
 
 PARSER = {"help": "train, colorize, evaluate and write a report",
@@ -95,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated metric names (default: the protocol's; colorbench: {','.join(DEFAULT_METRICS)})")
     p.add_argument("--grey", choices=GREY_CONVENTIONS, default=None,
                    help=f"grey convention of the input given to every method (default: the protocol's; colorbench: "
-                        f"{DEFAULT_GREY} luma)")
+                        f"{Grey.BT601.value} luma)")
     p.add_argument("--protocol", default="colorbench",
                    help="evaluation protocol: test images, resize, grey, metric variants (`colorbench list protocols`)")
     p.add_argument("--seed", type=int, default=0)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from colorbench.core.grey import DEFAULT_GREY, GREY_CONVENTIONS, Grey  # noqa: F401 (re-exported)
+from colorbench.core.grey import GREY_CONVENTIONS, Grey  # noqa: F401 (re-exported)
 
 BT601_WEIGHTS = (0.299, 0.587, 0.114)
 #: D65 reference white, 2° observer (scikit-image's default illuminant for rgb2lab).
@@ -114,7 +114,7 @@ def lab_to_rgb(lab: Tensor, clamp: bool = True) -> Tensor:
     return rgb.clamp(0.0, 1.0) if clamp else rgb
 
 
-def rgb_to_gray(rgb: Tensor, convention: str = DEFAULT_GREY) -> Tensor:
+def rgb_to_gray(rgb: Tensor, convention: Grey) -> Tensor:
     """sRGB ``(..., 3, H, W)`` in [0, 1] -> grey ``(..., 1, H, W)`` in [0, 1] under a named convention."""
     _check_channels(rgb, 3, "rgb_to_gray")
     if convention == "bt601":
@@ -125,7 +125,7 @@ def rgb_to_gray(rgb: Tensor, convention: str = DEFAULT_GREY) -> Tensor:
     raise ValueError(f"unknown grey convention {convention!r}; choose one of {GREY_CONVENTIONS}")
 
 
-def gray_to_lightness(gray: Tensor, convention: str = DEFAULT_GREY) -> Tensor:
+def gray_to_lightness(gray: Tensor, convention: Grey) -> Tensor:
     """The CIE L* (0-100) a Lab method uses for a grey input, ``(..., 1, H, W)`` -> ``(..., 1, H, W)``.
 
     For ``bt601`` the grey value g is read as the neutral sRGB colour (g, g, g), whose L* is 116 f(lin(g)) - 16
@@ -139,7 +139,7 @@ def gray_to_lightness(gray: Tensor, convention: str = DEFAULT_GREY) -> Tensor:
     raise ValueError(f"unknown grey convention {convention!r}; choose one of {GREY_CONVENTIONS}")
 
 
-def gray_ab_to_rgb(gray: Tensor, ab: Tensor, convention: str = DEFAULT_GREY) -> Tensor:
+def gray_ab_to_rgb(gray: Tensor, ab: Tensor, convention: Grey) -> Tensor:
     """Combine a grey input (its L derived by :func:`gray_to_lightness`) with predicted ab -> sRGB in [0, 1]."""
     _check_channels(ab, 2, "gray_ab_to_rgb(ab)")
     L = gray_to_lightness(gray, convention)

@@ -31,5 +31,3 @@ class Grey(StrEnum):
 
 #: Grey conventions accepted by :func:`colorbench.core.color.rgb_to_gray` and recorded in every run record.
 GREY_CONVENTIONS: tuple[str, ...] = tuple(g.value for g in Grey)
-#: colorbench's protocol's convention (protocols name their own; see colorbench.engine.protocols).
-DEFAULT_GREY = Grey.BT601.value

@@ -257,7 +257,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     record.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
     domains_s += _colorizer_ready(task, method, data, device, epoch=epochs, final=True)
     idx = torch.as_tensor(task.samples, dtype=torch.long)
-    gray = data.test.make_batch(idx, device, spec.grey_convention).gray
+    gray = data.test.make_batch(idx, device, grey_convention=spec.grey_convention).gray
     samples = to_uint8(checked_colorize(method, gray))
     if spec.save_checkpoints and cls.card.trainable and task.checkpoint_dir:
         _save_checkpoint(Path(task.checkpoint_dir) / "final.pt", method.state_dict())
@@ -301,7 +301,7 @@ def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Ev
     rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,
                               curve=[*curve, *final], histograms=None, key=entry.key)
     rec.histograms = next((m.histograms() for m in metric_objs.values() if hasattr(m, "histograms")), None)
-    gray = data.test.make_batch(idx, device, task.spec.grey_convention).gray
+    gray = data.test.make_batch(idx, device, grey_convention=task.spec.grey_convention).gray
     samples = to_uint8(checked_colorize(view, gray))  # type: ignore[arg-type]
     rec.timings = {**base.timings, "eval_s": time.perf_counter() - te}
     if task.spec.cross_domain:  # this output's colorized train/test sets, as a domain of its own

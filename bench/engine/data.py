@@ -92,8 +92,8 @@ def training_batches(
     a = dom_a[torch.randperm(len(dom_a), generator=order)][:n]
     b = dom_b[torch.randperm(len(dom_b), generator=order)][:n]
     for start in range(0, n, batch_size):
-        ga = train.make_batch(a[start : start + batch_size], device, spec.grey_convention)
-        cb = train.make_batch(b[start : start + batch_size], device, spec.grey_convention)
+        ga = train.make_batch(a[start : start + batch_size], device, grey_convention=spec.grey_convention)
+        cb = train.make_batch(b[start : start + batch_size], device, grey_convention=spec.grey_convention)
         yield Batch(gray=ga.gray, rgb=cb.rgb, labels=ga.labels, ids=ga.ids, masks=ga.masks,
                     grey_convention=spec.grey_convention, paired=False, rgb_ids=cb.ids)
 

@@ -94,7 +94,7 @@ def output_diversity(method: Method, test: ImageSet, spec: RunSpec, device: torc
     """
     seed = spec.seed if seed is None else seed
     idx = torch.arange(min(spec.diversity_images, len(test)))
-    gray = test.make_batch(idx, device, spec.grey_convention).gray
+    gray = test.make_batch(idx, device, grey_convention=spec.grey_convention).gray
     n = spec.diversity_samples
     samples = method.sample(gray, n, seed=seed).float()  # (n, N, 3, H, W)
     if samples.shape != (n, *gray.shape[:1], 3, *gray.shape[2:]):

@@ -154,13 +154,13 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
             if not path.is_file():
                 from colorbench.results.rundir import write_npz
 
-                b = data.test.make_batch(torch.as_tensor(samples[ds], dtype=torch.long), "cpu", spec.grey_convention)
+                b = data.test.make_batch(torch.as_tensor(samples[ds], dtype=torch.long), "cpu", grey_convention=spec.grey_convention)
                 write_npz(path, gray=to_uint8(b.gray), real=to_uint8(b.rgb), ids=np.array(b.ids))
             test_path = rd.path / "arrays" / f"test_{ds}.npz"  # the whole test split, when predictions are kept:
             if keep_predictions(spec, data.test) and not test_path.is_file():  # the HTML report's image browser
                 from colorbench.results.rundir import write_npz  # and `colorbench study` show grey | methods | real
 
-                b = data.test.make_batch(torch.arange(len(data.test)), "cpu", spec.grey_convention)
+                b = data.test.make_batch(torch.arange(len(data.test)), "cpu", grey_convention=spec.grey_convention)
                 write_npz(test_path, gray=to_uint8(b.gray), real=to_uint8(b.rgb), ids=np.array(b.ids))
         info.spec = _merge_spec(info.spec, spec)
         info.datasets.update({ds: d.describe() for ds, d in datasets.items()})

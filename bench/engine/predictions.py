@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from colorbench.core.fsio import atomic_write_with
 from colorbench.datasets.imaging import decode_prediction
 
 MANIFEST = "manifest.json"
@@ -277,9 +278,8 @@ def _find_cell(rd: Any, method: str, dataset: str | None, preset: str | None, se
 
 
 def _save_png(path: Path, chw: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0))).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    image = Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))
+    atomic_write_with(path, lambda buf: image.save(buf, format="PNG"))
 
 
 def export_predictions(run_dir: str | Path, method: str, out: str | Path, *, dataset: str | None = None,

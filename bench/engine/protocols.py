@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from colorbench.core.grey import Grey
 from colorbench.metrics.defaults import DEFAULT_METRICS as _COLORBENCH_METRICS  # the runner's defaults
 
 
@@ -77,7 +78,7 @@ class Protocol:
     dataset_resize: dict[str, Any] = field(default_factory=dict)
     icc: str = "convert"
     deviations: tuple[str, ...] = ()
-    grey: str = "bt601"
+    grey: Grey = Grey.BT601  # colorbench's; parsed to a Grey in __post_init__
     lab: str = "colorbench.color.rgb_to_lab: sRGB (IEC 61966-2-1) -> XYZ (D65, 2 deg) -> CIE L*a*b*"
     quantize: str = "none"
     metrics: tuple[str, ...] = _COLORBENCH_METRICS
@@ -86,6 +87,9 @@ class Protocol:
     fid_reference_ids: tuple[str, ...] | None = None
     fid_reference: str = "the real images of the scored (colorized) images themselves"
     unavailable_metrics: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grey", Grey.parse(self.grey))  # the edge: a protocol names its convention
 
     @property
     def ident(self) -> str:
@@ -150,7 +154,7 @@ class Protocol:
 
     # --- metrics ------------------------------------------------------------------------------------------------
     def build_metrics(self, names: Sequence[str], lpips_weights: str | None = None, fid_weights: str | None = None,
-                      grey_convention: str | None = None, disjoint_fid_reference: bool = False):
+                      grey_convention: Grey | None = None, disjoint_fid_reference: bool = False):
         """Metric instances with the protocol's options: ``({name: metric}, {name: reason unavailable})``.
 
         Metrics that take a grey convention (``takes_grey_convention``, e.g. luma_ssim) get ``grey_convention``

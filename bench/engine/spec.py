@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from colorbench.core.color import DEFAULT_GREY, GREY_CONVENTIONS
+from colorbench.core.grey import Grey
 from colorbench.datasets import DATASETS
 from colorbench.methods import METHODS
 from colorbench.metrics import DEFAULT_METRICS, METRICS
@@ -44,7 +44,7 @@ class RunSpec:
     seed: int = 0  # the one-seed spelling; ``seeds`` wins when given
     seeds: tuple[int, ...] = ()
     device: str = "auto"
-    grey_convention: str = DEFAULT_GREY
+    grey_convention: Grey | None = None  # None: the protocol's (colorbench: bt601); a Grey after __post_init__
     eval_batch_size: int = 64
     n_samples: int = 8  # test images shown in the sample grid
     lpips_weights: str | None = None
@@ -72,8 +72,6 @@ class RunSpec:
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
             raise ValueError(f"unknown unpaired protocol {self.unpaired_protocol!r}; choose one of {UNPAIRED_PROTOCOLS}")
-        if self.grey_convention not in GREY_CONVENTIONS:
-            raise ValueError(f"unknown grey convention {self.grey_convention!r}; choose one of {GREY_CONVENTIONS}")
         check_device(self.device)  # --device tpu, cuda:abc -> a clear error before anything runs
         for s in self.seed_list():
             if not 0 <= s < 2**32:
@@ -105,7 +103,9 @@ class RunSpec:
             raise ValueError(f"duplicate seeds or datasets in {list(self.seed_list())} / {list(self.dataset_names())}")
         for m in self.metrics:
             METRICS.canonical(m)  # unknown metric -> error with suggestions, before any training
-        get_protocol(self.protocol)  # unknown protocol -> error with suggestions
+        protocol = get_protocol(self.protocol)  # unknown protocol -> error with suggestions
+        object.__setattr__(self, "grey_convention", Grey.parse(
+            protocol.grey if self.grey_convention is None else self.grey_convention))
         for d in self.dataset_names():
             DATASETS.canonical(d)
         if self.cross_domain:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 
 from colorbench.core.color import gray_to_lightness, rgb_to_gray, rgb_to_lab
+from colorbench.core.grey import Grey
 from colorbench.datasets.base import ImageSet
 
 SIZE = 32
@@ -34,6 +35,10 @@ class ContractSkip(Exception):
 
 
 # --- synthetic data and helpers ----------------------------------------------------------------------------------
+#: The grey convention of the checks' batches: the one every method's config has unless a run sets another.
+CHECK_GREY = Grey.BT601
+
+
 def smooth_images(n: int, size: int = SIZE, seed: int = 0) -> ImageSet:
     """Random but structured colour images: a linear blend of two random colours along a random direction,
     plus a smooth sinusoidal pattern in a third colour. Per-pixel masks (for methods with ``card.needs_masks``):
@@ -60,7 +65,7 @@ def batches(images: ImageSet, n: int, batch_size: int = 4, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     out = []
     while len(out) < n:
-        out.extend(images.batches(batch_size, shuffle=True, generator=g))
+        out.extend(images.batches(batch_size, shuffle=True, generator=g, grey_convention=CHECK_GREY))
     return out[:n]
 
 
@@ -152,7 +157,8 @@ def check_train_steps_give_finite_losses(cls: type, images: ImageSet) -> None:
     """Three steps give named finite float losses and change a parameter (nothing to train: empty dicts)."""
     method = build(cls)
     if not method.card.trainable:
-        _check(method.networks() == {} and method.train_step(next(images.batches(4))) == {},
+        batch = next(images.batches(4, grey_convention=CHECK_GREY))
+        _check(method.networks() == {} and method.train_step(batch) == {},
                f"{method.card.name}: card.trainable is False but it has networks or returns losses")
         raise ContractSkip(f"{method.card.name}: card.trainable is False (nothing to train)")
     before = snapshot(method)
@@ -173,7 +179,8 @@ def check_non_finite_loss_raises(cls: type, images: ImageSet) -> None:
         for net in method.networks().values():
             for p in net.parameters():
                 p.fill_(float("nan"))
-    _raises(FloatingPointError, "non-finite loss", lambda: method.train_step(next(images.batches(4))),
+    batch = next(images.batches(4, grey_convention=CHECK_GREY))
+    _raises(FloatingPointError, "non-finite loss", lambda: method.train_step(batch),
             f"{method.card.name}.train_step with NaN weights")
 
 
@@ -181,7 +188,7 @@ def check_output_shape_range_and_lightness(cls: type, images: ImageSet) -> None:
     """colorize gives (N, 3, H, W) float32 in [0, 1] on the input's device and keeps the grey's lightness."""
     method = trained(cls, images)
     name = method.card.name
-    batch = images.make_batch(torch.arange(len(images)))
+    batch = images.make_batch(torch.arange(len(images)), grey_convention=CHECK_GREY)
     out = method.colorize(batch.gray)
     size = images.image_size
     _check(tuple(out.shape) == (len(images), 3, *size), f"{name}.colorize returned shape {tuple(out.shape)}, "
@@ -189,7 +196,7 @@ def check_output_shape_range_and_lightness(cls: type, images: ImageSet) -> None:
     _check(out.dtype == torch.float32 and out.device == batch.gray.device,
            f"{name}.colorize returned {out.dtype} on {out.device}, expected float32 on {batch.gray.device}")
     _check(out.min() >= 0 and out.max() <= 1, f"{name}.colorize values in [{out.min():.3g}, {out.max():.3g}], not [0, 1]")
-    luma_error = (rgb_to_gray(out) - batch.gray).abs()
+    luma_error = (rgb_to_gray(out, CHECK_GREY) - batch.gray).abs()
     if method.card.color_space == "none":
         _check(luma_error.max() < 1e-6, f"{name}: colour space 'none' must return R = G = B = grey")
     elif method.card.color_space == "lab":
@@ -202,7 +209,7 @@ def check_output_shape_range_and_lightness(cls: type, images: ImageSet) -> None:
         # grey's L* (the other grey convention would be off by up to 3.4 L* units).
         inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
         _check(inside.float().mean() > 0.5, f"{name}: more than half of the output pixels are clipped")
-        dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray))[inside].abs()
+        dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray, CHECK_GREY))[inside].abs()
         _check(dL.max() < 0.05, f"{name}: a Lab method changed L* by up to {dL.max():.3f} (bound 0.05)")
 
 
@@ -210,7 +217,7 @@ def check_reproducible_under_seed(cls: type, images: ImageSet) -> None:
     """The same seed gives the same initial weights, losses and outputs; another seed changes the outputs."""
     cls = _cls(cls)
     data = batches(images, 3)
-    gray = images.make_batch(torch.arange(len(images))).gray
+    gray = images.make_batch(torch.arange(len(images)), grey_convention=CHECK_GREY).gray
     runs, inits = [], []
     for seed in (7, 7, 8):
         method = build(cls, seed)
@@ -233,7 +240,7 @@ def check_state_dict_round_trip(cls: type, images: ImageSet) -> None:
     buffer.seek(0)
     fresh = build(cls, seed=123)
     fresh.load_state_dict(torch.load(buffer, weights_only=True))
-    gray = images.make_batch(torch.arange(len(images))).gray
+    gray = images.make_batch(torch.arange(len(images)), grey_convention=CHECK_GREY).gray
     _check(torch.equal(fresh.colorize(gray), method.colorize(gray)), "restored method colorizes differently")
     nxt = batches(images, 1, seed=5)[0]
     _check(fresh.train_step(nxt) == method.train_step(nxt),
@@ -251,7 +258,7 @@ def check_colorize_is_pure(cls: type, images: ImageSet) -> None:
         modes = {k: net.training for k, net in method.networks().items()}
         before = snapshot(method)
         rng = torch.get_rng_state()
-        gray = images.make_batch(torch.arange(len(images))).gray
+        gray = images.make_batch(torch.arange(len(images)), grey_convention=CHECK_GREY).gray
         first, second = method.colorize(gray), method.colorize(gray)
         where = f"{method.card.name}.colorize (train mode {train_mode})"
         _check(torch.equal(first, second), f"{where}: two calls gave different outputs")
@@ -266,7 +273,7 @@ def check_colorize_is_pure(cls: type, images: ImageSet) -> None:
 def check_colorize_rejects_bad_input(cls: type, images: ImageSet) -> None:
     """Integer, 3-channel or 0-255 grey inputs are clear errors."""
     method = build(cls)
-    gray = images.make_batch(torch.arange(2)).gray
+    gray = images.make_batch(torch.arange(2), grey_convention=CHECK_GREY).gray
     _raises(TypeError, "floating-point", lambda: method.colorize((gray * 255).to(torch.uint8)), "colorize(uint8)")
     _raises(ValueError, r"\(N, 1, H, W\)", lambda: method.colorize(gray.expand(-1, 3, -1, -1)), "colorize(3 channels)")
     _raises(ValueError, r"\[0, 1\]", lambda: method.colorize(gray * 255), "colorize(values in 0-255)")

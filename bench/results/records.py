@@ -73,8 +73,6 @@ class RunRecord:
     def __post_init__(self) -> None:
         if not self.dataset_name and isinstance(self.dataset, dict):
             self.dataset_name = str(self.dataset.get("name", ""))
-        # rows derived from this run (a method's alternative outputs); saved as records of their own, not here
-        self.extra_rows: list[RunRecord] = []
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))

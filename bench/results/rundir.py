@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import io
 import json
 import os
 import re
@@ -43,10 +42,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 if TYPE_CHECKING:  # numpy is imported where arrays are read or written: `colorbench status` needs none
     import numpy as np
 
+from colorbench.core.fsio import atomic_savez, atomic_write_bytes
 from colorbench.results.records import RunRecord, _jsonable
 
 RUN_SCHEMA = "colorbench.run/2"
-CELL_STATUSES = ("pending", "running", "ok", "failed")
 CELL_KINDS = ("trained", "predictions")
 #: Test splits up to this many bytes of uint8 colorizations are kept whole in ``predictions.npz`` by default.
 PREDICTIONS_MAX_BYTES = 64 * 2**20
@@ -165,24 +164,15 @@ def cell_dir_name(dataset: str, method: str, preset: str, seed: int, kind: str =
     return "__".join(re.sub(r"[^A-Za-z0-9@.+=-]", "_", str(p)) for p in parts)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    from colorbench.core.fsio import atomic_write_bytes
-
-    atomic_write_bytes(path, data)  # a full disk: DiskFullError naming the path and the size; no tmp file left
-
-
 def write_json(path: str | Path, obj: Any) -> None:
     """Strict JSON (inf/nan as strings), written atomically."""
-    _atomic_bytes(Path(path), json.dumps(_jsonable(obj), indent=2, allow_nan=False, default=str).encode())
+    # a full disk: DiskFullError naming the path and the size; no tmp file left
+    atomic_write_bytes(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False, default=str).encode())
 
 
 def write_npz(path: str | Path, **arrays: Any) -> None:
     """``np.savez_compressed`` written atomically."""
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    _atomic_bytes(Path(path), buf.getvalue())
+    atomic_savez(path, **arrays)
 
 
 class RunDir:

@@ -31,8 +31,9 @@ from torch import Tensor, nn
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0  # colorizers/base_color.py
 
 
-def normalize_l(L: Tensor) -> Tensor:
-    """CIE L* in [0, 100] -> the networks' input ``(L - 50) / 100`` (the authors' ``normalize_l``)."""
+def center_l(L: Tensor) -> Tensor:
+    """CIE L* in [0, 100] -> the networks' input ``(L - 50) / 100`` (the authors' ``normalize_l``; not
+    :func:`colorbench.core.color.normalize_l`, which is pix2pix's ``L / 50 - 1``)."""
     return (L - L_CENT) / L_NORM
 
 
