@@ -185,7 +185,7 @@ def test_colorizes_with_a_fixture_checkpoint(preset, size, ddcolor_tiny_stand_in
     lab = rgb_to_lab(out)
     assert lab[:, 1:].abs().mean() > 0.5  # colour was added
     inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(1, keepdim=True)
-    assert (lab[:, :1] - gray_to_lightness(gray))[inside].abs().max() < 0.05  # the full-resolution L is kept
+    assert (lab[:, :1] - gray_to_lightness(gray, "bt601"))[inside].abs().max() < 0.05  # the full-resolution L is kept
 
 
 def test_nearest_ab_upsampling_is_blocky_and_bilinear_is_not(ddcolor_tiny_stand_in):

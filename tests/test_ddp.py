@@ -32,7 +32,7 @@ def _batches() -> list:
     rgb = (torch.rand(23, 3, 32, 32, generator=g) * 255).to(torch.uint8)
     images = ImageSet(rgb, torch.zeros(23, dtype=torch.long), [str(i) for i in range(23)], ["random"])
     # global batches of 8, 8 and 7 (the last one splits 4 + 3: unequal shares, weighted)
-    return [images.make_batch(torch.arange(a, min(a + 8, 23))) for a in (0, 8, 16)]
+    return [images.make_batch(torch.arange(a, min(a + 8, 23)), grey_convention="bt601") for a in (0, 8, 16)]
 
 
 def _train(task, data, log, dist=None):
