@@ -173,19 +173,26 @@ class Protocol:
         Returns ``({key: MetricValue}, {key: per-image float64 array}, histograms or None)``."""
         import torch
 
+        if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
+            raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
+                             "be uint8 of one shape")
+        batches = ((torch.from_numpy(pred[start:start + batch_size]), torch.from_numpy(real[start:start + batch_size]))
+                   for start in range(0, len(pred), batch_size))
+        return self.score_batches(batches, names, device=device, lpips_weights=lpips_weights,
+                                  fid_weights=fid_weights, seed=seed)
+
+    def score_batches(self, batches: Any, names: Sequence[str], *, device: Any = "cpu",
+                      lpips_weights: str | None = None, fid_weights: str | None = None, seed: int = 0):
+        """:meth:`score` over an iterable of ``(pred, real)`` uint8 ``(B, 3, H, W)`` tensor batches (a stream:
+        nothing but the metric states is kept). The same batches give the same values as :meth:`score`."""
         from colorbench.metrics import METRICS, MetricCollection
         from colorbench.results.records import MetricValue
         from colorbench.core.stats import bootstrap_ci
 
-        if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
-            raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
-                             "be uint8 of one shape")
         metrics, missing = self.build_metrics(names, lpips_weights, fid_weights)
         collection = MetricCollection(metrics)
-        for start in range(0, len(pred), batch_size):
-            p = torch.from_numpy(pred[start:start + batch_size]).to(device).float().div_(255.0)
-            r = torch.from_numpy(real[start:start + batch_size]).to(device).float().div_(255.0)
-            collection.update(p, r)
+        for p, r in batches:
+            collection.update(p.to(device).float().div_(255.0), r.to(device).float().div_(255.0))
         values: dict[str, MetricValue] = {}
         per_image: dict[str, np.ndarray] = {}
         for name, m in metrics.items():
