@@ -100,3 +100,34 @@ def test_structure_references_come_from_the_cache_and_are_recomputed_when_the_fi
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     evaluate_folder(pred, tmp_path / "r3", "x", **kw)
     assert calls  # recomputed after the digest did not match
+
+
+def test_whole_set_arrays_are_refused_before_allocation_when_they_do_not_fit(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import colorbench.datasets.cache as cache
+
+    w = cache.EntryWriter(tmp_path, "demo", "k")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 1000))
+    with pytest.raises(cache.InsufficientSpaceError, match=r"needs 3072 bytes .* 1000 bytes .* free on the disk"):
+        w.array("train_rgb", (1, 3, 32, 32))
+    monkeypatch.setattr(cache, "_memory_available", lambda: 100)
+    with pytest.raises(ValueError, match="needs 3072 bytes .* memory available"):
+        cache.EntryWriter(None, "demo", "k").array("train_rgb", (1, 3, 32, 32))
+    w.abort()
+
+
+def test_shrink_keeps_the_rows_in_chunks_on_disk(tmp_path):
+    import colorbench.datasets.cache as cache
+
+    w = cache.EntryWriter(tmp_path, "demo", "k")
+    arr = w.array("rgb", (600, 3, 4, 4))
+    arr[...] = (np.arange(600) % 251).astype(np.uint8)[:, None, None, None]
+    keep = np.ones(600, bool)
+    keep[[3, 300, 599]] = False
+    out = w.shrink("rgb", keep)
+    assert isinstance(out, np.memmap) and out.shape == (597, 3, 4, 4)
+    assert np.array_equal(np.asarray(out)[:, 0, 0, 0], (np.arange(600)[keep] % 251).astype(np.uint8))
+    w.abort()

@@ -466,25 +466,6 @@ def default_decode_workers(n_images: int) -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _refuse_unless_memory(nbytes: int, what: str, fix: str) -> None:
-    """Refuse (before allocating) a whole-set array that does not fit in the memory available now."""
-    free = _available_memory()
-    if free is not None and nbytes > free:
-        raise MemoryError(f"{what} needs {nbytes} bytes ({nbytes / 2**30:.1f} GiB) in memory; {free} bytes "
-                          f"({free / 2**30:.1f} GiB) are available. {fix}")
-
-
 def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, dataset: str | None = None,
                     dataset_options: dict[str, Any] | None = None, target: str | Path | None = None,
                     resize_pred: str | None = None, protocol: str = "colorbench", metrics: Sequence[str] | None = None,
@@ -565,8 +546,10 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     def check_keep(per_image_bytes: int) -> bool:
         whole = len(ids) * per_image_bytes
         if save_predictions == "always":
-            _refuse_unless_memory(whole, f"keeping the {len(ids)} predictions (--save-predictions always)",
-                                  "Use --save-predictions auto or never (the metrics do not need them).")
+            from colorbench.datasets.cache import require_space
+
+            require_space(whole, None, f"keeping the {len(ids)} predictions (--save-predictions always; use auto or "
+                                       "never: the metrics do not need them)")
             return True
         return save_predictions == "auto" and whole <= PREDICTIONS_MAX_BYTES
 
