@@ -127,7 +127,8 @@ _STRUCTURE_REFS: dict[tuple[int, str], tuple[Any, Any]] = {}
 
 
 def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, Any] | None:
-    """:func:`colorbench.metrics.image_quality.structure_references` of a test split, once per process."""
+    """:func:`colorbench.metrics.image_quality.structure_references` of a test split: once per process, and
+    stored on disk by the split's sha256 (:func:`cached_structure_references`)."""
     import weakref
 
     from colorbench.metrics.image_quality import structure_references
@@ -137,7 +138,12 @@ def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, A
     if hit is None or hit[0]() is not test:
         if len(_STRUCTURE_REFS) >= 8:
             _STRUCTURE_REFS.clear()
-        hit = (weakref.ref(test), structure_references(test.rgb, grey_convention))
+        key = test.sha256()  # on disk too, by content: computed once per test set, like the dataset cache
+        refs = cached_structure_references(key, grey_convention)
+        if refs is None:
+            refs = structure_references(test.rgb, grey_convention)
+            store_structure_references([key], grey_convention, refs, sha256=key)
+        hit = (weakref.ref(test), refs)
         _STRUCTURE_REFS[key] = hit
     return hit[1]
 
