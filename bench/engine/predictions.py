@@ -194,8 +194,6 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
     if isinstance(sizes, tuple) and len(sizes) == 2 and isinstance(sizes[0], int):
         sizes = [sizes] * len(ids)  # type: ignore[list-item]
     found, extra, unknown_ids, manifest = _match_files(folder, ids)
-    missing = [i for i in ids if i not in found]
-    duplicates = {i: names for i, names in found.items() if len(names) > 1}
     undecodable: list[str] = []
     mismatched: list[str] = []
     decoded: dict[str, np.ndarray] = {}
