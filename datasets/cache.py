@@ -28,7 +28,7 @@ import torch
 from colorbench.datasets.base import ImageSet
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "cache_key", "relative", "default_cache_dir", "files_fingerprint",
-           "load_entry", "EntryWriter"]
+           "load_entry", "EntryWriter", "InsufficientSpaceError", "require_space"]
 
 #: Environment variable naming the cache folder (default: ``<data_root>/.colorbench-cache``).
 CACHE_ENV = "COLORBENCH_CACHE_DIR"
@@ -118,6 +118,40 @@ def load_entry(cache_dir: Path, dataset: str, key: str) -> CacheEntry | None:
     return CacheEntry(path=d, sets=sets, meta=meta)
 
 
+class InsufficientSpaceError(MemoryError, ValueError):
+    """A whole-set array that would not fit where it is about to be allocated; says how many bytes it needs (a
+    ValueError too, so the CLI reports it as a bad request, without a traceback)."""
+
+
+def _memory_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def require_space(nbytes: int, folder: Path | None, what: str) -> None:
+    """Refuse, before allocating, ``nbytes`` that do not fit on ``folder``'s disk (or in the memory available now
+    when ``folder`` is None). Unknown free space (no ``/proc/meminfo``, an unreadable disk) is not refused."""
+    if folder is None:
+        free, where = _memory_available(), "memory available"
+        fix = "enable the cache (cache=true, the default) so the split is memory-mapped from disk, or load fewer images"
+    else:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = None
+        where = f"free on the disk of {folder}"
+        fix = f"free space there, or put the cache on a larger disk (cache_dir option or ${CACHE_ENV})"
+    if free is not None and nbytes > free:
+        raise InsufficientSpaceError(f"{what} needs {nbytes} bytes ({nbytes / 2**30:.2f} GiB); {free} bytes "
+                                     f"({free / 2**30:.2f} GiB) are {where}. {fix}")
+
+
 class EntryWriter:
     """Writes one entry: arrays are allocated as ``.npy`` memmaps in a temporary folder and filled in place.
 
@@ -136,6 +170,9 @@ class EntryWriter:
         self.arrays: dict[str, np.ndarray] = {}
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+        """A new whole-split array, after checking that it fits (on disk, or in memory without a cache)."""
+        require_space(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize, self.tmp,
+                      f"{self.dataset}: the decoded {name} array {tuple(shape)} {np.dtype(dtype)}")
         if self.tmp is None:
             arr = np.empty(shape, dtype=dtype)
         else:
@@ -148,11 +185,22 @@ class EntryWriter:
         old = self.arrays[name]
         if keep.all():
             return old
-        kept = np.asarray(old[keep])
-        if self.tmp is not None:
-            del self.arrays[name], old
-            (self.tmp / f"{name}.npy").unlink()
-        return self.put(name, kept)
+        index = np.flatnonzero(keep)
+        if self.tmp is None:
+            self.arrays[name] = old[index]
+            return self.arrays[name]
+        # copied in chunks into a new memmap beside the old one: never the whole split in memory
+        part = self.tmp / f"{name}.shrink.npy"
+        require_space(len(index) * int(np.prod(old.shape[1:], dtype=np.int64)) * old.dtype.itemsize, self.tmp,
+                      f"{self.dataset}: the {name} array without the skipped files")
+        new = np.lib.format.open_memmap(part, mode="w+", dtype=old.dtype, shape=(len(index), *old.shape[1:]))
+        for start in range(0, len(index), 256):
+            new[start:start + 256] = old[index[start:start + 256]]
+        new.flush()
+        del self.arrays[name], old, new
+        os.replace(part, self.tmp / f"{name}.npy")
+        self.arrays[name] = np.load(self.tmp / f"{name}.npy", mmap_mode="r+")
+        return self.arrays[name]
 
     def put(self, name: str, values: np.ndarray) -> np.ndarray:
         arr = self.array(name, values.shape, values.dtype)

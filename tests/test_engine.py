@@ -14,7 +14,7 @@ import pytest
 from colorbench.commands import cli
 from colorbench.results.cells import CellKeyMismatch
 from colorbench.results.rundir import RunDir, RunDirLocked
-from colorbench.engine.cell import KILL_HOOK_ENV
+from colorbench.engine.cell import KILL_HOOK_ENV, PAUSE_HOOK_ENV
 from colorbench.engine.spec import RunSpec
 from colorbench.engine.grid import run
 
@@ -191,6 +191,38 @@ def test_kill_mid_epoch_then_rerun_gives_the_uninterrupted_numbers(tmp_path):
         assert (f"resuming unet-l1 (seed 0) {resumed}" in again.stdout) == (resumed is not None)
         assert numbers(rd) == numbers(RunDir(tmp_path / "whole"))  # bit-identical: == on floats
         assert rd.info().status == "complete"
+
+
+@pytest.mark.slow
+def test_kill_from_outside_mid_epoch_with_loader_workers_resumes_bit_identically(tmp_path):
+    import signal
+    import time
+
+    whole = _cli_run(tmp_path / "whole")  # in-process gather, epoch-end checkpoints only
+    assert whole.returncode == 0, whole.stderr
+    out, marker = tmp_path / "killed", tmp_path / "paused"
+    flags = ("--loader-workers", "2", "--checkpoint-every-steps", "1")
+    args = [sys.executable, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
+            "--dataset-option", "n_test=16", "--dataset-option", "n_train=96", "--epochs", "3", "--metrics",
+            "mse,ssim", "--out", str(out), "--no-progress", "--eval-every", "1", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", PAUSE_HOOK_ENV: f"unet-l1:2:3:{marker}"}
+    env.pop(KILL_HOOK_ENV, None)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()[1]
+    os.kill(proc.pid, signal.SIGKILL)  # from outside, with its loader workers running, after step 2 of epoch 2
+    proc.communicate()
+    assert proc.returncode == -9
+    rd = RunDir(out)
+    (cell,) = rd.cells()
+    assert cell.status == "running" and not rd.records()
+    again = _cli_run(out, *flags)
+    assert again.returncode == 0, again.stderr
+    assert "resuming unet-l1 (seed 0) after epoch 1/3, step 2 of epoch 2" in again.stdout
+    assert numbers(rd) == numbers(RunDir(tmp_path / "whole"))  # bit-identical: == on floats
+    assert rd.record(cell).config["data_loader"]["workers"] == 2
 
 
 @pytest.mark.slow

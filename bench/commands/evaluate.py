@@ -46,6 +46,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--lpips-weights", default=None)
     p.add_argument("--fid-weights", default=None)
+    p.add_argument("--save-predictions", choices=("auto", "always", "never"), default="auto",
+                   help="keep a copy of the decoded predictions in the run (auto: when <= 64 MiB; samples always)")
+    p.add_argument("--decode-workers", type=int, default=None, metavar="N",
+                   help="processes decoding both folders (default: none below 512 images, else cores - 1, at most 4)")
     add_plugin_argument(p)
 
 
@@ -54,7 +58,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     evaluate_folder(args.pred, args.out, args.name, dataset=args.dataset, dataset_options=opts, target=args.target,
                     resize_pred=args.resize_pred, protocol=args.protocol, metrics=args.metrics, device=args.device,
                     eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
-                    fid_weights=args.fid_weights)
+                    fid_weights=args.fid_weights, save_predictions=args.save_predictions,
+                    workers=args.decode_workers)
     from colorbench.reports import write_report
 
     written = write_report(args.out)

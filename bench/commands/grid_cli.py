@@ -57,6 +57,12 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--save-predictions", choices=("auto", "always", "never"), default="auto",
                    help="keep each cell's colorized test split in predictions.npz: auto (when <= 64 MiB), always, never")
     r.add_argument("--rerun-failed", action="store_true", help="rerun cells whose stored result failed")
+    r.add_argument("--loader-workers", type=int, default=None, metavar="N",
+                   help="processes gathering training batches (default: 0 on the CPU, up to 4 on CUDA)")
+    r.add_argument("--checkpoint-every-steps", type=int, default=0, metavar="K",
+                   help="also checkpoint a training cell every K steps within an epoch (resume mid-epoch)")
+    r.add_argument("--checkpoint-every-s", type=float, default=600.0, metavar="S",
+                   help="also checkpoint a training cell S seconds after its last checkpoint (default 600; 0: off)")
     r.add_argument("--spec", default=None, metavar="RUN/run.json",
                    help="replay the spec of a run.json (other options are ignored, except --out and --no-progress)")
 
@@ -102,4 +108,5 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"datasets": args.datasets, "seeds": args.seeds, "executor": args.executor, "workers": args.workers,
             "retries": args.retries, "nproc_per_cell": args.nproc_per_cell, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
             "gpus_per_cell": args.gpus_per_cell, "save_predictions": args.save_predictions,
-            "rerun_failed": args.rerun_failed}
+            "rerun_failed": args.rerun_failed, "loader_workers": args.loader_workers,
+            "checkpoint_every_steps": args.checkpoint_every_steps, "checkpoint_every_s": args.checkpoint_every_s}

@@ -31,7 +31,7 @@ from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.results.records import RunRecord, environment_versions
 from colorbench.results.rundir import CellEntry
-from colorbench.engine.data import load_dataset, n_training_batches, to_uint8, training_batches
+from colorbench.engine.data import EpochSampler, load_dataset, make_train_loader, to_uint8
 from colorbench.engine.evaluation import Evaluator, OutputView, dataset_structure_references, keep_predictions, output_diversity
 from colorbench.engine.spec import RunSpec, method_config
 
@@ -108,6 +108,25 @@ def _kill_hook(method: str, epoch: int, step: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: Test hook: ``<method>:<epoch>:<step>:<marker file>`` makes the process computing that cell create the marker
+#: just before that training step and wait there (up to 5 minutes), so that a test can kill it from outside.
+PAUSE_HOOK_ENV = "COLORBENCH_TEST_PAUSE"
+
+
+def _pause_hook(method: str, epoch: int, step: int) -> None:
+    hook = os.environ.get(PAUSE_HOOK_ENV)
+    if not hook:
+        return
+    parts = hook.split(":")
+    if parts[0] != method or int(parts[1]) != epoch or int(parts[2]) != step:
+        return
+    marker = Path(":".join(parts[3:]))
+    if marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+    time.sleep(300)
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it
     atomic_write_with(path, lambda buf: torch.save(state, buf))
@@ -125,6 +144,15 @@ def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[s
         log(f"    checkpoint {path} belongs to another cell key; the cell starts again")
         return None
     return state
+
+
+def _mid_epoch_due(spec: RunSpec, steps: int, last_save: float) -> bool:
+    """Whether a mid-epoch checkpoint is due after ``steps`` steps of this epoch (``checkpoint_every_steps``,
+    ``checkpoint_every_s``; 0 turns either off)."""
+    k = spec.checkpoint_every_steps
+    if k and steps % k == 0:
+        return True
+    return bool(spec.checkpoint_every_s) and time.monotonic() - last_save >= spec.checkpoint_every_s
 
 
 def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print,
@@ -183,7 +211,9 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     epochs = config.epochs if cls.card.trainable else 0
     if not cls.card.paired:
         record.config["unpaired_protocol"] = spec.unpaired_protocol
-    order = torch.Generator().manual_seed(seed)  # the same data order for every method of a seed
+    # the same data order for every method of a seed, resumable mid-epoch (colorbench.engine.data)
+    sampler = EpochSampler(len(data.train), paired=cls.card.paired, batch_size=config.batch_size, seed=seed,
+                           unpaired_protocol=spec.unpaired_protocol)
     train_s = domains_s = 0.0
     te = time.perf_counter()
     method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
@@ -192,9 +222,14 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     start_epoch, resumed = 1, None
     output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
+    partial: dict[str, Any] | None = None  # a checkpoint written mid-epoch: that epoch's loss sums so far
     if state is not None:
         method.load_state_dict(state["method"])
-        order.set_state(state["order"])
+        if "sampler" in state:
+            sampler.load_state_dict(state["sampler"])
+        else:  # a checkpoint of an older colorbench: the bare generator after the epoch
+            sampler.load_epoch_end_state(state["order"], int(state["epoch"]))
+        partial = state.get("partial_epoch")
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         record.losses, record.curve = state["losses"], state["curve"]
@@ -202,17 +237,32 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         train_s, domains_s = state["train_s"], state["domains_s"]
         start_epoch = resumed = int(state["epoch"]) + 1
         resumed -= 1
-        log(f"    resuming {name} (seed {seed}) after epoch {resumed}/{epochs}")
+        log(f"    resuming {name} (seed {seed}) after epoch {resumed}/{epochs}"
+            + (f", step {partial['steps']} of epoch {resumed + 1}" if partial else ""))
+    loader = make_train_loader(data.train, sampler, workers=spec.loader_workers, device=device,
+                               grey_convention=spec.grey_convention) if epochs >= start_epoch else None
+    if loader is not None:
+        record.config["data_loader"] = {"workers": loader.workers, "pin_memory": loader.pin_memory}
+    last_save = time.monotonic()
+
+    def checkpoint(epoch_done: int, partial_epoch: dict[str, Any] | None, train_seconds: float) -> None:
+        _save_checkpoint(ckpt_path, {  # type: ignore[arg-type]
+            "key": entry.key, "epoch": epoch_done, "method": method.state_dict(), "sampler": sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
+            "curve": record.curve, "train_s": train_seconds, "domains_s": domains_s, "output_curves": output_curves,
+            "partial_epoch": partial_epoch,
+        })
     for epoch in range(start_epoch, epochs + 1):
         te = time.perf_counter()
-        sums: dict[str, float] = {}
-        n_steps = 0
-        batches = training_batches(data.train, cls.card.paired, config.batch_size, order, device, spec, seed)
-        bar = tqdm(batches, total=n_training_batches(len(data.train), cls.card.paired, config.batch_size,
-                                                     spec.unpaired_protocol),
-                   leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}", disable=not spec.progress)
+        sums: dict[str, float] = dict(partial["sums"]) if partial else {}
+        n_steps = int(partial["steps"]) if partial else 0
+        partial = None
+        sampler.start_epoch()
+        bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}",
+                   disable=not spec.progress)
         for batch in bar:
             _kill_hook(name, epoch, n_steps + 1)
+            _pause_hook(name, epoch, n_steps + 1)
             losses = method.train_step(batch if dist is None else dist.shard(batch))
             if dist is not None:
                 losses = dist.average_losses(losses)
@@ -223,6 +273,9 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
             n_steps += 1
             if losses and spec.progress:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            if lead and ckpt_path is not None and sampler.remaining() and _mid_epoch_due(spec, n_steps, last_save):
+                checkpoint(epoch - 1, {"sums": dict(sums), "steps": n_steps}, train_s + time.perf_counter() - te)
+                last_save = time.monotonic()
         method.end_epoch()
         train_s += time.perf_counter() - te
         record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})
@@ -236,11 +289,10 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
                     {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
         if lead and ckpt_path is not None and epoch < epochs:
-            _save_checkpoint(ckpt_path, {
-                "key": entry.key, "epoch": epoch, "method": method.state_dict(), "order": order.get_state(),
-                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "losses": record.losses,
-                "curve": record.curve, "train_s": train_s, "domains_s": domains_s, "output_curves": output_curves,
-            })
+            checkpoint(epoch, None, train_s)
+            last_save = time.monotonic()
+    if loader is not None:
+        loader.close()
     if not lead:
         return None
     record.config["notes"] = method.notes()

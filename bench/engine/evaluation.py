@@ -127,7 +127,8 @@ _STRUCTURE_REFS: dict[tuple[int, str], tuple[Any, Any]] = {}
 
 
 def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, Any] | None:
-    """:func:`colorbench.metrics.image_quality.structure_references` of a test split, once per process."""
+    """:func:`colorbench.metrics.image_quality.structure_references` of a test split: once per process, and
+    stored on disk by the split's sha256 (:func:`cached_structure_references`)."""
     import weakref
 
     from colorbench.metrics.image_quality import structure_references
@@ -137,9 +138,108 @@ def dataset_structure_references(test: Any, grey_convention: str) -> dict[str, A
     if hit is None or hit[0]() is not test:
         if len(_STRUCTURE_REFS) >= 8:
             _STRUCTURE_REFS.clear()
-        hit = (weakref.ref(test), structure_references(test.rgb, grey_convention))
+        key = test.sha256()  # on disk too, by content: computed once per test set, like the dataset cache
+        refs = cached_structure_references(key, grey_convention)
+        if refs is None:
+            refs = structure_references(test.rgb, grey_convention)
+            store_structure_references([key], grey_convention, refs, sha256=key)
+        hit = (weakref.ref(test), refs)
         _STRUCTURE_REFS[key] = hit
     return hit[1]
+
+
+class StructureReferenceSums:
+    """:func:`colorbench.metrics.image_quality.structure_references` fed in batches of any size: images are
+    buffered into the function's own chunks of 256 and summed as it sums them, so the result is the same to the
+    bit (tests/test_streaming_evaluate.py checks it) while at most 256 images are held."""
+
+    CHUNK = 256
+
+    def __init__(self, grey_convention: str) -> None:
+        from colorbench.metrics import functional as MF
+
+        self.grey, self.MF = grey_convention, MF
+        self.win = MF.ssim_settings("gaussian")["win_size"]
+        self.sums = {"flat": 0.0, "blur7": 0.0}
+        self.n = 0
+        self.too_small = False
+        self._buffer: list[torch.Tensor] = []
+        self._buffered = 0
+
+    def update(self, real: torch.Tensor) -> None:
+        """Add real images ``(B, 3, H, W)`` uint8, in the set's order."""
+        if real.shape[-2] < self.win or real.shape[-1] < self.win:
+            self.too_small = True
+            return
+        while len(real):
+            take = real[: self.CHUNK - self._buffered]
+            self._buffer.append(take)
+            self._buffered += len(take)
+            real = real[len(take):]
+            if self._buffered == self.CHUNK:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        x = torch.cat(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+        self._buffer, self._buffered = [], 0
+        x = x.float().div_(255.0) if not x.is_floating_point() else x.float()
+        flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
+        blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate"), 7, 1)
+        for key, out in (("flat", flat), ("blur7", blur.clamp_(0.0, 1.0))):
+            self.sums[key] += float(self.MF.luma_ssim(out, x, grey_convention=self.grey).sum())
+        self.n += len(x)
+
+    def compute(self) -> dict[str, Any] | None:
+        from colorbench.metrics.image_quality import STRUCTURE_REFERENCE_RULE
+
+        self._flush()
+        if self.too_small or not self.n:
+            return None
+        flat, blur = self.sums["flat"] / self.n, self.sums["blur7"] / self.n
+        return {"grey": self.grey, "flat": flat, "blur7": blur, "threshold": (flat + blur) / 2, "n_images": self.n,
+                "rule": STRUCTURE_REFERENCE_RULE}
+
+
+def _refs_cache_dir() -> "Any":
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("COLORBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "colorbench")
+    return Path(root) / "structure-references"
+
+
+def cached_structure_references(key: str, grey_convention: str) -> dict[str, Any] | None:
+    """The structure references stored for a real-image set by :func:`store_structure_references` (``key``: the
+    set's sha256 or a file fingerprint), or None. They are computed once per set, like the dataset cache."""
+    import json
+
+    from colorbench.metrics.image_quality import STRUCTURE_REFERENCE_RULE
+
+    path = _refs_cache_dir() / f"{key}-{grey_convention}.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("rule") != STRUCTURE_REFERENCE_RULE:
+        return None  # computed under another rule: compute again
+    return stored.get("references") if "references" in stored else None
+
+
+def store_structure_references(keys: "list[str]", grey_convention: str, refs: dict[str, Any] | None,
+                               sha256: str | None = None) -> None:
+    """Store ``refs`` under each key (best effort: a cache that cannot be written is skipped)."""
+    from colorbench.core.fsio import WriteError, atomic_write_json
+    from colorbench.metrics.image_quality import STRUCTURE_REFERENCE_RULE
+
+    for key in keys:
+        try:
+            _refs_cache_dir().mkdir(parents=True, exist_ok=True)
+            atomic_write_json(_refs_cache_dir() / f"{key}-{grey_convention}.json",
+                              {"rule": STRUCTURE_REFERENCE_RULE, "sha256": sha256, "references": refs})
+        except (OSError, WriteError):
+            return
 
 
 def keep_predictions(spec: RunSpec, test: ImageSet) -> bool:

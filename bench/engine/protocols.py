@@ -198,33 +198,45 @@ class Protocol:
         Returns ``({key: MetricValue}, {key: per-image float64 array}, histograms or None)``."""
         import torch
 
+        if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
+            raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
+                             "be uint8 of one shape")
+        batches = ((torch.from_numpy(pred[start:start + batch_size]), torch.from_numpy(real[start:start + batch_size]))
+                   for start in range(0, len(pred), batch_size))
+        return self.score_batches(batches, names, device=device, lpips_weights=lpips_weights,
+                                  fid_weights=fid_weights, seed=seed, fid_real=fid_real, batch_size=batch_size)
+
+    def score_batches(self, batches: Any, names: Sequence[str], *, device: Any = "cpu",
+                      lpips_weights: str | None = None, fid_weights: str | None = None, seed: int = 0,
+                      fid_real: np.ndarray | None = None, batch_size: int = 64):
+        """:meth:`score` over an iterable of ``(pred, real)`` uint8 ``(B, 3, H, W)`` tensor batches (a stream:
+        nothing but the metric states is kept). The same batches give the same values as :meth:`score`.
+        ``fid_real`` (disjoint-reference FID) is an array, read in ``batch_size`` slices."""
+        import torch
+
         from colorbench.metrics import METRICS, MetricCollection
         from colorbench.results.records import MetricValue
         from colorbench.core.stats import bootstrap_ci
 
-        if pred.shape != real.shape or pred.dtype != np.uint8 or real.dtype != np.uint8:
-            raise ValueError(f"predictions {pred.dtype} {pred.shape} and real images {real.dtype} {real.shape} must "
-                             "be uint8 of one shape")
         disjoint = self.fid_reference_ids is not None and fid_real is not None
-        if disjoint and (fid_real.dtype != np.uint8 or fid_real.shape[1:] != pred.shape[1:]):
-            raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, pred.shape[1:]))}), got "
-                             f"{fid_real.dtype} {fid_real.shape}")
+        if disjoint and (fid_real.dtype != np.uint8 or fid_real.ndim != 4 or fid_real.shape[1] != 3):
+            raise ValueError(f"fid_real must be uint8 (M, 3, H, W), got {fid_real.dtype} {fid_real.shape}")
         metrics, missing = self.build_metrics(names, lpips_weights, fid_weights, disjoint_fid_reference=disjoint)
         disjoint_fid = metrics.pop("fid", None) if disjoint else None
         collection = MetricCollection(metrics) if metrics else None
-
-        def unit(a: np.ndarray, start: int):
-            return torch.from_numpy(a[start:start + batch_size]).to(device).float().div_(255.0)
-
-        for start in range(0, len(pred), batch_size):
-            p, r = unit(pred, start), unit(real, start)
+        for p, r in batches:
+            p, r = p.to(device).float().div_(255.0), r.to(device).float().div_(255.0)
+            if disjoint_fid is not None and p.shape[1:] != fid_real.shape[1:]:
+                raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, p.shape[1:]))}), got "
+                                 f"{fid_real.dtype} {fid_real.shape}")
             if collection is not None:
                 collection.update(p, r)
             if disjoint_fid is not None:  # the colorized side only; the reference side below
                 disjoint_fid.update_side("pred", p)
         if disjoint_fid is not None:
             for start in range(0, len(fid_real), batch_size):
-                disjoint_fid.update_side("real", unit(fid_real, start))
+                disjoint_fid.update_side("real", torch.from_numpy(fid_real[start:start + batch_size]).to(device)
+                                         .float().div_(255.0))
             metrics["fid"] = disjoint_fid
         values: dict[str, MetricValue] = {}
         per_image: dict[str, np.ndarray] = {}

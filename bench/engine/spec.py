@@ -68,6 +68,9 @@ class RunSpec:
     nproc_per_cell: int = 1  # processes training one cell together (engine.ddp: data-parallel)
     rerun_failed: bool = False  # rerun cells whose stored record failed (default: finished cells are kept)
     plugins: tuple[str, ...] = ()  # --plugin files/modules (colorbench.engine.plugins), loaded before methods are looked up
+    loader_workers: int | None = None  # training-data worker processes; None: 0 on the CPU, up to 4 on CUDA
+    checkpoint_every_steps: int = 0  # also checkpoint a cell mid-epoch every this many steps (0: not by steps)
+    checkpoint_every_s: float = 600.0  # ... and when this many seconds passed since the last checkpoint (0: not)
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -92,6 +95,10 @@ class RunSpec:
             raise ValueError(f"--workers must be >= 1 or auto, got {self.workers}")
         if isinstance(self.nproc_per_cell, bool) or not isinstance(self.nproc_per_cell, int) or self.nproc_per_cell < 1:
             raise ValueError(f"--nproc-per-cell must be an integer >= 1, got {self.nproc_per_cell!r}")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise ValueError(f"--loader-workers must be >= 0, got {self.loader_workers}")
+        if self.checkpoint_every_steps < 0 or self.checkpoint_every_s < 0:
+            raise ValueError("--checkpoint-every-steps and --checkpoint-every-s must be >= 0")
         if self.retries < 0:
             raise ValueError(f"--retries must be >= 0, got {self.retries}")
         if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
