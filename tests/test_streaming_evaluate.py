@@ -72,7 +72,7 @@ def test_structure_reference_sums_equal_the_function_for_any_batching():
     assert acc.compute() == structure_references(real, "bt601")
     small = StructureReferenceSums("bt601")
     small.update(real[:4, :, :8, :8])
-    assert small.compute() is None and structure_references(real[:4, :, :8, :8]) is None
+    assert small.compute() is None and structure_references(real[:4, :, :8, :8], "bt601") is None
 
 
 def test_structure_references_come_from_the_cache_and_are_recomputed_when_the_files_change(folders, tmp_path,

@@ -373,7 +373,7 @@ class _PairDecoder:
 
     def __init__(self, items: list[tuple[str | None, int | None]], pred_dir: Path, icc: str, resize_pred: str | None,
                  real_rgb: Any = None, real_index: list[int] | None = None, target_dir: Path | None = None,
-                 target_names: list[str] | None = None, protocol: str | None = None) -> None:
+                 target_names: list[str] | None = None, protocol: Any = None) -> None:
         self.items, self.pred_dir, self.icc, self.resize_pred = items, pred_dir, icc, resize_pred
         self.real_index = real_index  # positions of the scored images in ``real_rgb`` (a subset is an index)
         self.real_rgb, self.target_dir, self.target_names, self.protocol = real_rgb, target_dir, target_names, protocol
@@ -568,7 +568,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     n_workers = default_decode_workers(len(items)) if workers is None else int(workers)
     decoder = _PairDecoder(items, pred_dir, icc, resize_pred, real_rgb=real_rgb, real_index=real_index,
                            target_dir=target_dir,
-                           target_names=target_names, protocol=proto.name if target_dir is not None else None)
+                           target_names=target_names, protocol=proto if target_dir is not None else None)
     state: dict[str, Any] = {"formats": Counter(), "modes": Counter(), "conversions": Counter(),
                              "real_formats": Counter(), "real_conversions": Counter(), "shapes": Counter(),
                              "undecodable": [], "mismatched": [], "real_bad": [], "resized": 0, "kept": [],
