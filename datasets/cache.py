@@ -38,11 +38,29 @@ SPLITS = ("train", "test")
 
 
 def default_cache_dir(data_root: Path, option: str | None = None) -> Path:
-    """The cache folder: the ``cache_dir`` option, else ``$COLORBENCH_CACHE_DIR``, else ``data_root/.colorbench-cache``."""
+    """The cache folder: the ``cache_dir`` option, else ``$COLORBENCH_CACHE_DIR``, else ``data_root/.colorbench-cache``
+    when the data folder is writable, else the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then
+    ``colorbench/datasets``): a read-only data folder (a shared dataset mount) is never written into, and the
+    entries are keyed by content, so their location changes no value.
+
+    Raises:
+        ValueError: neither the data folder nor the user's cache can be written; the message names the
+            ``cache_dir`` option and ``$COLORBENCH_CACHE_DIR``.
+    """
     if option:
         return Path(option).expanduser()
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(data_root) / ".colorbench-cache"
+    if env:
+        return Path(env).expanduser()
+    root = Path(data_root)
+    if os.access(root if root.exists() else root.parent, os.W_OK):
+        return root / ".colorbench-cache"
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
+    probe = next((p for p in (user, *user.parents) if p.exists()), None)
+    if probe is not None and os.access(probe, os.W_OK):
+        return user
+    raise ValueError(f"the data folder {root} is read-only and so is {user}: give the decoded-data cache a "
+                          f"writable folder with --dataset-option cache_dir=DIR or ${CACHE_ENV}=DIR")
 
 
 def cache_key(parts: dict[str, Any]) -> str:

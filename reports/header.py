@@ -41,6 +41,14 @@ def _dataset_parts(ds: Any) -> list[tuple[str, bool]]:
     size = ds.get("image_size")
     if isinstance(size, (list, tuple)) and len(size) == 2:
         parts.append((f", {size[0]}×{size[1]} px", False))
+    skipped = ds.get("skipped_corrupt")  # --skip-corrupt: say it where the numbers are, not only in run.json
+    if isinstance(skipped, Mapping):
+        counts = {split: int(v.get("count", 0)) for split, v in skipped.items() if isinstance(v, Mapping)}
+        if any(counts.values()):
+            files = [f for v in skipped.values() if isinstance(v, Mapping) for f in v.get("files", [])][:3]
+            parts.append((f"; {sum(counts.values())} undecodable file(s) skipped ("
+                          + ", ".join(f"{n} {split}" for split, n in counts.items() if n)
+                          + (f": {', '.join(map(str, files))}" if files else "") + ")", False))
     return parts
 
 

@@ -132,6 +132,11 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         load_s[ds] = time.perf_counter() - t0
         log(f"dataset {data.name}: {len(data.train)} train / {len(data.test)} test images of "
             f"{data.train.image_size[0]}x{data.train.image_size[1]} (loaded in {load_s[ds]:.1f} s); device {device}")
+        for split, skipped_files in (data.describe().get("skipped_corrupt") or {}).items():
+            if skipped_files.get("count"):
+                log(f"skipped {skipped_files['count']} undecodable {split} file(s) of {ds} (--skip-corrupt): "
+                    + ", ".join(map(str, skipped_files.get("files", [])[:5]))
+                    + (" ..." if skipped_files["count"] > 5 else "") + " (listed in run.json)")
         if not spec.methods:
             skipped[ds] = servable_methods(spec.method_names(), data.train, spec.preset)[1]
             for name, reason in skipped[ds].items():

@@ -138,23 +138,48 @@ def _match_files(folder: Path, ids: Sequence[str]) -> tuple[dict[str, list[str]]
     return found, extra, unknown_ids, manifest
 
 
-def _name_problems(ids: Sequence[str], found: dict[str, list[str]], extra: list[str], unknown_ids: list[str]
-                   ) -> list[str]:
-    """The problems visible from the file names alone: missing ids, extra files, unknown ids, duplicates."""
+#: Image formats colorbench does not decode: a file of these is named, never silently skipped.
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".heic", ".heif", ".avif", ".jp2", ".jxl", ".exr", ".svg", ".raw", ".dng")
+#: Lines of one kind of folder problem listed before "... and N more".
+LIST_MAX = 20
+
+
+def _listed(lines: Sequence[str]) -> str:
+    shown = [f"    {ln}" for ln in lines[:LIST_MAX]]
+    if len(lines) > LIST_MAX:
+        shown.append(f"    ... and {len(lines) - LIST_MAX} more")
+    return "\n".join(shown)
+
+
+def _unread_note(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return f"  ({ext} files are not read: save the colorizations as PNG)" if ext in UNREAD_IMAGE_EXTENSIONS else ""
+
+
+def _name_problems(ids: Sequence[str], found: dict[str, list[str]], extra: list[str], unknown_ids: list[str],
+                   manifest: dict[str, Any] | None = None) -> list[str]:
+    """The problems visible from the file names alone: missing ids, extra files, unknown ids, duplicates. Long
+    lists are cut at :data:`LIST_MAX` lines; when a ``manifest.json`` decided the matching, the first line says so."""
     missing = [i for i in ids if i not in found]
     duplicates = {i: names for i, names in found.items() if len(names) > 1}
     problems = []
+    if manifest is not None and (missing or extra or unknown_ids or duplicates):
+        source = ", ".join(f"{k} {manifest.get(k)}" for k in ("method", "run") if manifest.get(k))
+        problems.append(f"files were matched to test ids by the folder's {MANIFEST} (written by `colorbench export`"
+                        + (f": {source}" if source else "") + f"), not by their names; remove {MANIFEST} to match "
+                        "by file name")
     if missing:
         problems.append(f"{len(missing)} test image(s) have no prediction file (missing ids):\n"
-                        + "\n".join(f"    {i}  (expected e.g. {id_to_filename(i)})" for i in missing))
+                        + _listed([f"{i}  (expected e.g. {id_to_filename(i)})" for i in missing]))
     if extra:
-        problems.append(f"{len(extra)} file(s) match no test id (extra files):\n" + "\n".join(f"    {n}" for n in extra))
+        problems.append(f"{len(extra)} file(s) match no test id (extra files):\n"
+                        + _listed([f"{n}{_unread_note(n)}" for n in extra]))
     if unknown_ids:
         problems.append(f"the manifest names {len(unknown_ids)} id(s) that are not test ids of this dataset:\n"
-                        + "\n".join(f"    {i}" for i in unknown_ids))
+                        + _listed(list(unknown_ids)))
     if duplicates:
         problems.append(f"{len(duplicates)} id(s) have more than one file:\n"
-                        + "\n".join(f"    {i}: {', '.join(n)}" for i, n in duplicates.items()))
+                        + _listed([f"{i}: {', '.join(n)}" for i, n in duplicates.items()]))
     return problems
 
 
@@ -266,6 +291,12 @@ def _list_target_folder(folder: Path, protocol: Any) -> tuple[list[str], int]:
         raise PredictionFolderError(f"target folder {folder} does not exist or is not a folder")
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                    if p.is_file() and not p.name.startswith(".") and os.path.splitext(p.name)[1].lower() in IMAGE_EXTENSIONS)
+    unread = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                    if p.is_file() and os.path.splitext(p.name)[1].lower() in UNREAD_IMAGE_EXTENSIONS)
+    if unread:
+        raise PredictionFolderError(f"target folder {folder} holds {len(unread)} image file(s) of a format colorbench "
+                                    f"does not read ({', '.join(sorted({os.path.splitext(n)[1].lower() for n in unread}))}"
+                                    f"): convert them to PNG or move them out:\n" + _listed(unread))
     if not names:
         raise PredictionFolderError(f"target folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     n_found = len(names)
@@ -536,7 +567,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
              proto.icc]).encode()).hexdigest())
     ids = [str(i) for i in ids]
     found, extra, unknown_ids, manifest = _match_files(pred_dir, ids)
-    name_problems = _name_problems(ids, found, extra, unknown_ids)
+    name_problems = _name_problems(ids, found, extra, unknown_ids, manifest)
     where = {i: k for k, i in enumerate(ids)}
     if not name_problems:
         items: list[tuple[str | None, int | None]] = [(found[i][0], k) for k, i in enumerate(ids)]
@@ -572,7 +603,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     state: dict[str, Any] = {"formats": Counter(), "modes": Counter(), "conversions": Counter(),
                              "real_formats": Counter(), "real_conversions": Counter(), "shapes": Counter(),
                              "undecodable": [], "mismatched": [], "real_bad": [], "resized": 0, "kept": [],
-                             "samples": {}, "sha": hashlib.sha256(), "done": 0}
+                             "samples": {}, "sha": hashlib.sha256(), "done": 0, "colour_seen": False}
     wanted = set(sample_ids or ())
 
     def pairs():
@@ -614,6 +645,8 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                 if refs_acc is not None:
                     refs_acc.update(real_chw)
                 pred = batch["pred"]
+                if not state["colour_seen"]:  # any pixel with R != G or G != B
+                    state["colour_seen"] = bool((pred[:, 0] != pred[:, 1]).any() or (pred[:, 1] != pred[:, 2]).any())
                 if keep and state["done"] == 0 and size is None:  # a target folder: its size is known now
                     keep = check_keep(pred[0].numel())
                 if keep:
@@ -651,7 +684,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
         cached_refs = None  # the files changed under the same names, sizes and times: compute them again
         refs_acc = StructureReferenceSums(grey)
         for batch in _stream(_PairDecoder([(None, k) for k in range(len(ids))], pred_dir, icc, None,
-                                          target_dir=target_dir, target_names=target_names, protocol=proto.name),
+                                          target_dir=target_dir, target_names=target_names, protocol=proto),
                              eval_batch_size, n_workers):
             refs_acc.update(batch["real"].permute(0, 3, 1, 2).contiguous())
     refs = cached_refs if cached_refs is not None else refs_acc.compute()  # type: ignore[union-attr]
@@ -677,6 +710,11 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                        device=str(dev), card=card, config=config, metrics=values, versions=environment_versions(),
                        histograms=histograms)
     record.timings = {"load_s": load_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
+    if not state["colour_seen"]:  # a grey folder scores the grey input, not a colorization (it "wins" PSNR)
+        grey_note = (f"every prediction in {pred_dir.name}/ is grey (R = G = B in every pixel): these values score "
+                     "the grey input, not a colorization (was the right folder given?)")
+        record.caveats = [grey_note]
+        log(f"warning: {grey_note}")
     info = rd.info()
     if not rd.run_json.is_file():
         info = RunInfo(spec={"command": "evaluate", "protocol": proto.ident}, started=now_iso(),
