@@ -84,3 +84,26 @@ def ddcolor_weights_stand_in(ddcolor_tiny_stand_in):
 
     with weights.stand_in_for_tests("ddcolor-paper-tiny", ddcolor_tiny_stand_in) as path:
         yield path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright, one per test module (the browser test modules skip themselves when
+    either is missing)."""
+    from playwright import sync_api
+    from html_fixtures import CHROMIUM, FLAGS
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where browser tests save their screenshots: $COLORBENCH_SCREENSHOTS, else a temporary folder."""
+    from pathlib import Path
+
+    folder = Path(os.environ.get("COLORBENCH_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -5,10 +5,7 @@ Screenshots go to ``$COLORBENCH_SCREENSHOTS`` when it is set (to look at them), 
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,27 +14,12 @@ import pytest
 from colorbench.reports import write_report
 from colorbench.reports.naturalness import load_study, wilson_interval
 
-from html_fixtures import CHROMIUM, FLAGS, IDS, make_run_dir, per_image_values
+from html_fixtures import CHROMIUM, IDS, make_run_dir, per_image_values
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)",
                 allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("COLORBENCH_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 class Watched:

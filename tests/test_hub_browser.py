@@ -10,14 +10,13 @@ when it is set, else to the test's tmp folder.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from html_fixtures import CHROMIUM, FLAGS
+from html_fixtures import CHROMIUM
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 if not Path(CHROMIUM).is_file():
@@ -77,21 +76,6 @@ def hub(tmp_path_factory) -> dict[str, Path]:
         assert main(["publish", str(run), "--to", str(results), "--by", who, "--host", f"{run.name}", *extra]) == 0
     assert main(["leaderboard", str(results), "--out", str(site)]) == 0
     return {"a": a, "b": b, "c": c, "d": d, "results": results, "site": site}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        br = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield br
-        br.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("COLORBENCH_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _page(browser):
