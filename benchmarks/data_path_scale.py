@@ -42,30 +42,63 @@ def _photos(folder: str | None) -> list[np.ndarray]:
     return out
 
 
-def build_folders(n: int, work: Path, photos: list[np.ndarray], size: int = 256) -> tuple[Path, Path]:
-    """``work/real-N/c<k>/img<i>.jpg`` and ``work/pred-N/img<i>.jpg`` (reused when complete)."""
-    real, pred = work / f"real-{n}", work / f"pred-{n}"
+def _image_name(i: int, names: str) -> str:
+    return f"ILSVRC2012_val_{i + 1:08d}.JPEG" if names == "imagenet-val" else f"img{i:06d}.jpg"
+
+
+def _build_one(i: int, real: Path, pred: Path, photos: list[np.ndarray], size: int, names: str) -> None:
+    rng = np.random.default_rng(i)
+    src = photos[i % len(photos)]
+    h, w = src.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.4, 1.0))
+    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR)
+    if rng.random() < 0.5:
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    name = _image_name(i, names)
+    # ImageNet's validation folder is flat; the default layout has a class folder per photo (image-folder)
+    cls = real if names == "imagenet-val" else real / f"c{i % len(photos)}"
+    crop.save(cls / name, quality=92, format="JPEG")
+    a = np.asarray(crop, dtype=np.float32)
+    grey = a.mean(axis=2, keepdims=True)
+    tint = np.array([1.05, 1.0, 0.9], np.float32) * rng.uniform(0.9, 1.1)
+    colorized = np.clip(grey + (a - grey) * rng.uniform(0.2, 0.8), 0, 255) * tint
+    Image.fromarray(np.clip(colorized, 0, 255).astype(np.uint8)).save(pred / name, quality=92, format="JPEG")
+
+
+def _build_range(args: tuple) -> None:
+    start, stop, real, pred, photos, size, names = args
+    for i in range(start, stop):
+        _build_one(i, real, pred, photos, size, names)
+
+
+def build_folders(n: int, work: Path, photos: list[np.ndarray], size: int = 256, names: str = "default",
+                  procs: int = 1) -> tuple[Path, Path]:
+    """``work/real-N/c<k>/img<i>.jpg`` and ``work/pred-N/img<i>.jpg`` (reused when complete).
+
+    With ``names="imagenet-val"`` both folders are flat and the files are named as ImageNet's validation images
+    (``ILSVRC2012_val_00000001.JPEG`` ...), so that ``--protocol ddcolor-imagenet-val50k`` finds its test list.
+    """
+    suffix = "" if names == "default" else f"-{names}"
+    real, pred = work / f"real-{n}{suffix}", work / f"pred-{n}{suffix}"
     done = real / ".complete"
     if done.is_file():
         return real, pred
     pred.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        rng = np.random.default_rng(i)
-        src = photos[i % len(photos)]
-        h, w = src.shape[:2]
-        side = int(min(h, w) * rng.uniform(0.4, 1.0))
-        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        crop = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
-            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        cls = real / f"c{i % len(photos)}"
-        cls.mkdir(parents=True, exist_ok=True)
-        crop.save(cls / f"img{i:06d}.jpg", quality=92)
-        a = np.asarray(crop, dtype=np.float32)
-        grey = a.mean(axis=2, keepdims=True)
-        tint = np.array([1.05, 1.0, 0.9], np.float32) * rng.uniform(0.9, 1.1)
-        colorized = np.clip(grey + (a - grey) * rng.uniform(0.2, 0.8), 0, 255) * tint
-        Image.fromarray(np.clip(colorized, 0, 255).astype(np.uint8)).save(pred / f"img{i:06d}.jpg", quality=92)
+    real.mkdir(parents=True, exist_ok=True)
+    if names != "imagenet-val":
+        for k in range(min(n, len(photos))):
+            (real / f"c{k}").mkdir(exist_ok=True)
+    step = -(-n // max(1, procs))
+    jobs = [(s, min(n, s + step), real, pred, photos, size, names) for s in range(0, n, step)]
+    if procs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(procs) as pool:
+            pool.map(_build_range, jobs)
+    else:
+        for job in jobs:
+            _build_range(job)
     done.write_text(str(n))
     return real, pred
 
@@ -95,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commands", nargs="+", default=["evaluate", "run"], choices=["evaluate", "run"])
     p.add_argument("--csv", default=None, help="append the rows to this CSV")
     p.add_argument("--extra", default="", help="extra arguments for evaluate (one string)")
+    p.add_argument("--names", default="default", choices=["default", "imagenet-val"],
+                   help="file names: img<i>.jpg in class folders, or ImageNet validation names in a flat folder "
+                        "(for --extra '--protocol ddcolor-imagenet-val50k')")
+    p.add_argument("--build-procs", type=int, default=1, help="processes that build the folders")
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -103,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in args.n:
         t0 = time.perf_counter()
-        real, pred = build_folders(n, work, photos)
+        real, pred = build_folders(n, work, photos, names=args.names, procs=args.build_procs)
         print(f"N={n}: folders ready in {time.perf_counter() - t0:.0f} s", flush=True)
         for command in args.commands:
-            out = work / f"{command}-{n}-{int(time.time())}"
+            out = work / f"{command}-{n}-{args.names}-{int(time.time())}"
             if command == "evaluate":
                 cmd = [exe, "evaluate", "--pred", str(pred), "--target", str(real), "--name", "bench", "--out",
                        str(out), *args.extra.split()]
