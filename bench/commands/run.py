@@ -72,9 +72,23 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{dest.replace('_', '-')} applies to --executor ray only; add --executor ray or drop it")
 
 
+def _protocol_metrics(name: str) -> list[str]:
+    """A protocol's metric names for the help text, from the catalog (no torch import: the parser is built before
+    the process pool's fork server starts, see start_workers_early), else from the live protocol table."""
+    from colorbench.commands import catalog
+
+    stored = catalog.load()
+    if stored is not None:
+        return next(list(p["metrics"]) for p in stored["protocols"] if p["name"] == name)
+    from colorbench.engine.protocols import get_protocol
+
+    return list(get_protocol(name).metrics)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from colorbench.engine.spec import UNPAIRED_PROTOCOLS
-    from colorbench.metrics import DEFAULT_METRICS
+    from colorbench.engine.choices import UNPAIRED_PROTOCOLS
+
+    default_metrics = _protocol_metrics("colorbench")
 
     p.add_argument("--methods", type=split_names, default=(),
                    help="comma-separated method names (default: every method the dataset can serve; the others "
@@ -92,7 +106,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     p.add_argument("--eval-every", type=int, default=None, help="also evaluate every N epochs (curves)")
     p.add_argument("--metrics", type=split_names, default=None,
-                   help=f"comma-separated metric names (default: the protocol's; colorbench: {','.join(DEFAULT_METRICS)})")
+                   help=f"comma-separated metric names (default: the protocol's; colorbench: {','.join(default_metrics)})")
     p.add_argument("--grey", choices=GREY_CONVENTIONS, default=None,
                    help=f"grey convention of the input given to every method (default: the protocol's; colorbench: "
                         f"{Grey.BT601.value} luma)")

@@ -231,6 +231,15 @@ class Executor(ABC):
     def __init__(self, spec: Any, decision: WorkerDecision | None = None) -> None:
         self.spec = spec
         self.decision = decision
+        #: Work for this process while the cells compute elsewhere (pool workers, Ray): called once, after the
+        #: first cells are handed out. ``engine.grid.run`` imports the report's libraries there (seconds of
+        #: matplotlib and scipy that would otherwise follow the last cell).
+        self.while_busy: Callable[[], None] | None = None
+
+    def _busy(self) -> None:
+        if self.while_busy is not None:
+            work, self.while_busy = self.while_busy, None
+            work()
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "requested": self.spec.executor, "retries": self.spec.retries}
@@ -436,6 +445,8 @@ class ProcessExecutor(Executor):
                         died(w)
                 if not pool:
                     break
+                if not idle and any(w.task is not None for w in pool):
+                    self._busy()  # every ready worker has a cell: this process would only wait
                 by_conn = {w.conn: w for w in pool}
                 by_sentinel = {w.proc.sentinel: w for w in pool}
                 for ready in wait([*by_conn, *by_sentinel]):
@@ -587,6 +598,7 @@ class RayExecutor(Executor):
             task.threads, task.listeners, task.device = self.threads, [], self.device
             started(task)
             refs[remote.remote(task, env)] = task
+        self._busy()  # the cells are Ray's now
         try:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)

@@ -101,7 +101,7 @@ def plan_cells(spec: RunSpec, rd: RunDir, datasets: Mapping[str, DatasetSplits])
 
 
 def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None] = print,
-              listeners: Sequence[Any] = ()) -> Path:
+              listeners: Sequence[Any] = (), while_busy: Callable[[], None] | None = None) -> Path:
     """Run every cell of the spec's grid that the run directory does not hold yet, and write them.
 
     Args:
@@ -110,6 +110,7 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
         log: where progress lines go.
         listeners: stages told when a colorizer is ready (``run_start(rd, datasets, spec)``,
             ``colorizer_ready(...)``), e.g. :class:`colorbench.engine.crossdomain.CrossDomainSets`.
+        while_busy: work for this process while the cells compute in other processes (see ``Executor.while_busy``).
 
     Raises:
         RunDirLocked: another process is running cells into ``out``.
@@ -146,6 +147,7 @@ def run_cells(spec: RunSpec, out: str | Path | None = None, log: Callable[[str],
     # unknown executor, Ray missing or not answering -> error before anything
     executor = make_executor(spec, n_cells=n_grid, device=str(device),
                              workload=workload_of(spec.preset, ds0.train.image_size))
+    executor.while_busy = while_busy
     if executor.decision is not None and spec.executor == "auto":
         log(f"executor: {executor.name} ({executor.decision.reason})")
     rd = RunDir(out if out is not None else default_out_dir(spec), create=True)
@@ -252,6 +254,12 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
         executor.close()
 
 
+def _import_report() -> None:
+    """Import the report's modules (matplotlib, scipy, jinja2) while pool workers compute: seconds that would
+    otherwise come after the last cell."""
+    import colorbench.reports  # noqa: F401
+
+
 def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None] = print,
         stages: Sequence[Any] | None = None, report: bool = True) -> Path:
     """The stages of ``colorbench run`` in order: cells (with the stages that subscribe to colorizers), the
@@ -259,7 +267,7 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
     from colorbench.engine.stages import stages_for
 
     stages = stages_for(spec) if stages is None else list(stages)
-    run_dir = run_cells(spec, out, log, listeners=stages)
+    run_dir = run_cells(spec, out, log, listeners=stages, while_busy=_import_report if report else None)
     for stage in stages:
         stage.run_end(run_dir, log)
     if report:

@@ -17,16 +17,9 @@ from colorbench.metrics import DEFAULT_METRICS, METRICS
 from colorbench.results.cells import dataset_identity
 from colorbench.core.device import check_device
 from colorbench.engine.protocols import get_protocol
+from colorbench.engine.choices import EXECUTORS, PREDICTION_POLICIES, UNPAIRED_PROTOCOLS  # noqa: F401 - re-exported
 
 
-#: How unpaired methods get their two domains from the training split (recorded in every record's config).
-UNPAIRED_PROTOCOLS = ("disjoint", "shuffled")
-
-
-EXECUTORS = ("auto", "local", "process", "ray")
-
-
-PREDICTION_POLICIES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
