@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
 __all__ = ["ICC_POLICIES", "RESIZE_POLICIES", "CorruptImageError", "apply_policy", "check_icc", "check_policy", "decode_prediction",
            "decode_image", "decode_image_info", "decode_mask", "open_rgb8", "to_rgb8"]
@@ -51,9 +49,14 @@ def check_icc(icc: str) -> None:
         raise ValueError(f"unknown ICC policy {icc!r}; choose one of {list(ICC_POLICIES)}")
 
 
-#: Masks are never interpolated between class indices.
-_MASK_INTERP = InterpolationMode.NEAREST
-_IMAGE_INTERP = InterpolationMode.BICUBIC
+def _tv_functional() -> tuple[Any, Any]:
+    """torchvision's functional transforms and InterpolationMode, imported when an image must be resized or
+    cropped: importing torchvision imports torch._dynamo (through torchvision.ops), about as long again as torch
+    itself, which every process that only reads a decoded cache or same-size files would pay for nothing."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    return TF, InterpolationMode
 
 
 class CorruptImageError(ValueError):
@@ -73,7 +76,13 @@ def check_policy(policy: str) -> None:
 def apply_policy(img: Image.Image, policy: str, size: int, *, mask: bool = False, path: Path | str = "") -> Image.Image:
     """Apply a named policy (see :data:`RESIZE_POLICIES`) to a PIL image; ``mask`` selects nearest neighbour."""
     w, h = img.size
-    interp = _MASK_INTERP if mask else _IMAGE_INTERP
+    if policy == "none" or (w, h) == (size, size) and policy in ("resize", "center-crop", "resize-shorter-center-crop"):
+        if (w, h) != (size, size):
+            raise CorruptImageError(path, f"is {w}x{h} (WxH) but policy 'none' needs {size}x{size}; choose another "
+                                          f"resize policy or size")
+        return img  # already size x size: every policy leaves it as it is
+    TF, mode = _tv_functional()
+    interp = mode.NEAREST if mask else mode.BICUBIC  # masks are never interpolated between class indices
     if policy == "resize-shorter-center-crop":
         if min(w, h) != size:
             img = TF.resize(img, size, interpolation=interp)
@@ -85,11 +94,6 @@ def apply_policy(img: Image.Image, policy: str, size: int, *, mask: bool = False
             raise CorruptImageError(path, f"is {w}x{h} (WxH), smaller than the {size}x{size} crop of policy "
                                           f"'center-crop'; use resize-shorter-center-crop")
         return TF.center_crop(img, [size, size]) if (w, h) != (size, size) else img
-    if policy == "none":
-        if (w, h) != (size, size):
-            raise CorruptImageError(path, f"is {w}x{h} (WxH) but policy 'none' needs {size}x{size}; choose another "
-                                          f"resize policy or size")
-        return img
     check_policy(policy)
     raise AssertionError("unreachable")
 

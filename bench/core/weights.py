@@ -77,10 +77,13 @@ class WeightsFile:
         """Where the file is read from (and fetched to): ``root/file_name``, by default in torch hub's
         checkpoint directory; for bundled files, inside the installed package."""
         if self.kind == "bundled":
-            import importlib
+            import importlib.util
 
-            module = importlib.import_module(self.package)
-            return Path(os.path.dirname(module.__file__)) / self.package_path
+            # the package's folder without importing it (importing lpips imports torchvision: seconds)
+            spec = importlib.util.find_spec(self.package)
+            if spec is None or not spec.submodule_search_locations:
+                raise ModuleNotFoundError(f"No module named {self.package!r}")
+            return Path(list(spec.submodule_search_locations)[0]) / self.package_path
         return Path(root if root is not None else default_root()) / self.file_name
 
 

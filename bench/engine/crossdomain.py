@@ -35,7 +35,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
@@ -132,6 +131,14 @@ class SmallCNN(nn.Sequential):
         )
 
 
+def _tv_models() -> Any:
+    """torchvision.models, imported when a classifier is built (importing torchvision costs as much as torch: it
+    imports torch._dynamo; a run without --cross-domain never needs it)."""
+    import torchvision.models
+
+    return torchvision.models
+
+
 def alexnet_bn(num_classes: int) -> nn.Module:
     """AlexNet with batch normalization: torchvision's AlexNet layout with a ``BatchNorm2d`` after every
     convolution and a ``BatchNorm1d`` after each hidden fully connected layer (before the ReLU).
@@ -140,7 +147,7 @@ def alexnet_bn(num_classes: int) -> nn.Module:
     ``torchvision.models.alexnet``'s layers; the position of the BN layers follows the usual "conv/linear -> BN
     -> ReLU" order of ``vgg16_bn``.
     """
-    base = torchvision.models.alexnet(weights=None, num_classes=num_classes)
+    base = _tv_models().alexnet(weights=None, num_classes=num_classes)
 
     def with_bn(seq: nn.Sequential) -> nn.Sequential:
         layers: list[nn.Module] = []
@@ -160,8 +167,8 @@ def alexnet_bn(num_classes: int) -> nn.Module:
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "small-cnn": SmallCNN,
     "alexnet-bn": alexnet_bn,
-    "vgg16": lambda k: torchvision.models.vgg16(weights=None, num_classes=k),
-    "vgg16_bn": lambda k: torchvision.models.vgg16_bn(weights=None, num_classes=k),
+    "vgg16": lambda k: _tv_models().vgg16(weights=None, num_classes=k),
+    "vgg16_bn": lambda k: _tv_models().vgg16_bn(weights=None, num_classes=k),
 }
 
 #: torchvision's ImageNet weights files of the architectures that have them (``IMAGENET1K_V1``).
@@ -224,7 +231,7 @@ def build_classifier(config: ClassifierConfig, num_classes: int) -> nn.Module:
     if not config.pretrained:
         return ARCHITECTURES[config.arch](num_classes)
     path = pretrained_weights_path(config)
-    model = getattr(torchvision.models, config.arch)(weights=None)
+    model = getattr(_tv_models(), config.arch)(weights=None)
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state)

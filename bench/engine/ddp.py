@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: Modules the fork server imports once; every worker (pool worker or rank) is forked from it with them loaded.
-PRELOAD = ["colorbench.engine.cell"]
+PRELOAD = ["colorbench.engine.cell", "torch._dynamo"]  # torch._dynamo: every optimizer imports it (seconds)
 
 
 def worker_context() -> Any:

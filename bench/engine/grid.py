@@ -6,6 +6,8 @@ order. A cell that kills its worker is retried and then becomes a failed row; th
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -254,10 +256,22 @@ def _run_tasks(rd: RunDir, executor: Any, tasks: list[CellTask], datasets: Mappi
         executor.close()
 
 
-def _import_report() -> None:
-    """Import the report's modules (matplotlib, scipy, jinja2) while pool workers compute: seconds that would
-    otherwise come after the last cell."""
-    import colorbench.reports  # noqa: F401
+class _ReportImport:
+    """Imports the report's modules (matplotlib, scipy, jinja2) in a background thread while pool or Ray workers
+    compute: seconds that would otherwise follow the last cell. A thread, so that this process keeps handing out
+    cells meanwhile; nothing else imports those modules while it runs (the driver only waits on its workers)."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=importlib.import_module, args=("colorbench.reports",),
+                                       name="colorbench-report-import", daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None] = print,
@@ -267,7 +281,9 @@ def run(spec: RunSpec, out: str | Path | None = None, log: Callable[[str], None]
     from colorbench.engine.stages import stages_for
 
     stages = stages_for(spec) if stages is None else list(stages)
-    run_dir = run_cells(spec, out, log, listeners=stages, while_busy=_import_report if report else None)
+    early = _ReportImport()
+    run_dir = run_cells(spec, out, log, listeners=stages, while_busy=early.start if report else None)
+    early.join()
     for stage in stages:
         stage.run_end(run_dir, log)
     if report:

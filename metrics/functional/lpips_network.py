@@ -67,8 +67,6 @@ def build_lpips_model(
         random_backbone_for_tests: TEST ONLY: keep the randomly initialised backbone (seeded, deterministic) and
             read no file. Values computed this way are not LPIPS.
     """
-    import lpips as lpips_pkg
-
     entry = _lpips_weights_entry(net)
     lin_path, lin_state = load_weights_file(
         f"lpips-{net}-lin", None, check_hash=False, who="LPIPS", what="lpips linear-layer",
@@ -85,6 +83,8 @@ def build_lpips_model(
             raise MetricUnavailable(
                 f"{path} is not a torchvision {_LPIPS_BACKBONES[net][0]} state dict (no 'features.*' weights)"
             )
+    import lpips as lpips_pkg  # after the files are found: it imports torchvision (and torch._dynamo), seconds
+
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's deprecation warnings for `pretrained=`
         torch.manual_seed(0)  # the random backbone (overwritten below unless testing) is deterministic
