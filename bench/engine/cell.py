@@ -9,6 +9,7 @@ reason; a worker computes a :class:`CellResult` from a :class:`CellTask`, and on
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import signal
@@ -31,6 +32,7 @@ from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.results.records import RunRecord, environment_versions
 from colorbench.results.rundir import CellEntry
+from colorbench.engine import storage
 from colorbench.engine.data import EpochSampler, load_dataset, make_train_loader, to_uint8
 from colorbench.engine.evaluation import Evaluator, OutputView, dataset_structure_references, keep_predictions, output_diversity
 from colorbench.engine.spec import RunSpec, method_config
@@ -48,7 +50,7 @@ class CellTask:
     entry: CellEntry
     spec: RunSpec
     outputs: list[CellEntry] = field(default_factory=list)  # alternative-output rows trained with this cell
-    checkpoint_dir: str | None = None  # epoch checkpoints (resume); None: none
+    checkpoint_dir: str | None = None  # epoch checkpoints (resume): a folder or a --storage URI; None: none
     run_dir: str | None = None  # for stages writing their own files (cross-domain sets)
     samples: list[int] = field(default_factory=list)  # test indices of the sample grid
     threads: int | None = None  # torch threads of the worker (set before it computes)
@@ -71,6 +73,9 @@ class CellRow:
 class CellResult:
     rows: list[CellRow]
     resumed_from: int | None = None  # epoch of the checkpoint it continued from
+    # files a worker without the driver's disk made (Ray): path in the run directory -> content, or the --storage
+    # location holding it; the executor writes them into the run directory in the driver
+    files: dict[str, bytes | str] = field(default_factory=dict)
 
 
 def _base_record(task: CellTask, name: str, data_desc: Mapping[str, Any], device: str, **kw: Any) -> RunRecord:
@@ -127,16 +132,23 @@ def _pause_hook(method: str, epoch: int, step: int) -> None:
     time.sleep(300)
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it
-    atomic_write_with(path, lambda buf: torch.save(state, buf))
+def _save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
+    # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it;
+    # a URI (--storage s3://...) is written as one object (colorbench.engine.storage)
+    if storage.is_uri(str(path)):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        storage.write_bytes(str(path), buf.getvalue())
+        return
+    atomic_write_with(Path(path), lambda buf: torch.save(state, buf))
 
 
-def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
-    if not path.is_file():
+def _load_checkpoint(path: Path | str, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
+    data = storage.read_bytes(str(path))  # a local file or a --storage URI; None when there is none
+    if data is None:
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a damaged checkpoint means: start the cell again
         log(f"    checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); the cell starts again")
         return None
@@ -218,7 +230,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     te = time.perf_counter()
     method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
     train_s += time.perf_counter() - te
-    ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
+    ckpt_path = storage.join(task.checkpoint_dir, "last.pt") if task.checkpoint_dir and epochs else None
     start_epoch, resumed = 1, None
     output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
@@ -312,7 +324,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     gray = data.test.make_batch(idx, device, grey_convention=spec.grey_convention).gray
     samples = to_uint8(checked_colorize(method, gray))
     if spec.save_checkpoints and cls.card.trainable and task.checkpoint_dir:
-        _save_checkpoint(Path(task.checkpoint_dir) / "final.pt", method.state_dict())
+        _save_checkpoint(storage.join(task.checkpoint_dir, "final.pt"), method.state_dict())
     record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
     if spec.cross_domain:
         record.timings["cross_domain_sets_s"] = domains_s

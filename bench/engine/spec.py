@@ -63,6 +63,8 @@ class RunSpec:
     workers: int | str = 1  # --executor auto|process: cells computed at once, or "auto" (engine.executors.decide_workers)
     retries: int = 1  # a cell whose worker dies is run again this many times, then becomes a failed row
     ray_address: str | None = None
+    storage: str | None = None  # --executor ray: folder or fsspec URI for checkpoints and files (engine.storage)
+    node_cache_dir: str | None = None  # --executor ray: each node's decoded-data cache (default: the node's user cache)
     cpus_per_cell: float = 1.0
     gpus_per_cell: float | None = None  # a cell's share of a GPU (process, Ray); None: 1 on CUDA, else 0
     nproc_per_cell: int = 1  # processes training one cell together (engine.ddp: data-parallel)
