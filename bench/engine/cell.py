@@ -205,6 +205,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
                         dist: Any = None) -> CellResult | None:
     spec, entry = task.spec, task.entry
     name, seed = entry.method, entry.seed
+    cell = f"{name}/{entry.dataset}/s{seed}"  # how progress bars name the cell (engine.executors.cell_label)
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
@@ -270,7 +271,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         n_steps = int(partial["steps"]) if partial else 0
         partial = None
         sampler.start_epoch()
-        bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}",
+        bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{cell} epoch {epoch}/{epochs}",
                    disable=not spec.progress)
         for batch in bar:
             _kill_hook(name, epoch, n_steps + 1)
@@ -292,11 +293,11 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         train_s += time.perf_counter() - te
         record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})
         if lead and spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
-            values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
+            values, _ = evaluator.evaluate(method, desc=f"{cell} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
             for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
                 view = OutputView(method, out_entry.method.split("@", 1)[1])
-                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name}/{entry.dataset}/s{seed} eval @{epoch}")  # type: ignore[arg-type]
                 output_curves.setdefault(out_entry.method, []).append(
                     {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
@@ -311,7 +312,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     record.caveats = [str(c) for c in method.caveats()]
     te = time.perf_counter()
     keep = keep_predictions(spec, data.test)
-    values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval", keep_predictions=keep)
+    values, metric_objs = evaluator.evaluate(method, desc=f"{cell} eval", keep_predictions=keep)
     eval_s = time.perf_counter() - te
     if cls.card.stochastic:
         values["diversity"] = output_diversity(method, data.test, spec, device, seed=seed)
@@ -359,7 +360,8 @@ def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Ev
     output = entry.method.split("@", 1)[1]
     view = OutputView(method, output)
     te = time.perf_counter()
-    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
+    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name}/{entry.dataset}/s{entry.seed} eval",  # type: ignore[arg-type]
+                                             keep_predictions=keep)
     final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
         if task.spec.eval_every else []
     rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,

@@ -610,11 +610,19 @@ def _ray_cell(task: Any, env: Mapping[str, str], prefix: str | None = None, cach
     task.run_dir = str(scratch)
     task.checkpoint_dir = (storage.join(prefix, cell_rel, "checkpoint") if prefix is not None
                            else str(scratch / cell_rel / "checkpoint"))
+    import ray
+
+    def log(text: str) -> None:
+        print(f"[{label}] {text.strip()}", flush=True)
+
+    if ray.is_initialized():  # in a Ray task (always, but for tests that call this body directly)
+        gpus = ray.get_gpu_ids()  # Ray shows this task only the GPUs it reserved (CUDA_VISIBLE_DEVICES)
+        log(f"on Ray node {ray.get_runtime_context().get_node_id()[:12]}" + (f", GPU(s) {gpus}" if gpus else ", CPU"))
     try:
         data = node_dataset(task.spec, task.entry.dataset, cache_dir)
     except DataNotOnNode as exc:
         return failed_result(task, f"DataNotOnNode: {exc}")
-    result = execute_cell(task, data, log=lambda text: print(f"[{label}] {text.strip()}", flush=True))
+    result = execute_cell(task, data, log=log)
     result.files = _collect_files(scratch, task, prefix)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
