@@ -17,8 +17,8 @@ import torch
 
 from colorbench.engine import storage
 from colorbench.engine.cell import PAUSE_HOOK_ENV, _load_checkpoint, _save_checkpoint
-from colorbench.engine.executors import (NODE_CACHE_ENV, DataNotOnNode, _ray_cell, node_cache_dir, node_dataset,
-                                         write_cell_files)
+from colorbench.engine.executors import (NODE_CACHE_ENV, DataNotOnNode, _ray_cell, fetch_predictions, node_cache_dir,
+                                         node_dataset, write_cell_files)
 from colorbench.engine.grid import _with_dir, plan_cells, run
 from colorbench.engine.spec import RunSpec
 from colorbench.engine.stages import stages_for
@@ -138,6 +138,11 @@ def test_a_ray_cell_body_puts_checkpoints_and_files_in_the_storage(tmp_path):
     assert set(result.files) == {final, "domains/unet-l1/train.npy", "domains/unet-l1/test.npy",
                                  "domains/unet-l1/meta.json"}
     assert all(isinstance(v, str) and v.startswith(prefix) for v in result.files.values())  # locations, not bytes
+    pred_at = storage.join(prefix, "cells", task.entry.dir, "predictions.npz")
+    assert result.rows[0].predictions == pred_at  # the colorized test split went to the storage too
+    fetch_predictions(result)
+    pred, ids = result.rows[0].predictions
+    assert pred.dtype == np.uint8 and pred.shape == (16, 3, 32, 32) and ids == list(data.test.ids)
     write_cell_files(result.files, rd.path)
     assert np.load(rd.path / "domains" / "unet-l1" / "test.npy").shape == (16, 3, 32, 32)
     saved = torch.load(rd.path / final, weights_only=False)
@@ -225,8 +230,11 @@ def test_killing_the_node_of_a_half_trained_cell_resumes_it_on_another_node(tmp_
         pass
     driver.join(timeout=180)
     assert not driver.is_alive() and not errors, (errors, logs)
-    assert numbers(RunDir(tmp_path / "ray")) == numbers(RunDir(tmp_path / "local"))  # bit-identical: == on floats
+    on_ray, local = RunDir(tmp_path / "ray"), RunDir(tmp_path / "local")
+    assert numbers(on_ray) == numbers(local)  # bit-identical: == on floats
+    (a,), (b,) = on_ray.cells(), local.cells()
+    assert np.array_equal(on_ray.predictions(a)[0], local.predictions(b)[0])  # fetched from the storage
     assert any("resumed from its checkpoint of epoch 1" in line for line in logs), logs
     for name in ("a", "b"):  # each node resolved the dataset through its own cache folder
         assert list(cluster.node_dirs[name][1].glob(".lock-shapes-*")), name
-    assert not list(bucket.rglob("last.pt"))  # written into the run directory: nothing left to resume
+    assert not list(bucket.rglob("last.pt")) and not list(bucket.rglob("predictions.npz"))  # all in the run dir

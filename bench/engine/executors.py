@@ -18,8 +18,8 @@ row naming how its worker died, so the grid always completes.
   content-keyed cache (:func:`node_dataset`, under a file lock); checkpoints go to ``--storage`` (a folder every
   node sees or an fsspec URI: :mod:`colorbench.engine.storage`), so a cell retried on another node resumes from its
   last checkpoint (without ``--storage`` they stay on the node that wrote them); records, arrays and the cell's
-  files (``--save-checkpoints``, the ``--cross-domain`` sets) come back in the task's return value, or through the
-  storage, and the driver writes them.
+  files (``--save-checkpoints``, the ``--cross-domain`` sets) come back in the task's return value, or (the
+  colorized test split and the files) through the storage, and the driver writes them.
 * ``auto`` (the CLI's default): ``process`` with the worker count of :func:`decide_workers` when that is more than
   one, else ``local``; ``run.json`` records the choice and why.
 
@@ -624,8 +624,51 @@ def _ray_cell(task: Any, env: Mapping[str, str], prefix: str | None = None, cach
         return failed_result(task, f"DataNotOnNode: {exc}")
     result = execute_cell(task, data, log=log)
     result.files = _collect_files(scratch, task, prefix)
+    if prefix is not None:
+        _predictions_to_storage(result, prefix)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def _predictions_to_storage(result: Any, prefix: str) -> None:
+    """With ``--storage``, each row's colorized test split (the largest array of a cell, up to 64 MiB by default)
+    goes to ``<prefix>/cells/<cell>/predictions.npz`` and the row carries its location instead of the array."""
+    import io
+
+    import numpy as np
+
+    from colorbench.engine import storage
+
+    for row in result.rows:
+        if row.predictions is None or row.entry.dir is None:
+            continue
+        pred, ids = row.predictions
+        buf = io.BytesIO()
+        np.savez(buf, pred=pred, ids=np.asarray(ids, dtype=str))
+        where = storage.join(prefix, "cells", row.entry.dir, "predictions.npz")
+        storage.write_bytes(where, buf.getvalue())
+        row.predictions = where
+
+
+def fetch_predictions(result: Any) -> None:
+    """Replace each row's predictions location (:func:`_predictions_to_storage`) with the arrays it holds.
+
+    Raises:
+        FileNotFoundError: the location is gone from the storage.
+    """
+    import io
+
+    import numpy as np
+
+    from colorbench.engine import storage
+
+    for row in result.rows:
+        if isinstance(row.predictions, str):
+            data = storage.read_bytes(row.predictions)
+            if data is None:
+                raise FileNotFoundError(f"the cell's predictions are no longer in the storage at {row.predictions}")
+            with np.load(io.BytesIO(data)) as z:
+                row.predictions = (z["pred"], [str(i) for i in z["ids"]])
 
 
 def write_cell_files(files: Mapping[str, bytes | str], run_dir: str | Path) -> None:
@@ -738,6 +781,7 @@ class RayExecutor(Executor):
                     task, prefix = refs.pop(ref)
                     try:
                         result = ray.get(ref)
+                        fetch_predictions(result)  # through --storage
                         if result.files and task.run_dir:
                             write_cell_files(result.files, task.run_dir)
                         if result.resumed_from is not None:
@@ -754,8 +798,11 @@ class RayExecutor(Executor):
                                                      f"{first}) in each of {n} attempt(s) (--retries "
                                                      f"{self.spec.retries})")
                     finished(task, result)
-                    if prefix is not None:  # written into the run directory: nothing left to resume
+                    if prefix is not None:  # written into the run directory: nothing left to resume or fetch
                         storage.remove(storage.join(prefix, "cells", task.entry.dir, "checkpoint", "last.pt"))
+                        for row in result.rows:
+                            if row.entry.dir:
+                                storage.remove(storage.join(prefix, "cells", row.entry.dir, "predictions.npz"))
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)

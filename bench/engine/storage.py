@@ -5,13 +5,14 @@
 
     STORAGE/<run dir name>-<hash of the run dir's path>/cells/<cell dir>/checkpoint/last.pt   epoch checkpoints
     STORAGE/<run dir name>-<hash ...>/cells/<cell dir>/checkpoint/final.pt  --save-checkpoints
+    STORAGE/<run dir name>-<hash ...>/cells/<cell dir>/predictions.npz       the colorized test split (until fetched)
     STORAGE/<run dir name>-<hash ...>/files/<path in the run dir>            other files of a cell (cross-domain sets)
 
 A cell that a Ray retry runs on another node finds its ``last.pt`` there and resumes from its last epoch. The
-driver copies the cell's files into the run directory when the cell is done and then deletes the cell's
-``last.pt`` (nothing left to resume). Writes are whole-object: locally a complete temporary file renamed into place
-(:mod:`colorbench.core.fsio`), elsewhere one ``pipe_file`` (a single PUT on object stores, which never expose half
-an object), so a node killed mid-write leaves the previous checkpoint.
+driver copies the cell's files and predictions into the run directory when the cell is done and then deletes the
+cell's ``last.pt`` and ``predictions.npz``. Writes are whole-object: locally a complete temporary file renamed
+into place (:mod:`colorbench.core.fsio`), elsewhere one ``pipe_file`` (a single PUT on object stores, which never
+expose half an object), so a node killed mid-write leaves the previous checkpoint.
 
 fsspec is imported when a URI is used: a plain folder needs nothing but the standard library.
 """
