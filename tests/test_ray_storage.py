@@ -74,6 +74,18 @@ def test_storage_locations_and_whole_file_writes(tmp_path, monkeypatch):
         assert storage.read_bytes(where) is None
 
 
+def test_storage_options_are_checked_before_anything_runs(tmp_path, capsys):
+    from colorbench.commands import cli
+
+    for args, message in ((["--storage", str(tmp_path / "b")], "--storage applies to --executor ray only"),
+                          (["--executor", "ray", "--storage", "nosuchscheme://b"], "fsspec cannot open nosuchscheme://")):
+        assert cli.main(["run", "--methods", "gray", "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="apply to --executor ray"):
+        spec(node_cache_dir=str(tmp_path))
+
+
 def test_a_checkpoint_in_a_storage_uri_round_trips_and_checks_its_key():
     where = "memory://ckpt-test/cells/c/checkpoint/last.pt"
     state = {"key": "k1", "epoch": 3, "w": torch.arange(6.0).reshape(2, 3), "rng": torch.get_rng_state()}

@@ -106,6 +106,13 @@ class RunSpec:
         if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
             raise ValueError(f"need --cpus-per-cell > 0 and --gpus-per-cell >= 0, got {self.cpus_per_cell}, "
                              f"{self.gpus_per_cell}")
+        if (self.storage or self.node_cache_dir) and self.executor != "ray":
+            raise ValueError("--storage and --node-cache-dir apply to --executor ray (the local and process executors "
+                             "write into the run directory); add --executor ray or drop them")
+        if self.storage:
+            from colorbench.engine.storage import normalize
+
+            normalize(self.storage)  # empty, or a scheme fsspec cannot open -> an error naming it, before anything
         if self.save_predictions not in PREDICTION_POLICIES:
             raise ValueError(f"unknown predictions policy {self.save_predictions!r}; choose one of {PREDICTION_POLICIES}")
         if len(set(self.seed_list())) != len(self.seed_list()) or len(set(self.dataset_names())) != len(self.dataset_names()):
