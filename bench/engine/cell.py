@@ -144,11 +144,15 @@ def _save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
 
 
 def _load_checkpoint(path: Path | str, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
-    data = storage.read_bytes(str(path))  # a local file or a --storage URI; None when there is none
-    if data is None:
+    if storage.is_uri(str(path)):  # a --storage URI (colorbench.engine.storage): read whole, then loaded
+        data = storage.read_bytes(str(path))
+        source: Any = None if data is None else io.BytesIO(data)
+    else:
+        source = path if Path(path).is_file() else None
+    if source is None:
         return None
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        state = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a damaged checkpoint means: start the cell again
         log(f"    checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); the cell starts again")
         return None
