@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from colorbench.datasets.cache import CACHE_ENV
 from colorbench.engine import storage
 from colorbench.engine.cell import PAUSE_HOOK_ENV, _load_checkpoint, _save_checkpoint
 from colorbench.engine.executors import (NODE_CACHE_ENV, DataNotOnNode, _ray_cell, fetch_predictions, node_cache_dir,
@@ -106,6 +107,7 @@ def test_the_node_cache_is_filled_under_a_lock(tmp_path, monkeypatch):
     from filelock import FileLock
 
     monkeypatch.delenv(NODE_CACHE_ENV, raising=False)
+    monkeypatch.delenv(CACHE_ENV, raising=False)  # node_dataset sets it: restored after the test
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert node_cache_dir() == tmp_path / "xdg" / "colorbench" / "datasets"  # default: the node's user cache
     monkeypatch.setenv(NODE_CACHE_ENV, str(tmp_path / "env"))
@@ -123,12 +125,13 @@ def test_the_node_cache_is_filled_under_a_lock(tmp_path, monkeypatch):
         released = time.monotonic()
     t.join(30)
     assert loaded and loaded[0] >= released
-    assert os.environ["COLORBENCH_CACHE_DIR"] == str(cache)  # the loaders' cache is the node's folder
+    assert os.environ[CACHE_ENV] == str(cache)  # the loaders' cache is the node's folder
 
 
-def test_a_ray_cell_body_puts_checkpoints_and_files_in_the_storage(tmp_path):
+def test_a_ray_cell_body_puts_checkpoints_and_files_in_the_storage(tmp_path, monkeypatch):
     """The body of a Ray task, run in this process with a memory:// storage: the epoch checkpoint, the
     --save-checkpoints file and the --cross-domain sets go to the storage, and the driver copies them in."""
+    monkeypatch.delenv(CACHE_ENV, raising=False)  # node_dataset sets it: restored after the test
     s = spec(cross_domain=True, save_checkpoints=True, checkpoint_every_s=0)
     rd = RunDir(tmp_path / "run", create=True)
     data = node_dataset(s, "shapes", str(tmp_path / "node"))
@@ -138,11 +141,9 @@ def test_a_ray_cell_body_puts_checkpoints_and_files_in_the_storage(tmp_path):
     prefix = storage.run_prefix("memory://bucket", rd.path)
     writes: list[str] = []
     real_write = storage.write_bytes
-    storage.write_bytes = lambda where, b: (writes.append(where), real_write(where, b))[1]
-    try:
-        result = _ray_cell(task, {}, prefix, str(tmp_path / "node"))
-    finally:
-        storage.write_bytes = real_write
+    monkeypatch.setattr(storage, "write_bytes", lambda where, b: (writes.append(where), real_write(where, b))[1])
+    result = _ray_cell(task, {}, prefix, str(tmp_path / "node"))
+    monkeypatch.undo()
     assert result.rows[0].record.status == "ok", result.rows[0].record.error
     ckpt = storage.join(prefix, "cells", task.entry.dir, "checkpoint", "last.pt")
     assert ckpt in writes and storage.exists(ckpt)  # the checkpoint after epoch 1 (of 2) went to the storage
