@@ -85,6 +85,13 @@ def test_a_cell_placed_on_a_gpu_never_falls_back_to_the_cpu(monkeypatch):
         execute_cell(task)
 
 
+def test_auto_records_what_it_chose_and_why_in_run_json(tmp_path):
+    run(spec(executor="auto", workers="auto"), out=tmp_path / "run", **QUIET)  # one cell: this process
+    ex = RunDir(tmp_path / "run").info().executor
+    assert (ex["requested"], ex["name"], ex["workers"], ex["devices"]) == ("auto", "local", 1, ["cpu"])
+    assert "usable core(s)" in ex["reason"] and ex["reason"].endswith(": this process"), ex["reason"]
+
+
 def test_workers_option_accepts_auto_and_refuses_nonsense():
     assert spec(workers="auto").workers == "auto"
     for bad in (0, "many", True):

@@ -50,6 +50,13 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--retries", type=int, default=1,
                    help="a cell whose worker dies (segfault, OOM, kill -9) is run again N times, then is a failed row")
     r.add_argument("--ray-address", default=None, help="--executor ray: address of a running cluster (default: local)")
+    r.add_argument("--storage", default=None, metavar="PATH|URI",
+                   help="--executor ray: where cells keep checkpoints and files when the nodes share no disk: a "
+                        "folder every node sees, or file://, s3://, gs://, memory:// (fsspec); a cell retried on "
+                        "another node resumes from its last checkpoint there")
+    r.add_argument("--node-cache-dir", default=None, metavar="DIR",
+                   help="--executor ray: each node's folder of decoded datasets (default: the node's user cache, "
+                        "~/.cache/colorbench/datasets)")
     r.add_argument("--cpus-per-cell", type=float, default=1.0, help="--executor ray: CPUs (and torch threads) per cell")
     r.add_argument("--gpus-per-cell", type=float, default=None,
                    help="--executor process|ray: a cell's share of a GPU (default: 1 when the run is on CUDA, "
@@ -106,7 +113,8 @@ def spec_from_file(path: str, progress: bool) -> Any:
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"datasets": args.datasets, "seeds": args.seeds, "executor": args.executor, "workers": args.workers,
-            "retries": args.retries, "nproc_per_cell": args.nproc_per_cell, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell,
+            "retries": args.retries, "nproc_per_cell": args.nproc_per_cell, "ray_address": args.ray_address,
+            "storage": args.storage, "node_cache_dir": args.node_cache_dir, "cpus_per_cell": args.cpus_per_cell,
             "gpus_per_cell": args.gpus_per_cell, "save_predictions": args.save_predictions,
             "rerun_failed": args.rerun_failed, "loader_workers": args.loader_workers,
             "checkpoint_every_steps": args.checkpoint_every_steps, "checkpoint_every_s": args.checkpoint_every_s}

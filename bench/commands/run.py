@@ -67,7 +67,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if "workers" in given and executor == "local":
         raise ValueError("--workers applies to --executor process (the local executor runs one cell at a time in "
                          "this process); add --executor process")
-    for dest in ("cpus_per_cell", "ray_address"):
+    for dest in ("cpus_per_cell", "ray_address", "storage", "node_cache_dir"):
         if dest in given and executor != "ray":
             raise ValueError(f"--{dest.replace('_', '-')} applies to --executor ray only; add --executor ray or drop it")
 

@@ -9,6 +9,7 @@ reason; a worker computes a :class:`CellResult` from a :class:`CellTask`, and on
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import signal
@@ -31,6 +32,7 @@ from colorbench.methods.base import checked_colorize
 from colorbench.methods.presets import check_preset_image_size
 from colorbench.results.records import RunRecord, environment_versions
 from colorbench.results.rundir import CellEntry
+from colorbench.engine import storage
 from colorbench.engine.data import EpochSampler, load_dataset, make_train_loader, to_uint8
 from colorbench.engine.evaluation import Evaluator, OutputView, dataset_structure_references, keep_predictions, output_diversity
 from colorbench.engine.spec import RunSpec, method_config
@@ -48,7 +50,7 @@ class CellTask:
     entry: CellEntry
     spec: RunSpec
     outputs: list[CellEntry] = field(default_factory=list)  # alternative-output rows trained with this cell
-    checkpoint_dir: str | None = None  # epoch checkpoints (resume); None: none
+    checkpoint_dir: str | None = None  # epoch checkpoints (resume): a folder or a --storage URI; None: none
     run_dir: str | None = None  # for stages writing their own files (cross-domain sets)
     samples: list[int] = field(default_factory=list)  # test indices of the sample grid
     threads: int | None = None  # torch threads of the worker (set before it computes)
@@ -71,6 +73,9 @@ class CellRow:
 class CellResult:
     rows: list[CellRow]
     resumed_from: int | None = None  # epoch of the checkpoint it continued from
+    # files a worker without the driver's disk made (Ray): path in the run directory -> content, or the --storage
+    # location holding it; the executor writes them into the run directory in the driver
+    files: dict[str, bytes | str] = field(default_factory=dict)
 
 
 def _base_record(task: CellTask, name: str, data_desc: Mapping[str, Any], device: str, **kw: Any) -> RunRecord:
@@ -127,16 +132,27 @@ def _pause_hook(method: str, epoch: int, step: int) -> None:
     time.sleep(300)
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it
-    atomic_write_with(path, lambda buf: torch.save(state, buf))
+def _save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
+    # a kill leaves the previous checkpoint or this one, never half of one; a full disk a DiskFullError naming it;
+    # a URI (--storage s3://...) is written as one object (colorbench.engine.storage)
+    if storage.is_uri(str(path)):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        storage.write_bytes(str(path), buf.getvalue())
+        return
+    atomic_write_with(Path(path), lambda buf: torch.save(state, buf))
 
 
-def _load_checkpoint(path: Path, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
-    if not path.is_file():
+def _load_checkpoint(path: Path | str, key: str, log: Callable[[str], None]) -> dict[str, Any] | None:
+    if storage.is_uri(str(path)):  # a --storage URI (colorbench.engine.storage): read whole, then loaded
+        data = storage.read_bytes(str(path))
+        source: Any = None if data is None else io.BytesIO(data)
+    else:
+        source = path if Path(path).is_file() else None
+    if source is None:
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a damaged checkpoint means: start the cell again
         log(f"    checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); the cell starts again")
         return None
@@ -193,6 +209,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
                         dist: Any = None) -> CellResult | None:
     spec, entry = task.spec, task.entry
     name, seed = entry.method, entry.seed
+    cell = f"{name}/{entry.dataset}/s{seed}"  # how progress bars name the cell (engine.executors.cell_label)
     cls = METHODS.get(name)
     config = method_config(spec, name)
     record = _base_record(task, name, data.describe(), str(device), config=dataclasses.asdict(config))
@@ -218,7 +235,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     te = time.perf_counter()
     method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
     train_s += time.perf_counter() - te
-    ckpt_path = Path(task.checkpoint_dir) / "last.pt" if task.checkpoint_dir and epochs else None
+    ckpt_path = storage.join(task.checkpoint_dir, "last.pt") if task.checkpoint_dir and epochs else None
     start_epoch, resumed = 1, None
     output_curves: dict[str, list[dict[str, Any]]] = {}  # --all-outputs with --eval-every: each output's curve
     state = _load_checkpoint(ckpt_path, entry.key, log) if ckpt_path else None
@@ -258,7 +275,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         n_steps = int(partial["steps"]) if partial else 0
         partial = None
         sampler.start_epoch()
-        bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{name} s{seed} epoch {epoch}/{epochs}",
+        bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{cell} epoch {epoch}/{epochs}",
                    disable=not spec.progress)
         for batch in bar:
             _kill_hook(name, epoch, n_steps + 1)
@@ -280,11 +297,11 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         train_s += time.perf_counter() - te
         record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})
         if lead and spec.eval_every and epoch % spec.eval_every == 0 and epoch != epochs:
-            values, _ = evaluator.evaluate(method, desc=f"{name} eval @{epoch}")
+            values, _ = evaluator.evaluate(method, desc=f"{cell} eval @{epoch}")
             record.curve.append({"epoch": epoch, "metrics": {k: mv.value for k, mv in values.items()}})
             for out_entry in task.outputs:  # the alternative outputs' curves (e.g. SpyncoGan's G2, G3)
                 view = OutputView(method, out_entry.method.split("@", 1)[1])
-                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name} eval @{epoch}")  # type: ignore[arg-type]
+                out_values, _ = evaluator.evaluate(view, desc=f"{view.card.name}/{entry.dataset}/s{seed} eval @{epoch}")  # type: ignore[arg-type]
                 output_curves.setdefault(out_entry.method, []).append(
                     {"epoch": epoch, "metrics": {k: mv.value for k, mv in out_values.items()}})
             domains_s += _colorizer_ready(task, method, data, device, epoch=epoch, final=False)
@@ -299,7 +316,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     record.caveats = [str(c) for c in method.caveats()]
     te = time.perf_counter()
     keep = keep_predictions(spec, data.test)
-    values, metric_objs = evaluator.evaluate(method, desc=f"{name} eval", keep_predictions=keep)
+    values, metric_objs = evaluator.evaluate(method, desc=f"{cell} eval", keep_predictions=keep)
     eval_s = time.perf_counter() - te
     if cls.card.stochastic:
         values["diversity"] = output_diversity(method, data.test, spec, device, seed=seed)
@@ -312,7 +329,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     gray = data.test.make_batch(idx, device, grey_convention=spec.grey_convention).gray
     samples = to_uint8(checked_colorize(method, gray))
     if spec.save_checkpoints and cls.card.trainable and task.checkpoint_dir:
-        _save_checkpoint(Path(task.checkpoint_dir) / "final.pt", method.state_dict())
+        _save_checkpoint(storage.join(task.checkpoint_dir, "final.pt"), method.state_dict())
     record.timings = {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t0}
     if spec.cross_domain:
         record.timings["cross_domain_sets_s"] = domains_s
@@ -347,7 +364,8 @@ def _output_row(entry: CellEntry, base: RunRecord, method: Method, evaluator: Ev
     output = entry.method.split("@", 1)[1]
     view = OutputView(method, output)
     te = time.perf_counter()
-    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name} eval", keep_predictions=keep)  # type: ignore[arg-type]
+    values, metric_objs = evaluator.evaluate(view, desc=f"{view.card.name}/{entry.dataset}/s{entry.seed} eval",  # type: ignore[arg-type]
+                                             keep_predictions=keep)
     final = [{"epoch": base.config.get("epochs"), "metrics": {k: mv.value for k, mv in values.items()}}] \
         if task.spec.eval_every else []
     rec = dataclasses.replace(base, method=view.card.name, card=view.card.to_dict(), metrics=values,

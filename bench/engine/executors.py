@@ -14,8 +14,12 @@ row naming how its worker died, so the grid always completes.
   cores made a training step 60-100x slower, see benchmarks/test_engine_speed.py), and, on CUDA, its own GPU or
   its declared share of one (``--gpus-per-cell``).
 * ``ray``: one Ray task per cell (``--ray-address`` of a cluster, else a local instance), one GPU per cell by
-  default when the run is on CUDA; results travel back to the driver, so workers need no shared filesystem (their
-  checkpoints stay on their own disk).
+  default when the run is on CUDA. Workers need no shared filesystem: each node decodes a dataset once into its own
+  content-keyed cache (:func:`node_dataset`, under a file lock); checkpoints go to ``--storage`` (a folder every
+  node sees or an fsspec URI: :mod:`colorbench.engine.storage`), so a cell retried on another node resumes from its
+  last checkpoint (without ``--storage`` they stay on the node that wrote them); records, arrays and the cell's
+  files (``--save-checkpoints``, the ``--cross-domain`` sets) come back in the task's return value, or (the
+  colorized test split and the files) through the storage, and the driver writes them.
 * ``auto`` (the CLI's default): ``process`` with the worker count of :func:`decide_workers` when that is more than
   one, else ``local``; ``run.json`` records the choice and why.
 
@@ -33,6 +37,7 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 
@@ -532,12 +537,186 @@ def ray_gpus_per_cell(device: str, requested: float | None, cluster_gpus: float)
     return dev, gpus
 
 
-def _ray_cell(task: Any, env: Mapping[str, str]) -> Any:
+#: Environment variable naming a Ray node's folder of decoded datasets (default: the node user's cache,
+#: ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``); ``--node-cache-dir`` sets it for a run.
+NODE_CACHE_ENV = "COLORBENCH_NODE_CACHE_DIR"
+
+
+class DataNotOnNode(ValueError):
+    """A dataset folder the driver named does not exist on the node that was to compute the cell."""
+
+
+def node_cache_dir(option: str | None = None) -> Path:
+    """This node's folder of decoded datasets: ``option`` (``--node-cache-dir``), else ``$COLORBENCH_NODE_CACHE_DIR``,
+    else the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``)."""
+    chosen = option or os.environ.get(NODE_CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
+
+
+def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
+    """Load a dataset on a Ray node: from the node's content-keyed cache (:mod:`colorbench.datasets.cache`,
+    in :func:`node_cache_dir` unless the run gave ``cache_dir``), filled once per node: the first task decodes
+    under a file lock, the tasks that wait for it then memory-map the entry it wrote.
+
+    Raises:
+        DataNotOnNode: the run's ``data_root`` is not a folder on this node (naming ``--data-root``).
+    """
+    import hashlib
+    import json
+    import socket
+
+    from filelock import FileLock
+
+    from colorbench.datasets.cache import CACHE_ENV
+    from colorbench.engine.data import load_dataset
+    from colorbench.engine.spec import dataset_options_for
+
+    options = dict(dataset_options_for(spec, name))
+    root = options.get("data_root")
+    if root is not None and not Path(root).is_dir():
+        raise DataNotOnNode(
+            f"dataset {name}: the data folder {root} (--data-root on the driver) does not exist on Ray node "
+            f"{socket.gethostname()}; give --data-root as the workers see it (the same mount on every node), or "
+            "copy the data to that path on each node")
+    cache = node_cache_dir(cache_dir)
+    if "cache_dir" not in options:
+        os.environ[CACHE_ENV] = str(cache)  # read by the loaders when the run gave no cache_dir option
+    cache.mkdir(parents=True, exist_ok=True)
+    ident = hashlib.sha256(json.dumps([name, sorted(options.items())], default=str).encode()).hexdigest()[:16]
+    with FileLock(str(cache / f".lock-{name}-{ident}")):  # one task per node decodes; the others wait, then map
+        return load_dataset(spec, name)
+
+
+def _cell_scratch(task: Any, prefix: str | None) -> Path:
+    """A node-local folder for one cell of one run (the same for a retry on this node, so it can resume here)."""
+    import hashlib
+    import tempfile
+
+    run = hashlib.sha256(str(prefix or task.run_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "colorbench-cells" / run / task.entry.dir
+
+
+def _collect_files(scratch: Path, task: Any, prefix: str | None) -> dict[str, bytes | str]:
+    """The files a cell wrote under its scratch run folder (cross-domain sets, ``--save-checkpoints``), by path in the
+    run directory: their bytes, or (with ``--storage``) the storage location they were uploaded to."""
+    from colorbench.engine import storage
+
+    files: dict[str, bytes | str] = {}
+    for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+        rel = path.relative_to(scratch).as_posix()
+        if rel.endswith("/checkpoint/last.pt") or "/.tmp-" in f"/{rel}":
+            continue  # the resume checkpoint stays behind; half-written folders are not files of the run
+        if prefix is None:
+            files[rel] = path.read_bytes()
+        else:
+            where = storage.join(prefix, "files", rel)
+            storage.write_bytes(where, path.read_bytes())
+            files[rel] = where
+    final = f"cells/{task.entry.dir}/checkpoint/final.pt"
+    if prefix is not None and storage.exists(storage.join(prefix, final)):
+        files[final] = storage.join(prefix, final)  # --save-checkpoints, written straight to the storage
+    return files
+
+
+def _ray_cell(task: Any, env: Mapping[str, str], prefix: str | None = None, cache_dir: str | None = None) -> Any:
+    """Body of a Ray task: compute one cell on whichever node Ray chose, without the driver's disk.
+
+    Checkpoints go to ``--storage`` (``prefix``, the run's folder there), else to a node-local folder; the dataset
+    comes from the node's cache (:func:`node_dataset`); the cell's files travel back in ``CellResult.files``.
+    """
+    import shutil
+
     os.environ.update(env)
-    from colorbench.engine.cell import execute_cell
+    from colorbench.engine import storage
+    from colorbench.engine.cell import execute_cell, failed_result
 
     label = cell_label(task.entry)
-    return execute_cell(task, None, log=lambda text: print(f"[{label}] {text.strip()}"))
+    scratch = _cell_scratch(task, prefix)
+    cell_rel = f"cells/{task.entry.dir}"
+    task.run_dir = str(scratch)
+    task.checkpoint_dir = (storage.join(prefix, cell_rel, "checkpoint") if prefix is not None
+                           else str(scratch / cell_rel / "checkpoint"))
+    import ray
+
+    def log(text: str) -> None:
+        print(f"[{label}] {text.strip()}", flush=True)
+
+    if ray.is_initialized():  # in a Ray task (always, but for tests that call this body directly)
+        gpus = ray.get_gpu_ids()  # Ray shows this task only the GPUs it reserved (CUDA_VISIBLE_DEVICES)
+        log(f"on Ray node {ray.get_runtime_context().get_node_id()[:12]}" + (f", GPU(s) {gpus}" if gpus else ", CPU"))
+    try:
+        data = node_dataset(task.spec, task.entry.dataset, cache_dir)
+    except DataNotOnNode as exc:
+        return failed_result(task, f"DataNotOnNode: {exc}")
+    result = execute_cell(task, data, log=log)
+    result.files = _collect_files(scratch, task, prefix)
+    if prefix is not None:
+        _predictions_to_storage(result, prefix)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def _predictions_to_storage(result: Any, prefix: str) -> None:
+    """With ``--storage``, each row's colorized test split (the largest array of a cell, up to 64 MiB by default)
+    goes to ``<prefix>/cells/<cell>/predictions.npz`` and the row carries its location instead of the array."""
+    import io
+
+    import numpy as np
+
+    from colorbench.engine import storage
+
+    for row in result.rows:
+        if row.predictions is None or row.entry.dir is None:
+            continue
+        pred, ids = row.predictions
+        buf = io.BytesIO()
+        np.savez(buf, pred=pred, ids=np.asarray(ids, dtype=str))
+        where = storage.join(prefix, "cells", row.entry.dir, "predictions.npz")
+        storage.write_bytes(where, buf.getvalue())
+        row.predictions = where
+
+
+def fetch_predictions(result: Any) -> None:
+    """Replace each row's predictions location (:func:`_predictions_to_storage`) with the arrays it holds.
+
+    Raises:
+        FileNotFoundError: the location is gone from the storage.
+    """
+    import io
+
+    import numpy as np
+
+    from colorbench.engine import storage
+
+    for row in result.rows:
+        if isinstance(row.predictions, str):
+            data = storage.read_bytes(row.predictions)
+            if data is None:
+                raise FileNotFoundError(f"the cell's predictions are no longer in the storage at {row.predictions}")
+            with np.load(io.BytesIO(data)) as z:
+                row.predictions = (z["pred"], [str(i) for i in z["ids"]])
+
+
+def write_cell_files(files: Mapping[str, bytes | str], run_dir: str | Path) -> None:
+    """Write the files a Ray cell sent back (bytes, or a ``--storage`` location to copy) into the run directory.
+
+    Raises:
+        ValueError: a path outside the run directory; FileNotFoundError: a storage location that is gone.
+    """
+    from colorbench.core.fsio import atomic_write_bytes
+    from colorbench.engine import storage
+
+    root = Path(run_dir).resolve()
+    for rel, content in files.items():
+        target = (root / rel).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(f"a cell sent back the file {rel!r}, which is outside the run directory")
+        data = content if isinstance(content, bytes) else storage.read_bytes(content)
+        if data is None:
+            raise FileNotFoundError(f"the cell's file {rel} is no longer in the storage at {content}")
+        atomic_write_bytes(target, data)
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
@@ -589,6 +768,9 @@ class RayExecutor(Executor):
             self.started_here = True
         self.threads = max(1, int(spec.cpus_per_cell))
         try:
+            from colorbench.engine import storage
+
+            self.storage = storage.normalize(spec.storage) if getattr(spec, "storage", None) else None
             self.device, self.gpus_per_cell = ray_gpus_per_cell(spec.device, spec.gpus_per_cell,
                                                                 ray.cluster_resources().get("GPU", 0))
         except ValueError:
@@ -597,32 +779,45 @@ class RayExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "address": self.spec.ray_address or "local", "device": self.device,
-                "cpus_per_cell": self.spec.cpus_per_cell, "gpus_per_cell": self.gpus_per_cell}
+                "cpus_per_cell": self.spec.cpus_per_cell, "gpus_per_cell": self.gpus_per_cell,
+                "storage": self.storage, "node_cache_dir": getattr(self.spec, "node_cache_dir", None),
+                "files": "through --storage" if self.storage else "in each task's return value"}
 
     def thread_policy(self) -> dict[str, Any]:
         return {"cores": available_cores(), "torch_threads_per_cell": self.threads,
                 "policy": "int(--cpus-per-cell), set in each Ray task before it computes"}
 
     def run(self, tasks, datasets, started, finished, log) -> None:
-        from colorbench.engine.cell import KILL_HOOK_ENV, failed_result
+        from colorbench.engine import storage
+        from colorbench.engine.cell import KILL_HOOK_ENV, PAUSE_HOOK_ENV, failed_result
 
         ray = self.ray
         remote = ray.remote(_ray_cell).options(num_cpus=self.spec.cpus_per_cell, num_gpus=self.gpus_per_cell,
                                                max_retries=self.spec.retries, retry_exceptions=False)
-        env = {KILL_HOOK_ENV: os.environ[KILL_HOOK_ENV]} if os.environ.get(KILL_HOOK_ENV) else {}
+        env = {k: os.environ[k] for k in (KILL_HOOK_ENV, PAUSE_HOOK_ENV) if os.environ.get(k)}
+        cache_dir = getattr(self.spec, "node_cache_dir", None)
         refs = {}
         for task in tasks:
-            task.threads, task.listeners, task.device = self.threads, [], self.device
+            task.threads, task.device = self.threads, self.device
+            prefix = storage.run_prefix(self.storage, task.run_dir) if self.storage and task.run_dir else None
             started(task)
-            refs[remote.remote(task, env)] = task
+            refs[remote.remote(task, env, prefix, cache_dir)] = (task, prefix)
         self._busy()  # the cells are Ray's now
         try:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 for ref in ready:
-                    task = refs.pop(ref)
+                    task, prefix = refs.pop(ref)
                     try:
                         result = ray.get(ref)
+                        fetch_predictions(result)  # through --storage
+                        if result.files and task.run_dir:
+                            write_cell_files(result.files, task.run_dir)
+                        if result.resumed_from is not None:
+                            _prefixed(log, task.entry)(f"resumed from its checkpoint of epoch {result.resumed_from}")
+                    except (OSError, ValueError) as exc:  # a file of the cell could not be brought back
+                        result = failed_result(task, f"{type(exc).__name__}: the cell finished but its files could "
+                                                     f"not be written into the run directory: {exc}")
                     except ray.exceptions.RayError as exc:
                         n = self.spec.retries + 1
                         task.entry.attempts = n
@@ -632,6 +827,11 @@ class RayExecutor(Executor):
                                                      f"{first}) in each of {n} attempt(s) (--retries "
                                                      f"{self.spec.retries})")
                     finished(task, result)
+                    if prefix is not None:  # written into the run directory: nothing left to resume or fetch
+                        storage.remove(storage.join(prefix, "cells", task.entry.dir, "checkpoint", "last.pt"))
+                        for row in result.rows:
+                            if row.entry.dir:
+                                storage.remove(storage.join(prefix, "cells", row.entry.dir, "predictions.npz"))
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)

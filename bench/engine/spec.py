@@ -56,6 +56,8 @@ class RunSpec:
     workers: int | str = 1  # --executor auto|process: cells computed at once, or "auto" (engine.executors.decide_workers)
     retries: int = 1  # a cell whose worker dies is run again this many times, then becomes a failed row
     ray_address: str | None = None
+    storage: str | None = None  # --executor ray: folder or fsspec URI for checkpoints and files (engine.storage)
+    node_cache_dir: str | None = None  # --executor ray: each node's decoded-data cache (default: the node's user cache)
     cpus_per_cell: float = 1.0
     gpus_per_cell: float | None = None  # a cell's share of a GPU (process, Ray); None: 1 on CUDA, else 0
     nproc_per_cell: int = 1  # processes training one cell together (engine.ddp: data-parallel)
@@ -97,6 +99,13 @@ class RunSpec:
         if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
             raise ValueError(f"need --cpus-per-cell > 0 and --gpus-per-cell >= 0, got {self.cpus_per_cell}, "
                              f"{self.gpus_per_cell}")
+        if (self.storage or self.node_cache_dir) and self.executor != "ray":
+            raise ValueError("--storage and --node-cache-dir apply to --executor ray (the local and process executors "
+                             "write into the run directory); add --executor ray or drop them")
+        if self.storage:
+            from colorbench.engine.storage import normalize
+
+            normalize(self.storage)  # empty, or a scheme fsspec cannot open -> an error naming it, before anything
         if self.save_predictions not in PREDICTION_POLICIES:
             raise ValueError(f"unknown predictions policy {self.save_predictions!r}; choose one of {PREDICTION_POLICIES}")
         if len(set(self.seed_list())) != len(self.seed_list()) or len(set(self.dataset_names())) != len(self.dataset_names()):
