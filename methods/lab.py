@@ -3,15 +3,18 @@
 :class:`LabConvention` is a mixin (not a :class:`~colorbench.methods.base.Method`) that a Lab method lists before
 :class:`~colorbench.methods.trainable.TrainableMethod` (seeding, own RNG stream, AMP, pure colorize, finite-loss
 check, linear LR decay; see that module): ``class Pix2Pix(LabConvention, TrainableMethod)``. A method module then
-only builds its networks and writes its ``train_step``. Mixins keep every method within three levels of ``Method``
-(issue 21); :class:`AbRegression` is the second one, the regression step of ``unet-l1`` and ``colorful-l1/l2``:
+only builds its networks and writes its ``train_step``. The convention:
 
-* the Lab convention: input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in
-  [-1, 1], times 110, combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training
-  targets ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
+* input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in [-1, 1], times 110,
+  combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training targets
+  ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
 
-``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in ``colorbench.methods.trainable`` and are
-re-exported here for the modules that import them from this one.
+:class:`AbRegression` (a mixin over :class:`LabConvention`) is the regression step of ``unet-l1`` and
+``colorful-l1/l2``. Mixins rather than ``Method`` subclasses keep every method within three levels of ``Method``
+(issue 21).
+
+``TrainableMethod``, ``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in
+``colorbench.methods.trainable`` and are re-exported here for the modules that import them from this one.
 """
 
 from __future__ import annotations
