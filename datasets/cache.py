@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from colorbench.core.fsio import publish_dir
 from colorbench.datasets.base import ImageSet
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "cache_key", "relative", "default_cache_dir", "files_fingerprint",
@@ -236,10 +237,8 @@ class EntryWriter:
         (self.tmp / "meta.json").write_text(json.dumps({"key": self.key, **meta}, default=str))
         if self.final.exists() and not (self.final / "meta.json").is_file():
             shutil.rmtree(self.final, ignore_errors=True)  # an incomplete entry left by an older crash
-        try:
-            os.replace(self.tmp, self.final)  # atomic on one file system; fails if a full entry is already there
-        except OSError:
-            shutil.rmtree(self.tmp, ignore_errors=True)  # another process wrote the same entry first
+        # one rename; an entry another process finished first is kept (and this folder removed)
+        publish_dir(self.tmp, self.final, replace=False)
         self.tmp = None
         return self.final
 

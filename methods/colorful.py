@@ -14,7 +14,7 @@ import torch
 
 from colorbench.methods.base import MethodCard, PresetScale
 from colorbench.methods.cgan import FABBRI, FABBRI_SCALE, SEED_FABBRI
-from colorbench.methods.lab import AbRegressionMethod, LabConfig
+from colorbench.methods.lab import AbRegression, LabConfig, TrainableMethod
 from colorbench.methods.nets import ColorfulNet
 from colorbench.methods.pix2pix import PIX2PIX, Pix2Pix
 from colorbench.methods.registry import Variant, register_method, register_variant
@@ -75,7 +75,7 @@ _REG_CHOICES = _NET_CHOICES + (
 
 
 @register_method("colorful-l1")
-class ColorfulL1(AbRegressionMethod):
+class ColorfulL1(AbRegression, TrainableMethod):
     """Zhang et al.'s network regressing ab with an L1 loss. ``train_step`` returns ``{"G_L1": ...}``."""
 
     card: ClassVar[MethodCard] = MethodCard(

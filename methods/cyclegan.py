@@ -15,7 +15,7 @@ Images are in [-1, 1]: grey ``2·gray - 1`` replicated over ``grey_channels`` ch
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 
 import itertools
 from dataclasses import dataclass
@@ -138,8 +138,10 @@ class UnpairedConfig(AdamInitConfig, TrainableConfig):
                              "grey -> colour generator, so both domains must have 3 channels")
 
 
-class CycleConsistentMethod(TrainableMethod):
-    """The shared CycleGAN training step; subclasses build the networks (:meth:`build_pair`) and may add noise.
+class CycleConsistency(ABC):
+    """Mixin of the shared CycleGAN training step (not a :class:`~colorbench.methods.base.Method`: list it before
+    :class:`~colorbench.methods.trainable.TrainableMethod`, so methods stay within three levels of ``Method``); the
+    method class builds the networks (:meth:`build_pair`) and may add noise.
 
     ``train_step`` returns ``{"G_GAN", "F_GAN", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}``: the two
     generators' adversarial losses, the cycle L1 distances and identity L1 distances (unweighted; identity terms
@@ -336,7 +338,7 @@ class CycleGANConfig(UnpairedConfig):
 
 
 @register_method("cyclegan")
-class CycleGAN(CycleConsistentMethod):
+class CycleGAN(CycleConsistency, TrainableMethod):
     """CycleGAN with ResNet generators and PatchGAN discriminators (see the module docstring)."""
 
     card: ClassVar[MethodCard] = MethodCard(
@@ -547,7 +549,7 @@ class ColCycleConfig(UnpairedConfig):
 
 
 @register_method("col-cycle")
-class ColCycle(CycleConsistentMethod):
+class ColCycle(CycleConsistency, TrainableMethod):
     """Col-Cycle: the fully cyclic network SpyncoGan is compared with (two generators, two discriminators)."""
 
     card: ClassVar[MethodCard] = MethodCard(

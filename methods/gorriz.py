@@ -164,38 +164,21 @@ _FEATREC_CHOICES = _GORRIZ_CHOICES + (
 )
 
 
-@register_method("gorriz-featrec")
-class GorrizFeatRec(Pix2Pix):
-    """``gorriz`` + λ·feature reconstruction loss on a frozen, pretrained ImageNet feature network "F".
+class FeatureReconstruction:
+    """Mixin (not a ``Method``; list it before :class:`~colorbench.methods.pix2pix.Pix2Pix`) adding to pix2pix
+    λ·feature reconstruction loss on a frozen feature network "F": pretrained ImageNet weights
+    (``feature_network = "pretrained"``, ``gorriz-featrec``) or a network trained by :meth:`fit_start` on the run's
+    images (``"selftrained"``, the variant ``gorriz-featrec-selftrained``).
 
     ``train_step`` returns ``{"G_GAN", "G_SmoothL1", "G_feat", "D_real", "D_fake"}`` (unweighted values; the
-    generator loss is ``1·G_GAN + λ_l1·G_SmoothL1 + λ_feat·G_feat``). The weights are loaded at construction when
-    found; without them :meth:`fit_start` and :meth:`train_step` raise ``FileNotFoundError`` naming the file to
-    put where (F's random initial weights are never used).
+    generator loss is ``1·G_GAN + λ_l1·G_SmoothL1 + λ_feat·G_feat``). The pretrained weights are loaded at
+    construction when found; without them :meth:`fit_start` and :meth:`train_step` raise ``FileNotFoundError``
+    naming the file to put where (F's random initial weights are never used).
     """
 
-    card: ClassVar[MethodCard] = MethodCard(
-        name="gorriz-featrec",
-        title="Górriz et al. + feature reconstruction loss on ImageNet VGG16 block3_conv3 (Tarrés 2021)",
-        paper=THESIS + ", §4.2 and §5.1.1; feature loss of Johnson, Alahi, Fei-Fei, ECCV 2016; base model " + GORRIZ,
-        source=SEED_THESIS,
-        paired=True,
-        color_space="lab",
-        choices=_FEATREC_CHOICES,
-        licence="MIT (colorbench's code); the feature network's ImageNet weights: their publishers' licences "
-                "(`colorbench weights list vgg16-caffe vgg16 resnet50`; not verified here)",
-        training_data=("ImageNet-1k train",),  # the frozen feature network F only; G and D train on the run's data
-        weights=("vgg16-caffe", "vgg16", "resnet50"),
-    )
     Config: ClassVar[type] = GorrizFeatRecConfig
     frozen_networks: ClassVar[tuple[str, ...]] = ("F",)
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {**_GORRIZ_PAPER, "lambda_feat": 1e-5, "feature_backbone": "vgg16", "feature_weights_kind": "caffe"},
-        "quick": {**_GORRIZ_QUICK, "lambda_feat": 1e-5, "feature_backbone": "vgg16", "feature_weights_kind": "caffe"},
-        "thesis-prediction": dict(THESIS_PREDICTION),
-    }
-    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": THESIS_SCALE}
-    #: where F's weights come from: "pretrained" (ImageNet file, this method) or "selftrained" (the variant)
+    #: where F's weights come from: "pretrained" (ImageNet file, gorriz-featrec) or "selftrained" (the variant)
     feature_network: ClassVar[str] = "pretrained"
 
     def build_networks(self) -> None:
@@ -317,6 +300,32 @@ class GorrizFeatRec(Pix2Pix):
         self.F.eval()
 
 
+@register_method("gorriz-featrec")
+class GorrizFeatRec(FeatureReconstruction, Pix2Pix):
+    """``gorriz`` + λ·feature reconstruction loss on a frozen, pretrained ImageNet feature network "F" (see
+    :class:`FeatureReconstruction`)."""
+
+    card: ClassVar[MethodCard] = MethodCard(
+        name="gorriz-featrec",
+        title="Górriz et al. + feature reconstruction loss on ImageNet VGG16 block3_conv3 (Tarrés 2021)",
+        paper=THESIS + ", §4.2 and §5.1.1; feature loss of Johnson, Alahi, Fei-Fei, ECCV 2016; base model " + GORRIZ,
+        source=SEED_THESIS,
+        paired=True,
+        color_space="lab",
+        choices=_FEATREC_CHOICES,
+        licence="MIT (colorbench's code); the feature network's ImageNet weights: their publishers' licences "
+                "(`colorbench weights list vgg16-caffe vgg16 resnet50`; not verified here)",
+        training_data=("ImageNet-1k train",),  # the frozen feature network F only; G and D train on the run's data
+        weights=("vgg16-caffe", "vgg16", "resnet50"),
+    )
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {**_GORRIZ_PAPER, "lambda_feat": 1e-5, "feature_backbone": "vgg16", "feature_weights_kind": "caffe"},
+        "quick": {**_GORRIZ_QUICK, "lambda_feat": 1e-5, "feature_backbone": "vgg16", "feature_weights_kind": "caffe"},
+        "thesis-prediction": dict(THESIS_PREDICTION),
+    }
+    preset_scales: ClassVar[dict[str, PresetScale]] = {"paper": THESIS_SCALE}
+
+
 _SELFTRAINED_CARD = MethodCard(
     name="gorriz-featrec-selftrained",
     title="gorriz-featrec with a feature network trained on the run's own images (not ImageNet VGG16)",
@@ -343,13 +352,15 @@ _SELFTRAINED_CARD = MethodCard(
 #: ``fit_start`` trains a VGG16-shaped trunk (width ``feature_width``) as a classifier on the training set and
 #: freezes it; the record's ``config.notes.feature_network`` says what was trained.
 GorrizFeatrecSelftrained = register_variant(Variant(
-    "gorriz-featrec-selftrained", GorrizFeatRec, _SELFTRAINED_CARD,
+    "gorriz-featrec-selftrained", Pix2Pix, _SELFTRAINED_CARD,
     presets={
         "paper": {**_GORRIZ_PAPER, "lambda_feat": 1e-5, "feature_width": 64, "feature_epochs": 5},
         "quick": {**_GORRIZ_QUICK, "lambda_feat": 1e-5, "feature_width": 8, "feature_epochs": 2},
         "thesis-prediction": dict(THESIS_PREDICTION),
     },
+    preset_scales={"paper": THESIS_SCALE},
     switches={"feature_network": "selftrained"},
+    mixins=(FeatureReconstruction,),
     doc="``gorriz-featrec`` whose feature network is trained by colorbench on the run's own training images "
         "(not the thesis's ImageNet VGG16).",
 ), __name__)

@@ -1,15 +1,20 @@
 """Shared machinery of the methods whose networks predict ab from L (paired or unpaired).
 
-:class:`LabMethod` adds the Lab colour convention to :class:`~colorbench.methods.trainable.TrainableMethod`
-(seeding, own RNG stream, AMP, pure colorize, finite-loss check, linear LR decay; see that module), so a method
-module only builds its networks and writes its ``train_step``:
+:class:`LabConvention` is a mixin (not a :class:`~colorbench.methods.base.Method`) that a Lab method lists before
+:class:`~colorbench.methods.trainable.TrainableMethod` (seeding, own RNG stream, AMP, pure colorize, finite-loss
+check, linear LR decay; see that module): ``class Pix2Pix(LabConvention, TrainableMethod)``. A method module then
+only builds its networks and writes its ``train_step``. The convention:
 
-* the Lab convention: input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in
-  [-1, 1], times 110, combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training
-  targets ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
+* input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in [-1, 1], times 110,
+  combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training targets
+  ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
 
-``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in ``colorbench.methods.trainable`` and are
-re-exported here for the modules that import them from this one.
+:class:`AbRegression` (a mixin over :class:`LabConvention`) is the regression step of ``unet-l1`` and
+``colorful-l1/l2``. Mixins rather than ``Method`` subclasses keep every method within three levels of ``Method``
+(issue 21).
+
+``TrainableMethod``, ``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in
+``colorbench.methods.trainable`` and are re-exported here for the modules that import them from this one.
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ class LabConfig(TrainableConfig):
     (``batch_size``, ``epochs``, ``grey_convention``, ``lr_decay_fraction``, ``amp``, ``amp_dtype``)."""
 
 
-class LabMethod(TrainableMethod):
-    """Base of the methods that predict normalized ab from normalized L with a generator network.
+class LabConvention:
+    """Mixin of the methods that predict normalized ab from normalized L with a generator network; list it before
+    :class:`~colorbench.methods.trainable.TrainableMethod`, whose abstract ``predict`` it provides.
 
-    Subclasses implement :meth:`build_networks` (create the networks as attributes; called on the CPU under
+    The method class implements :meth:`build_networks` (create the networks as attributes; called on the CPU under
     the seed), :meth:`build_optimizers`, :meth:`networks` and :meth:`train_step`; they may override
     :meth:`predict_ab` (what :meth:`colorize` runs) and :meth:`size_multiple_of`.
     """
@@ -71,9 +77,10 @@ class LabMethod(TrainableMethod):
         return gray_ab_to_rgb(gray.float(), denormalize_ab(ab.float()), self.config.grey_convention)
 
 
-class AbRegressionMethod(LabMethod):
-    """A generator ``self.G`` regressing normalized ab from L with an L1 or L2 loss, no adversary
-    (``unet-l1``, ``colorful-l1``, ``colorful-l2``). ``train_step`` returns ``{"G_L1": ...}`` or ``{"G_L2": ...}``.
+class AbRegression(LabConvention):
+    """Mixin (over :class:`LabConvention`) of a generator ``self.G`` regressing normalized ab from L with an L1 or
+    L2 loss, no adversary (``unet-l1``, ``colorful-l1``, ``colorful-l2``): ``class UNetL1(AbRegression,
+    TrainableMethod)``. ``train_step`` returns ``{"G_L1": ...}`` or ``{"G_L2": ...}``.
     """
 
     def regression_loss(self) -> str:

@@ -7,8 +7,8 @@ Used as the adversarial baseline of Tarrés 2021 (§4.1.2). The generator maps L
 generator (pix2pix U-Net, with IBN in the shallow encoder levels, or Zhang et al.'s colorful network), the
 discriminator (PatchGAN, multi-scale PatchGANs, EBGAN's auto-encoder), the GAN loss (vanilla, LSGAN, WGAN with
 weight clipping and ``n_critic``, EBGAN), the reconstruction terms (L1 or smooth L1, plus L2) and the optimizer.
-``gorriz``, ``gorriz-featrec``, ``colorful-gan`` and the ``cgan-*`` methods are subclasses that only set a card
-and presets (and, for feature reconstruction, one extra generator term). Its defaults are pix2pix's, so
+``gorriz``, ``colorful-gan`` and the ``cgan-*`` methods are variants of it (a card and presets, no code);
+``gorriz-featrec`` and its variant add one generator term through the ``gorriz.FeatureReconstruction`` mixin. Its defaults are pix2pix's, so
 ``pix2pix`` itself is unchanged. It is also registered as ``cgan`` (the supervised baseline of Shanis et al.),
 whose settings are the ``cgan-paper`` preset.
 """
@@ -24,7 +24,7 @@ from torch import nn
 
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import MethodCard, PresetScale
-from colorbench.methods.lab import LabConfig, LabMethod
+from colorbench.methods.lab import LabConfig, LabConvention
 from colorbench.methods.losses import GAN_MODES, GANLoss
 from colorbench.methods.nets import (
     MIN_NUM_DOWNS,
@@ -37,7 +37,7 @@ from colorbench.methods.nets import (
     set_requires_grad,
 )
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import AdamInitConfig
+from colorbench.methods.trainable import AdamInitConfig, TrainableMethod
 from colorbench.methods.unet_l1 import (
     SEED_THESIS,
     THESIS_MODE_CHOICE,
@@ -144,7 +144,7 @@ class Pix2PixConfig(AdamInitConfig, LabConfig):
 
 
 @register_method("pix2pix", aliases=("cgan",))
-class Pix2Pix(LabMethod):
+class Pix2Pix(LabConvention, TrainableMethod):
     """pix2pix on L -> ab. One ``train_step`` updates D once, then G once, as the reference.
 
     ``train_step`` returns ``{"G_GAN", "G_L1", "D_real", "D_fake"}``: the generator's adversarial loss, its L1

@@ -28,8 +28,11 @@ class Variant:
         presets: the presets the options go on; None: the base's.
         overlays: names of presets left as they are.
         preset_scales: the scale each paper preset was defined at; None: the base's.
-        switches: class attributes of ``base`` the variant sets (behaviour a Config option does not select, e.g.
-            where a feature network's weights come from); each must exist on ``base``.
+        switches: class attributes of ``base`` (or of a mixin) the variant sets (behaviour a Config option does not
+            select, e.g. where a feature network's weights come from); each must exist there.
+        mixins: classes with code of their own that are not ``Method`` subclasses, put before ``base`` in the
+            generated class's bases (e.g. ``gorriz.FeatureReconstruction``): a variant adds a behaviour without a
+            further level of ``Method`` subclasses (issue 21: at most three below ``Method``).
         doc: one line for the generated class's docstring.
     """
 
@@ -41,14 +44,20 @@ class Variant:
     overlays: tuple[str, ...] = ()
     preset_scales: Mapping[str, PresetScale] | None = None
     switches: Mapping[str, Any] = field(default_factory=dict)
+    mixins: tuple[type, ...] = ()
     doc: str = ""
 
     def __post_init__(self) -> None:
         if self.card.name != self.name:
             raise ValueError(f"variant {self.name!r}: its card is named {self.card.name!r}")
-        unknown = sorted(k for k in self.switches if not hasattr(self.base, k))
+        methods = [m.__name__ for m in self.mixins if issubclass(m, Method)]
+        if methods:
+            raise ValueError(f"variant {self.name!r}: mixins {methods} are Method subclasses; make the variant's "
+                             "base one of them, or write the behaviour as a mixin that is not a Method")
+        unknown = sorted(k for k in self.switches if not any(hasattr(c, k) for c in (*self.mixins, self.base)))
         if unknown:
-            raise ValueError(f"variant {self.name!r}: {self.base.__name__} has no attribute(s) {unknown} to switch")
+            owner = " + ".join(c.__name__ for c in (*self.mixins, self.base))
+            raise ValueError(f"variant {self.name!r}: {owner} has no attribute(s) {unknown} to switch")
 
     def class_presets(self) -> dict[str, dict[str, Any]]:
         """The variant's presets: each of ``presets`` (or the base's) with ``options`` on top, overlays kept."""
@@ -61,7 +70,8 @@ class Variant:
 
 
 def register_variant(variant: Variant, module: str) -> type[Method]:
-    """Register ``variant`` as a method: a class of ``variant.base`` holding only the variant's data.
+    """Register ``variant`` as a method: a class of ``variant.base`` (after ``variant.mixins``) holding only the
+    variant's data.
 
     Args:
         variant: the variant.
@@ -74,5 +84,5 @@ def register_variant(variant: Variant, module: str) -> type[Method]:
     }
     if variant.preset_scales is not None:
         attrs["preset_scales"] = dict(variant.preset_scales)
-    cls = type(variant.class_name(), (variant.base,), attrs)
+    cls = type(variant.class_name(), (*variant.mixins, variant.base), attrs)
     return register_method(variant.name)(cls)

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import torch
 
 from colorbench.methods.base import MethodCard, PresetScale
-from colorbench.methods.lab import AbRegressionMethod, LabConfig
+from colorbench.methods.lab import AbRegression, LabConfig
 from colorbench.methods.nets import MIN_NUM_DOWNS, NORMS, UnetGenerator
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import AdamInitConfig
+from colorbench.methods.trainable import AdamInitConfig, TrainableMethod
 
 SEED_THESIS = "001_185158beffacbb1e.txt"
 THESIS = (
@@ -77,7 +77,7 @@ class UNetL1Config(AdamInitConfig, LabConfig):
 
 
 @register_method("unet-l1", aliases=("unet",))
-class UNetL1(AbRegressionMethod):
+class UNetL1(AbRegression, TrainableMethod):
     """U-Net predicting ab from L, trained with the L1 distance to the true ab (both divided by 110).
 
     ``train_step`` returns ``{"G_L1": mean |ab_pred - ab_true| / 110}``.

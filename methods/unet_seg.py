@@ -23,9 +23,10 @@ from torch import Tensor, nn
 
 from colorbench.datasets.base import IGNORE_INDEX, Batch, ImageSet
 from colorbench.methods.base import MethodCard, PresetScale
-from colorbench.methods.lab import LabMethod
+from colorbench.methods.lab import LabConvention
 from colorbench.methods.nets import UnetGenerator
 from colorbench.methods.registry import register_method
+from colorbench.methods.trainable import TrainableMethod
 from colorbench.methods.unet_l1 import SEED_THESIS, THESIS_PREDICTION, THESIS_VOC_SCALE, UNetL1Config
 
 SEG_OUTPUTS = ("per-class-ab", "per-class-ab+logits")
@@ -57,7 +58,7 @@ class UNetSegConfig(UNetL1Config):
 
 
 @register_method("unet-seg")
-class UNetSeg(LabMethod):
+class UNetSeg(LabConvention, TrainableMethod):
     """Shared-decoder U-Net: an ab pair per class (and, as an option, class logits). Needs per-pixel masks.
 
     ``train_step`` returns ``{"G_L1"}`` (thesis form: L1 of all class pairs against their targets, labelled

@@ -35,7 +35,7 @@ from colorbench.core.color import gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.cgan import FABBRI, SEED_FABBRI
-from colorbench.methods.lab import LabConfig, LabMethod, check_gray_input
+from colorbench.methods.lab import LabConfig, LabConvention, TrainableMethod, check_gray_input
 from colorbench.methods.nets.zhang import AB_NORM, ECCV16Net, SIGGRAPH17Net, center_l, load_released
 from colorbench.methods.registry import register_method
 
@@ -230,7 +230,7 @@ _ECCV_PAPER = {"batch_size": 32, "epochs": 16, "lr_decay_fraction": 0.0, "width"
 
 
 @register_method("zhang-eccv16", aliases=("colorful-classification",))
-class ZhangECCV16(LabMethod):
+class ZhangECCV16(LabConvention, TrainableMethod):
     """Zhang et al.'s ECCV 2016 colorizer: 313-bin classification, class rebalancing, annealed mean.
 
     ``train_step`` returns ``{"G_CE": ...}`` (the rebalanced cross-entropy). ``fit_start`` computes the empirical

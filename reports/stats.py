@@ -7,7 +7,8 @@
   over seeds; only images that both methods have are used. Two tests of the per-image differences
   ``d = method - best``:
 
-  - paired bootstrap of the mean difference (``scipy.stats.bootstrap`` on ``d``, percentile 95 % interval;
+  - paired bootstrap of the mean difference (``scipy.stats.bootstrap`` on ``d`` through colorbench's one bootstrap,
+    ``colorbench.core.stats``: percentile 95 % interval;
     two-sided p = ``min(1, 2 min(P*(mean <= 0), P*(mean >= 0)))`` over the bootstrap distribution);
   - ``scipy.stats.wilcoxon(method, best)`` (signed-rank, two-sided; p = 1 when every difference is 0).
 
@@ -28,6 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from colorbench.core.stats import bootstrap_means, percentile_interval
 
 ALPHA = 0.05
 N_RESAMPLES = 2000
@@ -61,11 +64,9 @@ def paired_bootstrap(d: np.ndarray, seed: int = 0, n_resamples: int = N_RESAMPLE
     if len(d) < 2 or np.all(d == d[0]):
         value = float(d[0]) if len(d) else math.nan
         return value, value, (1.0 if value == 0 else 0.0) if len(d) >= 2 else math.nan
-    res = stats.bootstrap((d,), np.mean, n_resamples=n_resamples, method="percentile", confidence_level=0.95,
-                          rng=np.random.default_rng(seed), vectorized=True)
-    dist = res.bootstrap_distribution
+    dist = bootstrap_means(d, seed, n_resamples)
     p = min(1.0, 2.0 * min(float(np.mean(dist <= 0)), float(np.mean(dist >= 0))))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high), p
+    return (*percentile_interval(dist), p)
 
 
 def wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:

@@ -9,6 +9,7 @@ package out as an installed wheel would, in a temporary folder, and read that co
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -126,3 +127,60 @@ def test_the_circle_finder_finds_a_circle(tmp_path):
     rundir = copy / "colorbench" / "results" / "records.py"
     rundir.write_text(rundir.read_text() + "\n\ndef _back():\n    from colorbench.results import rundir  # noqa\n")
     assert ["colorbench.results.records", "colorbench.results.rundir"] in import_circles(copy)
+
+
+# --- one atomic writer -----------------------------------------------------------------------------------------------
+#: What moves a file or folder into place, or leaves a temporary file for someone else to move: only
+#: ``core/fsio.py`` may do that (``atomic_write_*``, ``atomic_stream``, ``atomic_write_dir``/``publish_dir``).
+_MOVES = re.compile(r"os\.replace\(|os\.rename\(|\.rename\(|shutil\.move\(|NamedTemporaryFile\([^)]*delete\s*=\s*False")
+
+#: The moves that stay outside fsio, each with why (file, the statement as written).
+MOVES_ALLOWED = {
+    # a memmap of the kept rows replaces the full one inside the cache entry's private temporary folder, which
+    # is then published as a whole (fsio.publish_dir): not a publication of its own
+    ("datasets/cache.py", 'os.replace(part, self.tmp / f"{name}.npy")'),
+}
+
+
+def _source_files() -> list[tuple[str, Path]]:
+    """(path relative to the repository, file) of every module of the package (pyproject's package-dir)."""
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = sorted(set(cfg["tool"]["setuptools"]["package-dir"].values()))
+    files = {p for folder in folders for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts}
+    return sorted((p.relative_to(ROOT).as_posix(), p) for p in files)
+
+
+def moves_outside_fsio(files: list[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """(file, statement) of every move into place outside ``bench/core/fsio.py`` that is not allowed."""
+    found = []
+    for rel, path in files:
+        if rel == "bench/core/fsio.py":
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            code = line.split("#", 1)[0].strip()
+            if _MOVES.search(code) and (rel, code) not in MOVES_ALLOWED:
+                found.append((rel, code))
+    return found
+
+
+def test_only_fsio_moves_files_into_place():
+    files = _source_files()
+    assert any(rel == "bench/core/fsio.py" for rel, _ in files) and len(files) > 100
+    assert moves_outside_fsio(files) == [], "write through colorbench.core.fsio (or allow it in MOVES_ALLOWED, saying why)"
+    # every allowed statement is still there (a stale allowance would let a new one in under its name)
+    present = {(rel, line.split("#", 1)[0].strip()) for rel, path in files for line in path.read_text().splitlines()}
+    assert MOVES_ALLOWED <= present
+
+
+def test_the_move_finder_finds_each_kind(tmp_path):
+    (tmp_path / "m.py").write_text("import os, shutil, tempfile\n"
+                                   "os.replace(a, b)\n"
+                                   "os.rename(a, b)  # a comment\n"
+                                   "Path(a).rename(b)\n"
+                                   "shutil.move(a, b)\n"
+                                   "f = tempfile.NamedTemporaryFile(dir=d, delete=False)\n"
+                                   "g = tempfile.NamedTemporaryFile(dir=d)\n"
+                                   "# os.replace(a, b) in a comment\n")
+    found = moves_outside_fsio([("pkg/m.py", tmp_path / "m.py")])
+    assert [code for _, code in found] == ["os.replace(a, b)", "os.rename(a, b)", "Path(a).rename(b)",
+                                           "shutil.move(a, b)", "f = tempfile.NamedTemporaryFile(dir=d, delete=False)"]

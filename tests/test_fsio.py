@@ -80,3 +80,66 @@ def test_a_run_on_a_full_disk_stops_with_a_clear_error_and_leaves_no_tmp_or_empt
     assert "no space left on the device" in err and "bytes" in err and "needed" in err and str(out) in err and named in err
     assert "Traceback" not in err
     assert _leftovers(tmp_path) == ([], [])
+
+
+# --- a file written in pieces, a folder written as a whole (issue 21: the writers that bypassed fsio) ----------------
+def test_atomic_stream_moves_the_file_into_place_only_when_the_block_succeeds(tmp_path):
+    dest = tmp_path / "weights" / "net.pth"
+    with fsio.atomic_stream(dest, suffix=".part") as out:
+        out.write(b"abc")
+        out.write(b"def")
+        assert not dest.exists() and (dest.parent / f".net.pth.{os.getpid()}.part").is_file()  # not yet in place
+    assert dest.read_bytes() == b"abcdef" and sorted(p.name for p in dest.parent.iterdir()) == ["net.pth"]
+    # the caller's own check fails (e.g. a wrong hash): its error passes unchanged, the old file stays, no part left
+    with pytest.raises(ValueError, match="wrong hash"):
+        with fsio.atomic_stream(dest, suffix=".part") as out:
+            out.write(b"other")
+            raise ValueError("wrong hash")
+    assert dest.read_bytes() == b"abcdef" and sorted(p.name for p in dest.parent.iterdir()) == ["net.pth"]
+
+
+def test_atomic_stream_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    dest = tmp_path / "net.pth"
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # the last step before the move: the data did not fit
+    with pytest.raises(fsio.DiskFullError, match=r"cannot write .*net\.pth: no space left on the device \(.* free\)"):
+        with fsio.atomic_stream(dest) as out:
+            out.write(b"x" * 100)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_dir_replaces_a_folder_as_a_whole(tmp_path):
+    dest = tmp_path / "domains" / "pix2pix"
+    fsio.atomic_write_dir(dest, lambda d: (d / "a.txt").write_text("one"))
+    fsio.atomic_write_dir(dest, lambda d: (d / "b.txt").write_text("two"))  # replaces the older folder
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]
+
+    def half_then_full(d):
+        (d / "c.txt").write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(fsio.DiskFullError, match=r"cannot write .*pix2pix: no space left"):
+        fsio.atomic_write_dir(dest, half_then_full)
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]  # the old folder is untouched
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["pix2pix"]  # no temporary folder left
+
+
+def test_publish_dir_keeps_a_folder_another_process_finished_first(tmp_path):
+    dest = tmp_path / "entry"
+    dest.mkdir()
+    (dest / "meta.json").write_text("first")
+    mine = tmp_path / ".entry.tmp"
+    mine.mkdir()
+    (mine / "meta.json").write_text("second")
+    assert fsio.publish_dir(mine, dest, replace=False) is False
+    assert (dest / "meta.json").read_text() == "first" and not mine.exists()
+    with pytest.raises(FileNotFoundError):  # a failed move that is not "already there" is never hidden
+        fsio.publish_dir(tmp_path / "missing", tmp_path / "elsewhere", replace=False)
+
+
+def test_a_unique_temporary_name_is_not_the_process_id(tmp_path):
+    a, b = (fsio.tmp_path_for(tmp_path / "x.json", unique=True) for _ in range(2))
+    assert a != b and str(os.getpid()) not in a.name and a.name.startswith(".x.json.") and a.suffix == ".tmp"

@@ -192,3 +192,38 @@ def test_paired_comparisons_never_choose_a_structure_lost_best(tmp_path):
     # a family whose methods all lost their structure has no best method and no rows
     lost_all = paired_comparisons(frames, summary, structure_threshold=1.5)
     assert lost_all.empty
+
+
+# --- one bootstrap (issue 21): core.stats for the recorded intervals and the paired comparisons -----------------------
+def _bootstrap_ci_before_scipy(v: np.ndarray, seed: int, n_resamples: int = 1000) -> tuple[float, float]:
+    """colorbench's hand-written percentile bootstrap as it was until scipy did the resampling (commit 243d865,
+    ``bench/core/stats.py``): the recorded ``ci95`` of every run made before must stay what it is."""
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 250])
+def test_recorded_intervals_are_bit_identical_to_the_hand_written_bootstrap(n):
+    from colorbench.core.stats import bootstrap_ci
+
+    rng = np.random.default_rng(n)
+    for seed in range(5):
+        v = rng.normal(20, 5, n)
+        assert bootstrap_ci(v, float(v.mean()), seed=seed) == _bootstrap_ci_before_scipy(v, seed)  # == on floats
+
+
+def test_paired_bootstrap_reads_the_same_distribution_as_scipy():
+    from colorbench.core.stats import bootstrap_means
+
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.1, 1, 40)
+    ref = sps.bootstrap((d,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(7))
+    dist = bootstrap_means(d, 7, 2000)
+    np.testing.assert_array_equal(dist, ref.bootstrap_distribution)  # the same resamples, the same means
+    lo, hi, p = paired_bootstrap(d, seed=7)
+    assert (lo, hi) == tuple(float(x) for x in np.percentile(dist, [2.5, 97.5]))
+    # scipy's own interval (quantiles at 0.025000000000000022) differs at most in the last bits
+    assert (lo, hi) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12, abs=0)
+    assert p == min(1.0, 2 * min(float(np.mean(dist <= 0)), float(np.mean(dist >= 0))))

@@ -7,7 +7,7 @@ manages the files:
 
 * ``list``: name, file, URL, hash, destination and whether the file is there;
 * ``fetch``: downloads with a tqdm progress bar into a temporary file next to the destination, checks the size
-  announced by the server and the hash, then moves it into place with ``os.replace`` (atomic: no half file is
+  announced by the server and the hash, then moves it into place atomically (``core.fsio.atomic_stream``: no half file is
   ever at the destination). Without a network it fails at once (no retries) and lists each requested file that is
   still missing with its URL and destination;
 * ``verify``: hashes the files that are there.
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from colorbench.core.fsio import atomic_stream
 from colorbench.core.registry import UnknownNameError
 
 
@@ -304,12 +305,13 @@ def remove_stale_parts(dest: Path) -> list[Path]:
 def fetch_file(entry: WeightsFile, root: str | os.PathLike | None = None, *, progress: bool = True,
                timeout: float = 20.0, opener: Callable = urllib.request.urlopen) -> Path:
     """Download ``entry`` to its destination under ``root``: stream into a temporary file in the destination
-    directory (tqdm progress bar), check the byte count against ``Content-Length`` and the SHA-256 against the
-    entry, then ``os.replace`` it into place. Returns the destination.
+    directory (tqdm progress bar; ``colorbench.core.fsio.atomic_stream``), check the byte count against
+    ``Content-Length`` and the SHA-256 against the entry, then move it into place. Returns the destination.
 
     Raises:
         Offline: the server cannot be reached (nothing was written).
         FetchError: HTTP error, truncated download or wrong hash (the temporary file is removed).
+        DiskFullError, WriteError: the file cannot be written (the message names it; nothing is left behind).
     """
     from tqdm import tqdm
 
@@ -325,39 +327,32 @@ def fetch_file(entry: WeightsFile, root: str | os.PathLike | None = None, *, pro
         raise Offline(f"cannot reach {entry.url}: {reason}") from err
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(dest)
-    tmp = dest.parent / f".{entry.file_name}.{os.getpid()}.part"  # the pid names the writer (see remove_stale_parts)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            h = hashlib.sha256()
-            n = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.file_name,
-                      disable=not progress, leave=False) as bar:
-                while True:
-                    try:
-                        block = response.read(1 << 16)
-                    except (OSError, urllib.error.URLError) as err:  # connection dropped mid-file
-                        raise FetchError(f"{entry.url}: download interrupted after {n} bytes: {err}") from err
-                    if not block:
-                        break
-                    out.write(block)
-                    h.update(block)
-                    n += len(block)
-                    bar.update(len(block))
-            if total is not None and n != total:
-                raise FetchError(f"{entry.url}: truncated download, got {n} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+    # the temporary file .NAME.PID.part names its writer (see remove_stale_parts); fsio moves it into place only
+    # when the block ends without an error, and removes it otherwise
+    with atomic_stream(dest, suffix=".part") as out, response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        h = hashlib.sha256()
+        n = 0
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.file_name,
+                  disable=not progress, leave=False) as bar:
+            while True:
+                try:
+                    block = response.read(1 << 16)
+                except (OSError, urllib.error.URLError) as err:  # connection dropped mid-file
+                    raise FetchError(f"{entry.url}: download interrupted after {n} bytes: {err}") from err
+                if not block:
+                    break
+                out.write(block)
+                h.update(block)
+                n += len(block)
+                bar.update(len(block))
+        if total is not None and n != total:
+            raise FetchError(f"{entry.url}: truncated download, got {n} of {total} bytes")
         digest = h.hexdigest()
         if not hash_matches(digest, entry.sha256):
             raise FetchError(f"{entry.url}: wrong file, SHA-256 {digest[:16]}… does not match "
                              f"{'the published hash' if entry.full_hash else 'the published prefix'} {entry.sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from colorbench.core.color import gray_to_rgb
+from colorbench.core.fsio import atomic_write_dir
 
 REAL_COLOR = "real-color"
 REAL_GRAY = "real-gray"
@@ -377,20 +376,18 @@ def domain_name(method: str, epoch: int | None = None, final: bool = True) -> st
 
 
 def _write_domain(root: Path, name: str, train: np.ndarray, test: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write one domain atomically (a temporary folder renamed into place), replacing an older one."""
+    """Write one domain atomically (``core.fsio.atomic_write_dir``: a folder renamed into place), replacing an older
+    one."""
     for split, arr in (("train", train), ("test", test)):
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1] not in (1, 3):
             raise ValueError(f"domain {name!r} {split}: expected uint8 (N, 1 or 3, H, W), got {arr.dtype} {arr.shape}")
-    final = root / DOMAINS_DIR / name
-    tmp = root / DOMAINS_DIR / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "train.npy", np.ascontiguousarray(train))
-    np.save(tmp / "test.npy", np.ascontiguousarray(test))
-    (tmp / "meta.json").write_text(json.dumps({"name": name, **meta}, indent=2))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
+
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "train.npy", np.ascontiguousarray(train))
+        np.save(tmp / "test.npy", np.ascontiguousarray(test))
+        (tmp / "meta.json").write_text(json.dumps({"name": name, **meta}, indent=2))
+
+    return atomic_write_dir(root / DOMAINS_DIR / name, fill)
 
 
 def _to_uint8(x: Tensor) -> np.ndarray:

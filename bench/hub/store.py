@@ -64,20 +64,11 @@ class ResultsStore:
         if self.exists(rel):
             return False
         if self.local:
-            import os
-            import uuid
-
             from colorbench.core.fsio import atomic_write_bytes
 
-            final = Path(self.root) / rel
-            # a name no other writer uses (machines sharing a network file system may share process ids), written
-            # completely (fsio: its own temporary file, fsync, full-disk message), then renamed into place
-            unique = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-            atomic_write_bytes(unique, data)
-            try:
-                os.replace(unique, final)
-            finally:
-                unique.unlink(missing_ok=True)
+            # a temporary name no other writer uses (machines sharing a network file system may share process
+            # ids), written completely (fsync, full-disk message), then renamed into place
+            atomic_write_bytes(Path(self.root) / rel, data, unique_tmp=True)
         else:
             self.fs.makedirs(self.path(rel).rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(self.path(rel), data)

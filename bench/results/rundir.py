@@ -33,7 +33,6 @@ import json
 import os
 import re
 import socket
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -322,10 +321,6 @@ class RunDir:
                     cells.append(e)
             write_json(self.cells_json, [c.to_dict() for c in cells])
 
-    def find(self, dataset: str, method: str, preset: str, seed: int, kind: str = "trained") -> CellEntry | None:
-        ident = (dataset, method, preset, int(seed), kind)
-        return next((c for c in self.cells() if c.ident == ident), None)
-
     # --- cell files ----------------------------------------------------------------------------------------------
     def record(self, cell: CellEntry) -> RunRecord:
         """The record of a finished cell.
@@ -551,10 +546,6 @@ def _per_image_columns(per_image: Any) -> tuple[list[str], dict[str, np.ndarray]
         if k == "ids":
             raise ValueError("'ids' is reserved in per_image.npz")
     return ids, cols
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0
 
 
 def load_records(run_dir: str | Path) -> list[RunRecord]:
