@@ -224,13 +224,13 @@ class Protocol:
         metrics, missing = self.build_metrics(names, lpips_weights, fid_weights, disjoint_fid_reference=disjoint)
         disjoint_fid = metrics.pop("fid", None) if disjoint else None
         collection = MetricCollection(metrics) if metrics else None
-        for p, r in batches:
-            p, r = p.to(device).float().div_(255.0), r.to(device).float().div_(255.0)
+        for p8, r8 in batches:
+            p, r = p8.to(device).float().div_(255.0), r8.to(device).float().div_(255.0)
             if disjoint_fid is not None and p.shape[1:] != fid_real.shape[1:]:
                 raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, p.shape[1:]))}), got "
                                  f"{fid_real.dtype} {fid_real.shape}")
             if collection is not None:
-                collection.update(p, r)
+                collection.update(p, r, eight_bit={"pred": p8.cpu(), "target": r8.cpu()})
             if disjoint_fid is not None:  # the colorized side only; the reference side below
                 disjoint_fid.update_side("pred", p)
         if disjoint_fid is not None:
