@@ -214,8 +214,6 @@ def read_prediction_folder(folder: str | Path, ids: Sequence[str], sizes: Sequen
     folder = Path(folder)
     if not folder.is_dir():
         raise PredictionFolderError(f"prediction folder {folder} does not exist or is not a folder")
-    if not (isinstance(score_workers, int) and score_workers >= 1):
-        raise ValueError(f"--workers must be a positive integer, got {score_workers!r}")
     if resize_pred is not None and resize_pred not in RESIZE_PRED_POLICIES:
         raise PredictionFolderError(f"unknown --resize-pred {resize_pred!r}; choose one of {list(RESIZE_PRED_POLICIES)}")
     ids = [str(i) for i in ids]
@@ -533,6 +531,8 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
         raise ValueError(f"--name must be a non-empty label without '/', got {label!r}")
     if save_predictions not in ("auto", "always", "never"):
         raise ValueError(f"unknown predictions policy {save_predictions!r}; choose one of auto, always, never")
+    if not (isinstance(score_workers, int) and score_workers >= 1):
+        raise ValueError(f"--workers must be a positive integer, got {score_workers!r}")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise PredictionFolderError(f"prediction folder {pred_dir} does not exist or is not a folder")
