@@ -11,7 +11,9 @@ the load average, since the machine may be shared::
 
 ``run`` trains ``unet-l1`` (quick preset, 1 epoch) on the folder as an ``image-folder`` dataset (80/20 split) at
 256x256 and evaluates it; ``evaluate`` scores the colorization folder against the real one with the default
-metrics. Not a test: nothing here runs in CI.
+metrics, twice by default (``--passes``): a first pass with an empty cache folder (``COLORBENCH_CACHE_DIR``; the
+structure references and the ab histograms' colour table are computed and stored) and a second pass that finds
+them. Not a test: nothing here runs in CI.
 """
 
 from __future__ import annotations
@@ -103,11 +105,12 @@ def build_folders(n: int, work: Path, photos: list[np.ndarray], size: int = 256,
     return real, pred
 
 
-def timed(cmd: list[str], log: Path) -> dict[str, float]:
+def timed(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``cmd`` under ``/usr/bin/time -v``; its peak RSS (bytes), wall and CPU seconds."""
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=f, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
     text = log.read_text()
     if proc.returncode != 0:
@@ -132,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="file names: img<i>.jpg in class folders, or ImageNet validation names in a flat folder "
                         "(for --extra '--protocol ddcolor-imagenet-val50k')")
     p.add_argument("--build-procs", type=int, default=1, help="processes that build the folders")
+    p.add_argument("--passes", nargs="+", default=["first", "cached"], choices=["first", "cached"],
+                   help="evaluate passes: 'first' with an empty cache folder (structure references and the ab "
+                        "colour table computed), 'cached' again with that cache (what a repeated evaluate costs)")
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -142,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         real, pred = build_folders(n, work, photos, names=args.names, procs=args.build_procs)
         print(f"N={n}: folders ready in {time.perf_counter() - t0:.0f} s", flush=True)
-        for command in args.commands:
-            out = work / f"{command}-{n}-{args.names}-{int(time.time())}"
+        cache = work / f"cache-{n}-{int(time.time())}"  # empty: the first evaluate pass fills it
+        jobs = [(c, p) for c in args.commands for p in (args.passes if c == "evaluate" else ["first"])]
+        for command, pass_ in jobs:
+            out = work / f"{command}-{n}-{args.names}-{pass_}-{int(time.time())}"
             if command == "evaluate":
                 cmd = [exe, "evaluate", "--pred", str(pred), "--target", str(real), "--name", "bench", "--out",
                        str(out), *args.extra.split()]
@@ -153,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                        "--image-size", "256", "--epochs", "1", "--no-progress", "--out", str(out)]
                 images = n  # 80 % trained once, 20 % evaluated
             load_before = os.getloadavg()
-            m = timed(cmd, work / f"{out.name}.log")
-            row = {"command": command, "n": n, **m, "cpu_ms_per_image": 1000 * m["cpu_s"] / images,
+            m = timed(cmd, work / f"{out.name}.log", env={"COLORBENCH_CACHE_DIR": str(cache)})
+            row = {"command": command, "pass": pass_, "n": n, **m, "cpu_ms_per_image": 1000 * m["cpu_s"] / images,
                    "wall_ms_per_image": 1000 * m["wall_s"] / images, "load_before": round(load_before[0], 2),
                    "load_after": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
             rows.append(row)
-            print(f"{command} N={n}: peak {m['peak_rss_bytes'] / 2**30:.2f} GiB, wall {m['wall_s']:.0f} s, "
+            print(f"{command} ({pass_} pass) N={n}: peak {m['peak_rss_bytes'] / 2**30:.2f} GiB, wall {m['wall_s']:.0f} s, "
                   f"CPU {m['cpu_s']:.0f} s ({row['cpu_ms_per_image']:.1f} ms/image), load {row['load_before']} -> "
                   f"{row['load_after']}", flush=True)
             if args.csv:

@@ -46,12 +46,13 @@ class MetricCollection(Mapping[str, StreamingMetric]):
     def __len__(self) -> int:
         return len(self._metrics)
 
-    def update(self, pred: Tensor, target: Tensor) -> MetricInputs:
+    def update(self, pred: Tensor, target: Tensor, eight_bit: dict[str, Tensor] | None = None) -> MetricInputs:
         """Validate the batch once and update every metric from the same :class:`MetricInputs` (returned), in
         :func:`colorbench.core.threads.metric_section` (the caller's own ops single-threaded; the chunk pool as
-        before; networks leave it for their forward pass)."""
+        before; networks leave it for their forward pass). ``eight_bit``: the uint8 images a side was made from
+        (see :class:`MetricInputs`)."""
         with threads.metric_section():
-            inputs = MetricInputs(pred, target)
+            inputs = MetricInputs(pred, target, eight_bit=eight_bit)
             for m in self._metrics.values():
                 m.update_inputs(inputs)
         return inputs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Hashable
 
+import torch
 from torch import Tensor
 
 from colorbench.metrics import functional as MF
@@ -27,11 +28,20 @@ class MetricInputs:
         target: real images, same shape and device.
         validate: check both (shape, dtype, range, finiteness; see :func:`functional.check_image_pair`). Only
             pass False for tensors that were just checked.
+        eight_bit: the uint8 ``(N, 3, H, W)`` images a side was made from (``side -> x`` with the side's float
+            image exactly ``x / 255`` in float32, as decoded files and dataset images are), for kernels that are
+            faster on 8-bit values (the ab histograms' colour table) and give the same numbers.
     """
 
-    def __init__(self, pred: Tensor, target: Tensor, validate: bool = True) -> None:
+    def __init__(self, pred: Tensor, target: Tensor, validate: bool = True,
+                 eight_bit: dict[str, Tensor] | None = None) -> None:
         if validate:
             MF.check_image_pair(pred, target)
+        self.eight_bit = dict(eight_bit or {})
+        for side, x in self.eight_bit.items():
+            if side not in SIDES or x.dtype != torch.uint8 or x.shape != pred.shape:
+                raise ValueError(f"eight_bit[{side!r}] must be the uint8 {tuple(pred.shape)} images of a side "
+                                 f"{SIDES}, got {x.dtype} {tuple(x.shape)}")
         # Metrics evaluate, they are no training loss: detached (views, no copy), the in-place kernels and out=
         # arguments work on a method's outputs that are still part of an autograd graph.
         self.pred, self.target = (x.detach() if x.requires_grad else x for x in (pred, target))
@@ -52,15 +62,40 @@ class MetricInputs:
         return self._memo[key]
 
     # --- shared features ---------------------------------------------------------------------------------------
+    def _table_joint_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor | None:
+        """Joint counts of an 8-bit side through the colour table (:func:`functional.ab_colour_table`), or None
+        (the side is not 8-bit, or the table is not worth building yet)."""
+        x = self.eight_bit.get(side)
+        if x is None:
+            return None
+        key = ("ab_table_joint_counts", side, bins, tuple(value_range))
+        if key not in self._memo:
+            table = MF.ab_colour_table(bins, value_range, pixels=x.numel() // 3)
+            if table is None:
+                return None
+            self._memo[key] = MF.ab_joint_counts_8bit(x, table, bins)
+        return self._memo[key]
+
     def ab_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
-        """Pooled a and b histogram counts ``(2, bins)`` (see :func:`functional.ab_histogram_counts`), on the CPU."""
-        key = ("ab_counts", side, bins, tuple(value_range))
-        return self.memo(key, lambda: MF.ab_counts_unchecked(self.image(side), bins, value_range).cpu())
+        """Pooled a and b histogram counts ``(2, bins)`` (see :func:`functional.ab_histogram_counts`), on the CPU;
+        of an 8-bit side, the same counts from its colour table."""
+        def counts() -> Tensor:
+            joint = self._table_joint_counts(side, bins, value_range)
+            if joint is not None:
+                return torch.stack((joint.sum(dim=1), joint.sum(dim=0)))
+            return MF.ab_counts_unchecked(self.image(side), bins, value_range).cpu()
+
+        return self.memo(("ab_counts", side, bins, tuple(value_range)), counts)
 
     def ab_joint_counts(self, side: str, bins: int, value_range: tuple[float, float]) -> Tensor:
         """Pooled joint (a, b) counts ``(bins, bins)`` (see :func:`functional.ab_joint_histogram_counts`), CPU."""
-        key = ("ab_joint_counts", side, bins, tuple(value_range))
-        return self.memo(key, lambda: MF.ab_counts_unchecked(self.image(side), bins, value_range, joint=True).cpu())
+        def counts() -> Tensor:
+            joint = self._table_joint_counts(side, bins, value_range)
+            if joint is not None:
+                return joint
+            return MF.ab_counts_unchecked(self.image(side), bins, value_range, joint=True).cpu()
+
+        return self.memo(("ab_joint_counts", side, bins, tuple(value_range)), counts)
 
     def difference_statistics(self) -> Tensor:
         """Per image [MSE on 0-255, sum of |pred - target| on 0-1], float64 ``(N, 2)`` (MSE, PSNR, sum of

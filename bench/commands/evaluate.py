@@ -50,6 +50,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep a copy of the decoded predictions in the run (auto: when <= 64 MiB; samples always)")
     p.add_argument("--decode-workers", type=int, default=None, metavar="N",
                    help="processes decoding both folders (default: none below 512 images, else cores - 1, at most 4)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes scoring the batches (same values; default 1: the fewest CPU seconds, more "
+                        "shorten the wall time where cores are free)")
     add_plugin_argument(p)
 
 
@@ -59,7 +62,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     resize_pred=args.resize_pred, protocol=args.protocol, metrics=args.metrics, device=args.device,
                     eval_batch_size=args.eval_batch_size, lpips_weights=args.lpips_weights,
                     fid_weights=args.fid_weights, save_predictions=args.save_predictions,
-                    workers=args.decode_workers)
+                    workers=args.decode_workers, score_workers=args.workers)
     from colorbench.reports import write_report
 
     written = write_report(args.out)

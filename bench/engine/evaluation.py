@@ -11,16 +11,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from colorbench.core.stats import bootstrap_ci
 from colorbench.datasets import ImageSet
 from colorbench.methods import Method
 from colorbench.methods.base import checked_colorize
-from colorbench.metrics import METRICS, MetricCollection, StreamingMetric
+from colorbench.metrics import StreamingMetric
 from colorbench.metrics.functional import quantize_unit
 from colorbench.results.records import MetricValue
 from colorbench.results.rundir import PREDICTIONS_MAX_BYTES
 from colorbench.engine.data import to_uint8
-from colorbench.engine.protocols import get_protocol
+from colorbench.engine.protocols import get_protocol, stream_metrics
 from colorbench.engine.spec import RunSpec
 
 
@@ -49,38 +48,31 @@ class Evaluator:
     def evaluate(self, method: Method | OutputView, desc: str = "eval", keep_predictions: bool = False
                  ) -> tuple[dict[str, MetricValue], dict[str, StreamingMetric]]:
         """Metric values of ``method`` on the test set. With ``keep_predictions`` the uint8 colorizations are in
-        ``self.last_predictions`` afterwards; ``self.last_per_image`` holds the per-image values by key."""
+        ``self.last_predictions`` afterwards; ``self.last_per_image`` holds the per-image values by key. The
+        colorizations stream through the protocol's one evaluation loop
+        (:func:`colorbench.engine.protocols.stream_metrics`)."""
         metrics, missing = self.build_metrics()
-        collection = MetricCollection(metrics)  # one validation and one Lab conversion per batch for all metrics
-        batches = self.test.batches(self.spec.eval_batch_size, device=self.device, grey_convention=self.spec.grey_convention)
-        n_batches = math.ceil(len(self.test) / self.spec.eval_batch_size)
+        bs = self.spec.eval_batch_size
+        batches = self.test.batches(bs, device=self.device, grey_convention=self.spec.grey_convention)
+        n_batches = math.ceil(len(self.test) / bs)
         proto = get_protocol(self.spec.protocol)
+        real8 = self.test.rgb if isinstance(self.test.rgb, torch.Tensor) and self.test.rgb.dtype == torch.uint8 \
+            else None
         kept: list[np.ndarray] = []
-        for batch in tqdm(batches, total=n_batches, desc=desc, leave=False, disable=not self.spec.progress):
-            pred = quantize_unit(checked_colorize(method, batch.gray), proto.quantize)  # the protocol's 8 bits
-            if metrics:
-                collection.update(pred, batch.rgb)
-            if keep_predictions:
-                kept.append(to_uint8(pred))
+
+        def colorized():
+            for k, batch in enumerate(tqdm(batches, total=n_batches, desc=desc, leave=False,
+                                           disable=not self.spec.progress)):
+                pred = quantize_unit(checked_colorize(method, batch.gray), proto.quantize)  # the protocol's 8 bits
+                if keep_predictions:
+                    kept.append(to_uint8(pred))
+                target8 = None if real8 is None else real8[k * bs:k * bs + len(batch)]  # batch.rgb = target8 / 255
+                eight_bit = {"target": target8} if target8 is not None and target8.shape == batch.rgb.shape else None
+                yield pred, batch.rgb, eight_bit
+
+        stream_metrics(metrics, colorized())
         self.last_predictions = np.concatenate(kept) if kept else None
-        values: dict[str, MetricValue] = {}
-        self.last_per_image: dict[str, np.ndarray] = {}
-        for name, m in metrics.items():
-            result = m.compute()
-            per_image = m.per_image_values() if m.per_image else {}
-            for key, hib in m.outputs.items():
-                v = float(result[key])
-                if key in per_image:
-                    self.last_per_image[key] = np.asarray(torch.as_tensor(per_image[key], dtype=torch.float64).cpu())
-                values[key] = MetricValue(
-                    value=v, metric=name, version=m.version, higher_is_better=hib, params={**m.params(), **proto.params()},
-                    ci95=bootstrap_ci(per_image.get(key), v, seed=self.seed),
-                )
-        for name, reason in missing.items():
-            cls = METRICS.get(name)
-            for key, hib in cls.outputs.items():
-                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
-                                          params=proto.params(), missing_reason=reason)
+        values, self.last_per_image = proto.metric_values(metrics, missing, seed=self.seed)
         return values, metrics
 
 

@@ -500,7 +500,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                     resize_pred: str | None = None, protocol: str = "colorbench", metrics: Sequence[str] | None = None,
                     device: str = "auto", eval_batch_size: int = 64, lpips_weights: str | None = None,
                     fid_weights: str | None = None, seed: int = 0, save_predictions: str = "auto",
-                    workers: int | None = None, log=print):
+                    workers: int | None = None, score_workers: int = 1, log=print):
     """Score a prediction folder against a dataset's test split or a folder of real images; write the cell.
 
     Both folders are streamed: batches of ``eval_batch_size`` pairs are decoded by ``workers`` processes
@@ -508,6 +508,10 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     of images; the target set is hashed as it streams and its structure references are cached by content.
 
     Args:
+        workers: decoding processes (``--decode-workers``).
+        score_workers: scoring processes (``--workers``; :func:`colorbench.engine.protocols.stream_metrics`): the
+            same values; 1 (default) spends the fewest CPU seconds (each process adds its start and the batches'
+            transfer), more shorten the wall time where cores are free.
         save_predictions: keep the decoded predictions in the run directory: ``auto`` (when at most
             ``PREDICTIONS_MAX_BYTES``, 64 MiB), ``always`` (refused when they do not fit in memory), ``never``.
             The sample images are kept always.
@@ -527,6 +531,8 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
         raise ValueError(f"--name must be a non-empty label without '/', got {label!r}")
     if save_predictions not in ("auto", "always", "never"):
         raise ValueError(f"unknown predictions policy {save_predictions!r}; choose one of auto, always, never")
+    if not (isinstance(score_workers, int) and score_workers >= 1):
+        raise ValueError(f"--workers must be a positive integer, got {score_workers!r}")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise PredictionFolderError(f"prediction folder {pred_dir} does not exist or is not a folder")
@@ -663,7 +669,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     try:
         values, per_image, histograms = proto.score_batches(stream, names, device=dev, lpips_weights=lpips_weights,
                                                             fid_weights=fid_weights, seed=seed, fid_real=fid_real,
-                                                            batch_size=eval_batch_size)
+                                                            batch_size=eval_batch_size, workers=score_workers)
     except Exception:
         for _ in stream:  # a metric failed: finish the pass so that the folder's own problems come first
             pass
@@ -703,7 +709,8 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
               "manifest_source": None if manifest is None else {k: manifest.get(k) for k in
                                                                 ("run", "cell", "method", "preset", "seed")},
               "protocol": proto.ident, "target": None if target is None else str(Path(target).resolve()),
-              "predictions_kept": keep, "decode_workers": n_workers}
+              "predictions_kept": keep, "decode_workers": n_workers,
+              "score_workers": score_workers}
     preset = "predictions" if proto.name == "colorbench" else f"predictions@{proto.name}"  # one cell per protocol
     desc = {**desc, "structure_references": refs}
     record = RunRecord(method=label, preset=preset, dataset=desc, grey_convention=proto.grey, seed=seed,

@@ -208,53 +208,38 @@ class Protocol:
 
     def score_batches(self, batches: Any, names: Sequence[str], *, device: Any = "cpu",
                       lpips_weights: str | None = None, fid_weights: str | None = None, seed: int = 0,
-                      fid_real: np.ndarray | None = None, batch_size: int = 64):
+                      fid_real: np.ndarray | None = None, batch_size: int = 64, workers: int = 1):
         """:meth:`score` over an iterable of ``(pred, real)`` uint8 ``(B, 3, H, W)`` tensor batches (a stream:
         nothing but the metric states is kept). The same batches give the same values as :meth:`score`.
-        ``fid_real`` (disjoint-reference FID) is an array, read in ``batch_size`` slices."""
+        ``fid_real`` (disjoint-reference FID) is an array, read in ``batch_size`` slices. ``workers``: scoring
+        processes (:func:`stream_metrics`; the same values)."""
         import torch
 
-        from colorbench.metrics import METRICS, MetricCollection
         from colorbench.results.records import MetricValue
-        from colorbench.core.stats import bootstrap_ci
 
         disjoint = self.fid_reference_ids is not None and fid_real is not None
         if disjoint and (fid_real.dtype != np.uint8 or fid_real.ndim != 4 or fid_real.shape[1] != 3):
             raise ValueError(f"fid_real must be uint8 (M, 3, H, W), got {fid_real.dtype} {fid_real.shape}")
         metrics, missing = self.build_metrics(names, lpips_weights, fid_weights, disjoint_fid_reference=disjoint)
         disjoint_fid = metrics.pop("fid", None) if disjoint else None
-        collection = MetricCollection(metrics) if metrics else None
-        for p, r in batches:
-            p, r = p.to(device).float().div_(255.0), r.to(device).float().div_(255.0)
-            if disjoint_fid is not None and p.shape[1:] != fid_real.shape[1:]:
-                raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, p.shape[1:]))}), got "
-                                 f"{fid_real.dtype} {fid_real.shape}")
-            if collection is not None:
-                collection.update(p, r)
-            if disjoint_fid is not None:  # the colorized side only; the reference side below
-                disjoint_fid.update_side("pred", p)
+
+        def float_batches():
+            for p8, r8 in batches:
+                p, r = p8.to(device).float().div_(255.0), r8.to(device).float().div_(255.0)
+                if disjoint_fid is not None and p.shape[1:] != fid_real.shape[1:]:
+                    raise ValueError(f"fid_real must be uint8 (M, {', '.join(map(str, p.shape[1:]))}), got "
+                                     f"{fid_real.dtype} {fid_real.shape}")
+                if disjoint_fid is not None:  # the colorized side only; the reference side below
+                    disjoint_fid.update_side("pred", p)
+                yield p, r, {"pred": p8.cpu(), "target": r8.cpu()}
+
+        stream_metrics(metrics, float_batches(), workers=workers)
         if disjoint_fid is not None:
             for start in range(0, len(fid_real), batch_size):
                 disjoint_fid.update_side("real", torch.from_numpy(fid_real[start:start + batch_size]).to(device)
                                          .float().div_(255.0))
             metrics["fid"] = disjoint_fid
-        values: dict[str, MetricValue] = {}
-        per_image: dict[str, np.ndarray] = {}
-        for name, m in metrics.items():
-            result = m.compute()
-            pim = m.per_image_values() if m.per_image else {}
-            for key, hib in m.outputs.items():
-                v = float(result[key])
-                if key in pim:
-                    per_image[key] = np.asarray(pim[key], dtype=np.float64)
-                values[key] = MetricValue(value=v, metric=name, version=m.version, higher_is_better=hib,
-                                          params={**m.params(), **self.params()},
-                                          ci95=bootstrap_ci(pim.get(key), v, seed=seed))
-        for name, reason in missing.items():
-            cls = METRICS.get(name)
-            for key, hib in cls.outputs.items():
-                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
-                                          params=self.params(), missing_reason=reason)
+        values, per_image = self.metric_values(metrics, missing, seed)
         if disjoint_fid is not None:
             values["fid"].params["fid_reference"] = (f"{self.fid_reference}: {len(fid_real)} images, "
                                                      f"{self.fid_reference_ids[0]} ... {self.fid_reference_ids[-1]}")
@@ -263,6 +248,163 @@ class Protocol:
                                        params=self.params(), missing_reason=reason)
         histograms = next((m.histograms() for m in metrics.values() if hasattr(m, "histograms")), None)
         return values, per_image, histograms
+
+    def metric_values(self, metrics: dict[str, Any], missing: dict[str, str], seed: int = 0):
+        """The streamed ``metrics``' values (with their params, the protocol's, and bootstrap intervals over the
+        per-image values) and the ``missing`` ones with their reasons: ``({key: MetricValue}, {key: per-image
+        float64 array})``."""
+        from colorbench.core.stats import bootstrap_ci
+        from colorbench.metrics import METRICS
+        from colorbench.results.records import MetricValue
+
+        values: dict[str, MetricValue] = {}
+        per_image: dict[str, np.ndarray] = {}
+        for name, m in metrics.items():
+            result = m.compute()
+            pim = m.per_image_values() if m.per_image else {}
+            for key, hib in m.outputs.items():
+                v = float(result[key])
+                if key in pim:
+                    per_image[key] = np.asarray(pim[key].cpu() if hasattr(pim[key], "cpu") else pim[key],
+                                                dtype=np.float64)
+                values[key] = MetricValue(value=v, metric=name, version=m.version, higher_is_better=hib,
+                                          params={**m.params(), **self.params()},
+                                          ci95=bootstrap_ci(pim.get(key), v, seed=seed))
+        for name, reason in missing.items():
+            cls = METRICS.get(name)
+            for key, hib in cls.outputs.items():
+                values[key] = MetricValue(value=None, metric=name, version=cls.version, higher_is_better=hib,
+                                          params=self.params(), missing_reason=reason)
+        return values, per_image
+
+
+def stream_metrics(metrics: dict[str, Any], batches: Any, workers: int = 1) -> None:
+    """The one evaluation loop, shared by ``colorbench evaluate`` (:meth:`Protocol.score_batches`) and a cell's
+    evaluation (:class:`colorbench.engine.evaluation.Evaluator`): every ``(pred, target, eight_bit)`` batch of
+    float RGB ``(B, 3, H, W)`` in [0, 1] (``eight_bit``: the uint8 images a side was made from, or None; see
+    :class:`colorbench.metrics.inputs.MetricInputs`) updates every metric through one
+    :class:`colorbench.metrics.MetricCollection`. The batches are consumed even when there is no metric.
+
+    ``workers`` > 1: the batches are scored by that many processes (batch k by process k mod ``workers``), each
+    batch into a fresh copy of the metrics whose state is sent back and merged into ``metrics`` in batch order
+    (:func:`_score_in_processes`), so the values are those of ``workers=1``."""
+    from colorbench.metrics import MetricCollection
+
+    if workers > 1 and metrics:
+        _score_in_processes(metrics, batches, workers)
+        return
+    collection = MetricCollection(metrics) if metrics else None
+    for pred, target, eight_bit in batches:
+        if collection is not None:
+            collection.update(pred, target, eight_bit=eight_bit)
+
+
+def _score_worker(fresh: dict[str, Any], inbox: Any, outbox: Any) -> None:
+    """A scoring process of :func:`_score_in_processes`: ``(k, pickled (pred, target, eight_bit))`` in, ``(k,
+    pickled metrics: a fresh copy updated with that batch, error text or None)`` out, until None. Pickled to bytes
+    by value: torch's shared-memory tensor passing needs the sending process alive when the other unpickles."""
+    import copy
+    import pickle
+    import traceback
+
+    import torch
+
+    from colorbench.core import threads
+    from colorbench.metrics import MetricCollection
+
+    torch.set_num_threads(1)  # the processes are the parallelism; the values do not depend on thread counts
+    threads.set_metric_threads(1)
+    while True:
+        item = inbox.get()
+        if item is None:
+            return
+        k, blob = item
+        try:
+            pred, target, eight_bit = pickle.loads(blob)
+            batch_metrics = copy.deepcopy(fresh)
+            MetricCollection(batch_metrics).update(pred, target, eight_bit=eight_bit)
+            outbox.put((k, pickle.dumps(batch_metrics, protocol=pickle.HIGHEST_PROTOCOL), None))
+        except Exception:  # noqa: BLE001 -- sent back and raised by the driver
+            outbox.put((k, None, traceback.format_exc()))
+
+
+class ScoringWorkerDied(RuntimeError):
+    """A scoring process of ``evaluate --workers N`` ended before its batches were scored; nothing is written."""
+
+
+def _score_in_processes(metrics: dict[str, Any], batches: Any, workers: int) -> None:
+    """:func:`stream_metrics` over ``workers`` forked processes. Each batch's state comes back and is merged in
+    batch order: concatenated per-image values and integer sums are exactly those of one process; a float sum
+    (FID's moments) is added batch by batch in the same order as one process adds it. A process that dies (killed,
+    out of memory) raises :class:`ScoringWorkerDied`; a metric that fails in one raises with its traceback."""
+    import copy
+    import pickle
+    import queue as queue_mod
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    fresh = copy.deepcopy(metrics)
+    outbox = ctx.Queue()
+    inboxes = [ctx.Queue(maxsize=2) for _ in range(workers)]
+    procs = [ctx.Process(target=_score_worker, args=(fresh, inboxes[i], outbox), daemon=True) for i in range(workers)]
+    for p in procs:
+        p.start()
+    pending: dict[int, Any] = {}
+    merged = 0
+
+    def check_alive() -> None:
+        for i, p in enumerate(procs):
+            if p.exitcode is not None:
+                raise ScoringWorkerDied(
+                    f"scoring process {i + 1} of {workers} (pid {p.pid}) ended with exit code {p.exitcode} before "
+                    "its batches were scored (killed? out of memory?); no value was written. Rerun, with fewer "
+                    "--workers if memory ran out")
+
+    def take(block: bool) -> None:
+        nonlocal merged
+        while True:
+            try:
+                k, state, error = outbox.get(timeout=1.0) if block else outbox.get_nowait()
+            except queue_mod.Empty:
+                if not block:
+                    return
+                check_alive()
+                continue
+            if error is not None:
+                raise RuntimeError(f"a metric failed in a scoring process (batch {k}):\n{error}")
+            pending[k] = pickle.loads(state)
+            while merged in pending:  # merge in batch order
+                for name, m in metrics.items():
+                    m.merge(pending[merged][name])
+                del pending[merged]
+                merged += 1
+            return
+
+    sent = 0
+    try:
+        for pred, target, eight_bit in batches:
+            box = inboxes[sent % workers]
+            blob = pickle.dumps((pred.cpu(), target.cpu(), eight_bit), protocol=pickle.HIGHEST_PROTOCOL)
+            while True:
+                try:
+                    box.put((sent, blob), timeout=1.0)
+                    break
+                except queue_mod.Full:
+                    check_alive()
+                    take(block=False)
+            sent += 1
+            take(block=False)
+        for box in inboxes:
+            box.put(None)
+        while merged < sent:
+            take(block=True)
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
 
 
 def _base(image_id: str) -> str:

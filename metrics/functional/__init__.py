@@ -86,6 +86,10 @@ from colorbench.metrics.functional.lpips_network import (  # noqa: F401
 )
 from colorbench.metrics.functional.ab_histograms import (  # noqa: F401
     ab_bin_indices,
+    ab_colour_table,
+    ab_joint_counts_8bit,
+    AB_TABLE_AFTER_PIXELS,
+    build_ab_colour_table,
     ab_counts_from_indices,
     ab_counts_unchecked,
     AB_EDGE_GUARD,
@@ -174,6 +178,10 @@ __all__ = [
     "ab_bin_indices",
     "AB_EDGE_TIE",
     "ab_counts_unchecked",
+    "ab_colour_table",
+    "ab_joint_counts_8bit",
+    "AB_TABLE_AFTER_PIXELS",
+    "build_ab_colour_table",
     "ab_counts_from_indices",
     "kl_divergence_from_counts",
     "js_divergence_from_counts",

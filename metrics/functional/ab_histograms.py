@@ -196,6 +196,109 @@ def ab_counts_unchecked(images: Tensor, bins: int, value_range: tuple[float, flo
     return total
 
 
+#: 8-bit pixels a process bins through the float path before it builds (or loads) the colour table of
+#: :func:`ab_counts_8bit`: building it bins all 2**24 colours (~3 s of CPU, about what 2**23 pixels cost the float
+#: path: 128 images of 256x256), so short evaluations (tests, small sets) never pay for it.
+AB_TABLE_AFTER_PIXELS = 2**23
+#: Version of the stored colour tables (bumped when the binning rule changes; older files are rebuilt).
+AB_TABLE_FORMAT = 1
+_AB_TABLES: dict[tuple[int, float, float], np.ndarray] = {}
+_float_path_8bit_pixels = 0
+
+
+def _colour_table_path(bins: int, lo: float, hi: float) -> Any:
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("COLORBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "colorbench")
+    return Path(root) / "ab-tables" / f"ab-bins-v{AB_TABLE_FORMAT}-{bins}-{lo:g}-{hi:g}.npy"
+
+
+def _all_colours(start: int, stop: int) -> Tensor:
+    """Every 8-bit colour with code ``r << 16 | g << 8 | b`` in ``[start, stop)``, as float32 k/255 ``(1, 3, 1, n)``."""
+    code = torch.arange(start, stop, dtype=torch.int32)
+    return torch.stack(((code >> 16) & 255, (code >> 8) & 255, code & 255)).float().div_(255.0).view(1, 3, 1, -1)
+
+
+def _table_codes(rgb: Tensor, bins: int, value_range: tuple[float, float]) -> np.ndarray:
+    """Joint cell ``a * bins + b`` of float RGB pixels, from :func:`ab_bin_indices` (the float path)."""
+    idx = ab_bin_indices(rgb, bins, value_range)
+    return (idx[0] * bins + idx[1]).numpy()
+
+
+def build_ab_colour_table(bins: int = AB_HISTOGRAM_BINS,
+                          value_range: tuple[float, float] = AB_HISTOGRAM_RANGE) -> np.ndarray:
+    """The joint ab cell ``a * bins + b`` of every 8-bit colour, indexed by ``r << 16 | g << 8 | b`` (2**24
+    entries; uint16 when ``bins**2 <= 65536``): :func:`ab_bin_indices` of each colour, so counting a uint8 image
+    through the table gives exactly its float path's counts (tests/test_ab_colour_table.py checks all 2**24
+    colours against the float64 bins of :func:`_float64_bins`)."""
+    check_bins(bins, value_range)
+    dtype = np.uint16 if bins * bins <= 2**16 else np.int32
+    table = np.empty(2**24, dtype=dtype)
+    step = 2**20
+    for start in range(0, 2**24, step):
+        table[start:start + step] = _table_codes(_all_colours(start, start + step), bins, value_range)
+    return table
+
+
+def _table_looks_right(table: np.ndarray, bins: int, value_range: tuple[float, float]) -> bool:
+    """A loaded table has the right shape and agrees with the float path on 4,096 spread colours (a stale or
+    damaged file is rebuilt)."""
+    if table.shape != (2**24,) or table.dtype != (np.uint16 if bins * bins <= 2**16 else np.int32):
+        return False
+    codes = (torch.arange(4096, dtype=torch.int32) * 4097) % 2**24
+    rgb = torch.stack(((codes >> 16) & 255, (codes >> 8) & 255, codes & 255)).float().div_(255.0).view(1, 3, 1, -1)
+    return bool(np.array_equal(table[codes.numpy()], _table_codes(rgb, bins, value_range)))
+
+
+def ab_colour_table(bins: int, value_range: tuple[float, float], pixels: int = 0) -> np.ndarray | None:
+    """The colour table of :func:`build_ab_colour_table` once it is worth having, else None.
+
+    A process keeps the table once it has it. It loads a stored one (``$COLORBENCH_CACHE_DIR/ab-tables/``, else
+    ``~/.cache/colorbench/ab-tables/``; checked by :func:`_table_looks_right`) as soon as it bins any 8-bit
+    pixels; it builds one (and stores it, best effort) only after :data:`AB_TABLE_AFTER_PIXELS` 8-bit pixels went
+    through the float path. ``pixels``: the 8-bit pixels about to be binned (counted towards that threshold)."""
+    global _float_path_8bit_pixels
+
+    check_bins(bins, value_range)
+    key = (bins, float(value_range[0]), float(value_range[1]))
+    table = _AB_TABLES.get(key)
+    if table is not None:
+        return table
+    path = _colour_table_path(*key)
+    try:
+        table = np.load(path, mmap_mode=None, allow_pickle=False)
+    except (OSError, ValueError):
+        table = None
+    if table is not None and not _table_looks_right(table, bins, value_range):
+        table = None
+    if table is None:
+        _float_path_8bit_pixels += pixels
+        if _float_path_8bit_pixels < AB_TABLE_AFTER_PIXELS:
+            return None
+        table = build_ab_colour_table(bins, value_range)
+        try:
+            from colorbench.core.fsio import WriteError, atomic_write_with
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_with(path, lambda buf: np.save(buf, table))
+        except (OSError, WriteError):
+            pass  # a cache that cannot be written is skipped
+    _AB_TABLES[key] = table
+    return table
+
+
+def ab_joint_counts_8bit(images: Tensor, table: np.ndarray, bins: int) -> Tensor:
+    """Joint ab counts ``(bins, bins)`` int64 (rows a, columns b) of uint8 RGB images ``(N, 3, H, W)`` through
+    a colour table of :func:`ab_colour_table`: the same counts as :func:`ab_counts_unchecked` (``joint=True``) of
+    ``images / 255`` in float32."""
+    x = images.cpu().numpy()
+    code = x[:, 0].astype(np.uint32) << 16
+    code |= x[:, 1].astype(np.uint32) << 8
+    code |= x[:, 2]
+    return torch.from_numpy(np.bincount(table[code.ravel()], minlength=bins * bins).reshape(bins, bins))
+
+
 def ab_counts_from_indices(idx: Tensor, bins: int) -> Tensor:
     """Per-channel counts ``(2, bins)`` from bin indices ``(..., 2, m)`` (a, then b, on the second-last axis:
     :func:`ab_bin_indices`' ``(2, P)`` or a chunk's ``(n, 2, H*W)``)."""
