@@ -121,6 +121,13 @@ class Distributed:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return dict(zip(keys, t.tolist()))
 
+    def all_reduce_sum(self, t: Any) -> Any:
+        """``t`` summed over the ranks, in place (on the CPU with gloo, on this rank's GPU with NCCL)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
     def describe(self) -> dict[str, Any]:
         return {"processes": self.world, "backend": self.backend,
                 "rule": "rows rank::N of each global batch; each optimizer's gradients averaged over the ranks "

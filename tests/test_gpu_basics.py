@@ -1,0 +1,163 @@
+"""GPU basics of the training loop (issue 22, item 5), checked on the CPU: losses brought to the host every k steps
+(``--sync-every-steps``) with the numbers of a sync per step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from colorbench.engine.cell import LossSync
+from colorbench.engine.grid import run
+from colorbench.methods import METHODS
+from colorbench.results.rundir import RunDir
+
+from test_engine import QUIET, numbers, spec
+
+#: 160 training images in batches of 32 (the quick presets): 5 steps per epoch, so k=8 syncs only
+#: at the end of each epoch.
+FIVE_STEPS = (("n_test", 16), ("n_train", 160), ("seed", 0), ("size", 32))
+
+
+def test_losses_synced_every_k_steps_give_the_records_of_a_sync_per_step(tmp_path):
+    got = {}
+    for k in (1, 8):
+        out = tmp_path / f"k{k}"
+        run(spec(methods=("pix2pix",), dataset_options=FIVE_STEPS, epochs=2, sync_every_steps=k, metrics=("mse",),
+                 checkpoint_every_steps=3), out=out, **QUIET)
+        rd = RunDir(out)
+        got[k] = numbers(rd)
+        for c in rd.cells():
+            assert rd.record(c).config["performance"]["loss_sync_every_steps"] == k
+    assert all(v["status"] == "ok" and len(v["losses"]) == 2 for v in got[1].values())
+    assert got[8] == got[1]  # losses, metrics, per-image values: ==
+
+
+def test_a_nan_loss_fails_the_cell_at_the_next_sync_naming_its_step(tmp_path, monkeypatch):
+    cls = METHODS.get("unet-l1")
+    original = cls.train_step
+
+    def nan_at_step_3(self, batch):
+        losses = original(self, batch)
+        assert isinstance(losses["G_L1"], torch.Tensor)  # deferred: no host sync in the step
+        return {"G_L1": losses["G_L1"] * float("nan")} if self.steps == 3 else losses
+
+    monkeypatch.setattr(cls, "train_step", nan_at_step_3)
+    run(spec(methods=("unet-l1",), dataset_options=FIVE_STEPS, sync_every_steps=8), out=tmp_path, **QUIET)
+    (rec,) = RunDir(tmp_path).records()
+    assert rec.status == "failed" and rec.error == "FloatingPointError: diverged: loss G_L1 = nan at epoch 1, step 3"
+
+
+def test_loss_sync_keeps_step_order_and_passes_python_floats_through():
+    sync = LossSync(3)
+    sync.add(1, {"a": torch.tensor(0.1), "b": torch.tensor(2.0)})
+    sync.add(2, {"a": 0.25})  # a method that syncs itself: its floats unchanged (no float32 rounding)
+    assert not sync.due()
+    sync.add(3, {"c": torch.tensor(float("inf"))})
+    assert sync.due()
+    assert sync.flush() == [(1, {"a": torch.tensor(0.1).item(), "b": 2.0}), (2, {"a": 0.25}), (3, {"c": float("inf")})]
+    assert sync.pending == [] and sync.flush() == []
+    with pytest.raises(ValueError, match="--sync-every-steps must be >= 1"):
+        LossSync(0)
+    with pytest.raises(ValueError, match="--sync-every-steps must be an integer >= 1"):
+        spec(sync_every_steps=0)
+
+
+#: ``--channels-last`` against the default memory format on the CPU, unet-l1 quick, 2 epochs of 5 steps at 32²:
+#: per-epoch losses differ by at most 1.6e-5 relative and mse by 6e-6 (measured 2026-12-07 on this 2-core machine;
+#: pix2pix: 3.2e-5), float summation order only; 1e-4 leaves room for other CPUs' kernels. Over many more steps
+#: training drifts apart like any two float orders do, so the bound holds for short runs only.
+CHANNELS_LAST_TOLERANCE = 1e-4
+
+
+def _close(a: dict, b: dict, rel: float) -> None:
+    assert a["status"] == b["status"] == "ok"
+    for ea, eb in zip(a["losses"], b["losses"], strict=True):
+        assert ea.keys() == eb.keys() and all(ea[k] == pytest.approx(eb[k], rel=rel) for k in ea)
+    assert a["metrics"].keys() == b["metrics"].keys()
+    assert all(a["metrics"][k] == pytest.approx(b["metrics"][k], rel=rel) for k in a["metrics"])
+
+
+def test_channels_last_gives_the_default_numbers_within_the_stated_tolerance_and_its_own_key(tmp_path):
+    got, rds = {}, {}
+    for cl in (False, True):
+        out = tmp_path / f"cl{cl}"
+        run(spec(methods=("unet-l1",), dataset_options=FIVE_STEPS, epochs=2, channels_last=cl,
+                 metrics=("mse", "ssim")), out=out, **QUIET)
+        rds[cl] = RunDir(out)
+        got[cl] = numbers(rds[cl])
+    (key,) = got[False]
+    _close(got[True][key], got[False][key], CHANNELS_LAST_TOLERANCE)
+    assert got[True][key]["losses"] != got[False][key]["losses"]  # it did change the memory format (and rounding)
+    (on,), (off,) = rds[True].cells(), rds[False].cells()
+    assert on.fields["channels_last"] is True and "channels_last" not in off.fields and on.key != off.key
+    assert rds[True].record(on).config["performance"] == {"cudnn_benchmark": False, "channels_last": True,
+                                                         "compile": False, "loss_sync_every_steps": 16}
+
+
+def test_performance_options_set_cudnn_benchmark_on_cuda_only_and_convert_the_networks():
+    from colorbench.engine.cell import apply_performance_options, to_channels_last
+
+    method = METHODS.get("unet-l1").from_preset("quick")
+    before = torch.backends.cudnn.benchmark
+    try:
+        # the flag follows the cell's device; nothing here needs a GPU (the networks stay where they are)
+        assert apply_performance_options(method, spec(), torch.device("cuda", 0))["cudnn_benchmark"] is True
+        assert torch.backends.cudnn.benchmark is True
+        got = apply_performance_options(method, spec(channels_last=True), torch.device("cpu"))
+        assert got == {"cudnn_benchmark": False, "channels_last": True, "compile": False}
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = before
+    weights = [p for p in method.networks()["G"].parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    from colorbench.datasets.base import ImageSet
+
+    images = ImageSet((torch.rand(2, 3, 8, 8) * 255).to(torch.uint8), torch.zeros(2, dtype=torch.long), ["a", "b"], ["x"])
+    batch = images.make_batch(torch.arange(2), grey_convention="bt601")
+    cl = to_channels_last(batch)
+    assert cl.rgb.is_contiguous(memory_format=torch.channels_last) and torch.equal(cl.rgb, batch.rgb)
+    assert torch.equal(cl.gray, batch.gray) and cl.ids == batch.ids
+
+
+#: ``--compile`` against eager on the CPU (TorchInductor's C++ kernels fuse and reorder float operations):
+#: unet-l1 quick, 1 epoch of 5 steps at 32²; measured below (2026-12-07, this machine); bound 1e-4 relative.
+COMPILE_TOLERANCE = 1e-4
+
+
+@pytest.mark.slow
+def test_compile_gives_the_eager_numbers_within_the_stated_tolerance(tmp_path):
+    import shutil
+
+    if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("g++")):
+        pytest.skip("torch.compile on the CPU needs a C++ compiler (TorchInductor) and none is on PATH")
+    got = {}
+    for comp in (False, True):
+        out = tmp_path / f"c{comp}"
+        run(spec(methods=("unet-l1",), dataset_options=FIVE_STEPS, epochs=1, compile=comp, metrics=("mse",)),
+            out=out, **QUIET)
+        got[comp] = numbers(RunDir(out))
+        (cell,) = RunDir(out).cells()
+        assert RunDir(out).record(cell).config["performance"]["compile"] is comp
+    (key,) = got[False]
+    _close(got[True][key], got[False][key], COMPILE_TOLERANCE)
+
+
+def test_zhang_prior_counts_equal_those_of_converting_the_whole_image():
+    """fit_start converts only the pixels the logits see (every 4th); the bin counts equal those of the former
+    pass (the whole image converted to Lab, then every 4th pixel taken) on these images, quick (no resize) and
+    with the paper's bicubic resize to 256² alike."""
+    from colorbench.core.color import rgb_to_lab
+    from colorbench.datasets.base import ImageSet
+    from colorbench.methods.zhang import nearest_bin_counts
+
+    g = torch.Generator().manual_seed(3)
+    rgb = (torch.rand(5, 3, 48, 40, generator=g) * 255).to(torch.uint8)
+    rgb[:, :, :24] = rgb[:, :, :24] // 32 * 32  # flat patches too (many pixels on the same values)
+    images = ImageSet(rgb, torch.zeros(5, dtype=torch.long), list("abcde"), ["x"])
+    for input_size in (0, 256):  # quick's network, without and with the paper's resize
+        method = METHODS.get("zhang-eccv16").from_preset("quick", input_size=input_size)
+        method.fit_start(images)
+        whole = rgb_to_lab(method._sized(rgb.float() / 255))[:, 1:, ::4, ::4]
+        expected = nearest_bin_counts(whole, method.G.bins())
+        assert torch.equal(method._counts, expected)
+        assert method._prior_source.startswith("training split: 5 images")
