@@ -161,3 +161,24 @@ def test_zhang_prior_counts_equal_those_of_converting_the_whole_image():
         expected = nearest_bin_counts(whole, method.G.bins())
         assert torch.equal(method._counts, expected)
         assert method._prior_source.startswith("training split: 5 images")
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_rank_s_sampler_gives_the_rows_shard_took_from_each_global_batch(paired):
+    """Data-parallel cells now gather each rank's rows through the sampler; they are the rows (and the shares)
+    ``Distributed.shard`` took from each global batch before."""
+    from colorbench.engine.data import EpochSampler
+    from colorbench.engine.ddp import Distributed
+
+    kw = dict(paired=paired, batch_size=8, seed=5)
+    whole = EpochSampler(23 if paired else 46, **kw)
+    for rank in (0, 1, 2):
+        mine, dist = EpochSampler(23 if paired else 46, **kw, rank=rank, world=3), Distributed(rank, 3)
+        for g, local in zip(whole, mine, strict=True):
+            g_a = g if paired else g[0]
+            rows = torch.arange(rank, len(g_a), 3)
+            expected = g_a[rows] if paired else (g[0][rows], g[1][rows])
+            assert torch.equal(local, expected) if paired else all(map(torch.equal, local, expected))
+            mine.mark_consumed()
+            dist.take_share(len(local if paired else local[0]), mine.global_size(mine.position - 1))
+            assert dist.weight == len(rows) / len(g_a)

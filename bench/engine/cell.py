@@ -296,7 +296,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         record.config["unpaired_protocol"] = spec.unpaired_protocol
     # the same data order for every method of a seed, resumable mid-epoch (colorbench.engine.data)
     sampler = EpochSampler(len(data.train), paired=cls.card.paired, batch_size=config.batch_size, seed=seed,
-                           unpaired_protocol=spec.unpaired_protocol)
+                           unpaired_protocol=spec.unpaired_protocol,
+                           **({} if dist is None else {"rank": dist.rank, "world": dist.world}))  # a rank's rows only
     train_s = domains_s = 0.0
     te = time.perf_counter()
     method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
@@ -360,7 +361,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         for batch in bar:
             _kill_hook(name, epoch, n_steps + 1)
             _pause_hook(name, epoch, n_steps + 1)
-            batch = batch if dist is None else dist.shard(batch)
+            if dist is not None:  # this rank's rows of the global batch (the sampler's slice): its share
+                dist.take_share(len(batch), sampler.global_size(sampler.position - 1))
             losses = method.train_step(to_channels_last(batch) if spec.channels_last else batch)
             n_steps += 1
             loss_sync.add(n_steps, losses, 1.0 if dist is None else dist.weight)

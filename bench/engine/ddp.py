@@ -1,7 +1,8 @@
 """One cell on several processes (``--nproc-per-cell N``): data-parallel training of one method.
 
 Each of the ``N`` processes (ranks) builds the same method from the same seed, walks the same global batches
-and takes the rows ``rank::N`` of each; before every optimizer step the gradients of that optimizer's parameters
+and takes the rows ``rank::N`` of each (``engine.data.EpochSampler`` with ``rank``/``world``: each rank gathers and
+decodes only its own rows); before every optimizer step the gradients of that optimizer's parameters
 are averaged over the ranks, weighted by each rank's share of the global batch, so every rank takes the step a
 single process would take on the whole global batch (what DistributedDataParallel computes). Rank 0 alone writes
 checkpoints, evaluates and returns the cell's result. The backend is gloo on the CPU and NCCL on CUDA, where rank
@@ -73,18 +74,26 @@ class Distributed:
         import torch
 
         n = len(batch)
-        if n < self.world:
-            raise ValueError(f"a training batch of {n} image(s) cannot be split over --nproc-per-cell {self.world} "
-                             "processes (each needs one image at least); use fewer processes, or a batch size "
-                             "and training-set size whose last batch holds at least that many images")
         rows = torch.arange(self.rank, n, self.world)
-        self.weight = len(rows) / n
+        self.take_share(len(rows), n)
         ids = [batch.ids[i] for i in rows.tolist()]
         rgb_ids = None if batch.rgb_ids is None else [batch.rgb_ids[i] for i in rows.tolist()]
         take = lambda t: None if t is None else t[rows.to(t.device)]  # noqa: E731
         return type(batch)(gray=take(batch.gray), rgb=take(batch.rgb), labels=take(batch.labels), ids=ids,
                            masks=take(batch.masks), grey_convention=batch.grey_convention, paired=batch.paired,
                            rgb_ids=rgb_ids)
+
+    def take_share(self, rows: int, total: int) -> None:
+        """This rank trains on ``rows`` of a global batch of ``total`` images: its weight in the averages.
+
+        Raises:
+            ValueError: the global batch has fewer images than there are ranks.
+        """
+        if total < self.world:
+            raise ValueError(f"a training batch of {total} image(s) cannot be split over --nproc-per-cell "
+                             f"{self.world} processes (each needs one image at least); use fewer processes, or a "
+                             "batch size and training-set size whose last batch holds at least that many images")
+        self.weight = rows / total
 
     def attach(self, method: Any) -> None:
         """Make ``method``'s training data-parallel: the same starting parameters and buffers as rank 0, and each
@@ -130,7 +139,7 @@ class Distributed:
 
     def describe(self) -> dict[str, Any]:
         return {"processes": self.world, "backend": self.backend,
-                "rule": "rows rank::N of each global batch; each optimizer's gradients averaged over the ranks "
+                "rule": "rows rank::N of each global batch (each rank gathers only its own); each optimizer's gradients averaged over the ranks "
                         "(weighted by their rows) before it steps; rank 0 evaluates (colorbench.engine.ddp)"}
 
 
