@@ -182,3 +182,21 @@ def test_a_rank_s_sampler_gives_the_rows_shard_took_from_each_global_batch(paire
             mine.mark_consumed()
             dist.take_share(len(local if paired else local[0]), mine.global_size(mine.position - 1))
             assert dist.weight == len(rows) / len(g_a)
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_its_cell_which_is_retried_from_its_last_checkpoint(tmp_path, monkeypatch):
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+
+    # rank 1 (only) is killed (SIGKILL, once: a marker file) before step 1 of epoch 2, after epoch 1's checkpoint
+    monkeypatch.setenv(KILL_HOOK_ENV, f"unet-l1:2:1:{tmp_path / 'killed-once'}")
+    monkeypatch.setenv(KILL_RANK_ENV, "1")
+    logs: list[str] = []
+    run(spec(methods=("unet-l1",), nproc_per_cell=2, epochs=2, retries=1, metrics=("mse",)), out=tmp_path / "r",
+        log=logs.append)
+    (rec,) = RunDir(tmp_path / "r").records()
+    (cell,) = RunDir(tmp_path / "r").cells()
+    assert (tmp_path / "killed-once").is_file()
+    assert any("rank 1 died (signal 9); retrying (1/1)" in m for m in logs), logs
+    assert any("resuming unet-l1 (seed 0) after epoch 1/2" in m for m in logs), logs
+    assert rec.status == "ok" and cell.attempts == 2 and len(rec.losses) == 2

@@ -93,9 +93,15 @@ def failed_result(task: CellTask, error: str, tb: str | None = None, data_desc: 
     return CellResult(rows)
 
 
-def _kill_hook(method: str, epoch: int, step: int) -> None:
+#: Test hook: with :data:`KILL_HOOK_ENV`, only this rank of a data-parallel cell kills itself.
+KILL_RANK_ENV = "COLORBENCH_TEST_KILL_RANK"
+
+
+def _kill_hook(method: str, epoch: int, step: int, rank: int = 0) -> None:
     hook = os.environ.get(KILL_HOOK_ENV)
     if not hook:
+        return
+    if os.environ.get(KILL_RANK_ENV) not in (None, "", str(rank)):
         return
     parts = hook.split(":")
     if parts[0] != method or int(parts[1]) != epoch or int(parts[2]) != step:
@@ -359,7 +365,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
             if losses and spec.progress:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
         for batch in bar:
-            _kill_hook(name, epoch, n_steps + 1)
+            _kill_hook(name, epoch, n_steps + 1, 0 if dist is None else dist.rank)
             _pause_hook(name, epoch, n_steps + 1)
             if dist is not None:  # this rank's rows of the global batch (the sampler's slice): its share
                 dist.take_share(len(batch), sampler.global_size(sampler.position - 1))

@@ -34,6 +34,16 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+#: Seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other ranks before it
+#: fails (``timeout`` of ``init_process_group``, gloo and NCCL): a rank that died never leaves the others waiting
+#: for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks started by torchrun.
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("COLORBENCH_DDP_TIMEOUT_S", "600"))
+
+
+class RankDied(RuntimeError):
+    """A rank of a data-parallel cell died (a signal, ``os._exit``): the cell may be retried (``--retries``)."""
+
+
 #: Modules the fork server imports once; every worker (pool worker or rank) is forked from it with them loaded.
 PRELOAD = ["colorbench.engine.cell"]
 
@@ -165,10 +175,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: int, conn: Any) -> None:
+def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: int, conn: Any,
+               environ: dict[str, str] | None = None) -> None:
     """Body of one rank: join the process group, compute the cell, send rank 0's result (others send None)."""
+    import datetime
+
     import torch
     import torch.distributed as dist
+
+    os.environ.update(environ or {})  # the driver's COLORBENCH_* settings (the fork server started before them)
 
     cuda = (task.device or task.spec.device).startswith("cuda")
     backend = "nccl" if cuda else "gloo"
@@ -176,7 +191,8 @@ def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: i
         task.device = f"cuda:{rank}"
         torch.cuda.set_device(rank)
     try:
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
         try:
             log = (lambda text: send(conn, ("log", text))) if rank == 0 else (lambda text: None)
             result = fn(task, None, log, Distributed(rank, world, backend))
@@ -197,7 +213,8 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
         log: where rank 0's log lines go.
 
     Raises:
-        RuntimeError: a rank failed or died (its error, or how it died).
+        RankDied: a rank died (``rank 1 died (signal 9)``); the other ranks are stopped at once.
+        RuntimeError: a rank raised (its error and traceback).
     """
     from multiprocessing.connection import wait
 
@@ -208,13 +225,14 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
     procs, conns = [], []
     for rank in range(nproc):
         ours, theirs = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_rank_main, args=(fn, task, rank, nproc, port, theirs), daemon=False,
+        environ = {k: v for k, v in os.environ.items() if k.startswith("COLORBENCH_")}
+        p = ctx.Process(target=_rank_main, args=(fn, task, rank, nproc, port, theirs, environ), daemon=False,
                         name=f"colorbench-rank-{rank}")
         p.start()
         theirs.close()
         procs.append(p)
         conns.append(ours)
-    result, errors, pending = None, [], dict(zip(conns, range(nproc)))
+    result, errors, pending, died = None, [], dict(zip(conns, range(nproc))), False
     try:
         while pending:
             for conn in wait(list(pending)):
@@ -223,7 +241,9 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
                     message = receive(conn)
                 except (EOFError, OSError):
                     procs[rank].join()
-                    errors.append(f"rank {rank} died (exit {procs[rank].exitcode})")
+                    code = procs[rank].exitcode
+                    errors.append(f"rank {rank} died ({f'signal {-code}' if code is not None and code < 0 else f'exit {code}'})")
+                    died = True
                     del pending[conn]
                     continue
                 if message[0] == "log":
@@ -245,5 +265,5 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
         for c in conns:
             c.close()
     if errors:
-        raise RuntimeError("; ".join(errors))
+        raise (RankDied if died else RuntimeError)("; ".join(errors))
     return result

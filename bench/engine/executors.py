@@ -267,7 +267,7 @@ class LocalExecutor(Executor):
 
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import execute_cell, failed_result
-        from colorbench.engine.ddp import launch
+        from colorbench.engine.ddp import RankDied, launch
 
         nproc = getattr(self.spec, "nproc_per_cell", 1)
         for task in tasks:
@@ -276,10 +276,20 @@ class LocalExecutor(Executor):
             if nproc == 1:
                 finished(task, execute_cell(task, datasets[task.entry.dataset], cell_log))
                 continue
-            try:
-                result = launch(execute_cell, task, nproc, cell_log)
-            except RuntimeError as exc:
-                result = failed_result(task, f"DistributedError: {exc}")
+            for attempt in range(1, self.spec.retries + 2):
+                try:
+                    result = launch(execute_cell, task, nproc, cell_log)
+                    break
+                except RankDied as exc:  # as a dead process worker: again (from the cell's last checkpoint)
+                    if attempt <= self.spec.retries:
+                        cell_log(f"{exc}; retrying ({attempt}/{self.spec.retries})")
+                        started(task)
+                        continue
+                    result = failed_result(task, f"DistributedError: {exc}, in each of {attempt} attempt(s) "
+                                                 f"(--retries {self.spec.retries})")
+                except RuntimeError as exc:
+                    result = failed_result(task, f"DistributedError: {exc}")
+                    break
             finished(task, result)
 
 
