@@ -242,7 +242,8 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
                 except (EOFError, OSError):
                     procs[rank].join()
                     code = procs[rank].exitcode
-                    errors.append(f"rank {rank} died ({f'signal {-code}' if code is not None and code < 0 else f'exit {code}'})")
+                    how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                    errors.append(f"rank {rank} died ({how})")
                     died = True
                     del pending[conn]
                     continue
@@ -267,3 +268,89 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
     if errors:
         raise (RankDied if died else RuntimeError)("; ".join(errors))
     return result
+
+
+# --- torchrun: every rank started from outside (``torchrun --nproc-per-node N -m colorbench.commands.cli run``) ----
+_TORCHRUN: Distributed | None = None  # this process's place, once :func:`join_torchrun` joined the group
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_world() -> tuple[int, int, int] | None:
+    """``(rank, world, local_rank)`` when torchrun (or any launcher setting its variables: ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) started this process with a world of 2 or
+    more; None otherwise (a world of 1 is an ordinary run)."""
+    if not all(os.environ.get(k) for k in TORCHRUN_ENV):
+        return None
+    world = int(os.environ["WORLD_SIZE"])
+    return (int(os.environ["RANK"]), world, int(os.environ["LOCAL_RANK"])) if world > 1 else None
+
+
+def join_torchrun(device: str) -> Distributed:
+    """Join the process group of a torchrun launch (``env://``; gloo, or NCCL on ``cuda:LOCAL_RANK``)."""
+    global _TORCHRUN
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    rank, world, local = torchrun_world()  # type: ignore[misc]
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(local)
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+    _TORCHRUN = Distributed(rank, world, backend)
+    return _TORCHRUN
+
+
+def torchrun_member() -> Distributed | None:
+    """This process's place in a torchrun launch it joined, else None."""
+    return _TORCHRUN
+
+
+def rank_device(task: Any, dist_: Distributed) -> None:
+    """Put ``task`` on this rank's GPU (``cuda:LOCAL_RANK``) when the run is on CUDA."""
+    if (task.device or task.spec.device).startswith("cuda"):
+        task.device = f"cuda:{os.environ.get('LOCAL_RANK', dist_.rank)}"
+
+
+def lead_cell(fn: Callable[..., Any], task: Any, data: Any, log: Callable[[str], None]) -> Any:
+    """Rank 0 of a torchrun launch: send ``task`` to the other ranks, then compute it with them."""
+    import torch.distributed as dist
+
+    dist.broadcast_object_list([task], src=0)
+    rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
+    return fn(task, data, log, _TORCHRUN)
+
+
+def end_cells() -> None:
+    """Rank 0 of a torchrun launch: tell the other ranks that no cell is left."""
+    import torch.distributed as dist
+
+    dist.broadcast_object_list([None], src=0)
+
+
+def follow_cells(fn: Callable[..., Any]) -> int:
+    """Ranks 1..N-1 of a torchrun launch: compute each cell rank 0 sends with it (``fn(task, None, log,
+    dist)``: the same data order, rank 0 writes) until it sends None; returns the cells computed. A cell that
+    raises here is reported on stderr; rank 0 records it as failed (it fails there too, or waits at most
+    :data:`COLLECTIVE_TIMEOUT_S` for this rank)."""
+    import sys
+
+    import torch.distributed as dist
+
+    done = 0
+    while True:
+        box: list[Any] = [None]
+        dist.broadcast_object_list(box, src=0)
+        task = box[0]
+        if task is None:
+            return done
+        rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
+        try:
+            fn(task, None, lambda text: None, _TORCHRUN)
+        except Exception:  # noqa: BLE001 - rank 0 records the failure
+            print(f"rank {_TORCHRUN.rank}: {traceback.format_exc()}", file=sys.stderr)  # type: ignore[union-attr]
+        done += 1
+
