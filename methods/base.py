@@ -183,6 +183,11 @@ class Method(ABC):
     def from_preset(cls, preset: str = "quick", device: torch.device | str = "cpu", seed: int = 0, **overrides: Any) -> "Method":
         return cls(cls.make_config(preset, **overrides), device=device, seed=seed)
 
+    #: Set True by a training loop that brings the losses to the host itself, every few steps
+    #: (``colorbench run --sync-every-steps``): a ``train_step`` built on ``TrainableMethod.finish_step`` then returns
+    #: its losses as float32 0-d tensors on the device, unchecked, and the loop checks them when it syncs.
+    defer_loss_sync: bool = False
+
     # --- the contract --------------------------------------------------------------------------------------
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, float]:

@@ -227,9 +227,14 @@ class TrainableMethod(Method):
         self.check_image_size(*gray.shape[-2:])
         return gray.to(self.device).float(), rgb.to(self.device).float()
 
-    def finish_step(self, losses: dict[str, Tensor]) -> dict[str, float]:
-        """Loss tensors -> Python floats (one device sync); FloatingPointError if any is NaN or inf."""
+    def finish_step(self, losses: dict[str, Tensor]) -> dict[str, Any]:
+        """Loss tensors -> Python floats (one device sync); FloatingPointError if any is NaN or inf.
+
+        With :attr:`defer_loss_sync` (set by the training loop) the detached float32 tensors instead, with no sync
+        and no check: the loop checks them when it brings them to the host."""
         self.steps += 1
+        if self.defer_loss_sync:
+            return {k: v.detach().float() for k, v in losses.items()}
         values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
         out = dict(zip(losses, values))
         bad = {k: v for k, v in out.items() if not math.isfinite(v)}

@@ -327,11 +327,16 @@ class ZhangECCV16(LabConvention, TrainableMethod):
         return rgb_to_lab(self._sized(rgb).float())[:, 1:, ::4, ::4]
 
     def fit_start(self, train: ImageSet) -> None:
-        """The empirical bin distribution of the whole training split (for the rebalancing weights)."""
+        """The empirical bin distribution of the whole training split (for the rebalancing weights), on the
+        method's device. Only the pixels the logits see (every 4th of the resized image) are converted to Lab
+        (1/16 of the conversions of converting the whole image and then taking them: the same values up to float
+        rounding of the colour matrix, ~1e-5 Lab units, which moves a pixel to another bin only when it lies that
+        close to the boundary between two bins; tests/test_gpu_basics.py compares the counts)."""
         counts = torch.zeros_like(self._counts)
-        bins = self.G.bins().cpu()
+        bins = self.G.bins()
         for chunk in train.rgb.split(256):
-            counts += nearest_bin_counts(self._target_ab(chunk.float() / 255), bins)
+            rgb = self._sized(chunk.to(self.device).float() / 255)[..., ::4, ::4]
+            counts += nearest_bin_counts(rgb_to_lab(rgb)[:, 1:], bins)
         self._counts, self._class_weights = counts, None
         self._prior_source = f"training split: {len(train)} images, {int(counts.sum())} target pixels"
 

@@ -70,6 +70,16 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
                    help="also checkpoint a training cell every K steps within an epoch (resume mid-epoch)")
     r.add_argument("--checkpoint-every-s", type=float, default=600.0, metavar="S",
                    help="also checkpoint a training cell S seconds after its last checkpoint (default 600; 0: off)")
+    r.add_argument("--sync-every-steps", type=int, default=16, metavar="K",
+                   help="bring the training losses to the host every K steps (default 16: one GPU sync per 16 "
+                        "steps, not one per step; the numbers are the same; a NaN loss fails the cell at the "
+                        "next sync, naming its step)")
+    r.add_argument("--channels-last", action="store_true",
+                   help="networks and training batches in channels_last memory format (faster convolutions on "
+                        "recent GPUs; same numbers up to float rounding; its own cell key)")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile each method's networks (TorchInductor: needs a C compiler on the CPU; "
+                        "the first steps are slow while it compiles; its own cell key)")
     r.add_argument("--spec", default=None, metavar="RUN/run.json",
                    help="replay the spec of a run.json (other options are ignored, except --out and --no-progress)")
 
@@ -117,4 +127,5 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
             "storage": args.storage, "node_cache_dir": args.node_cache_dir, "cpus_per_cell": args.cpus_per_cell,
             "gpus_per_cell": args.gpus_per_cell, "save_predictions": args.save_predictions,
             "rerun_failed": args.rerun_failed, "loader_workers": args.loader_workers,
-            "checkpoint_every_steps": args.checkpoint_every_steps, "checkpoint_every_s": args.checkpoint_every_s}
+            "checkpoint_every_steps": args.checkpoint_every_steps, "checkpoint_every_s": args.checkpoint_every_s,
+            "sync_every_steps": args.sync_every_steps, "channels_last": args.channels_last, "compile": args.compile}

@@ -156,6 +156,20 @@ def run(args: argparse.Namespace) -> int:
         cross_domain=args.cross_domain, cross_domain_classifier=args.cross_domain_classifier,
         plugins=tuple(args.plugin), **engine_options(args),
     )
+    from colorbench.engine.ddp import torchrun_world
+
+    if torchrun_world() is not None:  # started by torchrun: every rank trains each cell, rank 0 writes
+        import dataclasses
+
+        from colorbench.core.device import resolve_device
+        from colorbench.engine.cell import execute_cell
+        from colorbench.engine.ddp import follow_cells, join_torchrun
+
+        member = join_torchrun(str(resolve_device(spec.device)))
+        if member.rank != 0:
+            follow_cells(execute_cell)
+            return EXIT_OK
+        spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
     t0 = time.perf_counter()
     run_dir = run_grid(spec, out=args.out)
     print(f"\n{(run_dir / 'leaderboard.md').read_text()}" if (run_dir / "leaderboard.md").exists() else "")

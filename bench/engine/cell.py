@@ -98,9 +98,15 @@ def failed_result(task: CellTask, error: str, tb: str | None = None, data_desc: 
     return CellResult(rows)
 
 
-def _kill_hook(method: str, epoch: int, step: int) -> None:
+#: Test hook: with :data:`KILL_HOOK_ENV`, only this rank of a data-parallel cell kills itself.
+KILL_RANK_ENV = "COLORBENCH_TEST_KILL_RANK"
+
+
+def _kill_hook(method: str, epoch: int, step: int, rank: int = 0) -> None:
     hook = os.environ.get(KILL_HOOK_ENV)
     if not hook:
+        return
+    if os.environ.get(KILL_RANK_ENV) not in (None, "", str(rank)):
         return
     parts = hook.split(":")
     if parts[0] != method or int(parts[1]) != epoch or int(parts[2]) != step:
@@ -171,6 +177,88 @@ def _mid_epoch_due(spec: RunSpec, steps: int, last_save: float) -> bool:
     return bool(spec.checkpoint_every_s) and time.monotonic() - last_save >= spec.checkpoint_every_s
 
 
+def apply_performance_options(method: Method, spec: RunSpec, device: torch.device) -> dict[str, Any]:
+    """Set the speed options of a cell (``cudnn.benchmark`` on CUDA, ``--channels-last``, ``--compile``) on
+    ``method``'s networks; returns what was set, for the record.
+
+    ``cudnn.benchmark`` (on CUDA only: it times the convolution algorithms of each new input shape and keeps the
+    fastest; the choice may differ between runs, so CUDA numbers are reproducible only up to float rounding).
+    ``channels_last``: the networks' 4-d parameters and the training batches in ``torch.channels_last`` memory
+    format (NHWC; faster convolutions on tensor cores); the values change by float summation order only.
+    ``compile``: each network's forward compiled in place (``nn.Module.compile``, TorchInductor; the state-dict
+    keys stay those of the eager network, so checkpoints are interchangeable)."""
+    cudnn = device.type == "cuda"
+    torch.backends.cudnn.benchmark = cudnn  # also switched off again for a CPU cell after a CUDA one
+    for net in method.networks().values():
+        if spec.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if spec.compile:
+            net.compile()
+    return {"cudnn_benchmark": cudnn, "channels_last": spec.channels_last, "compile": spec.compile}
+
+
+def to_channels_last(batch: Any) -> Any:
+    """``batch`` with its grey and RGB images in ``torch.channels_last`` memory format (same values)."""
+    return dataclasses.replace(batch, gray=batch.gray.contiguous(memory_format=torch.channels_last),
+                               rgb=batch.rgb.contiguous(memory_format=torch.channels_last))
+
+
+class LossSync:
+    """The per-step losses of a training loop, kept where the method computed them (0-d tensors on the device) and
+    brought to the host together every ``every`` steps: one host sync per ``every`` steps instead of one per step.
+
+    :meth:`flush` gives each pending step's losses as Python floats, exactly those a per-step ``.item()`` gives
+    (float32 values, read in one ``tolist``); with ``dist`` (a data-parallel cell), the global batch's losses:
+    each rank's values times its share (float64), summed over the ranks in one ``all_reduce`` (what
+    :meth:`colorbench.engine.ddp.Distributed.average_losses` computes per step). Python floats returned by a
+    method (one that syncs itself) pass through unchanged.
+
+    Args:
+        every: steps between syncs (1: every step).
+        dist: this rank of a data-parallel cell, or None.
+    """
+
+    def __init__(self, every: int, dist: Any = None) -> None:
+        if every < 1:
+            raise ValueError(f"--sync-every-steps must be >= 1, got {every}")
+        self.every, self.dist = every, dist
+        self.pending: list[tuple[int, tuple[str, ...], Any, float]] = []  # step, names, values, rank's share
+
+    def add(self, step: int, losses: Mapping[str, Any], weight: float = 1.0) -> None:
+        """Keep step ``step``'s losses (tensors stay on their device: no sync)."""
+        values = list(losses.values())
+        if values and all(isinstance(v, torch.Tensor) for v in values):
+            kept: Any = torch.stack([v.detach().reshape(()).float() for v in values])
+        else:  # Python floats (a method that syncs itself), or a mixture
+            kept = [float(v) for v in values]
+        self.pending.append((step, tuple(losses), kept, weight))
+
+    def due(self) -> bool:
+        return len(self.pending) >= self.every
+
+    def flush(self) -> list[tuple[int, dict[str, float]]]:
+        """The pending steps' losses on the host, in step order (one sync; a collective with ``dist``)."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        if self.dist is not None and self.dist.world > 1:
+            device = torch.device("cuda", torch.cuda.current_device()) if self.dist.backend == "nccl" else torch.device("cpu")
+            parts = [(v.to(device).double() if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.float64,
+                      device=device)) * w for _, _, v, w in pending]
+            flat = self.dist.all_reduce_sum(torch.cat(parts)).tolist() if parts else []
+        else:
+            tensors = [v for _, _, v, _ in pending if isinstance(v, torch.Tensor)]
+            host = iter(torch.cat(tensors).tolist() if tensors else [])
+            flat = []
+            for _, names, v, _ in pending:
+                flat.extend([next(host) for _ in names] if isinstance(v, torch.Tensor) else v)
+        out, at = [], 0
+        for step, names, _, _ in pending:
+            out.append((step, dict(zip(names, flat[at : at + len(names)]))))
+            at += len(names)
+        return out
+
+
 def execute_cell(task: CellTask, data: DatasetSplits | None = None, log: Callable[[str], None] = print,
                  dist: Any = None) -> CellResult | None:
     """Compute one cell (train, evaluate, colorize samples); a method failure becomes failed rows, never raises.
@@ -220,6 +308,7 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     torch.manual_seed(seed)
     method = cls(config, device=device, seed=seed)
     record.parameters = method.parameter_counts()
+    record.config["performance"] = apply_performance_options(method, spec, device)
     if dist is not None:  # one rank of a data-parallel cell (colorbench.engine.ddp)
         dist.attach(method)
         record.config["distributed"] = dist.describe()
@@ -230,7 +319,8 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         record.config["unpaired_protocol"] = spec.unpaired_protocol
     # the same data order for every method of a seed, resumable mid-epoch (colorbench.engine.data)
     sampler = EpochSampler(len(data.train), paired=cls.card.paired, batch_size=config.batch_size, seed=seed,
-                           unpaired_protocol=spec.unpaired_protocol)
+                           unpaired_protocol=spec.unpaired_protocol,
+                           **({} if dist is None else {"rank": dist.rank, "world": dist.world}))  # a rank's rows only
     train_s = domains_s = 0.0
     te = time.perf_counter()
     method.fit_start(data.train)  # also for methods with nothing to train (e.g. a pool of colour references)
@@ -261,6 +351,10 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
     if loader is not None:
         record.config["data_loader"] = {"workers": loader.workers, "pin_memory": loader.pin_memory}
     last_save = time.monotonic()
+    # losses stay on the device and reach the host every --sync-every-steps steps (one sync, not one per step)
+    loss_sync = LossSync(spec.sync_every_steps, dist)
+    method.defer_loss_sync = spec.sync_every_steps > 1
+    record.config["performance"]["loss_sync_every_steps"] = spec.sync_every_steps
 
     def checkpoint(epoch_done: int, partial_epoch: dict[str, Any] | None, train_seconds: float) -> None:
         _save_checkpoint(ckpt_path, {  # type: ignore[arg-type]
@@ -277,22 +371,34 @@ def _train_and_evaluate(task: CellTask, data: DatasetSplits, device: torch.devic
         sampler.start_epoch()
         bar = tqdm(loader, total=len(sampler), initial=n_steps, leave=False, desc=f"{cell} epoch {epoch}/{epochs}",
                    disable=not spec.progress)
-        for batch in bar:
-            _kill_hook(name, epoch, n_steps + 1)
-            _pause_hook(name, epoch, n_steps + 1)
-            losses = method.train_step(batch if dist is None else dist.shard(batch))
-            if dist is not None:
-                losses = dist.average_losses(losses)
-            for k, v in losses.items():
-                if not math.isfinite(v):
-                    raise FloatingPointError(f"diverged: loss {k} = {v} at epoch {epoch}, step {n_steps + 1}")
-                sums[k] = sums.get(k, 0.0) + v
-            n_steps += 1
+
+        def synced() -> None:  # the pending losses on the host: checked, summed in step order
+            losses: dict[str, float] = {}
+            for step, losses in loss_sync.flush():
+                for k, v in losses.items():
+                    if not math.isfinite(v):
+                        raise FloatingPointError(f"diverged: loss {k} = {v} at epoch {epoch}, step {step}")
+                    sums[k] = sums.get(k, 0.0) + v
             if losses and spec.progress:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-            if lead and ckpt_path is not None and sampler.remaining() and _mid_epoch_due(spec, n_steps, last_save):
+        for batch in bar:
+            _kill_hook(name, epoch, n_steps + 1, 0 if dist is None else dist.rank)
+            _pause_hook(name, epoch, n_steps + 1)
+            if dist is not None:  # this rank's rows of the global batch (the sampler's slice): its share
+                dist.take_share(len(batch), sampler.global_size(sampler.position - 1))
+            losses = method.train_step(to_channels_last(batch) if spec.channels_last else batch)
+            n_steps += 1
+            loss_sync.add(n_steps, losses, 1.0 if dist is None else dist.weight)
+            # a checkpoint by steps is due on every rank at once (the sync is a collective with ranks); one by
+            # time only where it is checked (rank 0), so with ranks it waits for the next regular sync
+            by_steps = bool(spec.checkpoint_every_steps) and n_steps % spec.checkpoint_every_steps == 0
+            due = lead and ckpt_path is not None and sampler.remaining() and _mid_epoch_due(spec, n_steps, last_save)
+            if loss_sync.due() or by_steps or (due and dist is None):
+                synced()
+            if due and not loss_sync.pending:
                 checkpoint(epoch - 1, {"sums": dict(sums), "steps": n_steps}, train_s + time.perf_counter() - te)
                 last_save = time.monotonic()
+        synced()
         method.end_epoch()
         train_s += time.perf_counter() - te
         record.losses.append({"epoch": epoch, **{k: s / max(n_steps, 1) for k, s in sums.items()}, "seconds": time.perf_counter() - te})

@@ -181,6 +181,11 @@ class EpochSampler:
         for i in range(self.position, len(self._batches)):
             yield self._local(self._batches[i])
 
+    def global_size(self, index: int) -> int:
+        """Images in batch ``index`` of the current epoch over all the ranks together (the global batch)."""
+        item = self._batches[index]
+        return len(item) if self.paired else len(item[0])
+
     def remaining(self) -> int:
         """Batches of the current epoch not consumed yet (after :meth:`start_epoch`)."""
         return len(self._batches) - self.position

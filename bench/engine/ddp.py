@@ -1,7 +1,8 @@
 """One cell on several processes (``--nproc-per-cell N``): data-parallel training of one method.
 
 Each of the ``N`` processes (ranks) builds the same method from the same seed, walks the same global batches
-and takes the rows ``rank::N`` of each; before every optimizer step the gradients of that optimizer's parameters
+and takes the rows ``rank::N`` of each (``engine.data.EpochSampler`` with ``rank``/``world``: each rank gathers and
+decodes only its own rows); before every optimizer step the gradients of that optimizer's parameters
 are averaged over the ranks, weighted by each rank's share of the global batch, so every rank takes the step a
 single process would take on the whole global batch (what DistributedDataParallel computes). Rank 0 alone writes
 checkpoints, evaluates and returns the cell's result. The backend is gloo on the CPU and NCCL on CUDA, where rank
@@ -32,6 +33,16 @@ import socket
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+#: Seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other ranks before it
+#: fails (``timeout`` of ``init_process_group``, gloo and NCCL): a rank that died never leaves the others waiting
+#: for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks started by torchrun.
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("COLORBENCH_DDP_TIMEOUT_S", "600"))
+
+
+class RankDied(RuntimeError):
+    """A rank of a data-parallel cell died (a signal, ``os._exit``): the cell may be retried (``--retries``)."""
+
 
 #: Modules the fork server imports once; every worker (pool worker or rank) is forked from it with them loaded.
 PRELOAD = ["colorbench.engine.cell", "torch._dynamo"]  # torch._dynamo: every optimizer imports it (seconds)
@@ -73,18 +84,26 @@ class Distributed:
         import torch
 
         n = len(batch)
-        if n < self.world:
-            raise ValueError(f"a training batch of {n} image(s) cannot be split over --nproc-per-cell {self.world} "
-                             "processes (each needs one image at least); use fewer processes, or a batch size "
-                             "and training-set size whose last batch holds at least that many images")
         rows = torch.arange(self.rank, n, self.world)
-        self.weight = len(rows) / n
+        self.take_share(len(rows), n)
         ids = [batch.ids[i] for i in rows.tolist()]
         rgb_ids = None if batch.rgb_ids is None else [batch.rgb_ids[i] for i in rows.tolist()]
         take = lambda t: None if t is None else t[rows.to(t.device)]  # noqa: E731
         return type(batch)(gray=take(batch.gray), rgb=take(batch.rgb), labels=take(batch.labels), ids=ids,
                            masks=take(batch.masks), grey_convention=batch.grey_convention, paired=batch.paired,
                            rgb_ids=rgb_ids)
+
+    def take_share(self, rows: int, total: int) -> None:
+        """This rank trains on ``rows`` of a global batch of ``total`` images: its weight in the averages.
+
+        Raises:
+            ValueError: the global batch has fewer images than there are ranks.
+        """
+        if total < self.world:
+            raise ValueError(f"a training batch of {total} image(s) cannot be split over --nproc-per-cell "
+                             f"{self.world} processes (each needs one image at least); use fewer processes, or a "
+                             "batch size and training-set size whose last batch holds at least that many images")
+        self.weight = rows / total
 
     def attach(self, method: Any) -> None:
         """Make ``method``'s training data-parallel: the same starting parameters and buffers as rank 0, and each
@@ -121,9 +140,16 @@ class Distributed:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return dict(zip(keys, t.tolist()))
 
+    def all_reduce_sum(self, t: Any) -> Any:
+        """``t`` summed over the ranks, in place (on the CPU with gloo, on this rank's GPU with NCCL)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
     def describe(self) -> dict[str, Any]:
         return {"processes": self.world, "backend": self.backend,
-                "rule": "rows rank::N of each global batch; each optimizer's gradients averaged over the ranks "
+                "rule": "rows rank::N of each global batch (each rank gathers only its own); each optimizer's gradients averaged over the ranks "
                         "(weighted by their rows) before it steps; rank 0 evaluates (colorbench.engine.ddp)"}
 
 
@@ -149,10 +175,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: int, conn: Any) -> None:
+def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: int, conn: Any,
+               environ: dict[str, str] | None = None) -> None:
     """Body of one rank: join the process group, compute the cell, send rank 0's result (others send None)."""
+    import datetime
+
     import torch
     import torch.distributed as dist
+
+    os.environ.update(environ or {})  # the driver's COLORBENCH_* settings (the fork server started before them)
 
     cuda = (task.device or task.spec.device).startswith("cuda")
     backend = "nccl" if cuda else "gloo"
@@ -160,7 +191,8 @@ def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: i
         task.device = f"cuda:{rank}"
         torch.cuda.set_device(rank)
     try:
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
         try:
             log = (lambda text: send(conn, ("log", text))) if rank == 0 else (lambda text: None)
             result = fn(task, None, log, Distributed(rank, world, backend))
@@ -181,7 +213,8 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
         log: where rank 0's log lines go.
 
     Raises:
-        RuntimeError: a rank failed or died (its error, or how it died).
+        RankDied: a rank died (``rank 1 died (signal 9)``); the other ranks are stopped at once.
+        RuntimeError: a rank raised (its error and traceback).
     """
     from multiprocessing.connection import wait
 
@@ -192,13 +225,14 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
     procs, conns = [], []
     for rank in range(nproc):
         ours, theirs = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_rank_main, args=(fn, task, rank, nproc, port, theirs), daemon=False,
+        environ = {k: v for k, v in os.environ.items() if k.startswith("COLORBENCH_")}
+        p = ctx.Process(target=_rank_main, args=(fn, task, rank, nproc, port, theirs, environ), daemon=False,
                         name=f"colorbench-rank-{rank}")
         p.start()
         theirs.close()
         procs.append(p)
         conns.append(ours)
-    result, errors, pending = None, [], dict(zip(conns, range(nproc)))
+    result, errors, pending, died = None, [], dict(zip(conns, range(nproc))), False
     try:
         while pending:
             for conn in wait(list(pending)):
@@ -207,7 +241,10 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
                     message = receive(conn)
                 except (EOFError, OSError):
                     procs[rank].join()
-                    errors.append(f"rank {rank} died (exit {procs[rank].exitcode})")
+                    code = procs[rank].exitcode
+                    how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                    errors.append(f"rank {rank} died ({how})")
+                    died = True
                     del pending[conn]
                     continue
                 if message[0] == "log":
@@ -229,5 +266,91 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
         for c in conns:
             c.close()
     if errors:
-        raise RuntimeError("; ".join(errors))
+        raise (RankDied if died else RuntimeError)("; ".join(errors))
     return result
+
+
+# --- torchrun: every rank started from outside (``torchrun --nproc-per-node N -m colorbench.commands.cli run``) ----
+_TORCHRUN: Distributed | None = None  # this process's place, once :func:`join_torchrun` joined the group
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_world() -> tuple[int, int, int] | None:
+    """``(rank, world, local_rank)`` when torchrun (or any launcher setting its variables: ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) started this process with a world of 2 or
+    more; None otherwise (a world of 1 is an ordinary run)."""
+    if not all(os.environ.get(k) for k in TORCHRUN_ENV):
+        return None
+    world = int(os.environ["WORLD_SIZE"])
+    return (int(os.environ["RANK"]), world, int(os.environ["LOCAL_RANK"])) if world > 1 else None
+
+
+def join_torchrun(device: str) -> Distributed:
+    """Join the process group of a torchrun launch (``env://``; gloo, or NCCL on ``cuda:LOCAL_RANK``)."""
+    global _TORCHRUN
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    rank, world, local = torchrun_world()  # type: ignore[misc]
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(local)
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+    _TORCHRUN = Distributed(rank, world, backend)
+    return _TORCHRUN
+
+
+def torchrun_member() -> Distributed | None:
+    """This process's place in a torchrun launch it joined, else None."""
+    return _TORCHRUN
+
+
+def rank_device(task: Any, dist_: Distributed) -> None:
+    """Put ``task`` on this rank's GPU (``cuda:LOCAL_RANK``) when the run is on CUDA."""
+    if (task.device or task.spec.device).startswith("cuda"):
+        task.device = f"cuda:{os.environ.get('LOCAL_RANK', dist_.rank)}"
+
+
+def lead_cell(fn: Callable[..., Any], task: Any, data: Any, log: Callable[[str], None]) -> Any:
+    """Rank 0 of a torchrun launch: send ``task`` to the other ranks, then compute it with them."""
+    import torch.distributed as dist
+
+    dist.broadcast_object_list([task], src=0)
+    rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
+    return fn(task, data, log, _TORCHRUN)
+
+
+def end_cells() -> None:
+    """Rank 0 of a torchrun launch: tell the other ranks that no cell is left."""
+    import torch.distributed as dist
+
+    dist.broadcast_object_list([None], src=0)
+
+
+def follow_cells(fn: Callable[..., Any]) -> int:
+    """Ranks 1..N-1 of a torchrun launch: compute each cell rank 0 sends with it (``fn(task, None, log,
+    dist)``: the same data order, rank 0 writes) until it sends None; returns the cells computed. A cell that
+    raises here is reported on stderr; rank 0 records it as failed (it fails there too, or waits at most
+    :data:`COLLECTIVE_TIMEOUT_S` for this rank)."""
+    import sys
+
+    import torch.distributed as dist
+
+    done = 0
+    while True:
+        box: list[Any] = [None]
+        dist.broadcast_object_list(box, src=0)
+        task = box[0]
+        if task is None:
+            return done
+        rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
+        try:
+            fn(task, None, lambda text: None, _TORCHRUN)
+        except Exception:  # noqa: BLE001 - rank 0 records the failure
+            print(f"rank {_TORCHRUN.rank}: {traceback.format_exc()}", file=sys.stderr)  # type: ignore[union-attr]
+        done += 1
+

@@ -220,6 +220,10 @@ def make_executor(spec: Any, *, n_cells: int = 1, device: str = "cpu", workload:
         device: the run's resolved device (``cpu``, ``cuda``, ``cuda:K``).
         workload: ``small`` or ``large`` (:func:`colorbench.core.threads.workload_of`).
     """
+    from colorbench.engine.ddp import torchrun_member
+
+    if torchrun_member() is not None:  # started by torchrun: every rank trains each cell
+        return TorchrunExecutor(spec)
     nproc = getattr(spec, "nproc_per_cell", 1)
     if nproc > 1 and spec.executor in ("process", "ray"):
         raise ValueError(f"--nproc-per-cell {nproc} runs with --executor local or auto (each cell on {nproc} "
@@ -298,7 +302,7 @@ class LocalExecutor(Executor):
 
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import execute_cell, failed_result
-        from colorbench.engine.ddp import launch
+        from colorbench.engine.ddp import RankDied, launch
 
         nproc = getattr(self.spec, "nproc_per_cell", 1)
         for task in tasks:
@@ -307,11 +311,47 @@ class LocalExecutor(Executor):
             if nproc == 1:
                 finished(task, execute_cell(task, datasets[task.entry.dataset], cell_log))
                 continue
-            try:
-                result = launch(execute_cell, task, nproc, cell_log)
-            except RuntimeError as exc:
-                result = failed_result(task, f"DistributedError: {exc}")
+            for attempt in range(1, self.spec.retries + 2):
+                try:
+                    result = launch(execute_cell, task, nproc, cell_log)
+                    break
+                except RankDied as exc:  # as a dead process worker: again (from the cell's last checkpoint)
+                    if attempt <= self.spec.retries:
+                        cell_log(f"{exc}; retrying ({attempt}/{self.spec.retries})")
+                        started(task)
+                        continue
+                    result = failed_result(task, f"DistributedError: {exc}, in each of {attempt} attempt(s) "
+                                                 f"(--retries {self.spec.retries})")
+                except RuntimeError as exc:
+                    result = failed_result(task, f"DistributedError: {exc}")
+                    break
             finished(task, result)
+
+
+class TorchrunExecutor(Executor):
+    """Cells one after another, each trained by all the ranks of a torchrun launch (``torchrun --nproc-per-node N
+    -m colorbench.commands.cli run ...``): this process (rank 0) sends each cell to the other ranks
+    (:func:`colorbench.engine.ddp.follow_cells`), trains it with them, evaluates it and writes it."""
+
+    name = "torchrun"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "nproc_per_cell": self.spec.nproc_per_cell}
+
+    def run(self, tasks, datasets, started, finished, log) -> None:
+        from colorbench.engine.cell import execute_cell, failed_result
+        from colorbench.engine.ddp import end_cells, lead_cell
+
+        try:
+            for task in tasks:
+                started(task)
+                try:
+                    result = lead_cell(execute_cell, task, datasets[task.entry.dataset], _prefixed(log, task.entry))
+                except Exception as exc:  # noqa: BLE001 - a failing cell is a failed row, the next one runs
+                    result = failed_result(task, f"DistributedError: {type(exc).__name__}: {exc}")
+                finished(task, result)
+        finally:
+            end_cells()
 
 
 def _signal_name(exitcode: int | None) -> str:

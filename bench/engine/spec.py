@@ -66,6 +66,9 @@ class RunSpec:
     loader_workers: int | None = None  # training-data worker processes; None: 0 on the CPU, up to 4 on CUDA
     checkpoint_every_steps: int = 0  # also checkpoint a cell mid-epoch every this many steps (0: not by steps)
     checkpoint_every_s: float = 600.0  # ... and when this many seconds passed since the last checkpoint (0: not)
+    sync_every_steps: int = 16  # training losses reach the host every this many steps (1: every step, as before)
+    channels_last: bool = False  # networks and training batches in torch.channels_last memory format
+    compile: bool = False  # torch.compile each method's networks (nn.Module.compile, in place)
 
     def __post_init__(self) -> None:
         if self.unpaired_protocol not in UNPAIRED_PROTOCOLS:
@@ -94,6 +97,8 @@ class RunSpec:
             raise ValueError(f"--loader-workers must be >= 0, got {self.loader_workers}")
         if self.checkpoint_every_steps < 0 or self.checkpoint_every_s < 0:
             raise ValueError("--checkpoint-every-steps and --checkpoint-every-s must be >= 0")
+        if isinstance(self.sync_every_steps, bool) or not isinstance(self.sync_every_steps, int) or self.sync_every_steps < 1:
+            raise ValueError(f"--sync-every-steps must be an integer >= 1, got {self.sync_every_steps!r}")
         if self.retries < 0:
             raise ValueError(f"--retries must be >= 0, got {self.retries}")
         if self.cpus_per_cell <= 0 or (self.gpus_per_cell is not None and self.gpus_per_cell < 0):
@@ -218,6 +223,9 @@ def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: in
         fields["protocol"] = get_protocol(spec.protocol).ident
     if spec.nproc_per_cell > 1:  # data-parallel training: equal to one process up to summation order (engine.ddp)
         fields["nproc_per_cell"] = spec.nproc_per_cell
+    for option in ("channels_last", "compile"):  # same numbers up to float rounding: never mixed with eager ones
+        if getattr(spec, option):
+            fields[option] = True
     if cls.card.stochastic:
         fields["diversity"] = {"samples": spec.diversity_samples, "images": spec.diversity_images}
     try:
