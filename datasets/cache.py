@@ -11,7 +11,7 @@ Entries are written to a temporary folder and renamed into place, so a crash nev
 processes writing the same entry do not corrupt it.
 
 Storage chosen by size. A split whose decoded RGB is larger than the ``cache_shard_bytes`` dataset option
-(default 2 GiB, :data:`DEFAULT_SHARD_BYTES`) is written in shards of at most that many bytes:
+(default 1 GiB, :data:`DEFAULT_SHARD_BYTES`) is written in shards of at most that many bytes:
 ``<split>_rgb.<k>.npy`` (and ``<split>_masks.<k>.npy``), each the same raw uint8 rows as the unsharded array,
 read back as one split (:class:`colorbench.datasets.shards.ShardedRows`, indexed by a global row number, so the
 seed's data order and a bit-identical resume do not change). Each shard is decoded into a temporary file, flushed,
@@ -22,14 +22,25 @@ same key. On load each shard is checked by size and mtime against the recorded o
 they differ (a changed shard is an error naming it). A split's ``--skip-corrupt`` files stay zero rows in their
 shard and the kept rows are an index (``<split>_keep.npy``), never a rewrite.
 
-Why raw rows and not WebDataset tar shards of encoded images. Measured on this machine (2 shared cores, load
-average 1.2-1.5, 2,000 of the 256x256 JPEG-sourced images of ``benchmarks/data_path_scale.py``): the raw rows are
-196,608 B per image and a random row is read at memory speed; re-encoded as JPEG quality 95 in a tar, an image is
-~35 kB (5.6x smaller) but each read costs a JPEG decode, 1.2 ms per image (PNG, lossless as the cache must be:
-~120 kB and 3.9 ms) -- at 31 images/s of training that is 4-12 % of a CPU step instead of ~1 % today, and a
-seeded random order would need an offset index into the tars and a decode in every epoch. The raw format costs
-disk (ImageNet's 1.28 M training images: 252 GB) but no CPU, which is what a 2-core machine lacks; a set too big
-for the disk is refused before filling, naming the bytes needed.
+Why raw rows and not WebDataset tar shards of encoded images. Measured here (2 shared cores, load average 6-10
+from other agents; CPU time, so less sensitive to the load than wall time) on 400 of the 256x256 JPEG-sourced
+images of ``benchmarks/data_path_scale.py``, per image read at random (a seeded order needs random access):
+
+============================================  ===========  ==============
+storage                                         on disk      CPU per read
+============================================  ===========  ==============
+raw uint8 rows, memory-mapped (this cache)      196.6 kB      0.04 ms
+the source JPEG, decoded and resized per read    20.0 kB      1.19 ms
+tar of lossless WebP + offset index              74.0 kB      2.91 ms
+tar of PNG (level 1 / 6) + offset index      104.3 / 97.5 kB  3.89 / 3.57 ms
+============================================  ===========  ==============
+
+A re-encoded shard must be lossless (a lossy one would change the values against the decode), so it saves only
+2-2.7x of disk for 80-100x the CPU per read: at today's ~31 training images/s on CPU a 3 ms decode per image is
+~9 % of a step, against ~0.1 % for the raw gather, and it repeats every epoch. The raw format costs disk
+(ImageNet's 1.28 M training images at 256x256: 252 GB) but no CPU, which is what a 2-core machine lacks; a set
+too big for the disk is refused before filling, naming the bytes needed. (The raw reads above hit the page cache;
+a cold read costs disk bandwidth, 196 kB per image, which the DataLoader workers overlap with the step.)
 """
 
 from __future__ import annotations
@@ -59,7 +70,7 @@ CACHE_ENV = "COLORBENCH_CACHE_DIR"
 CACHE_FORMAT = "1"
 SPLITS = ("train", "test")
 #: Default ``cache_shard_bytes``: splits with more decoded RGB bytes than this are cached in shards of this size.
-DEFAULT_SHARD_BYTES = 2 * 2**30
+DEFAULT_SHARD_BYTES = 2**30
 
 
 def default_cache_dir(data_root: Path, option: str | None = None) -> Path:

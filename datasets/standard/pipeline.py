@@ -87,7 +87,7 @@ class StandardConfig:
         cache_dir: cache folder (default ``$COLORBENCH_CACHE_DIR`` or ``<data_root>/.colorbench-cache``).
         workers: decoding threads (0: min(8, CPU count)); does not change the result.
         cache_shard_bytes: a split whose decoded RGB is larger than this many bytes is cached in shards of at most
-            this size (default 2 GiB; 0: never sharded), filled shard by shard and resumably
+            this size (default 1 GiB; 0: never sharded), filled shard by shard and resumably
             (``colorbench.datasets.cache``); does not change the result, recorded in ``info['cache']``.
     """
 
