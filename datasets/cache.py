@@ -24,7 +24,8 @@ shard and the kept rows are an index (``<split>_keep.npy``), never a rewrite.
 
 Why raw rows and not WebDataset tar shards of encoded images. Measured here (2 shared cores, load average 6-10
 from other agents; CPU time, so less sensitive to the load than wall time) on 400 of the 256x256 JPEG-sourced
-images of ``benchmarks/data_path_scale.py``, per image read at random (a seeded order needs random access):
+images of ``benchmarks/data_path_scale.py``, per image read at random (a seeded order needs random access;
+``benchmarks/cache_formats.py`` --n 400 reproduces the table):
 
 ============================================  ===========  ==============
 storage                                         on disk      CPU per read

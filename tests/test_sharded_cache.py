@@ -206,3 +206,17 @@ def test_run_records_equal_unsharded(folder):
     plain = numbers(folder / "run-plain", (("cache_dir", str(folder / "plain")),))
     sharded = numbers(folder / "run-sharded", (("cache_dir", str(folder / "sharded")), ("cache_shard_bytes", 3 * ROW)))
     assert plain[0] == "ok" and plain == sharded  # == on floats
+
+
+def test_train_limit_decodes_the_whole_split_and_trains_on_an_index(folder):
+    whole = _load(folder, "plain")
+    limited = _load(folder, "sharded", cache_shard_bytes=3 * ROW, train_limit=5)
+    assert len(limited.train) == 5 and len(limited.test) == len(whole.test)
+    assert isinstance(limited.train.rgb, ShardedRows) and len(limited.train.rgb.shards) == 6  # all 16 cached
+    pos = [whole.train.ids.index(i) for i in limited.train.ids]
+    assert pos == sorted(pos) and torch.equal(limited.train.rgb[:], whole.train.rgb[pos])
+    info = limited.info["train_limit"]
+    assert info["n"] == 5 and info["of"] == 16 and info["sha256"] == limited.train.sha256()
+    assert _load(folder, "sharded", cache_shard_bytes=3 * ROW, train_limit=5).train.ids == limited.train.ids
+    with pytest.raises(ValueError, match="train_limit"):
+        _load(folder, "plain", train_limit=0)

@@ -86,6 +86,9 @@ class StandardConfig:
         cache: keep the decoded splits as memory-mapped arrays (second load reads them instead of decoding).
         cache_dir: cache folder (default ``$COLORBENCH_CACHE_DIR`` or ``<data_root>/.colorbench-cache``).
         workers: decoding threads (0: min(8, CPU count)); does not change the result.
+        train_limit: train on a seeded subset of this many of the decoded training images (None: all), drawn
+            with ``subset_seed`` after decoding: unlike ``n_train`` the whole split is still decoded and cached (the
+            subset is an index over it); for measuring a large split's data path without a full epoch.
         cache_shard_bytes: a split whose decoded RGB is larger than this many bytes is cached in shards of at most
             this size (default 1 GiB; 0: never sharded), filled shard by shard and resumably
             (``colorbench.datasets.cache``); does not change the result, recorded in ``info['cache']``.
@@ -103,6 +106,7 @@ class StandardConfig:
     cache: bool = True
     cache_dir: str | None = None
     workers: int = 0
+    train_limit: int | None = None
     cache_shard_bytes: int = DEFAULT_SHARD_BYTES
 
     def __post_init__(self) -> None:
@@ -112,7 +116,7 @@ class StandardConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "size" else 0):
                 raise ValueError(f"option {name!r} must be an int >= {1 if name == 'size' else 0}, got {v!r}")
-        for name in ("n_train", "n_test"):
+        for name in ("n_train", "n_test", "train_limit"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"option {name!r} must be None or an int >= 1, got {v!r}")
@@ -122,7 +126,7 @@ class StandardConfig:
 
 
 #: Options that never change the decoded pixels (left out of the cache key and of info['params']).
-_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers", "cache_shard_bytes")
+_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers", "cache_shard_bytes", "train_limit")
 
 
 @dataclass
@@ -162,7 +166,7 @@ def subset_index(n: int, want: int | None, seed: int, split: str) -> np.ndarray:
     """Indices of a seeded random subset of ``want`` of ``n`` items, in their original order (all if None)."""
     if want is None or want >= n:
         return np.arange(n)
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    rng = np.random.default_rng([seed, {"train": 0, "train-limit": 2}.get(split, 1)])
     return np.sort(rng.choice(n, size=want, replace=False))
 
 
@@ -252,8 +256,17 @@ class StandardDataset(Dataset):
                          "shard_bytes": cfg.cache_shard_bytes,
                          "layout": {split: _layout(entry.meta["splits"][split]) for split in ("train", "test")}}
         info["data_root"] = str(root)
+        train = entry.sets["train"]
+        if cfg.train_limit is not None and cfg.train_limit < len(train):
+            keep = subset_index(len(train), cfg.train_limit, cfg.subset_seed, "train-limit")
+            info["train_limit"] = {"n": cfg.train_limit, "of": len(train), "seed": cfg.subset_seed,
+                                   "rule": "seeded choice without replacement among the decoded training images, "
+                                           "kept in order; the whole split is decoded and cached",
+                                   "sha256": None}
+            train = train.subset(keep)
+            info["train_limit"]["sha256"] = train.sha256()
         info["load_seconds"] = round(time.perf_counter() - t0, 3)
-        return DatasetSplits(name=self.name, train=entry.sets["train"], test=entry.sets["test"], info=info)
+        return DatasetSplits(name=self.name, train=train, test=entry.sets["test"], info=info)
 
     # -- decoding -----------------------------------------------------------------------------------------------
 
