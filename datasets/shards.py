@@ -182,10 +182,10 @@ class ShardedRows:
         """The rows ``key`` as a view: an index over the same shards, no pixel copied."""
         return ShardedRows(self.shards, index=self.global_rows(key), paths=self.paths)
 
-    def split(self, size: int) -> tuple[torch.Tensor, ...]:
-        """Consecutive tensors of ``size`` rows (as ``Tensor.split``), each gathered when the tuple is made: use
-        :meth:`chunks` to hold one at a time."""
-        return tuple(self.chunks(size))
+    def split(self, size: int) -> Iterator[torch.Tensor]:
+        """Consecutive tensors of ``size`` rows, as ``Tensor.split`` gives them but gathered one at a time as they
+        are iterated (never the whole split at once)."""
+        return self.chunks(size)
 
     def chunks(self, size: int = _CHUNK_ROWS) -> Iterator[torch.Tensor]:
         """Consecutive tensors of ``size`` rows, gathered one at a time."""
