@@ -224,6 +224,35 @@ def load_entry(cache_dir: Path, dataset: str, key: str) -> CacheEntry | None:
     return CacheEntry(path=d, sets=sets, meta=meta)
 
 
+class ShardFile:
+    """A uint8 ``.npy`` file being filled row by row: ``f[i] = row`` writes the row at its offset (``os.pwrite``)
+    instead of through a memory map, so that a filled gigabyte does not count in the process's resident memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.filename, self.shape = str(path), tuple(shape)
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=self.shape)  # header + sparse rows
+        self.offset = header.offset
+        del header
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
+        self.fd = os.open(path, os.O_RDWR)
+
+    def __setitem__(self, i: int, row: np.ndarray) -> None:
+        data = np.ascontiguousarray(row, dtype=np.uint8)
+        if data.shape != self.shape[1:]:
+            raise ValueError(f"a row of {self.filename} has shape {self.shape[1:]}, got {data.shape}")
+        if os.pwrite(self.fd, data.data, self.offset + int(i) * self.row_bytes) != self.row_bytes:
+            raise OSError(f"short write to {self.filename} (disk full?)")
+
+    def read(self) -> np.ndarray:
+        """The rows written so far, memory-mapped read-only."""
+        return np.load(self.filename, mmap_mode="r")
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -282,10 +311,9 @@ class EntryWriter:
             return None
         return facts
 
-    def shard(self, split: str, part: str, k: int, shape: tuple[int, ...]) -> np.ndarray:
-        """A new temporary ``.npy`` memmap for shard ``k`` of ``split``'s ``part`` (``rgb`` or ``masks``)."""
-        path = self.tmp / f".{split}_{part}.{k:05d}.{os.getpid()}.npy"
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    def shard(self, split: str, part: str, k: int, shape: tuple[int, ...]) -> "ShardFile":
+        """A new temporary ``.npy`` file for shard ``k`` of ``split``'s ``part`` (``rgb`` or ``masks``)."""
+        return ShardFile(self.tmp / f".{split}_{part}.{k:05d}.{os.getpid()}.npy", shape)
 
     def finish_shard(self, split: str, k: int, start: int, stop: int, parts: dict[str, np.ndarray],
                      extra: dict[str, Any]) -> dict[str, Any]:
@@ -295,9 +323,8 @@ class EntryWriter:
 
         facts: dict[str, Any] = {"start": start, "stop": stop, **extra}
         for part, arr in parts.items():
-            arr.flush()
+            arr.close()
             tmp = Path(arr.filename)
-            del arr
             final = self.tmp / f"{split}_{part}.{k:05d}.npy"
             os.replace(tmp, final)
             facts[part] = file_facts(final)

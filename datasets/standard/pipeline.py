@@ -438,7 +438,7 @@ class StandardDataset(Dataset):
                     bad.append([i, str(err)])
                 extra: dict[str, Any] = {"bad": bad, "converted": [[start + j, c] for j, c in enumerate(converted) if c]}
                 if masks is not None and getattr(self, "label_from_mask", False):
-                    extra["mask_labels"] = _dominant_object(np.asarray(masks), len(plan.mask_class_names)).tolist()
+                    extra["mask_labels"] = _dominant_object(masks.read(), len(plan.mask_class_names)).tolist()
                 parts = {"rgb": rgb} if masks is None else {"rgb": rgb, "masks": masks}
                 del rgb, masks
                 done[k] = writer.finish_shard(split, k, start, stop, parts, extra)
