@@ -220,3 +220,14 @@ def test_train_limit_decodes_the_whole_split_and_trains_on_an_index(folder):
     assert _load(folder, "sharded", cache_shard_bytes=3 * ROW, train_limit=5).train.ids == limited.train.ids
     with pytest.raises(ValueError, match="train_limit"):
         _load(folder, "plain", train_limit=0)
+
+
+def test_sharded_masks_and_mask_labels_equal_unsharded(tmp_path):
+    fx.write_voc_seg(tmp_path, n_train=4, n_val=3)
+    opts = dict(data_root=str(tmp_path), size=S)
+    whole = DATASETS.get("voc-seg")(cache_dir=str(tmp_path / "plain"), **opts).load()
+    sharded = DATASETS.get("voc-seg")(cache_dir=str(tmp_path / "sharded"), cache_shard_bytes=ROW, **opts).load()
+    for split in ("train", "test"):
+        a, b = getattr(whole, split), getattr(sharded, split)
+        assert isinstance(b.masks, ShardedRows) and len(b.masks.shards) == len(a)
+        assert torch.equal(b.masks[:], a.masks) and torch.equal(b.labels, a.labels) and b.sha256() == a.sha256()
