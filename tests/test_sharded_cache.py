@@ -23,6 +23,7 @@ from colorbench.datasets.space import InsufficientSpaceError
 
 S = 32
 ROW = 3 * S * S  # decoded RGB bytes of one image
+SHARDS = dict(cache_shard_above_bytes=3 * ROW, cache_shard_bytes=3 * ROW)  # sharded, 3 images per shard
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def folder(tmp_path):
 
 def test_sharded_split_equals_unsharded(folder):
     whole = _load(folder, "plain")
-    sharded = _load(folder, "sharded", cache_shard_bytes=3 * ROW)  # 3 images per shard
+    sharded = _load(folder, "sharded", **SHARDS)  # 3 images per shard
     for split in ("train", "test"):
         a, b = getattr(whole, split), getattr(sharded, split)
         assert isinstance(a.rgb, torch.Tensor) and isinstance(b.rgb, ShardedRows)
@@ -58,14 +59,15 @@ def test_sharded_split_equals_unsharded(folder):
     layout = sharded.info["cache"]["layout"]
     assert layout["train"]["shards"] == 6 and layout["train"]["rows_per_shard"] == 3
     assert len(layout["train"]["sha256"]) == 6 and sharded.info["cache"]["shard_bytes"] == 3 * ROW
+    assert sharded.info["cache"]["shard_above_bytes"] == 3 * ROW
     assert whole.info["cache"]["layout"]["train"] == {"format": "raw uint8 .npy", "shards": 1}
-    again = _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+    again = _load(folder, "sharded", **SHARDS)
     assert again.info["cache"]["hit"] and torch.equal(again.train.rgb[:], whole.train.rgb)
 
 
 def test_subset_of_sharded_rows_is_an_index_and_pickles_by_path(folder):
     whole = _load(folder, "plain")
-    sharded = _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+    sharded = _load(folder, "sharded", **SHARDS)
     pick = [7, 1, 12]
     sub = sharded.train.subset(pick)
     assert isinstance(sub.rgb, ShardedRows) and sub.rgb.shards[0] is sharded.train.rgb.shards[0]  # no copy
@@ -84,10 +86,10 @@ def test_skip_corrupt_keeps_an_index_and_the_unsharded_values(folder):
     fx.truncate_file(folder / "imgs" / "dogs" / "00002.jpg", 0.3)
     (folder / "imgs" / "cats" / "00001.jpg").write_bytes(b"not an image")
     with pytest.raises(Exception, match="--skip-corrupt"):
-        _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+        _load(folder, "sharded", **SHARDS)
     assert not any((folder / "sharded").glob(".partial-*"))  # a refused fill leaves nothing
     whole = _load(folder, "plain", skip_corrupt=True)
-    sharded = _load(folder, "sharded", skip_corrupt=True, cache_shard_bytes=3 * ROW)
+    sharded = _load(folder, "sharded", skip_corrupt=True, **SHARDS)
     assert sharded.info["skipped_corrupt"] == whole.info["skipped_corrupt"]
     assert sum(v["count"] for v in whole.info["skipped_corrupt"].values()) == 2
     for split in ("train", "test"):
@@ -99,15 +101,15 @@ def test_skip_corrupt_keeps_an_index_and_the_unsharded_values(folder):
 
 
 def test_a_changed_shard_is_named_and_a_touched_one_is_rehashed(folder):
-    first = _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+    first = _load(folder, "sharded", **SHARDS)
     shard = Path(first.info["cache"]["path"]) / "train_rgb.00001.npy"
     os.utime(shard, ns=(1, 1))  # same bytes, new mtime: re-hashed and accepted
-    assert torch.equal(_load(folder, "sharded", cache_shard_bytes=3 * ROW).train.rgb[:], first.train.rgb[:])
+    assert torch.equal(_load(folder, "sharded", **SHARDS).train.rgb[:], first.train.rgb[:])
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF
     shard.write_bytes(bytes(data))
     with pytest.raises(ShardChangedError, match=r"train_rgb.00001.npy changed since it was written.*delete the folder"):
-        _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+        _load(folder, "sharded", **SHARDS)
 
 
 def test_not_enough_disk_for_the_shards_is_refused_with_the_bytes(folder, monkeypatch):
@@ -118,7 +120,7 @@ def test_not_enough_disk_for_the_shards_is_refused_with_the_bytes(folder, monkey
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 1000))
     with pytest.raises(InsufficientSpaceError, match=rf"6 cache shards of split train still to decode .* needs "
                                                      rf"{16 * ROW} bytes .* 1000 bytes .* free on the disk"):
-        _load(folder, "sharded", cache_shard_bytes=3 * ROW)
+        _load(folder, "sharded", **SHARDS)
 
 
 _SLOW_FILL = """
@@ -131,7 +133,7 @@ def slow(*a, **k):
 p.decode_image_info = slow
 from colorbench.datasets import DATASETS
 DATASETS.get("image-folder")(data_root=sys.argv[1], path="imgs", size=32, cache_dir=sys.argv[2], workers=1,
-                             cache_shard_bytes=3 * 3 * 32 * 32).load()
+                             cache_shard_above_bytes=3 * 3 * 32 * 32, cache_shard_bytes=3 * 3 * 32 * 32).load()
 """
 
 
@@ -148,7 +150,7 @@ def test_a_fill_killed_from_outside_keeps_its_finished_shards(folder):
     (partial,) = cache.glob(".partial-*")
     finished = {p.name: p.stat().st_mtime_ns for p in partial.glob("train_rgb.*.npy")}
     assert {"train_rgb.00000.npy", "train_rgb.00001.npy"} <= set(finished) and len(finished) < 6
-    data = _load(folder, "sharded", workers=1, cache_shard_bytes=3 * ROW)
+    data = _load(folder, "sharded", workers=1, **SHARDS)
     entry = Path(data.info["cache"]["path"])
     for name, mtime in finished.items():  # reused, not decoded again
         assert (entry / name).stat().st_mtime_ns == mtime
@@ -161,7 +163,7 @@ def test_batches_and_mid_epoch_resume_equal_unsharded(folder):
     from colorbench.engine.data import EpochSampler, make_train_loader
 
     whole = _load(folder, "plain").train
-    sharded = _load(folder, "sharded", cache_shard_bytes=3 * ROW).train
+    sharded = _load(folder, "sharded", **SHARDS).train
 
     def batches(train, workers, state=None, stop=None):
         s = EpochSampler(len(train), paired=True, batch_size=5, seed=4)
@@ -204,20 +206,21 @@ def test_run_records_equal_unsharded(folder):
         return rec.status, {k: mv.value for k, mv in rec.metrics.items()}, losses, rd.per_image(cell).to_dict("list")
 
     plain = numbers(folder / "run-plain", (("cache_dir", str(folder / "plain")),))
-    sharded = numbers(folder / "run-sharded", (("cache_dir", str(folder / "sharded")), ("cache_shard_bytes", 3 * ROW)))
+    sharded = numbers(folder / "run-sharded", (("cache_dir", str(folder / "sharded")), ("cache_shard_above_bytes", 3 * ROW),
+                                                      ("cache_shard_bytes", 3 * ROW)))
     assert plain[0] == "ok" and plain == sharded  # == on floats
 
 
 def test_train_limit_decodes_the_whole_split_and_trains_on_an_index(folder):
     whole = _load(folder, "plain")
-    limited = _load(folder, "sharded", cache_shard_bytes=3 * ROW, train_limit=5)
+    limited = _load(folder, "sharded", **SHARDS, train_limit=5)
     assert len(limited.train) == 5 and len(limited.test) == len(whole.test)
     assert isinstance(limited.train.rgb, ShardedRows) and len(limited.train.rgb.shards) == 6  # all 16 cached
     pos = [whole.train.ids.index(i) for i in limited.train.ids]
     assert pos == sorted(pos) and torch.equal(limited.train.rgb[:], whole.train.rgb[pos])
     info = limited.info["train_limit"]
     assert info["n"] == 5 and info["of"] == 16 and info["sha256"] == limited.train.sha256()
-    assert _load(folder, "sharded", cache_shard_bytes=3 * ROW, train_limit=5).train.ids == limited.train.ids
+    assert _load(folder, "sharded", **SHARDS, train_limit=5).train.ids == limited.train.ids
     with pytest.raises(ValueError, match="train_limit"):
         _load(folder, "plain", train_limit=0)
 
@@ -226,7 +229,7 @@ def test_sharded_masks_and_mask_labels_equal_unsharded(tmp_path):
     fx.write_voc_seg(tmp_path, n_train=4, n_val=3)
     opts = dict(data_root=str(tmp_path), size=S)
     whole = DATASETS.get("voc-seg")(cache_dir=str(tmp_path / "plain"), **opts).load()
-    sharded = DATASETS.get("voc-seg")(cache_dir=str(tmp_path / "sharded"), cache_shard_bytes=ROW, **opts).load()
+    sharded = DATASETS.get("voc-seg")(cache_dir=str(tmp_path / "sharded"), cache_shard_above_bytes=ROW, cache_shard_bytes=ROW, **opts).load()
     for split in ("train", "test"):
         a, b = getattr(whole, split), getattr(sharded, split)
         assert isinstance(b.masks, ShardedRows) and len(b.masks.shards) == len(a)

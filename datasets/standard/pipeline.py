@@ -20,7 +20,7 @@ import torch
 
 from colorbench.datasets.base import IGNORE_INDEX, Dataset, DatasetSplits, ImageSet
 from colorbench.datasets.shards import ShardedRows
-from colorbench.datasets.cache import DEFAULT_SHARD_BYTES, EntryWriter, cache_key, default_cache_dir, files_fingerprint, load_entry, relative
+from colorbench.datasets.cache import DEFAULT_SHARD_ABOVE_BYTES, DEFAULT_SHARD_BYTES, EntryWriter, cache_key, default_cache_dir, files_fingerprint, load_entry, relative
 from colorbench.datasets.imaging import DECODER_VERSION, ICC_POLICIES, RESIZE_POLICIES, CorruptImageError, array_image, check_icc, check_policy, decode_image_info, decode_mask
 
 #: Environment variable giving the data root when the ``data_root`` option is not set.
@@ -89,9 +89,10 @@ class StandardConfig:
         train_limit: train on a seeded subset of this many of the decoded training images (None: all), drawn
             with ``subset_seed`` after decoding: unlike ``n_train`` the whole split is still decoded and cached (the
             subset is an index over it); for measuring a large split's data path without a full epoch.
-        cache_shard_bytes: a split whose decoded RGB is larger than this many bytes is cached in shards of at most
-            this size (default 1 GiB; 0: never sharded), filled shard by shard and resumably
+        cache_shard_above_bytes: a split whose decoded RGB is larger than this many bytes is cached in shards
+            (default 256 MiB; 0: never sharded), filled shard by shard and resumably and read with ``preadv``
             (``colorbench.datasets.cache``); does not change the result, recorded in ``info['cache']``.
+        cache_shard_bytes: the most decoded RGB bytes in one shard (default 1 GiB).
     """
 
     data_root: str | None = None
@@ -107,12 +108,15 @@ class StandardConfig:
     cache_dir: str | None = None
     workers: int = 0
     train_limit: int | None = None
+    cache_shard_above_bytes: int = DEFAULT_SHARD_ABOVE_BYTES
     cache_shard_bytes: int = DEFAULT_SHARD_BYTES
 
     def __post_init__(self) -> None:
         check_policy(self.resize)
         check_icc(self.icc)
-        for name in ("size", "subset_seed", "workers", "cache_shard_bytes"):
+        if isinstance(self.cache_shard_bytes, bool) or not isinstance(self.cache_shard_bytes, int) or self.cache_shard_bytes < 1:
+            raise ValueError(f"option 'cache_shard_bytes' must be an int >= 1, got {self.cache_shard_bytes!r}")
+        for name in ("size", "subset_seed", "workers", "cache_shard_above_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "size" else 0):
                 raise ValueError(f"option {name!r} must be an int >= {1 if name == 'size' else 0}, got {v!r}")
@@ -126,7 +130,8 @@ class StandardConfig:
 
 
 #: Options that never change the decoded pixels (left out of the cache key and of info['params']).
-_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers", "cache_shard_bytes", "train_limit")
+_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers", "cache_shard_above_bytes", "cache_shard_bytes",
+               "train_limit")
 
 
 @dataclass
@@ -253,7 +258,7 @@ class StandardDataset(Dataset):
         info = dict(entry.meta["info"])
         info["cache"] = {"enabled": cache_dir is not None, "hit": hit, "key": key,
                          "path": None if entry.path is None else str(entry.path),
-                         "shard_bytes": cfg.cache_shard_bytes,
+                         "shard_above_bytes": cfg.cache_shard_above_bytes, "shard_bytes": cfg.cache_shard_bytes,
                          "layout": {split: _layout(entry.meta["splits"][split]) for split in ("train", "test")}}
         info["data_root"] = str(root)
         train = entry.sets["train"]
@@ -275,8 +280,8 @@ class StandardDataset(Dataset):
 
         cfg: StandardConfig = self.config
         # a fill with a sharded split is resumable: its folder is named by the key and keeps finished shards
-        sharded = cfg.cache_shard_bytes > 0 and any(
-            sp.paths is not None and len(sp.paths) * 3 * cfg.size ** 2 > cfg.cache_shard_bytes
+        sharded = cfg.cache_shard_above_bytes > 0 and any(
+            sp.paths is not None and len(sp.paths) * 3 * cfg.size ** 2 > cfg.cache_shard_above_bytes
             for sp in (plan.train, plan.test))
         writer = EntryWriter(cache_dir, self.name, key, resumable=sharded)
         try:
@@ -348,7 +353,7 @@ class StandardDataset(Dataset):
             return {"ids": [ids[i] for i in index], "class_names": list(class_names)}, []
 
         paths, n = sp.paths, len(sp.paths)
-        if writer.tmp is not None and 0 < cfg.cache_shard_bytes < n * 3 * S * S:
+        if writer.tmp is not None and 0 < cfg.cache_shard_above_bytes < n * 3 * S * S:
             return self._decode_split_sharded(writer, split, sp, plan, cfg)
         rgb = writer.array(f"{split}_rgb", (n, 3, S, S))
         masks = writer.array(f"{split}_masks", (n, S, S)) if sp.mask_paths is not None else None
