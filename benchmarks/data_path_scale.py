@@ -105,6 +105,20 @@ def build_folders(n: int, work: Path, photos: list[np.ndarray], size: int = 256,
     return real, pred
 
 
+def corrupt_files(real: Path, k: int) -> list[Path]:
+    """Truncate ``k`` images of ``real`` to half their bytes (the same ones on every call; done once, a marker file
+    ``.corrupt-K`` says so), so that ``run --skip-corrupt`` has files to skip."""
+    files = sorted(real.rglob("*.jpg")) or sorted(real.rglob("*.JPEG"))
+    chosen = files[len(files) // 2: len(files) // 2 + k]
+    marker = real / f".corrupt-{k}"
+    if not marker.is_file():
+        for f in chosen:
+            data = f.read_bytes()
+            f.write_bytes(data[: len(data) // 2])
+        marker.write_text("\n".join(str(f) for f in chosen))
+    return chosen
+
+
 def timed(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``cmd`` under ``/usr/bin/time -v``; its peak RSS (bytes), wall and CPU seconds."""
     t0 = time.perf_counter()
@@ -130,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", default=None, help="a folder of photos to cut from (default: the built-in photos)")
     p.add_argument("--commands", nargs="+", default=["evaluate", "run"], choices=["evaluate", "run"])
     p.add_argument("--csv", default=None, help="append the rows to this CSV")
-    p.add_argument("--extra", default="", help="extra arguments for evaluate (one string)")
+    p.add_argument("--extra", default="", help="extra arguments for the commands (one string), e.g. "
+                                                "'--skip-corrupt --dataset-option cache_shard_bytes=268435456'")
+    p.add_argument("--corrupt", type=int, default=0, help="truncate this many images of each real folder (once; "
+                                                          "pass --extra --skip-corrupt to run over them)")
     p.add_argument("--names", default="default", choices=["default", "imagenet-val"],
                    help="file names: img<i>.jpg in class folders, or ImageNet validation names in a flat folder "
                         "(for --extra '--protocol ddcolor-imagenet-val50k')")
@@ -148,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         real, pred = build_folders(n, work, photos, names=args.names, procs=args.build_procs)
         print(f"N={n}: folders ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.corrupt:
+            print(f"N={n}: truncated {[str(f) for f in corrupt_files(real, args.corrupt)]}", flush=True)
         cache = work / f"cache-{n}-{int(time.time())}"  # empty: the first evaluate pass fills it
         jobs = [(c, p) for c in args.commands for p in (args.passes if c == "evaluate" else ["first"])]
         for command, pass_ in jobs:
@@ -158,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                 images = n
             else:
                 cmd = [exe, "run", "--methods", "unet-l1", "--dataset", "image-folder", "--data-root", str(real),
-                       "--image-size", "256", "--epochs", "1", "--no-progress", "--out", str(out)]
+                       "--image-size", "256", "--epochs", "1", "--no-progress", "--out", str(out), *args.extra.split()]
                 images = n  # 80 % trained once, 20 % evaluated
             load_before = os.getloadavg()
             m = timed(cmd, work / f"{out.name}.log", env={"COLORBENCH_CACHE_DIR": str(cache)})
-            row = {"command": command, "pass": pass_, "n": n, **m, "cpu_ms_per_image": 1000 * m["cpu_s"] / images,
+            row = {"command": command, "pass": pass_, "n": n, "extra": args.extra, **m,
+                   "cpu_ms_per_image": 1000 * m["cpu_s"] / images,
                    "wall_ms_per_image": 1000 * m["wall_s"] / images, "load_before": round(load_before[0], 2),
                    "load_after": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
             rows.append(row)

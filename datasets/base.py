@@ -17,6 +17,7 @@ from torch import Tensor
 
 from colorbench.core.color import rgb_to_gray
 from colorbench.core.grey import Grey
+from colorbench.datasets.shards import ShardedRows
 
 #: Mask value for pixels that belong to no class (as in Pascal VOC's boundary label).
 IGNORE_INDEX = 255
@@ -45,6 +46,10 @@ class Batch:
 class ImageSet:
     """One split of a dataset, decoded once into uint8 tensors.
 
+    ``rgb`` and ``masks`` are tensors, or :class:`~colorbench.datasets.shards.ShardedRows` when the cache keeps a
+    large split in shards: both are indexed the same way (``rgb[index]`` is a new tensor), and a subset of a
+    sharded set is an index over the same shards, never a copy.
+
     Attributes:
         rgb: ``(N, 3, H, W)`` uint8.
         labels: ``(N,)`` int64 image-level class (e.g. the source photo, the object class).
@@ -54,11 +59,11 @@ class ImageSet:
         mask_class_names: names of the per-pixel classes (required when ``masks`` is given).
     """
 
-    rgb: Tensor
+    rgb: Tensor | ShardedRows
     labels: Tensor
     ids: list[str]
     class_names: list[str]
-    masks: Tensor | None = None
+    masks: Tensor | ShardedRows | None = None
     mask_class_names: list[str] | None = None
 
     def __post_init__(self) -> None:
@@ -107,19 +112,28 @@ class ImageSet:
         for key, t in (("rgb", self.rgb), ("labels", self.labels), ("masks", self.masks)):
             if t is None:
                 continue
-            t = t.detach().cpu().contiguous()
             h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+            if isinstance(t, ShardedRows):
+                for chunk in t.chunks():  # the same bytes in the same order as the unsharded array
+                    h.update(chunk.numpy())
+                continue
+            t = t.detach().cpu().contiguous()
             h.update(t.numpy())  # the array's buffer (C-contiguous), no copy
         return h.hexdigest()
 
     def subset(self, index: Tensor | list[int]) -> "ImageSet":
+        """The images at ``index``, in that order (sharded rows stay an index over the shards)."""
         index = torch.as_tensor(index, dtype=torch.long)
+
+        def pick(t):
+            return t.take(index) if isinstance(t, ShardedRows) else t[index]
+
         return dataclasses.replace(
             self,
-            rgb=self.rgb[index],
+            rgb=pick(self.rgb),
             labels=self.labels[index],
             ids=[self.ids[i] for i in index.tolist()],
-            masks=None if self.masks is None else self.masks[index],
+            masks=None if self.masks is None else pick(self.masks),
         )
 
     def make_batch(self, index: Tensor, device: torch.device | str = "cpu", *, grey_convention: Grey) -> Batch:

@@ -9,6 +9,40 @@ same key memory-maps the arrays (copy-on-write, so the file is never changed) in
 
 Entries are written to a temporary folder and renamed into place, so a crash never leaves a half entry and two
 processes writing the same entry do not corrupt it.
+
+Storage chosen by size. A split whose decoded RGB is larger than the ``cache_shard_above_bytes`` dataset option
+(default 256 MiB, :data:`DEFAULT_SHARD_ABOVE_BYTES`) is written in shards of at most ``cache_shard_bytes`` (default
+1 GiB, :data:`DEFAULT_SHARD_BYTES`):
+``<split>_rgb.<k>.npy`` (and ``<split>_masks.<k>.npy``), each the same raw uint8 rows as the unsharded array,
+read back as one split (:class:`colorbench.datasets.shards.ShardedRows`, indexed by a global row number, so the
+seed's data order and a bit-identical resume do not change). Each shard is decoded into a temporary file, flushed,
+hashed (sha256), renamed into place and described by a sidecar ``<split>.<k>.json`` (rows, bytes, mtime, sha256)
+in a folder named by the key (``.partial-<dataset>-<key[:20]>``): a fill that is killed keeps its finished
+shards, and the next load decodes only the others; on several machines each fills the same folder name from the
+same key. On load each shard is checked by size and mtime against the recorded ones and fully re-hashed only when
+they differ (a changed shard is an error naming it). A split's ``--skip-corrupt`` files stay zero rows in their
+shard and the kept rows are an index (``<split>_keep.npy``), never a rewrite.
+
+Why raw rows and not WebDataset tar shards of encoded images. Measured here (2 shared cores, load average 6-10
+from other agents; CPU time, so less sensitive to the load than wall time) on 400 of the 256x256 JPEG-sourced
+images of ``benchmarks/data_path_scale.py``, per image read at random (a seeded order needs random access;
+``benchmarks/cache_formats.py`` --n 400 reproduces the table):
+
+============================================  ===========  ==============
+storage                                         on disk      CPU per read
+============================================  ===========  ==============
+raw uint8 rows, memory-mapped (this cache)      196.6 kB      0.04 ms
+the source JPEG, decoded and resized per read    20.0 kB      1.19 ms
+tar of lossless WebP + offset index              74.0 kB      2.91 ms
+tar of PNG (level 1 / 6) + offset index      104.3 / 97.5 kB  3.89 / 3.57 ms
+============================================  ===========  ==============
+
+A re-encoded shard must be lossless (a lossy one would change the values against the decode), so it saves only
+2-2.7x of disk for 80-100x the CPU per read: at today's ~31 training images/s on CPU a 3 ms decode per image is
+~9 % of a step, against ~0.1 % for the raw gather, and it repeats every epoch. The raw format costs disk
+(ImageNet's 1.28 M training images at 256x256: 252 GB) but no CPU, which is what a 2-core machine lacks; a set
+too big for the disk is refused before filling, naming the bytes needed. (The raw reads above hit the page cache;
+a cold read costs disk bandwidth, 196 kB per image, which the DataLoader workers overlap with the step.)
 """
 
 from __future__ import annotations
@@ -27,8 +61,10 @@ import torch
 
 from colorbench.core.fsio import publish_dir
 from colorbench.datasets.base import ImageSet
+from colorbench.datasets.shards import ShardedRows
+from colorbench.datasets.space import InsufficientSpaceError, require_space
 
-__all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "cache_key", "relative", "default_cache_dir", "files_fingerprint",
+__all__ = ["CACHE_ENV", "CACHE_FORMAT", "DEFAULT_SHARD_BYTES", "DEFAULT_SHARD_ABOVE_BYTES", "CacheEntry", "ShardChangedError", "cache_key", "relative", "default_cache_dir", "files_fingerprint",
            "load_entry", "EntryWriter", "InsufficientSpaceError", "require_space"]
 
 #: Environment variable naming the cache folder (default: ``<data_root>/.colorbench-cache``).
@@ -36,6 +72,12 @@ CACHE_ENV = "COLORBENCH_CACHE_DIR"
 #: Version of the on-disk layout; part of every key.
 CACHE_FORMAT = "1"
 SPLITS = ("train", "test")
+#: Default ``cache_shard_bytes``: splits with more decoded RGB bytes than this are cached in shards of this size.
+DEFAULT_SHARD_BYTES = 2**30
+#: Default ``cache_shard_above_bytes``: splits with more decoded RGB bytes than this are sharded (and read with
+#: ``preadv``, so what an epoch reads does not stay in the process's memory). Measured: a ``run`` over 20,000
+#: images kept its 786 MB memory-mapped test split resident through training (peak 2.6 GB, README "Data path").
+DEFAULT_SHARD_ABOVE_BYTES = 2**28
 
 
 def default_cache_dir(data_root: Path, option: str | None = None) -> Path:
@@ -113,8 +155,51 @@ def _mmap_tensor(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
+class ShardChangedError(ValueError):
+    """A cache shard whose bytes are not the ones recorded when it was written."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_facts(path: Path) -> dict[str, Any]:
+    """What a shard is recorded and checked by: file name, size, mtime (ns) and sha256 of its bytes."""
+    st = os.stat(path)
+    return {"file": Path(path).name, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path)}
+
+
+def check_shard(folder: Path, facts: dict[str, Any]) -> Path:
+    """The shard file, checked cheaply: the recorded size and mtime, else its sha256 (raises ShardChangedError)."""
+    path = Path(folder) / facts["file"]
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ShardChangedError(f"cache shard {path} is missing; delete the folder {folder} to decode the dataset "
+                                f"again") from None
+    if st.st_size == facts["bytes"] and st.st_mtime_ns == facts["mtime_ns"]:
+        return path
+    if st.st_size != facts["bytes"] or file_sha256(path) != facts["sha256"]:
+        raise ShardChangedError(f"cache shard {path} changed since it was written ({st.st_size} bytes, recorded "
+                                f"{facts['bytes']} bytes and sha256 {facts['sha256'][:16]}...); delete the folder "
+                                f"{folder} to decode the dataset again")
+    return path  # touched but the same bytes
+
+
+def _sharded(folder: Path, shards: list[dict[str, Any]], part: str, keep: np.ndarray | None) -> ShardedRows:
+    return ShardedRows.open([check_shard(folder, s[part]) for s in shards], index=keep)
+
+
 def load_entry(cache_dir: Path, dataset: str, key: str) -> CacheEntry | None:
-    """The entry for ``key``, or None if there is none (or it is incomplete or for another key)."""
+    """The entry for ``key``, or None if there is none (or it is incomplete or for another key).
+
+    Raises:
+        ShardChangedError: a shard of a sharded split is missing or its bytes changed.
+    """
     d = entry_dir(cache_dir, dataset, key)
     meta_path = d / "meta.json"
     if not meta_path.is_file():
@@ -125,50 +210,63 @@ def load_entry(cache_dir: Path, dataset: str, key: str) -> CacheEntry | None:
     sets = {}
     for split in SPLITS:
         m = meta["splits"][split]
-        masks_path = d / f"{split}_masks.npy"
+        if m.get("layout") == "shards":
+            keep_path = d / f"{split}_keep.npy"
+            keep = np.load(keep_path) if keep_path.is_file() else None
+            rgb = _sharded(d, m["shards"], "rgb", keep)
+            masks = _sharded(d, m["shards"], "masks", keep) if "masks" in m["shards"][0] else None
+        else:
+            masks_path = d / f"{split}_masks.npy"
+            rgb = _mmap_tensor(d / f"{split}_rgb.npy")
+            masks = _mmap_tensor(masks_path) if masks_path.is_file() else None
         sets[split] = ImageSet(
-            rgb=_mmap_tensor(d / f"{split}_rgb.npy"),
+            rgb=rgb,
             labels=_mmap_tensor(d / f"{split}_labels.npy"),
             ids=m["ids"],
             class_names=m["class_names"],
-            masks=_mmap_tensor(masks_path) if masks_path.is_file() else None,
+            masks=masks,
             mask_class_names=m.get("mask_class_names"),
         )
     return CacheEntry(path=d, sets=sets, meta=meta)
 
 
-class InsufficientSpaceError(MemoryError, ValueError):
-    """A whole-set array that would not fit where it is about to be allocated; says how many bytes it needs (a
-    ValueError too, so the CLI reports it as a bad request, without a traceback)."""
+class ShardFile:
+    """A uint8 ``.npy`` file being filled row by row: ``f[i] = row`` writes the row at its offset (``os.pwrite``)
+    instead of through a memory map, so that a filled gigabyte does not count in the process's resident memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.filename, self.shape = str(path), tuple(shape)
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=self.shape)  # header + sparse rows
+        self.offset = header.offset
+        del header
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
+        self.fd = os.open(path, os.O_RDWR)
+
+    def __setitem__(self, i: int, row: np.ndarray) -> None:
+        data = np.ascontiguousarray(row, dtype=np.uint8)
+        if data.shape != self.shape[1:]:
+            raise ValueError(f"a row of {self.filename} has shape {self.shape[1:]}, got {data.shape}")
+        if os.pwrite(self.fd, data.data, self.offset + int(i) * self.row_bytes) != self.row_bytes:
+            raise OSError(f"short write to {self.filename} (disk full?)")
+
+    def read(self) -> np.ndarray:
+        """The rows written so far, memory-mapped read-only."""
+        return np.load(self.filename, mmap_mode="r")
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
-def _memory_available() -> int | None:
+def _process_alive(pid: int) -> bool:
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def require_space(nbytes: int, folder: Path | None, what: str) -> None:
-    """Refuse, before allocating, ``nbytes`` that do not fit on ``folder``'s disk (or in the memory available now
-    when ``folder`` is None). Unknown free space (no ``/proc/meminfo``, an unreadable disk) is not refused."""
-    if folder is None:
-        free, where = _memory_available(), "memory available"
-        fix = "enable the cache (cache=true, the default) so the split is memory-mapped from disk, or load fewer images"
-    else:
-        try:
-            free = shutil.disk_usage(folder).free
-        except OSError:
-            free = None
-        where = f"free on the disk of {folder}"
-        fix = f"free space there, or put the cache on a larger disk (cache_dir option or ${CACHE_ENV})"
-    if free is not None and nbytes > free:
-        raise InsufficientSpaceError(f"{what} needs {nbytes} bytes ({nbytes / 2**30:.2f} GiB); {free} bytes "
-                                     f"({free / 2**30:.2f} GiB) are {where}. {fix}")
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class EntryWriter:
@@ -177,16 +275,68 @@ class EntryWriter:
     Usage: ``w = EntryWriter(cache_dir, name, key)``; ``rgb = w.array("train_rgb", shape)``; fill it;
     ``w.commit(meta)`` renames the folder into place (or discards it if another process got there first);
     ``w.abort()`` on error. With ``cache_dir=None`` arrays are plain in-memory arrays and nothing is written.
+
+    With ``resumable=True`` the temporary folder is named by the key (``.partial-<dataset>-<key[:20]>``) and
+    kept when the fill is interrupted, so that the shards finished there (:meth:`shard`,
+    :meth:`finish_shard`) are reused by the next fill of the same key.
     """
 
-    def __init__(self, cache_dir: Path | None, dataset: str, key: str) -> None:
-        self.dataset, self.key = dataset, key
+    def __init__(self, cache_dir: Path | None, dataset: str, key: str, *, resumable: bool = False) -> None:
+        self.dataset, self.key, self.resumable = dataset, key, resumable and cache_dir is not None
         self.final = None if cache_dir is None else entry_dir(cache_dir, dataset, key)
         self.tmp = None
         if cache_dir is not None:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dataset}-", dir=cache_dir))
+            if self.resumable:
+                self.tmp = Path(cache_dir) / f".partial-{dataset}-{key[:20]}"
+                self.tmp.mkdir(exist_ok=True)
+                for left in self.tmp.glob(".*.npy"):  # a killed fill's unfinished shard (its process is gone)
+                    if not _process_alive(int(left.suffixes[-2].lstrip("."))):
+                        left.unlink(missing_ok=True)
+            else:
+                self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dataset}-", dir=cache_dir))
         self.arrays: dict[str, np.ndarray] = {}
+
+    # -- shards ---------------------------------------------------------------------------------------------------
+    def finished_shard(self, split: str, k: int, start: int, stop: int) -> dict[str, Any] | None:
+        """The sidecar of shard ``k`` of ``split`` if a fill finished it for rows ``start:stop`` and its files are
+        unchanged (size and mtime, else sha256); None otherwise."""
+        if self.tmp is None:
+            return None
+        side = self.tmp / f"{split}.{k:05d}.json"
+        if not side.is_file():
+            return None
+        try:
+            facts = json.loads(side.read_text())
+            if (facts["start"], facts["stop"]) != (start, stop):
+                return None
+            for part in ("rgb", "masks"):
+                if part in facts:
+                    check_shard(self.tmp, facts[part])
+        except (ValueError, KeyError, ShardChangedError):
+            return None
+        return facts
+
+    def shard(self, split: str, part: str, k: int, shape: tuple[int, ...]) -> "ShardFile":
+        """A new temporary ``.npy`` file for shard ``k`` of ``split``'s ``part`` (``rgb`` or ``masks``)."""
+        return ShardFile(self.tmp / f".{split}_{part}.{k:05d}.{os.getpid()}.npy", shape)
+
+    def finish_shard(self, split: str, k: int, start: int, stop: int, parts: dict[str, np.ndarray],
+                     extra: dict[str, Any]) -> dict[str, Any]:
+        """Flush, hash and rename the shard's temporary files into place, then write its sidecar (last, so a
+        sidecar always describes finished files); returns the sidecar."""
+        from colorbench.core.fsio import atomic_write_json
+
+        facts: dict[str, Any] = {"start": start, "stop": stop, **extra}
+        for part, arr in parts.items():
+            arr.close()
+            tmp = Path(arr.filename)
+            final = self.tmp / f"{split}_{part}.{k:05d}.npy"
+            os.replace(tmp, final)
+            facts[part] = file_facts(final)
+        parts.clear()
+        atomic_write_json(self.tmp / f"{split}.{k:05d}.json", facts)
+        return facts
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
         """A new whole-split array, after checking that it fits (on disk, or in memory without a cache)."""
@@ -234,6 +384,8 @@ class EntryWriter:
             if isinstance(arr, np.memmap):
                 arr.flush()
         self.arrays.clear()
+        for left in self.tmp.glob(f".*.{os.getpid()}.npy"):
+            left.unlink(missing_ok=True)
         (self.tmp / "meta.json").write_text(json.dumps({"key": self.key, **meta}, default=str))
         if self.final.exists() and not (self.final / "meta.json").is_file():
             shutil.rmtree(self.final, ignore_errors=True)  # an incomplete entry left by an older crash
@@ -242,8 +394,11 @@ class EntryWriter:
         self.tmp = None
         return self.final
 
-    def abort(self) -> None:
+    def abort(self, keep_finished: bool = False) -> None:
+        """Discard the temporary folder (a resumable writer keeps it, with its finished shards, when
+        ``keep_finished``: the fill was interrupted, not refused)."""
         self.arrays.clear()
         if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if not (self.resumable and keep_finished):
+                shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None

@@ -113,7 +113,7 @@ def test_whole_set_arrays_are_refused_before_allocation_when_they_do_not_fit(tmp
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 1000))
     with pytest.raises(cache.InsufficientSpaceError, match=r"needs 3072 bytes .* 1000 bytes .* free on the disk"):
         w.array("train_rgb", (1, 3, 32, 32))
-    monkeypatch.setattr(cache, "_memory_available", lambda: 100)
+    monkeypatch.setattr("colorbench.datasets.space._memory_available", lambda: 100)
     with pytest.raises(ValueError, match="needs 3072 bytes .* memory available"):
         cache.EntryWriter(None, "demo", "k").array("train_rgb", (1, 3, 32, 32))
     w.abort()

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from colorbench.datasets.base import IGNORE_INDEX, Dataset, DatasetSplits, ImageSet
-from colorbench.datasets.cache import EntryWriter, cache_key, default_cache_dir, files_fingerprint, load_entry, relative
+from colorbench.datasets.shards import ShardedRows
+from colorbench.datasets.cache import DEFAULT_SHARD_ABOVE_BYTES, DEFAULT_SHARD_BYTES, EntryWriter, cache_key, default_cache_dir, files_fingerprint, load_entry, relative
 from colorbench.datasets.imaging import DECODER_VERSION, ICC_POLICIES, RESIZE_POLICIES, CorruptImageError, array_image, check_icc, check_policy, decode_image_info, decode_mask
 
 #: Environment variable giving the data root when the ``data_root`` option is not set.
@@ -85,6 +86,13 @@ class StandardConfig:
         cache: keep the decoded splits as memory-mapped arrays (second load reads them instead of decoding).
         cache_dir: cache folder (default ``$COLORBENCH_CACHE_DIR`` or ``<data_root>/.colorbench-cache``).
         workers: decoding threads (0: min(8, CPU count)); does not change the result.
+        train_limit: train on a seeded subset of this many of the decoded training images (None: all), drawn
+            with ``subset_seed`` after decoding: unlike ``n_train`` the whole split is still decoded and cached (the
+            subset is an index over it); for measuring a large split's data path without a full epoch.
+        cache_shard_above_bytes: a split whose decoded RGB is larger than this many bytes is cached in shards
+            (default 256 MiB; 0: never sharded), filled shard by shard and resumably and read with ``preadv``
+            (``colorbench.datasets.cache``); does not change the result, recorded in ``info['cache']``.
+        cache_shard_bytes: the most decoded RGB bytes in one shard (default 1 GiB).
     """
 
     data_root: str | None = None
@@ -99,15 +107,20 @@ class StandardConfig:
     cache: bool = True
     cache_dir: str | None = None
     workers: int = 0
+    train_limit: int | None = None
+    cache_shard_above_bytes: int = DEFAULT_SHARD_ABOVE_BYTES
+    cache_shard_bytes: int = DEFAULT_SHARD_BYTES
 
     def __post_init__(self) -> None:
         check_policy(self.resize)
         check_icc(self.icc)
-        for name in ("size", "subset_seed", "workers"):
+        if isinstance(self.cache_shard_bytes, bool) or not isinstance(self.cache_shard_bytes, int) or self.cache_shard_bytes < 1:
+            raise ValueError(f"option 'cache_shard_bytes' must be an int >= 1, got {self.cache_shard_bytes!r}")
+        for name in ("size", "subset_seed", "workers", "cache_shard_above_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "size" else 0):
                 raise ValueError(f"option {name!r} must be an int >= {1 if name == 'size' else 0}, got {v!r}")
-        for name in ("n_train", "n_test"):
+        for name in ("n_train", "n_test", "train_limit"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"option {name!r} must be None or an int >= 1, got {v!r}")
@@ -117,7 +130,8 @@ class StandardConfig:
 
 
 #: Options that never change the decoded pixels (left out of the cache key and of info['params']).
-_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers")
+_NOT_IN_KEY = ("data_root", "download", "cache", "cache_dir", "workers", "cache_shard_above_bytes", "cache_shard_bytes",
+               "train_limit")
 
 
 @dataclass
@@ -157,7 +171,7 @@ def subset_index(n: int, want: int | None, seed: int, split: str) -> np.ndarray:
     """Indices of a seeded random subset of ``want`` of ``n`` items, in their original order (all if None)."""
     if want is None or want >= n:
         return np.arange(n)
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    rng = np.random.default_rng([seed, {"train": 0, "train-limit": 2}.get(split, 1)])
     return np.sort(rng.choice(n, size=want, replace=False))
 
 
@@ -243,10 +257,21 @@ class StandardDataset(Dataset):
             hit = True
         info = dict(entry.meta["info"])
         info["cache"] = {"enabled": cache_dir is not None, "hit": hit, "key": key,
-                         "path": None if entry.path is None else str(entry.path)}
+                         "path": None if entry.path is None else str(entry.path),
+                         "shard_above_bytes": cfg.cache_shard_above_bytes, "shard_bytes": cfg.cache_shard_bytes,
+                         "layout": {split: _layout(entry.meta["splits"][split]) for split in ("train", "test")}}
         info["data_root"] = str(root)
+        train = entry.sets["train"]
+        if cfg.train_limit is not None and cfg.train_limit < len(train):
+            keep = subset_index(len(train), cfg.train_limit, cfg.subset_seed, "train-limit")
+            info["train_limit"] = {"n": cfg.train_limit, "of": len(train), "seed": cfg.subset_seed,
+                                   "rule": "seeded choice without replacement among the decoded training images, "
+                                           "kept in order; the whole split is decoded and cached",
+                                   "sha256": None}
+            train = train.subset(keep)
+            info["train_limit"]["sha256"] = train.sha256()
         info["load_seconds"] = round(time.perf_counter() - t0, 3)
-        return DatasetSplits(name=self.name, train=entry.sets["train"], test=entry.sets["test"], info=info)
+        return DatasetSplits(name=self.name, train=train, test=entry.sets["test"], info=info)
 
     # -- decoding -----------------------------------------------------------------------------------------------
 
@@ -254,7 +279,11 @@ class StandardDataset(Dataset):
         from colorbench.datasets.cache import CacheEntry
 
         cfg: StandardConfig = self.config
-        writer = EntryWriter(cache_dir, self.name, key)
+        # a fill with a sharded split is resumable: its folder is named by the key and keeps finished shards
+        sharded = cfg.cache_shard_above_bytes > 0 and any(
+            sp.paths is not None and len(sp.paths) * 3 * cfg.size ** 2 > cfg.cache_shard_above_bytes
+            for sp in (plan.train, plan.test))
+        writer = EntryWriter(cache_dir, self.name, key, resumable=sharded)
         try:
             sets_meta, skipped, counts, conversions = {}, {}, {}, {}
             for split in ("train", "test"):
@@ -268,10 +297,17 @@ class StandardDataset(Dataset):
             sets = {}
             for split in ("train", "test"):
                 m = sets_meta[split]
+                if m.get("layout") == "shards":
+                    keep = arrays.get(f"{split}_keep")
+                    rgb: Any = ShardedRows.open([writer.tmp / s["rgb"]["file"] for s in m["shards"]], index=keep)
+                    masks: Any = (ShardedRows.open([writer.tmp / s["masks"]["file"] for s in m["shards"]], index=keep)
+                                  if "masks" in m["shards"][0] else None)
+                else:
+                    rgb = torch.from_numpy(arrays[f"{split}_rgb"])
+                    masks = torch.from_numpy(arrays[f"{split}_masks"]) if f"{split}_masks" in arrays else None
                 sets[split] = ImageSet(
-                    rgb=torch.from_numpy(arrays[f"{split}_rgb"]), labels=torch.from_numpy(arrays[f"{split}_labels"]),
-                    ids=m["ids"], class_names=m["class_names"],
-                    masks=torch.from_numpy(arrays[f"{split}_masks"]) if f"{split}_masks" in arrays else None,
+                    rgb=rgb, labels=torch.from_numpy(arrays[f"{split}_labels"]),
+                    ids=m["ids"], class_names=m["class_names"], masks=masks,
                     mask_class_names=m.get("mask_class_names"),
                 )
             info = {
@@ -296,8 +332,9 @@ class StandardDataset(Dataset):
             self._memory = CacheEntry(path=None, sets=sets, meta=meta) if cache_dir is None else None
             del sets
             writer.commit(meta)
-        except BaseException:
-            writer.abort()
+        except BaseException as exc:
+            # interrupted (Ctrl-C, a signal): keep the finished shards for the next fill; refused: discard them
+            writer.abort(keep_finished=not isinstance(exc, Exception))
             raise
 
     def _decode_split(self, writer: EntryWriter, split: str, sp: SplitPlan, plan: Plan,
@@ -316,6 +353,8 @@ class StandardDataset(Dataset):
             return {"ids": [ids[i] for i in index], "class_names": list(class_names)}, []
 
         paths, n = sp.paths, len(sp.paths)
+        if writer.tmp is not None and 0 < cfg.cache_shard_above_bytes < n * 3 * S * S:
+            return self._decode_split_sharded(writer, split, sp, plan, cfg)
         rgb = writer.array(f"{split}_rgb", (n, 3, S, S))
         masks = writer.array(f"{split}_masks", (n, S, S)) if sp.mask_paths is not None else None
         valid = set(range(len(plan.mask_class_names or []))) | {IGNORE_INDEX}
@@ -356,6 +395,91 @@ class StandardDataset(Dataset):
         if masks is not None:
             meta["mask_class_names"] = list(plan.mask_class_names)
         return meta, skipped
+
+
+    def _decode_split_sharded(self, writer: EntryWriter, split: str, sp: SplitPlan, plan: Plan,
+                              cfg: StandardConfig) -> tuple[dict[str, Any], list[str]]:
+        """Decode a split of files into shards of ``cache_shard_bytes``, reusing the shards a killed fill finished;
+        the same rows, labels, ids and skipped files as the unsharded path."""
+        from colorbench.datasets.cache import require_space
+
+        S, paths, n = cfg.size, sp.paths, len(sp.paths)
+        with_masks = sp.mask_paths is not None
+        row_bytes = 3 * S * S + (S * S if with_masks else 0)
+        per_shard = max(1, cfg.cache_shard_bytes // (3 * S * S))
+        bounds = [(start, min(n, start + per_shard)) for start in range(0, n, per_shard)]
+        done = {k: writer.finished_shard(split, k, a, b) for k, (a, b) in enumerate(bounds)}
+        todo = [k for k, facts in done.items() if facts is None]
+        require_space(sum(bounds[k][1] - bounds[k][0] for k in todo) * row_bytes, writer.tmp,
+                      f"{self.name}: the {len(todo)} cache shards of split {sp.name} still to decode "
+                      f"({n} images in {len(bounds)} shards)")
+        valid = set(range(len(plan.mask_class_names or []))) | {IGNORE_INDEX}
+        workers = cfg.workers or min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for k in todo:
+                start, stop = bounds[k]
+                rgb = writer.shard(split, "rgb", k, (stop - start, 3, S, S))
+                masks = writer.shard(split, "masks", k, (stop - start, S, S)) if with_masks else None
+                converted: list[str | None] = [None] * (stop - start)
+
+                def work(i: int) -> CorruptImageError | None:
+                    try:
+                        rgb[i - start], wh, converted[i - start] = decode_image_info(paths[i], cfg.resize, S, cfg.icc)
+                        if masks is not None:
+                            masks[i - start] = decode_mask(sp.mask_paths[i], cfg.resize, S, wh, valid)
+                    except CorruptImageError as exc:
+                        return exc
+                    return None
+
+                bad: list[list[Any]] = []
+                rows = range(start, stop)
+                for i, err in zip(rows, pool.map(work, rows, chunksize=1) if workers > 1 else map(work, rows)):
+                    if err is None:
+                        continue
+                    if not cfg.skip_corrupt:
+                        raise CorruptImageError(err.path, f"{err.reason} (dataset {self.name}, split {sp.name}; pass "
+                                                          f"skip_corrupt=true / --skip-corrupt to skip such files and "
+                                                          f"count them in the record)")
+                    bad.append([i, str(err)])
+                extra: dict[str, Any] = {"bad": bad, "converted": [[start + j, c] for j, c in enumerate(converted) if c]}
+                if masks is not None and getattr(self, "label_from_mask", False):
+                    extra["mask_labels"] = _dominant_object(masks.read(), len(plan.mask_class_names)).tolist()
+                parts = {"rgb": rgb} if masks is None else {"rgb": rgb, "masks": masks}
+                del rgb, masks
+                done[k] = writer.finish_shard(split, k, start, stop, parts, extra)
+        shards = [done[k] for k in range(len(bounds))]
+        ok = np.ones(n, dtype=bool)
+        skipped: list[str] = []
+        converted_all: list[str | None] = [None] * n
+        for facts in shards:
+            for i, message in facts["bad"]:
+                ok[i] = False
+                skipped.append(message)
+            for i, c in facts["converted"]:
+                converted_all[i] = c
+        labels = np.asarray(sp.labels, dtype=np.int64)
+        if with_masks and getattr(self, "label_from_mask", False):
+            labels = np.asarray([x for facts in shards for x in facts["mask_labels"]], dtype=np.int64)
+        writer.put(f"{split}_labels", labels[ok])
+        if not ok.all():
+            writer.put(f"{split}_keep", np.flatnonzero(ok).astype(np.int64))
+        meta = {"ids": [x for x, k in zip(sp.ids, ok) if k], "class_names": list(sp.class_names),
+                "layout": "shards", "shards": [{p: facts[p] for p in ("start", "stop", "rgb", "masks") if p in facts}
+                                                for facts in shards]}
+        meta["conversions"] = dict(Counter(c for c, k in zip(converted_all, ok) if k and c is not None))
+        if with_masks:
+            meta["mask_class_names"] = list(plan.mask_class_names)
+        return meta, skipped
+
+
+def _layout(split_meta: dict[str, Any]) -> dict[str, Any]:
+    """How a split is stored in the cache (for ``info['cache']['layout']``)."""
+    if split_meta.get("layout") != "shards":
+        return {"format": "raw uint8 .npy", "shards": 1}
+    shards = split_meta["shards"]
+    return {"format": "raw uint8 .npy shards", "shards": len(shards),
+            "rows_per_shard": shards[0]["stop"] - shards[0]["start"],
+            "sha256": [s["rgb"]["sha256"] for s in shards]}
 
 
 def _dominant_object(masks: np.ndarray, n_classes: int) -> np.ndarray:
