@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.core.grey import Grey
 from colorbench.datasets.shards import ShardedRows
 
@@ -93,7 +93,7 @@ class ImageSet:
         run's input, which :meth:`make_batch` computes under the run's), rgb (uint8), label, optional mask, id."""
         rgb = self.rgb[i]
         return {
-            "gray": rgb_to_gray(rgb.float() / 255.0, Grey.BT601),
+            "gray": rgb_to_grey(rgb.float() / 255.0, Grey.BT601),
             "rgb": rgb,
             "label": int(self.labels[i]),
             "mask": None if self.masks is None else self.masks[i],
@@ -141,7 +141,7 @@ class ImageSet:
         rgb = self.rgb[index].to(device, non_blocking=True).float().div_(255.0)
         masks = None if self.masks is None else self.masks[index].to(device).long()
         return Batch(
-            gray=rgb_to_gray(rgb, grey_convention),
+            gray=rgb_to_grey(rgb, grey_convention),
             rgb=rgb,
             labels=self.labels[index].to(device),
             ids=[self.ids[i] for i in index.tolist()],

@@ -325,14 +325,12 @@ class EntryWriter:
                      extra: dict[str, Any]) -> dict[str, Any]:
         """Flush, hash and rename the shard's temporary files into place, then write its sidecar (last, so a
         sidecar always describes finished files); returns the sidecar."""
-        from colorbench.core.fsio import atomic_write_json
+        from colorbench.core.fsio import atomic_write_json, publish_file
 
         facts: dict[str, Any] = {"start": start, "stop": stop, **extra}
         for part, arr in parts.items():
             arr.close()
-            tmp = Path(arr.filename)
-            final = self.tmp / f"{split}_{part}.{k:05d}.npy"
-            os.replace(tmp, final)
+            final = publish_file(Path(arr.filename), self.tmp / f"{split}_{part}.{k:05d}.npy")
             facts[part] = file_facts(final)
         parts.clear()
         atomic_write_json(self.tmp / f"{split}.{k:05d}.json", facts)

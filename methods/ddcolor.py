@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import GREY_CONVENTIONS, gray_ab_to_rgb, gray_to_lightness, lab_to_rgb
+from colorbench.core.color import GREY_CONVENTIONS, grey_ab_to_rgb, grey_to_lightness, lab_to_rgb
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method, MethodCard, PresetScale
 from colorbench.methods.nets.ddcolor import ENCODERS, STRIDE, DDColorNet, load_released
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import check_gray_input
+from colorbench.methods.trainable import check_grey_input
 
 DDCOLOR_PAPER = ("X. Kang, T. Yang, W. Ouyang, P. Ren, L. Li, X. Xie, 'DDColor: Towards Photo-Realistic Image "
                  "Colorization via Dual Decoders', ICCV 2023 (arXiv:2212.11613)")
@@ -249,7 +249,7 @@ class DDColor(Method):
 
     @torch.no_grad()
     def colorize(self, gray: Tensor) -> Tensor:
-        check_gray_input(gray, "ddcolor.colorize")
+        check_grey_input(gray, "ddcolor.colorize")
         c = self.config
         self.net.eval()  # always eval: spectral norm in train mode would update its u, v buffers
         outs = []
@@ -260,11 +260,11 @@ class DDColor(Method):
                 g_in = resize_like_cv2_linear(g, c.input_size)
             else:
                 g_in = F.pad(g, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
-            ab = self.net(grey_as_rgb(gray_to_lightness(g_in, c.grey_convention)))
+            ab = self.net(grey_as_rgb(grey_to_lightness(g_in, c.grey_convention)))
             if not c.input_size:
                 ab = ab[..., :h, :w]
             if tuple(ab.shape[-2:]) != (h, w):
                 kw = {"align_corners": False} if c.chroma_upsampling == "bilinear" else {}
                 ab = F.interpolate(ab, size=(h, w), mode=c.chroma_upsampling, **kw)
-            outs.append(gray_ab_to_rgb(g, ab, c.grey_convention))
+            outs.append(grey_ab_to_rgb(g, ab, c.grey_convention))
         return torch.cat(outs).to(gray.device)

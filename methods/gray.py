@@ -12,10 +12,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from colorbench.core.color import gray_to_rgb
+from colorbench.core.color import grey_to_rgb
 from colorbench.datasets.base import Batch
 from colorbench.methods.base import BaseConfig, Method, MethodCard
-from colorbench.methods.lab import check_gray_input
+from colorbench.methods.lab import check_grey_input
 from colorbench.methods.registry import register_method
 
 
@@ -59,8 +59,8 @@ class Gray(Method):
     @torch.no_grad()
     def colorize(self, gray: Tensor) -> Tensor:
         """``(N, 1, H, W)`` grey in [0, 1] -> ``(N, 3, H, W)`` with the grey in each channel (same device)."""
-        check_gray_input(gray, "gray.colorize")
-        return gray_to_rgb(gray.float())
+        check_grey_input(gray, "gray.colorize")
+        return grey_to_rgb(gray.float())
 
     def networks(self) -> dict[str, nn.Module]:
         return {}

@@ -5,15 +5,15 @@
 check, linear LR decay; see that module): ``class Pix2Pix(LabConvention, TrainableMethod)``. A method module then
 only builds its networks and writes its ``train_step``. The convention:
 
-* input ``normalize_l(gray_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in [-1, 1], times 110,
-  combined with the input's L into sRGB (``colorbench.core.color.gray_ab_to_rgb``); training targets
+* input ``normalize_l(grey_to_lightness(gray, convention))`` in [-1, 1]; output Tanh ab in [-1, 1], times 110,
+  combined with the input's L into sRGB (``colorbench.core.color.grey_ab_to_rgb``); training targets
   ``rgb_to_lab(rgb)[ab] / 110``. Colour conversion always runs in float32.
 
 :class:`AbRegression` (a mixin over :class:`LabConvention`) is the regression step of ``unet-l1`` and
 ``colorful-l1/l2``. Mixins rather than ``Method`` subclasses keep every method within three levels of ``Method``
 (issue 21).
 
-``TrainableMethod``, ``check_gray_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in
+``TrainableMethod``, ``check_grey_input``, ``linear_decay_factor`` and ``AMP_DTYPES`` live in
 ``colorbench.methods.trainable`` and are re-exported here for the modules that import them from this one.
 """
 
@@ -25,13 +25,13 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import denormalize_ab, gray_ab_to_rgb, gray_to_lightness, normalize_ab, normalize_l, rgb_to_lab
+from colorbench.core.color import denormalize_ab, grey_ab_to_rgb, grey_to_lightness, normalize_ab, normalize_l, rgb_to_lab
 from colorbench.datasets.base import Batch
 from colorbench.methods.trainable import (  # noqa: F401 - re-exported
     AMP_DTYPES,
     TrainableConfig,
     TrainableMethod,
-    check_gray_input,
+    check_grey_input,
     linear_decay_factor,
 )
 
@@ -65,7 +65,7 @@ class LabConvention:
     # --- Lab conventions -----------------------------------------------------------------------------------
     def input_l(self, gray: Tensor) -> Tensor:
         """Grey in [0, 1] -> the network input: L* of the grey (under the configured convention) in [-1, 1]."""
-        return normalize_l(gray_to_lightness(gray.float(), self.config.grey_convention))
+        return normalize_l(grey_to_lightness(gray.float(), self.config.grey_convention))
 
     @staticmethod
     def target_ab(rgb: Tensor) -> Tensor:
@@ -74,7 +74,7 @@ class LabConvention:
 
     def ab_to_rgb(self, gray: Tensor, ab: Tensor) -> Tensor:
         """Combine the grey input's L with normalized ab -> sRGB in [0, 1] (float32; out-of-gamut clipped)."""
-        return gray_ab_to_rgb(gray.float(), denormalize_ab(ab.float()), self.config.grey_convention)
+        return grey_ab_to_rgb(gray.float(), denormalize_ab(ab.float()), self.config.grey_convention)
 
 
 class AbRegression(LabConvention):

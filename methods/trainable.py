@@ -36,7 +36,7 @@ AMP_DTYPES = ("bfloat16", "float16")
 PREDICTION_MODES = ("eval", "train")
 
 
-def check_gray_input(gray: Any, who: str = "colorize") -> None:
+def check_grey_input(gray: Any, who: str = "colorize") -> None:
     """Raise a clear error unless ``gray`` is a float tensor ``(N, 1, H, W)`` with values in [0, 1]."""
     if not torch.is_tensor(gray):
         raise TypeError(f"{who}: expected a torch.Tensor, got {type(gray).__name__}")
@@ -294,7 +294,7 @@ class TrainableMethod(Method):
         In ``"train"`` mode the networks' buffers (batch-norm running statistics, spectral-norm vectors) are
         restored afterwards and dropout draws from a generator seeded with ``self.seed`` (the global RNG state is
         restored), so the call changes no state and repeats exactly for the same batch."""
-        check_gray_input(gray, who)
+        check_grey_input(gray, who)
         self.check_image_size(*gray.shape[-2:])
         nets = self.networks()
         train_mode = getattr(self.config, "prediction_mode", "eval") == "train"

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard, PresetScale
 from colorbench.methods.losses import gradient_penalty
@@ -43,7 +43,7 @@ from colorbench.methods.nets.singan import (
     scale_widths,
 )
 from colorbench.methods.registry import register_method
-from colorbench.methods.trainable import check_gray_input
+from colorbench.methods.trainable import check_grey_input
 
 SEED_TWO_IMAGE = "004_7300e22d32fe07c0.txt"
 HA = "Suhyeon Ha, 'Two Unpaired Images Colorization', Chung-Ang University (arXiv / workshop paper), 2020"
@@ -234,8 +234,8 @@ class _PyramidTrainer:
     def grey(self, rgb: Tensor) -> Tensor:
         """Grey of an RGB image in [-1, 1] under the run's convention, in [-1, 1] (BT.601 is linear: no clamp)."""
         if self.convention == "bt601":
-            return rgb_to_gray(rgb, "bt601")
-        return rgb_to_gray(((rgb + 1) / 2).clamp(0, 1), self.convention) * 2 - 1
+            return rgb_to_grey(rgb, "bt601")
+        return rgb_to_grey(((rgb + 1) / 2).clamp(0, 1), self.convention) * 2 - 1
 
     def critic_input(self, grey: Tensor, palette: Tensor) -> Tensor:
         """``(B, 1, h, w)`` grey and ``(B, K, 3)`` palette -> ``(B, 1 + 3K, h, w)`` (palette as constant channels)."""
@@ -245,12 +245,12 @@ class _PyramidTrainer:
     def fake_palette(self, rgb: Tensor, ref_palette: Tensor) -> Tensor:
         return palette_means(rgb.flatten(2).transpose(1, 2), ref_palette, self.c.fake_palette_iters)
 
-    def train(self, gray01: Tensor, ref01: Tensor, gens: Sequence[torch.Generator]) -> Pyramid:
+    def train(self, grey01: Tensor, ref01: Tensor, gens: Sequence[torch.Generator]) -> Pyramid:
         c, dev = self.c, self.device
-        b, _, height, width = gray01.shape
+        b, _, height, width = grey01.shape
         sizes = pyramid_sizes(height, width, c.min_size, c.scale_factor)[::-1]  # coarsest first
         widths = scale_widths(len(sizes), c.width, c.double_every, c.max_width)[::-1]
-        target = gray01 * 2 - 1
+        target = grey01 * 2 - 1
         ref = _resize(ref01, (height, width)).clamp(0, 1) * 2 - 1
         pyramid = Pyramid(sizes=sizes, generators=[], noise_amps=[], z_star=[], history=[])
         rec = None  # the reconstruction path (fixed noise maps z*) of the coarser scales
@@ -337,7 +337,7 @@ class _PyramidTrainer:
 
 
 # --- reference choice ----------------------------------------------------------------------------------------------
-def grey_thumbnail(gray01: Tensor, grid: int = GRID, standardise: bool = False) -> Tensor:
+def grey_thumbnail(grey01: Tensor, grid: int = GRID, standardise: bool = False) -> Tensor:
     """The descriptor that chooses a reference: ``(B, 1, H, W)`` grey -> ``(B, grid²)``.
 
     Adaptive average pooling to ``grid``×``grid`` (exact area means when the sides are multiples of ``grid``). With
@@ -345,7 +345,7 @@ def grey_thumbnail(gray01: Tensor, grid: int = GRID, standardise: bool = False) 
     deviation, so a global change of brightness or contrast does not change it; a flat thumbnail (std < 1e-6)
     becomes all zeros.
     """
-    t = F.adaptive_avg_pool2d(gray01.float(), grid).flatten(1)
+    t = F.adaptive_avg_pool2d(grey01.float(), grid).flatten(1)
     if not standardise:
         return t
     t = t - t.mean(dim=1, keepdim=True)
@@ -521,7 +521,7 @@ class TwoImage(Method):
                              f"{tuple(rgb.shape)} and {len(ids)} ids")
         conv = self.config.grey_convention
         std = self.config.reference_thumbnail == "standardised"
-        keys = [grey_thumbnail(rgb_to_gray(rgb[s : s + POOL_CHUNK].float() / 255.0, conv), standardise=std)
+        keys = [grey_thumbnail(rgb_to_grey(rgb[s : s + POOL_CHUNK].float() / 255.0, conv), standardise=std)
                 for s in range(0, rgb.shape[0], POOL_CHUNK)]
         self._pool, self._pool_ids, self._pool_keys = rgb, list(ids), torch.cat(keys)
 
@@ -567,7 +567,7 @@ class TwoImage(Method):
         """Train one pyramid per grey image (against its reference) and return its finest-scale image,
         ``(N, 3, H, W)`` float32 in [0, 1] on the input's device. Leaves the method and the global RNG unchanged."""
         who = f"{self.card.name}.colorize"
-        check_gray_input(gray, who)
+        check_grey_input(gray, who)
         h, w = gray.shape[-2:]
         if min(h, w) < MIN_SIDE:
             raise ValueError(f"{who}: images must be at least {MIN_SIDE}×{MIN_SIDE}, got {h}×{w}")

@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorbench.core.color import gray_ab_to_rgb, gray_to_lightness, rgb_to_lab
+from colorbench.core.color import grey_ab_to_rgb, grey_to_lightness, rgb_to_lab
 from colorbench.datasets.base import Batch, ImageSet
 from colorbench.methods.base import BaseConfig, Method, MethodCard
 from colorbench.methods.cgan import FABBRI, SEED_FABBRI
-from colorbench.methods.lab import LabConfig, LabConvention, TrainableMethod, check_gray_input
+from colorbench.methods.lab import LabConfig, LabConvention, TrainableMethod, check_grey_input
 from colorbench.methods.nets.zhang import AB_NORM, ECCV16Net, SIGGRAPH17Net, center_l, load_released
 from colorbench.methods.registry import register_method
 
@@ -120,7 +120,7 @@ def rebalance_weights(counts: Tensor, bins: Tensor, lam: float = 0.5, sigma: flo
     return (w / (smoothed * w).sum()).float()
 
 
-def resize_gray(gray: Tensor, size: int) -> Tensor:
+def resize_grey(gray: Tensor, size: int) -> Tensor:
     """Bicubic resize of grey ``(N, 1, H, W)`` to ``size``×``size`` as PIL's ``Image.resize(BICUBIC)`` (antialiased
     when shrinking; torch's antialias implementation follows PIL), clipped to [0, 1]."""
     if tuple(gray.shape[-2:]) == (size, size):
@@ -134,11 +134,11 @@ def colorize_like_the_authors(gray: Tensor, convention: str, input_size: int, pr
     grid and joined with the full-resolution L. Runs in chunks of ``chunk`` images (memory)."""
     outs = []
     for g in gray.split(chunk):
-        g_in = resize_gray(g, input_size) if input_size else g
-        ab = predict_ab(center_l(gray_to_lightness(g_in, convention))).float()
+        g_in = resize_grey(g, input_size) if input_size else g
+        ab = predict_ab(center_l(grey_to_lightness(g_in, convention))).float()
         if ab.shape[-2:] != g.shape[-2:]:
             ab = F.interpolate(ab, size=g.shape[-2:], mode="bilinear", align_corners=False)
-        outs.append(gray_ab_to_rgb(g.float(), ab, convention))
+        outs.append(grey_ab_to_rgb(g.float(), ab, convention))
     return torch.cat(outs)
 
 
@@ -362,7 +362,7 @@ class ZhangECCV16(LabConvention, TrainableMethod):
         if c.skip_grey_images:
             colourful = (ab.abs() >= 5).flatten(1).any(1)
             pixel_w = pixel_w * colourful.view(-1, 1, 1).to(pixel_w)
-        L = center_l(gray_to_lightness(self._sized(gray), c.grey_convention))
+        L = center_l(grey_to_lightness(self._sized(gray), c.grey_convention))
         with self.training_rng():
             with self.autocast():
                 logits = self.G(L).float()
@@ -479,7 +479,7 @@ class ZhangSIGGRAPH17(Method):
 
     @torch.no_grad()
     def colorize(self, gray: Tensor) -> Tensor:
-        check_gray_input(gray, "zhang-siggraph17.colorize")
+        check_grey_input(gray, "zhang-siggraph17.colorize")
         c = self.config
         if not c.input_size and (gray.shape[-2] % 8 or gray.shape[-1] % 8):
             raise ValueError(f"zhang-siggraph17 with input_size=0 needs image sides divisible by 8, got "

@@ -63,7 +63,7 @@ def test_batched_shapes_and_round_trip():
 def test_bt601_grey_matches_pil():
     u8 = skimage.data.astronaut()
     pil = np.asarray(Image.fromarray(u8).convert("L"), dtype=np.float64)
-    ours = color.rgb_to_gray(_chw(u8 / 255.0, torch.float64), Grey.BT601)[0].numpy() * 255
+    ours = color.rgb_to_grey(_chw(u8 / 255.0, torch.float64), Grey.BT601)[0].numpy() * 255
     # PIL rounds its integer luma to the nearest integer: at most 0.5 grey levels apart
     assert np.abs(ours - pil).max() <= 0.5 + 1e-9
 
@@ -71,15 +71,15 @@ def test_bt601_grey_matches_pil():
 def test_bt601_weights_and_cie_l():
     x = torch.rand(3, 3, 5, 5, dtype=torch.float64)
     expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    torch.testing.assert_close(color.rgb_to_gray(x, "bt601")[:, 0], expected)
-    torch.testing.assert_close(color.rgb_to_gray(x, "cie-l"), color.rgb_to_lab(x)[:, :1] / 100)
+    torch.testing.assert_close(color.rgb_to_grey(x, "bt601")[:, 0], expected)
+    torch.testing.assert_close(color.rgb_to_grey(x, "cie-l"), color.rgb_to_lab(x)[:, :1] / 100)
 
 
 @pytest.mark.parametrize("convention", color.GREY_CONVENTIONS)
-def test_gray_to_lightness_is_the_L_of_the_grey(convention):
+def test_grey_to_lightness_is_the_L_of_the_grey(convention):
     rgb = torch.rand(2, 3, 6, 6, dtype=torch.float64)
-    gray = color.rgb_to_gray(rgb, convention)
-    L = color.gray_to_lightness(gray, convention)
+    gray = color.rgb_to_grey(rgb, convention)
+    L = color.grey_to_lightness(gray, convention)
     if convention == "cie-l":  # L* of the colour image itself
         torch.testing.assert_close(L, color.rgb_to_lab(rgb)[:, :1])
     else:  # L* of the neutral colour (g, g, g), by skimage
@@ -88,8 +88,8 @@ def test_gray_to_lightness_is_the_L_of_the_grey(convention):
     # zero ab on top of that L gives back (almost) the same grey. Not exactly: skimage's D65 white
     # (0.95047, 1, 1.08883) differs in the 5th digit from the row sums of its sRGB->XYZ matrix, so a neutral
     # sRGB grey has |a*|, |b*| ~ 1e-3 (measured difference after the round trip: 2.1e-6).
-    back = color.gray_ab_to_rgb(gray, torch.zeros(2, 2, 6, 6, dtype=torch.float64), convention)
-    torch.testing.assert_close(color.rgb_to_gray(back, convention), gray, atol=1e-5, rtol=0)
+    back = color.grey_ab_to_rgb(gray, torch.zeros(2, 2, 6, 6, dtype=torch.float64), convention)
+    torch.testing.assert_close(color.rgb_to_grey(back, convention), gray, atol=1e-5, rtol=0)
 
 
 def test_differentiable():
@@ -109,7 +109,7 @@ def test_cuda_matches_cpu():
     [
         (color.rgb_to_lab, torch.rand(1, 4, 4, 4), r"\(\.\.\., 3, H, W\)"),
         (color.rgb_to_lab, torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "floating-point"),
-        (functools.partial(color.gray_to_lightness, convention=Grey.BT601), torch.rand(1, 3, 4, 4), r"\(\.\.\., 1, H, W\)"),
+        (functools.partial(color.grey_to_lightness, convention=Grey.BT601), torch.rand(1, 3, 4, 4), r"\(\.\.\., 1, H, W\)"),
         (color.rgb_to_lab, np.zeros((3, 4, 4)), "torch.Tensor"),
     ],
 )
@@ -120,4 +120,4 @@ def test_bad_input_errors(fn, bad, match):
 
 def test_unknown_convention():
     with pytest.raises(ValueError, match="unknown grey convention"):
-        color.rgb_to_gray(torch.rand(1, 3, 2, 2), "luma709")
+        color.rgb_to_grey(torch.rand(1, 3, 2, 2), "luma709")

@@ -15,7 +15,7 @@ from torch import nn
 from colorbench.core.grey import Grey
 from colorbench.commands import cli
 from colorbench.engine import crossdomain
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.engine.crossdomain import (
     METRIC_KEY,
     REAL_COLOR,
@@ -38,7 +38,7 @@ TINY = (("n_test", 32), ("n_train", 64), ("seed", 0), ("size", 32))
 
 
 def _grey_u8(rgb: torch.Tensor) -> torch.Tensor:
-    return (rgb_to_gray(rgb.float() / 255, Grey.BT601) * 255).round().to(torch.uint8)
+    return (rgb_to_grey(rgb.float() / 255, Grey.BT601) * 255).round().to(torch.uint8)
 
 
 @pytest.fixture(scope="module")

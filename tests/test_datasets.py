@@ -10,7 +10,7 @@ import torch
 from scipy import ndimage
 
 from colorbench.core.grey import Grey
-from colorbench.core.color import rgb_to_gray, rgb_to_lab
+from colorbench.core.color import rgb_to_grey, rgb_to_lab
 from colorbench.datasets import DATASETS, Batch, DatasetSplits, ImageSet
 from colorbench.datasets import builtin
 from colorbench.datasets.builtin import (
@@ -154,7 +154,7 @@ def test_photos_other_photos_do_not_change_a_photos_patches(photos):
 
 def test_photos_near_flat_patches_are_dropped(photos):
     for s in (photos.train, photos.test):
-        gray = rgb_to_gray(s.rgb.double() / 255.0, Grey.BT601)[:, 0] * 255.0  # BT.601, 0-255
+        gray = rgb_to_grey(s.rgb.double() / 255.0, Grey.BT601)[:, 0] * 255.0  # BT.601, 0-255
         assert float(gray.flatten(1).std(1, unbiased=False).min()) >= builtin.PhotosConfig().min_gray_std
     assert photos.info["counts_per_photo"]["retina"]["train_flat_dropped"] > 0  # retina's black surround
 
@@ -240,7 +240,7 @@ def _region_stats(s: ImageSet, min_pixels: int = 60):
     """Per (image, class) region: mean Lab ab, and grey features (mean, std, mean |d/dx|, mean |d/dy|)."""
     rgb = s.rgb.float() / 255.0
     ab = rgb_to_lab(rgb)[:, 1:]
-    g = rgb_to_gray(rgb, Grey.BT601)[:, 0] * 255.0
+    g = rgb_to_grey(rgb, Grey.BT601)[:, 0] * 255.0
     m = s.masks.long()
     dx, dy = (g[:, :, 1:] - g[:, :, :-1]).abs(), (g[:, 1:] - g[:, :-1]).abs()
     abs_, feats, ys = [], [], []
@@ -330,7 +330,7 @@ def test_sample_format(name, photos, shapes):
     item = s[3]
     assert item["rgb"].dtype == torch.uint8 and item["rgb"].shape == (3, *s.image_size)
     assert item["gray"].shape == (1, *s.image_size) and item["gray"].dtype == torch.float32
-    assert torch.allclose(item["gray"], rgb_to_gray(s.rgb[3].float() / 255.0, Grey.BT601))
+    assert torch.allclose(item["gray"], rgb_to_grey(s.rgb[3].float() / 255.0, Grey.BT601))
     assert item["label"] == int(s.labels[3]) and item["id"] == s.ids[3]
     assert (item["mask"] is None) == (name == "photos")
 

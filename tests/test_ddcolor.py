@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from colorbench.core import weights as W
-from colorbench.core.color import gray_to_lightness, rgb_to_lab
+from colorbench.core.color import grey_to_lightness, rgb_to_lab
 from colorbench.methods import METHODS
 from colorbench.methods.ddcolor import grey_as_rgb, resize_like_cv2_linear
 from colorbench.methods.nets.ddcolor import DDColorNet, UNUSED_RELEASED_KEYS, assign_state, load_released
@@ -136,7 +136,7 @@ def test_resize_and_network_input_follow_the_authors_pipeline():
     assert resize_like_cv2_linear(g, 32).shape == (1, 1, 32, 32)
     # lab2rgb(L, 0, 0) of a grey image's L is that grey (bt601 reads g as the neutral sRGB (g, g, g)), up to
     # float32 rounding of the Lab round trip (measured max 3.6e-5 over 40,000 random values; bound 1e-4 < 1/255/39)
-    rgb = grey_as_rgb(gray_to_lightness(g, "bt601"))
+    rgb = grey_as_rgb(grey_to_lightness(g, "bt601"))
     assert (rgb - g.expand(-1, 3, -1, -1)).abs().max() < 1e-4
 
 
@@ -185,7 +185,7 @@ def test_colorizes_with_a_fixture_checkpoint(preset, size, ddcolor_tiny_stand_in
     lab = rgb_to_lab(out)
     assert lab[:, 1:].abs().mean() > 0.5  # colour was added
     inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(1, keepdim=True)
-    assert (lab[:, :1] - gray_to_lightness(gray, "bt601"))[inside].abs().max() < 0.05  # the full-resolution L is kept
+    assert (lab[:, :1] - grey_to_lightness(gray, "bt601"))[inside].abs().max() < 0.05  # the full-resolution L is kept
 
 
 def test_nearest_ab_upsampling_is_blocky_and_bilinear_is_not(ddcolor_tiny_stand_in):

@@ -576,7 +576,7 @@ def test_docstring_examples():
 _OK = torch.rand(2, 3, 16, 16)
 BAD_INPUTS = [
     ("shape mismatch", torch.rand(2, 3, 16, 8), ValueError, "shapes differ"),
-    ("grey", torch.rand(2, 1, 16, 16), ValueError, r"\(N, 3, H, W\).*gray_to_rgb"),
+    ("grey", torch.rand(2, 1, 16, 16), ValueError, r"\(N, 3, H, W\).*grey_to_rgb"),
     ("channels last", torch.rand(2, 16, 16, 3), ValueError, r"permute"),
     ("no batch dim", torch.rand(3, 16, 16), ValueError, r"x\[None\]"),
     ("uint8", (torch.rand(2, 3, 16, 16) * 255).to(torch.uint8), TypeError, r"uint8.*/ 255"),

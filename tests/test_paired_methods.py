@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from colorbench.core.grey import Grey
-from colorbench.core.color import gray_to_lightness, rgb_to_lab
+from colorbench.core.color import grey_to_lightness, rgb_to_lab
 from colorbench.datasets.base import IGNORE_INDEX, ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.losses import GANLoss
@@ -107,7 +107,7 @@ def test_losses_go_down_on_a_fixed_batch(name, data, empty_hub, request):
         assert "G_feat" in history[0] and history[-1]["G_feat"] < history[0]["G_feat"]
     out = method.colorize(batch.gray)
     inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
-    dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray, Grey.BT601))[inside].abs()
+    dL = (rgb_to_lab(out)[:, :1] - grey_to_lightness(batch.gray, Grey.BT601))[inside].abs()
     assert inside.float().mean() > 0.5 and dL.max() < 0.05  # L* of the grey kept where nothing was clipped
 
 

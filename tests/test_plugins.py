@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from colorbench.methods import BaseConfig, Method, MethodCard, register_method
-from colorbench.methods.lab import check_gray_input
+from colorbench.methods.lab import check_grey_input
 
 
 @register_method("{name}")
@@ -36,7 +36,7 @@ class Sepia(Method):
 
     @torch.no_grad()
     def colorize(self, gray):
-        check_gray_input(gray, "{name}.colorize")
+        check_grey_input(gray, "{name}.colorize")
         tint = torch.tensor([1.0, 0.85, 0.6], device=gray.device).view(1, 3, 1, 1)
         return (gray.float() * tint).clamp(0, 1)
 
@@ -171,7 +171,7 @@ def test_contract_check_names_the_failed_check(tmp_path):
 
 
 def test_plugin_that_raises_in_colorize_is_a_failed_row(tmp_path, capsys):
-    body = SEPIA.format(name="sepia-raises").replace('check_gray_input(gray, "sepia-raises.colorize")',
+    body = SEPIA.format(name="sepia-raises").replace('check_grey_input(gray, "sepia-raises.colorize")',
                                                      'raise RuntimeError("my model is broken")')
     path = str(write_plugin(tmp_path, body=body, file="raises.py"))
     out = tmp_path / "run"

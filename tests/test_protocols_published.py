@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.metrics import functional as MF
 from colorbench.engine import protocols as P
 from colorbench.engine.protocols import PROTOCOLS, REAL_TRANSFORMS, get_protocol
@@ -129,7 +129,7 @@ def test_torchvision_grayscale_is_the_02989_grey_and_within_1e4_of_bt601():
     x = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     ours = torch.from_numpy(P.grey_02989(x.permute(1, 2, 0).numpy()))
     assert torch.allclose(TF.rgb_to_grayscale(x)[0], ours, atol=1e-12)
-    assert (ours - rgb_to_gray(x[None], "bt601")[0, 0]).abs().max() <= 1e-4 + 1e-12
+    assert (ours - rgb_to_grey(x[None], "bt601")[0, 0]).abs().max() <= 1e-4 + 1e-12
 
 
 # --- DeOldify ----------------------------------------------------------------------------------------------------------

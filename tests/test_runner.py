@@ -63,11 +63,11 @@ def test_run_writes_records_results_and_report(tiny_run):
 def test_gray_baseline_values_match_a_direct_computation(tiny_run):
     """The grey row is checkable by hand: MSE between the test set and its own BT.601 grey."""
     from colorbench.datasets import DATASETS
-    from colorbench.core.color import gray_to_rgb, rgb_to_gray
+    from colorbench.core.color import grey_to_rgb, rgb_to_grey
 
     test = DATASETS.get("shapes")(**dict(TINY)).load().test
     rgb = test.rgb.double() / 255
-    expected = ((gray_to_rgb(rgb_to_gray(rgb, Grey.BT601)) - rgb) * 255).pow(2).mean(dim=(1, 2, 3)).mean().item()
+    expected = ((grey_to_rgb(rgb_to_grey(rgb, Grey.BT601)) - rgb) * 255).pow(2).mean(dim=(1, 2, 3)).mean().item()
     rec = {r.method: r for r in load_records(tiny_run)}["gray"]
     assert rec.metrics["mse"].value == pytest.approx(expected, rel=1e-4)
 

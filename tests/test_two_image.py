@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from colorbench.core.grey import Grey
-from colorbench.core.color import rgb_to_gray, rgb_to_lab
+from colorbench.core.color import rgb_to_grey, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.nets.singan import (
@@ -200,7 +200,7 @@ def test_reference_is_the_nearest_grey_thumbnail():
     assert method.references_for(gray).tolist() == list(range(16))  # each grey finds its own colour version
     assert method.reference_ids(gray[3:5]) == ["tile3", "tile4"]
     # the default thumbnail is the plain 8x8 area mean of the grey image
-    raw_keys = F.adaptive_avg_pool2d(rgb_to_gray(tiles.rgb.float() / 255, Grey.BT601), 8).flatten(1)
+    raw_keys = F.adaptive_avg_pool2d(rgb_to_grey(tiles.rgb.float() / 255, Grey.BT601), 8).flatten(1)
     assert torch.equal(method._pool_keys, raw_keys)
     # standardised thumbnails: a global change of brightness (and contrast) keeps the choice
     standard = METHODS.get("two-image").from_preset("quick", reference_thumbnail="standardised")
@@ -250,9 +250,9 @@ def trained_quick():
 def test_output_keeps_the_grey_structure(trained_quick):
     method, test, out = trained_quick
     refs = method._pool[method.references_for(test.gray)].float() / 255
-    own = (rgb_to_gray(out, Grey.BT601) - test.gray).abs().mean()
-    of_reference = (rgb_to_gray(refs, Grey.BT601) - test.gray).abs().mean()
-    of_other_targets = (rgb_to_gray(out, Grey.BT601) - test.gray.roll(1, dims=0)).abs().mean()
+    own = (rgb_to_grey(out, Grey.BT601) - test.gray).abs().mean()
+    of_reference = (rgb_to_grey(refs, Grey.BT601) - test.gray).abs().mean()
+    of_other_targets = (rgb_to_grey(out, Grey.BT601) - test.gray.roll(1, dims=0)).abs().mean()
     # measured (quick, 10 iterations per scale, plain grey-thumbnail references): 0.034 against 0.046 for the
     # references' own grey, and 0.118 against the other test images' greys (the structure is the target's)
     assert own < of_reference

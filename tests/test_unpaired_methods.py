@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from colorbench.core.grey import Grey
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.datasets.base import Batch
 from colorbench.methods import METHODS
 from colorbench.methods.nets import (
@@ -47,7 +47,7 @@ def unpaired_batch(n: int = 4, size: int = 32, seed: int = 0) -> Batch:
         return F.interpolate(torch.rand(k, 3, 4, 4, generator=g), size=(size, size), mode="bilinear", align_corners=False)
 
     a, b = smooth(n), smooth(n)
-    return Batch(gray=rgb_to_gray(a, Grey.BT601), rgb=b, labels=torch.zeros(n, dtype=torch.long), ids=[f"a{i}" for i in range(n)],
+    return Batch(gray=rgb_to_grey(a, Grey.BT601), rgb=b, labels=torch.zeros(n, dtype=torch.long), ids=[f"a{i}" for i in range(n)],
                  paired=False, rgb_ids=[f"b{i}" for i in range(n)], grey_convention=Grey.BT601)
 
 
@@ -108,7 +108,7 @@ def test_handcrafted_translation_is_fixed_bt601():
     ht = HandcraftedTranslation()
     assert list(ht.parameters()) == []  # a buffer: nothing to train
     rgb = torch.rand(2, 3, 8, 8)
-    assert torch.allclose(ht(rgb), rgb_to_gray(rgb, Grey.BT601), atol=1e-6)
+    assert torch.allclose(ht(rgb), rgb_to_grey(rgb, Grey.BT601), atol=1e-6)
     with pytest.raises(ValueError, match=r"RGB \(N, 3, H, W\)"):
         ht(torch.rand(1, 1, 8, 8))
 

@@ -16,7 +16,7 @@ from skimage import color as skcolor
 
 from colorbench.core.grey import Grey
 from colorbench.core import weights as W
-from colorbench.core.color import gray_to_lightness, rgb_to_lab
+from colorbench.core.color import grey_to_lightness, rgb_to_lab
 from colorbench.datasets.base import ImageSet
 from colorbench.methods import METHODS
 from colorbench.methods.nets.zhang import ECCV16Net, SIGGRAPH17Net, load_released
@@ -25,7 +25,7 @@ from colorbench.methods.zhang import (
     derive_in_gamut_bins,
     nearest_bin_counts,
     rebalance_weights,
-    resize_gray,
+    resize_grey,
     soft_encode,
 )
 
@@ -206,7 +206,7 @@ def test_resize_matches_pil_bicubic():
         pil = np.asarray(Image.fromarray(x[0, 0].numpy(), mode="F").resize((size, size), resample=Image.BICUBIC))
         ours = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0, 0]
         assert np.abs(pil - ours.numpy()).max() < 2e-6  # measured 3.6e-7
-        assert torch.equal(resize_gray(x, size)[0, 0], ours.clamp(0, 1))
+        assert torch.equal(resize_grey(x, size)[0, 0], ours.clamp(0, 1))
 
 
 def authors_pipeline(net_ab, rgb: np.ndarray, size: int) -> np.ndarray:
@@ -260,7 +260,7 @@ def test_siggraph_colorize_is_pure_and_keeps_the_lightness(zhang_weights_stand_i
     assert all(torch.equal(before[k], v) for k, v in method.net.state_dict().items())
     assert method.parameter_counts() == {"G": 34_187_027} and method.networks() == {}
     inside = ((a > 1e-3) & (a < 1 - 1e-3)).all(1, keepdim=True)
-    dL = (rgb_to_lab(a)[:, :1] - gray_to_lightness(gray, Grey.BT601))[inside].abs()
+    dL = (rgb_to_lab(a)[:, :1] - grey_to_lightness(gray, Grey.BT601))[inside].abs()
     assert inside.float().mean() > 0.3 and dL.max() < 0.05  # the full-resolution L is kept
     with pytest.raises(ValueError, match="divisible by 8"):
         METHODS.get("zhang-siggraph17").from_preset("quick", input_size=0).colorize(gray)

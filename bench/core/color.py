@@ -17,7 +17,7 @@ method; the convention is applied to all methods alike and recorded with each re
   as PIL's ``convert("L")`` and the handcrafted translation H_t of the SpyncoGan paper compute it.
 * ``"cie-l"``: CIE L* of the image divided by 100.
 
-Methods that work in Lab derive their L channel from the grey image with :func:`gray_to_lightness`, never from
+Methods that work in Lab derive their L channel from the grey image with :func:`grey_to_lightness`, never from
 the colour target.
 """
 
@@ -114,9 +114,9 @@ def lab_to_rgb(lab: Tensor, clamp: bool = True) -> Tensor:
     return rgb.clamp(0.0, 1.0) if clamp else rgb
 
 
-def rgb_to_gray(rgb: Tensor, convention: Grey) -> Tensor:
+def rgb_to_grey(rgb: Tensor, convention: Grey) -> Tensor:
     """sRGB ``(..., 3, H, W)`` in [0, 1] -> grey ``(..., 1, H, W)`` in [0, 1] under a named convention."""
-    _check_channels(rgb, 3, "rgb_to_gray")
+    _check_channels(rgb, 3, "rgb_to_grey")
     if convention == "bt601":
         w = torch.tensor(BT601_WEIGHTS, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
         return (rgb * w).sum(dim=-3, keepdim=True)
@@ -125,13 +125,13 @@ def rgb_to_gray(rgb: Tensor, convention: Grey) -> Tensor:
     raise ValueError(f"unknown grey convention {convention!r}; choose one of {GREY_CONVENTIONS}")
 
 
-def gray_to_lightness(gray: Tensor, convention: Grey) -> Tensor:
+def grey_to_lightness(gray: Tensor, convention: Grey) -> Tensor:
     """The CIE L* (0-100) a Lab method uses for a grey input, ``(..., 1, H, W)`` -> ``(..., 1, H, W)``.
 
     For ``bt601`` the grey value g is read as the neutral sRGB colour (g, g, g), whose L* is 116 f(lin(g)) - 16
     (a and b are 0). For ``cie-l`` the grey already is L*/100.
     """
-    _check_channels(gray, 1, "gray_to_lightness")
+    _check_channels(gray, 1, "grey_to_lightness")
     if convention == "bt601":
         return 116.0 * _f(srgb_to_linear(gray)) - 16.0
     if convention == "cie-l":
@@ -139,16 +139,16 @@ def gray_to_lightness(gray: Tensor, convention: Grey) -> Tensor:
     raise ValueError(f"unknown grey convention {convention!r}; choose one of {GREY_CONVENTIONS}")
 
 
-def gray_ab_to_rgb(gray: Tensor, ab: Tensor, convention: Grey) -> Tensor:
-    """Combine a grey input (its L derived by :func:`gray_to_lightness`) with predicted ab -> sRGB in [0, 1]."""
-    _check_channels(ab, 2, "gray_ab_to_rgb(ab)")
-    L = gray_to_lightness(gray, convention)
+def grey_ab_to_rgb(gray: Tensor, ab: Tensor, convention: Grey) -> Tensor:
+    """Combine a grey input (its L derived by :func:`grey_to_lightness`) with predicted ab -> sRGB in [0, 1]."""
+    _check_channels(ab, 2, "grey_ab_to_rgb(ab)")
+    L = grey_to_lightness(gray, convention)
     return lab_to_rgb(torch.cat((L, ab), dim=-3))
 
 
-def gray_to_rgb(gray: Tensor) -> Tensor:
+def grey_to_rgb(gray: Tensor) -> Tensor:
     """Replicate a grey image to three channels."""
-    _check_channels(gray, 1, "gray_to_rgb")
+    _check_channels(gray, 1, "grey_to_rgb")
     return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:]).contiguous()
 
 

@@ -174,6 +174,19 @@ def _is_os_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, WriteError)
 
 
+def publish_file(tmp: str | Path, path: str | Path) -> Path:
+    """Move the finished file ``tmp`` (written and closed by the caller, e.g. through ``os.pwrite`` row by row)
+    into place at ``path`` in one rename on the same file system; an OS failure names the destination."""
+    tmp, path = Path(tmp), Path(path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if _is_os_failure(exc):
+            raise _write_error(exc, path, None) from exc
+        raise
+    return path
+
+
 def publish_dir(tmp: str | Path, path: str | Path, replace: bool = True) -> bool:
     """Move the finished folder ``tmp`` into place at ``path`` (same file system: one rename).
 

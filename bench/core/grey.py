@@ -29,5 +29,5 @@ class Grey(StrEnum):
             raise ValueError(f"unknown grey convention {value!r}; choose one of {GREY_CONVENTIONS}") from None
 
 
-#: Grey conventions accepted by :func:`colorbench.core.color.rgb_to_gray` and recorded in every run record.
+#: Grey conventions accepted by :func:`colorbench.core.color.rgb_to_grey` and recorded in every run record.
 GREY_CONVENTIONS: tuple[str, ...] = tuple(g.value for g in Grey)

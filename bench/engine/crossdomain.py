@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from colorbench.core.color import gray_to_rgb
+from colorbench.core.color import grey_to_rgb
 from colorbench.core.fsio import atomic_write_dir
 
 REAL_COLOR = "real-color"
@@ -245,7 +245,7 @@ def _prepare(x: Tensor, config: ClassifierConfig, device: torch.device) -> Tenso
     """uint8 (B, C, H, W) -> normalized float (B, 3, S, S) on ``device`` (grey replicated, resized if asked)."""
     x = x.to(device, non_blocking=True).float().div_(255.0)
     if x.shape[1] == 1:
-        x = gray_to_rgb(x)
+        x = grey_to_rgb(x)
     if config.input_size is not None and tuple(x.shape[-2:]) != (config.input_size,) * 2:
         x = F.interpolate(x, size=(config.input_size,) * 2, mode="bilinear", align_corners=False)
     mean = torch.tensor(_MEAN, device=device).view(1, 3, 1, 1)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
-from colorbench.core.color import rgb_to_gray
+from colorbench.core.color import rgb_to_grey
 from colorbench.datasets.base import Batch
 from colorbench.methods import METHODS
 from colorbench.engine.protocols import get_protocol
@@ -276,11 +276,11 @@ class TrainLoader:
     def _batch(self, item: dict[str, Any]) -> Batch:
         if "a" not in item:
             rgb, labels, masks = self._to_device(item)
-            return Batch(gray=rgb_to_gray(rgb, self.grey_convention), rgb=rgb, labels=labels, ids=item["ids"],
+            return Batch(gray=rgb_to_grey(rgb, self.grey_convention), rgb=rgb, labels=labels, ids=item["ids"],
                          masks=masks, grey_convention=self.grey_convention)
         rgb_a, labels, masks = self._to_device(item["a"])
         rgb_b, _, _ = self._to_device(item["b"])
-        return Batch(gray=rgb_to_gray(rgb_a, self.grey_convention), rgb=rgb_b, labels=labels, ids=item["a"]["ids"],
+        return Batch(gray=rgb_to_grey(rgb_a, self.grey_convention), rgb=rgb_b, labels=labels, ids=item["a"]["ids"],
                      masks=masks, grey_convention=self.grey_convention, paired=False, rgb_ids=item["b"]["ids"])
 
     def __iter__(self) -> Iterator[Batch]:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from colorbench.core.color import gray_to_lightness, rgb_to_gray, rgb_to_lab
+from colorbench.core.color import grey_to_lightness, rgb_to_grey, rgb_to_lab
 from colorbench.core.grey import Grey
 from colorbench.datasets.base import ImageSet
 
@@ -196,20 +196,20 @@ def check_output_shape_range_and_lightness(cls: type, images: ImageSet) -> None:
     _check(out.dtype == torch.float32 and out.device == batch.gray.device,
            f"{name}.colorize returned {out.dtype} on {out.device}, expected float32 on {batch.gray.device}")
     _check(out.min() >= 0 and out.max() <= 1, f"{name}.colorize values in [{out.min():.3g}, {out.max():.3g}], not [0, 1]")
-    luma_error = (rgb_to_gray(out, CHECK_GREY) - batch.gray).abs()
+    luma_error = (rgb_to_grey(out, CHECK_GREY) - batch.gray).abs()
     if method.card.color_space == "none":
         _check(luma_error.max() < 1e-6, f"{name}: colour space 'none' must return R = G = B = grey")
     elif method.card.color_space == "lab":
         # The L* of the grey is kept, but BT.601 luma is a weighted sum of gamma-encoded values, not a function
         # of L*, and out-of-gamut colours are clipped, so luma is only close. Measured mean |Δluma| of
-        # gray_ab_to_rgb(gray, ab) for uniform random grey and ab uniform in ±33: 0.019; in ±55: 0.036; trained
+        # grey_ab_to_rgb(gray, ab) for uniform random grey and ab uniform in ±33: 0.019; in ±55: 0.036; trained
         # quick models: < 0.003. Bound: 0.03 (≈ 8 grey levels).
         _check(luma_error.mean() < 0.03, f"{name}: mean |luma(output) - grey| = {luma_error.mean():.4f} >= 0.03")
         # Where nothing was clipped, Lab -> sRGB -> Lab is exact up to float32 rounding: L* must equal the
         # grey's L* (the other grey convention would be off by up to 3.4 L* units).
         inside = ((out > 1e-3) & (out < 1 - 1e-3)).all(dim=1, keepdim=True)
         _check(inside.float().mean() > 0.5, f"{name}: more than half of the output pixels are clipped")
-        dL = (rgb_to_lab(out)[:, :1] - gray_to_lightness(batch.gray, CHECK_GREY))[inside].abs()
+        dL = (rgb_to_lab(out)[:, :1] - grey_to_lightness(batch.gray, CHECK_GREY))[inside].abs()
         _check(dL.max() < 0.05, f"{name}: a Lab method changed L* by up to {dL.max():.3f} (bound 0.05)")
 
 

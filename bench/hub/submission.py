@@ -450,8 +450,8 @@ def _samples_blob(rd: RunDir, cell: CellEntry, rec: RunRecord, blobs: dict[str, 
     n = min(MAX_SAMPLES, len(pred), len(real))
     if n == 0 or pred.shape[2:] != real.shape[2:]:
         return None
-    gray3 = np.repeat(gray[:n], 3, axis=1) if gray.shape[1] == 1 else gray[:n]
-    rows = [np.concatenate([gray3[i], pred[i], real[i]], axis=2) for i in range(n)]  # (3, H, 3W) each
+    grey3 = np.repeat(gray[:n], 3, axis=1) if gray.shape[1] == 1 else gray[:n]
+    rows = [np.concatenate([grey3[i], pred[i], real[i]], axis=2) for i in range(n)]  # (3, H, 3W) each
     strip = np.concatenate(rows, axis=1).transpose(1, 2, 0).astype(np.uint8)
     from PIL import Image
 

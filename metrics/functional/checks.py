@@ -20,7 +20,7 @@ def check_images(x: Any, name: str = "images") -> None:
         raise ValueError(
             f"{name}: expected RGB images of shape (N, 3, H, W), got {tuple(x.shape)}; "
             "add the batch dimension with x[None], turn grey (N, 1, H, W) into RGB with "
-            "colorbench.color.gray_to_rgb, and put channels first with x.permute(0, 3, 1, 2)"
+            "colorbench.color.grey_to_rgb, and put channels first with x.permute(0, 3, 1, 2)"
         )
     if not x.is_floating_point():
         raise TypeError(_integer_input_message(x, name))

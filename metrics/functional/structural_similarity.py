@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colorbench.core.color import GREY_CONVENTIONS, rgb_to_gray
+from colorbench.core.color import GREY_CONVENTIONS, rgb_to_grey
 from colorbench.metrics.functional.checks import PER_IMAGE_REDUCTIONS, check_image_pair, reduce_per_image
 from colorbench.metrics.functional.chunks import CHUNK_PIXELS, per_image_chunks
 from colorbench.core.threads import metric_section
@@ -234,7 +234,7 @@ def luma_ssim(
 ) -> Tensor:
     """Per-image SSIM between the grey of the colorization and the grey of the real image (the method's input).
 
-    Both images are turned into grey with :func:`colorbench.core.color.rgb_to_gray` under ``grey_convention`` (the
+    Both images are turned into grey with :func:`colorbench.core.color.rgb_to_grey` under ``grey_convention`` (the
     run's convention, so the target's grey is exactly the grey input the method was given), then compared with
     :func:`ssim`'s single-channel computation (same window, constants and valid-region average). It measures
     whether a colorization keeps the structure of its input: a method that outputs its grey input scores 1;
@@ -263,7 +263,7 @@ def luma(images: Tensor, grey_convention: str) -> Tensor:
     """The grey ``(N, 1, H, W)`` of RGB images under a named convention (as the runner makes the grey input)."""
     if grey_convention not in GREY_CONVENTIONS:
         raise ValueError(f"unknown grey convention {grey_convention!r}; choose one of {GREY_CONVENTIONS}")
-    return rgb_to_gray(images, grey_convention)
+    return rgb_to_grey(images, grey_convention)
 
 
 def luma_ssim_unchecked(pred_grey: Tensor, target_grey: Tensor, variant: str = "gaussian",
