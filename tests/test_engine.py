@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from colorbench.commands import cli
-from colorbench.results.cells import CellKeyMismatch
+from colorbench.results.cell_keys import CellKeyMismatch
 from colorbench.results.rundir import RunDir, RunDirLocked
 from colorbench.engine.cell import KILL_HOOK_ENV, PAUSE_HOOK_ENV
 from colorbench.engine.spec import RunSpec
@@ -45,7 +45,7 @@ def numbers(rd: RunDir) -> dict[tuple, dict]:
 
 
 def test_reports_import_no_torch():
-    code = ("import sys, colorbench.reports, colorbench.results.rundir, colorbench.commands.status, colorbench.results.cells\n"
+    code = ("import sys, colorbench.reports, colorbench.results.rundir, colorbench.commands.status, colorbench.results.cell_keys\n"
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('colorbench.engine')]\n"
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

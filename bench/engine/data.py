@@ -62,14 +62,14 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
-def unpaired_domains(n: int, protocol: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def unpaired_domains(n: int, unpaired_protocol: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the grey domain A and the colour domain B of the training split for unpaired methods.
 
     ``disjoint`` (default): A and B are the two halves of a seeded permutation, so no image is seen both as grey
     and as colour and no pair can leak. ``shuffled``: both are the whole split, shuffled independently each
     epoch (what the unpaired papers did).
     """
-    if protocol == "shuffled":
+    if unpaired_protocol == "shuffled":
         return torch.arange(n), torch.arange(n)
     if n < 2:
         raise ValueError(f"the disjoint unpaired protocol needs at least 2 training images, got {n}")
@@ -331,7 +331,7 @@ def make_train_loader(train: ImageSet, sampler: EpochSampler, *, workers: int | 
                        pin_memory=pin, prefetch=prefetch)
 
 
-def n_training_batches(n: int, paired: bool, batch_size: int, protocol: str) -> int:
-    if not paired and protocol == "disjoint":
+def n_training_batches(n: int, paired: bool, batch_size: int, unpaired_protocol: str) -> int:
+    if not paired and unpaired_protocol == "disjoint":
         n = n // 2
     return math.ceil(n / batch_size)

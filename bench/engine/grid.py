@@ -20,7 +20,7 @@ from colorbench.core.device import resolve_device
 from colorbench.core.threads import METRIC_SECTION, decide_thread_policy, workload_of
 from colorbench.datasets import DatasetSplits
 from colorbench.methods import METHODS
-from colorbench.results.cells import CellKeyMismatch, cell_key, diff_fields
+from colorbench.results.cell_keys import CellKeyMismatch, cell_key, diff_fields
 from colorbench.results.records import environment_versions
 from colorbench.results.rundir import CellEntry, RunDir, RunInfo, now_iso
 from colorbench.engine.cell import CellResult, CellTask

@@ -14,7 +14,7 @@ from colorbench.core.grey import Grey
 from colorbench.datasets import DATASETS
 from colorbench.methods import METHODS
 from colorbench.metrics import DEFAULT_METRICS, METRICS
-from colorbench.results.cells import dataset_identity
+from colorbench.results.cell_keys import dataset_identity
 from colorbench.core.device import check_device
 from colorbench.engine.protocols import get_protocol
 from colorbench.engine.choices import EXECUTORS, PREDICTION_POLICIES, UNPAIRED_PROTOCOLS  # noqa: F401 - re-exported
@@ -202,7 +202,7 @@ def method_config(spec: RunSpec, name: str) -> Any:
 
 
 def cell_fields(spec: RunSpec, method: str, dataset: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """What a cell's key hashes: everything that changes its numbers (see :mod:`colorbench.results.cells`)."""
+    """What a cell's key hashes: everything that changes its numbers (see :mod:`colorbench.results.cell_keys`)."""
     import importlib.metadata as md
 
     cls = METHODS.get(method)

@@ -63,7 +63,7 @@ class RunRecord:
     caveats: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    key: str | None = None  # the cell key (colorbench.results.cells): a hash of everything that changes the numbers
+    key: str | None = None  # the cell key (colorbench.results.cell_keys): a hash of everything that changes the numbers
     kind: str = "trained"  # "trained" (trained and evaluated by the runner) or "predictions" (evaluated from files)
     dataset_name: str = ""  # registry name of the dataset (also dataset["name"])
     per_image_file: str | None = None  # relative to the run directory: ids + per-image metric values
