@@ -76,7 +76,7 @@ def check_policy(policy: str) -> None:
 def apply_policy(img: Image.Image, policy: str, size: int, *, mask: bool = False, path: Path | str = "") -> Image.Image:
     """Apply a named policy (see :data:`RESIZE_POLICIES`) to a PIL image; ``mask`` selects nearest neighbour."""
     w, h = img.size
-    if policy == "none" or (w, h) == (size, size) and policy in ("resize", "center-crop", "resize-shorter-center-crop"):
+    if policy == "none" or (w, h) == (size, size) and policy in RESIZE_POLICIES:
         if (w, h) != (size, size):
             raise CorruptImageError(path, f"is {w}x{h} (WxH) but policy 'none' needs {size}x{size}; choose another "
                                           f"resize policy or size")
@@ -88,12 +88,12 @@ def apply_policy(img: Image.Image, policy: str, size: int, *, mask: bool = False
             img = TF.resize(img, size, interpolation=interp)
         return TF.center_crop(img, [size, size]) if img.size != (size, size) else img
     if policy == "resize":
-        return img if (w, h) == (size, size) else TF.resize(img, [size, size], interpolation=interp)
+        return TF.resize(img, [size, size], interpolation=interp)
     if policy == "center-crop":
         if w < size or h < size:
             raise CorruptImageError(path, f"is {w}x{h} (WxH), smaller than the {size}x{size} crop of policy "
                                           f"'center-crop'; use resize-shorter-center-crop")
-        return TF.center_crop(img, [size, size]) if (w, h) != (size, size) else img
+        return TF.center_crop(img, [size, size])
     check_policy(policy)
     raise AssertionError("unreachable")
 

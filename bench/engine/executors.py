@@ -77,12 +77,13 @@ def training_first(tasks: Sequence[Any]) -> list[Any]:
     baseline such as ``gray`` only evaluates), each group in grid order. Started first, the long cells finish
     together instead of one worker training the last one alone while the others idle. Order changes no value:
     every cell is seeded on its own."""
+    from colorbench.core.registry import UnknownNameError
     from colorbench.methods import METHODS
 
     def trains(task: Any) -> bool:
         try:
             return bool(METHODS.get(task.entry.method).card.trainable)
-        except Exception:  # noqa: BLE001 - an unknown (plugin) method: keep its place among the long ones
+        except UnknownNameError:  # a plugin method this process has not loaded: keep it among the long ones
             return True
 
     return sorted(tasks, key=lambda t: not trains(t))
