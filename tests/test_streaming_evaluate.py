@@ -75,6 +75,32 @@ def test_structure_reference_sums_equal_the_function_for_any_batching():
     assert small.compute() is None and structure_references(real[:4, :, :8, :8], "bt601") is None
 
 
+@pytest.mark.parametrize("shape", [(9, 3, 20, 33), (5, 1, 7, 7), (3, 3, 64, 64)])
+def test_box_mean_is_avg_pool2d_to_the_bit(shape):
+    """The structure references' blur adds the 7x7 window's values in avg_pool2d's order (any image grouping)."""
+    from colorbench.metrics.image_quality import box_mean
+
+    g = torch.Generator().manual_seed(shape[0])
+    x = torch.randint(0, 256, shape, generator=g).float().div_(255.0)
+    padded = torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate")
+    expected = torch.nn.functional.avg_pool2d(padded, 7, 1)
+    for group in (1, 2, 4):
+        assert torch.equal(box_mean(padded, 7, group=group), expected)
+    assert not torch.equal(box_mean(padded, 7), torch.nn.functional.avg_pool2d(padded, 5, 1, padding=0)[..., 1:-1, 1:-1])
+
+
+def test_reference_values_do_not_depend_on_the_sub_batch():
+    from colorbench.metrics.image_quality import structure_reference_values
+
+    g = torch.Generator().manual_seed(3)
+    real = torch.randint(0, 256, (11, 3, 16, 24), dtype=torch.uint8, generator=g)
+    whole = structure_reference_values(real, "cie-l", sub_batch=11)
+    for sub in (1, 4):
+        parts = structure_reference_values(real, "cie-l", sub_batch=sub)
+        assert all(torch.equal(parts[k], whole[k]) for k in ("flat", "blur7"))
+    assert whole["flat"].dtype == torch.float64 and whole["flat"].shape == (11,)
+
+
 def test_structure_references_come_from_the_cache_and_are_recomputed_when_the_files_change(folders, tmp_path,
                                                                                           monkeypatch):
     import colorbench.engine.evaluation as ev

@@ -246,3 +246,34 @@ def test_metrics_run_in_a_metric_section_and_networks_leave_it(monkeypatch):
         assert counts[-1] == ("net", 2) and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_scoring_threads_leave_the_decoders_their_cores_unless_the_user_chose(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    before = torch.get_num_threads()
+    with threads.scoring_threads(1, environ={}) as n:
+        assert n == 3 and torch.get_num_threads() == 3 and threads.metric_threads() == 3
+    assert torch.get_num_threads() == before
+    with threads.scoring_threads(6, environ={}) as n:
+        assert n == 1  # never below one thread
+    with threads.scoring_threads(1, environ={"OMP_NUM_THREADS": "2"}) as n:
+        assert n == 2
+    with threads.scoring_threads(0, environ={"COLORBENCH_THREADS": "1", "OMP_NUM_THREADS": "2"}) as n:
+        assert n == 1
+    with pytest.raises(ValueError, match="positive integer"):
+        with threads.scoring_threads(0, environ={"COLORBENCH_THREADS": "0"}):
+            pass
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_for_this_process_and_later_ones(monkeypatch):
+    import os
+    import platform
+
+    from colorbench.core import allocator
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    took = allocator.keep_freed_memory()
+    assert took == (platform.libc_ver()[0] == "glibc")
+    assert int(os.environ["MALLOC_MMAP_THRESHOLD_"]) == allocator.MMAP_THRESHOLD
+    assert int(os.environ["MALLOC_TRIM_THRESHOLD_"]) == allocator.TRIM_THRESHOLD

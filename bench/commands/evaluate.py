@@ -57,6 +57,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from colorbench.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before the decoding and scoring processes start (they inherit it): 0.77x the CPU
     opts = dict(dataset_options(args.dataset_option, args.image_size, args.data_root)) if args.dataset else None
     evaluate_folder(args.pred, args.out, args.name, dataset=args.dataset, dataset_options=opts, target=args.target,
                     resize_pred=args.resize_pred, protocol=args.protocol, metrics=args.metrics, device=args.device,

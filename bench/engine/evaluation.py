@@ -174,13 +174,12 @@ class StructureReferenceSums:
     def _flush(self) -> None:
         if not self._buffer:
             return
+        from colorbench.metrics.image_quality import structure_reference_values
+
         x = torch.cat(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         self._buffer, self._buffered = [], 0
-        x = x.float().div_(255.0) if not x.is_floating_point() else x.float()
-        flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
-        blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate"), 7, 1)
-        for key, out in (("flat", flat), ("blur7", blur.clamp_(0.0, 1.0))):
-            self.sums[key] += float(self.MF.luma_ssim(out, x, grey_convention=self.grey).sum())
+        for key, values in structure_reference_values(x, self.grey).items():
+            self.sums[key] += float(values.sum())
         self.n += len(x)
 
     def compute(self) -> dict[str, Any] | None:

@@ -519,6 +519,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     Returns the written ``CellEntry`` (its record is in ``out``; the report is rewritten by the caller)."""
     import torch
 
+    from colorbench.core.threads import scoring_threads
     from colorbench.engine.evaluation import StructureReferenceSums, cached_structure_references, store_structure_references
     from colorbench.engine.protocols import get_protocol
     from colorbench.results.records import RunRecord, environment_versions
@@ -646,7 +647,7 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
                      and not state["real_bad"] and len(state["shapes"]) == 1 and isinstance(batch["pred"], torch.Tensor))
             if clean:
                 if target_dir is not None:
-                    state["sha"].update(real.numpy().tobytes())  # the digest of np.stack(images) (HWC), as before
+                    state["sha"].update(np.ascontiguousarray(real.numpy()))  # the digest of np.stack(images) (HWC), as before; no copy
                 real_chw = real.permute(0, 3, 1, 2).contiguous()
                 if refs_acc is not None:
                     refs_acc.update(real_chw)
@@ -667,9 +668,10 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     t1 = time.perf_counter()
     stream = pairs()
     try:
-        values, per_image, histograms = proto.score_batches(stream, names, device=dev, lpips_weights=lpips_weights,
-                                                            fid_weights=fid_weights, seed=seed, fid_real=fid_real,
-                                                            batch_size=eval_batch_size, workers=score_workers)
+        with scoring_threads(n_workers if dev.type == "cpu" and score_workers == 1 else 0):
+            values, per_image, histograms = proto.score_batches(stream, names, device=dev, lpips_weights=lpips_weights,
+                                                                fid_weights=fid_weights, seed=seed, fid_real=fid_real,
+                                                                batch_size=eval_batch_size, workers=score_workers)
     except Exception:
         for _ in stream:  # a metric failed: finish the pass so that the folder's own problems come first
             pass
