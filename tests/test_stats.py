@@ -227,3 +227,18 @@ def test_paired_bootstrap_reads_the_same_distribution_as_scipy():
     # scipy's own interval (quantiles at 0.025000000000000022) differs at most in the last bits
     assert (lo, hi) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12, abs=0)
     assert p == min(1.0, 2 * min(float(np.mean(dist <= 0)), float(np.mean(dist >= 0))))
+
+
+def test_bootstrap_in_batches_is_the_whole_draw_to_the_bit(monkeypatch):
+    """Resamples drawn a few at a time (bounded memory at 50,000 images) give the distribution drawn at once."""
+    import numpy as np
+
+    from colorbench.core import stats as core_stats
+
+    v = np.random.default_rng(0).normal(size=3001)
+    whole = core_stats.bootstrap_means(v, 5, 200)
+    assert core_stats.resample_batch(len(v)) >= 200  # small sets: one draw
+    monkeypatch.setattr(core_stats, "RESAMPLE_BATCH_VALUES", 7 * 3001)  # 7 resamples per draw
+    assert core_stats.resample_batch(len(v)) == 7
+    assert np.array_equal(core_stats.bootstrap_means(v, 5, 200), whole)
+    assert not np.array_equal(core_stats.bootstrap_means(v, 6, 200), whole)
