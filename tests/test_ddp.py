@@ -112,3 +112,43 @@ def test_nproc_per_cell_is_refused_with_the_process_and_ray_executors():
             make_executor(spec(executor=name, nproc_per_cell=2))
     with pytest.raises(ValueError, match="--nproc-per-cell must be an integer >= 1"):
         spec(nproc_per_cell=0)
+
+
+@pytest.mark.slow
+def test_a_rank_killed_on_every_attempt_ends_as_one_failed_row_and_the_grid_finishes(tmp_path, monkeypatch):
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV
+
+    # rank 1 of unet-l1's cell kills itself (SIGKILL) before step 1 of epoch 2, in every attempt (no marker file)
+    monkeypatch.setenv(KILL_HOOK_ENV, "unet-l1:2:1")
+    monkeypatch.setenv(KILL_RANK_ENV, "1")
+    monkeypatch.setenv(TIMEOUT_ENV, "20")  # a survivor never waits long in a collective (the launcher stops it first)
+    logs: list[str] = []
+    run(spec(methods=("unet-l1", "gray"), nproc_per_cell=2, epochs=2, retries=2, metrics=("mse",)),
+        out=tmp_path / "r", log=logs.append)
+    rd = RunDir(tmp_path / "r")
+    by_method = {c.method: c for c in rd.cells()}
+    assert set(by_method) == {"unet-l1", "gray"}
+    killed, other = rd.record(by_method["unet-l1"]), rd.record(by_method["gray"])
+    assert killed.status == "failed" and by_method["unet-l1"].attempts == 3
+    assert killed.error == "DistributedError: rank 1 died (signal 9), in each of 3 attempt(s) (--retries 2)"
+    assert other.status == "ok" and other.metrics["mse"].value is not None  # the rest of the grid finished
+    assert rd.info().status == "complete" and len(rd.records()) == 2  # one row per cell, the failed one included
+    assert [m for m in logs if "retrying" in m] == [
+        "    [unet-l1/shapes/s0] rank 1 died (signal 9); retrying (1/2)",
+        "    [unet-l1/shapes/s0] rank 1 died (signal 9); retrying (2/2)"]
+    # each retry resumed from the checkpoint of epoch 1 instead of training it again
+    assert sum("resuming unet-l1 (seed 0) after epoch 1/2" in m for m in logs) == 2, logs
+
+
+def test_the_collective_timeout_is_read_when_a_rank_joins_and_must_be_positive(monkeypatch):
+    from colorbench.engine.ddp import TIMEOUT_ENV, collective_timeout_s
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert collective_timeout_s() == 600.0
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    assert collective_timeout_s() == 2.5
+    for bad in ("0", "-3", "ten"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=f"COLORBENCH_DDP_TIMEOUT_S='{bad}' must be a positive number"):
+            collective_timeout_s()

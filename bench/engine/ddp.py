@@ -34,10 +34,28 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-#: Seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other ranks before it
-#: fails (``timeout`` of ``init_process_group``, gloo and NCCL): a rank that died never leaves the others waiting
-#: for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks started by torchrun.
-COLLECTIVE_TIMEOUT_S = float(os.environ.get("COLORBENCH_DDP_TIMEOUT_S", "600"))
+#: Environment variable: seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other
+#: ranks before it fails (``timeout`` of ``init_process_group``, gloo and NCCL; default 600): a rank that died never
+#: leaves the others waiting for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks
+#: started by torchrun.
+TIMEOUT_ENV = "COLORBENCH_DDP_TIMEOUT_S"
+
+
+def collective_timeout_s() -> float:
+    """:data:`TIMEOUT_ENV` read when a rank joins its group (not at import: the fork server imports this module
+    once, before a run or a test sets it).
+
+    Raises:
+        ValueError: the variable is not a positive number.
+    """
+    raw = os.environ.get(TIMEOUT_ENV, "600")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds (the default is 600)")
+    return seconds
 
 
 class RankDied(RuntimeError):
@@ -192,7 +210,7 @@ def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: i
         torch.cuda.set_device(rank)
     try:
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+                                timeout=datetime.timedelta(seconds=collective_timeout_s()))
         try:
             log = (lambda text: send(conn, ("log", text))) if rank == 0 else (lambda text: None)
             result = fn(task, None, log, Distributed(rank, world, backend))
@@ -299,7 +317,7 @@ def join_torchrun(device: str) -> Distributed:
         torch.cuda.set_device(local)
     backend = "nccl" if cuda else "gloo"
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+                            timeout=datetime.timedelta(seconds=collective_timeout_s()))
     _TORCHRUN = Distributed(rank, world, backend)
     return _TORCHRUN
 
@@ -335,7 +353,7 @@ def follow_cells(fn: Callable[..., Any]) -> int:
     """Ranks 1..N-1 of a torchrun launch: compute each cell rank 0 sends with it (``fn(task, None, log,
     dist)``: the same data order, rank 0 writes) until it sends None; returns the cells computed. A cell that
     raises here is reported on stderr; rank 0 records it as failed (it fails there too, or waits at most
-    :data:`COLLECTIVE_TIMEOUT_S` for this rank)."""
+    :func:`collective_timeout_s` for this rank)."""
     import sys
 
     import torch.distributed as dist
