@@ -152,3 +152,111 @@ def test_the_collective_timeout_is_read_when_a_rank_joins_and_must_be_positive(m
         monkeypatch.setenv(TIMEOUT_ENV, bad)
         with pytest.raises(ValueError, match=f"COLORBENCH_DDP_TIMEOUT_S='{bad}' must be a positive number"):
             collective_timeout_s()
+
+
+class _Store:
+    """The ``check``/``set`` of a ``torch.distributed.Store``, in a dict."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def set(self, key: str, value: str) -> None:
+        self.keys.add(key)
+
+    def check(self, keys: list[str]) -> bool:
+        return all(k in self.keys for k in keys)
+
+
+def test_await_ranks_names_the_ranks_that_never_reported_a_cell(monkeypatch):
+    from colorbench.engine.ddp import _done_key, await_ranks
+
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    store = _Store()
+    store.set(_done_key(3, 1), "1")
+    store.set(_done_key(3, 3), "1")
+    assert await_ranks(store, 3, world=4, timeout_s=0.2, poll_s=0.01) == [2]
+    store.set(_done_key(3, 2), "1")
+    assert await_ranks(store, 3, world=4, timeout_s=5) == []
+    assert await_ranks(store, 4, world=2, timeout_s=0.05, poll_s=0.01) == [1]  # another cell: its own keys
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # a restarted group does not see the first group's reports
+    assert await_ranks(store, 3, world=4, timeout_s=0.05, poll_s=0.01) == [1, 2, 3]
+
+
+def test_torchrun_executor_leaves_a_cell_whose_rank_is_gone_unfinished_and_records_its_own_errors(monkeypatch):
+    from colorbench.engine import ddp
+    from colorbench.engine.executors import TorchrunExecutor
+
+    tasks = [types.SimpleNamespace(entry=types.SimpleNamespace(method=m, dataset="shapes", seed=0))
+             for m in ("gray", "unet-l1")]
+    calls: list[str] = []
+    monkeypatch.setattr(ddp, "end_cells", lambda: calls.append("end"))
+
+    def lead(fn, task, data, log):
+        if task.entry.method == "gray":
+            raise ValueError("the cell's own error")
+        raise ddp.GroupBroken("rank(s) 1 of the torchrun launch stopped answering during this cell") from OSError("x")
+
+    monkeypatch.setattr(ddp, "lead_cell", lead)
+    monkeypatch.setattr("colorbench.engine.cell.failed_result", lambda task, error: ("failed", error))
+    finished: list = []
+    ex = TorchrunExecutor(spec(nproc_per_cell=2))
+    with pytest.raises(ddp.GroupBroken, match=r"^cell unet-l1/shapes/s0: rank\(s\) 1 of the torchrun launch") as err:
+        ex.run(tasks, {"shapes": None}, lambda t: calls.append(f"start {t.entry.method}"),
+               lambda t, r: finished.append((t.entry.method, r)), print)
+    assert isinstance(err.value.__cause__, OSError)
+    # the own error is a failed row; the broken group's cell gets no row, and nothing is broadcast to the lost rank
+    assert finished == [("gray", ("failed", "DistributedError: ValueError: the cell's own error"))]
+    assert calls == ["start gray", "start unet-l1"]
+
+
+def _torchrun(out, *torchrun_args: str, env: dict | None = None, epochs: int = 2):
+    import os
+    import subprocess
+    import sys
+
+    from colorbench.engine.ddp import _free_port
+
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+            *torchrun_args, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
+            "--dataset-option", "n_test=16", "--dataset-option", "n_train=64", "--dataset-option", "size=32",
+            "--epochs", str(epochs), "--metrics", "mse", "--out", str(out), "--no-progress"]
+    return subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_the_cell_bit_identically(tmp_path):
+    import numpy as np
+
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV
+
+    from test_engine import numbers
+
+    whole = _torchrun(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    # rank 1 is SIGKILLed before step 1 of epoch 2, once (the marker file); torchrun restarts both ranks
+    kill_once = {KILL_HOOK_ENV: f"unet-l1:2:1:{tmp_path / 'killed-once'}", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    restarted = _torchrun(tmp_path / "restarted", "--max-restarts", "1", env=kill_once)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert (tmp_path / "killed-once").is_file()
+    assert "resuming unet-l1 (seed 0) after epoch 1/2" in restarted.stdout, restarted.stdout[-3000:]
+    a, b = RunDir(tmp_path / "whole"), RunDir(tmp_path / "restarted")
+    assert numbers(b) == numbers(a)  # losses, metrics and per-image values: ==
+    (ca,), (cb,) = a.cells(), b.cells()
+    assert a.record(ca).status == "ok" and cb.key == ca.key
+    with np.load(a.path / "arrays" / "samples_shapes.npz") as za, np.load(b.path / "arrays" / "samples_shapes.npz") as zb:
+        assert za.files == zb.files and all(np.array_equal(za[k], zb[k]) for k in za.files)  # the colorized samples
+    # no restart allowed, rank 1 killed again: the launch fails naming rank 1 and its signal (torchrun's summary),
+    # rank 0 says what happened, and the cell is left unfinished with its checkpoint (no failed row), to resume
+    kill_always = {KILL_HOOK_ENV: "unet-l1:2:1", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    stopped = _torchrun(tmp_path / "stopped", env=kill_always)
+    assert stopped.returncode != 0
+    assert "colorbench: rank 0: stopped by SIGTERM: torchrun stops every rank when one of them fails" in stopped.stderr
+    assert "exit status 143" in stopped.stderr
+    summary = stopped.stderr[stopped.stderr.index("Root Cause"):]
+    assert "rank      : 1 (local_rank: 1)" in summary and "Signal 9 (SIGKILL)" in summary, summary
+    rd = RunDir(tmp_path / "stopped")
+    (cell,) = rd.cells()
+    assert cell.status == "running" and rd.records() == []
+    assert (rd.checkpoint_dir(cell) / "last.pt").is_file()

@@ -332,7 +332,11 @@ class LocalExecutor(Executor):
 class TorchrunExecutor(Executor):
     """Cells one after another, each trained by all the ranks of a torchrun launch (``torchrun --nproc-per-node N
     -m colorbench.commands.cli run ...``): this process (rank 0) sends each cell to the other ranks
-    (:func:`colorbench.engine.ddp.follow_cells`), trains it with them, evaluates it and writes it."""
+    (:func:`colorbench.engine.ddp.follow_cells`), trains it with them, evaluates it and writes it.
+
+    A cell's own error is a failed row and the next cell runs; a rank gone (``GroupBroken``) or the agent's SIGTERM
+    (``LaunchStopped``) ends the run with the cell unfinished and its checkpoint kept, for torchrun's restart
+    (``--max-restarts``) or a rerun to resume it (:mod:`colorbench.engine.ddp`)."""
 
     name = "torchrun"
 
@@ -341,18 +345,18 @@ class TorchrunExecutor(Executor):
 
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import execute_cell, failed_result
-        from colorbench.engine.ddp import end_cells, lead_cell
+        from colorbench.engine.ddp import GroupBroken, end_cells, lead_cell
 
-        try:
-            for task in tasks:
-                started(task)
-                try:
-                    result = lead_cell(execute_cell, task, datasets[task.entry.dataset], _prefixed(log, task.entry))
-                except Exception as exc:  # noqa: BLE001 - a failing cell is a failed row, the next one runs
-                    result = failed_result(task, f"DistributedError: {type(exc).__name__}: {exc}")
-                finished(task, result)
-        finally:
-            end_cells()
+        for task in tasks:
+            started(task)
+            try:
+                result = lead_cell(execute_cell, task, datasets[task.entry.dataset], _prefixed(log, task.entry))
+            except GroupBroken as exc:
+                raise GroupBroken(f"cell {cell_label(task.entry)}: {exc}") from exc.__cause__
+            except Exception as exc:  # noqa: BLE001 - a failing cell is a failed row, the next one runs
+                result = failed_result(task, f"DistributedError: {type(exc).__name__}: {exc}")
+            finished(task, result)
+        end_cells()  # not after a rank is gone or a SIGTERM: the broadcast would wait for ranks that are gone
 
 
 def _signal_name(exitcode: int | None) -> str:
