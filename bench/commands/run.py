@@ -99,7 +99,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dataset option, repeatable (see `colorbench list datasets`); DATASET.KEY=VALUE applies to one dataset of --datasets")
     p.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
     p.add_argument("--data-root", default=None,
-                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "
+                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT), or a storage URI "
+                        "(s3://, gs://, file://: image-folder, cyclegan-folder and ucmerced, fetched once per node); "
                         "shortcut for --dataset-option data_root=DIR")
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip undecodable image files and count them in the record (standard datasets)")

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 
 from colorbench.engine.ddp import receive, send, worker_context
+from colorbench.engine.storage import NODE_CACHE_ENV, node_cache_dir  # noqa: F401 - re-exported (tests, plugins)
 
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
@@ -582,22 +583,8 @@ def ray_gpus_per_cell(device: str, requested: float | None, cluster_gpus: float)
     return dev, gpus
 
 
-#: Environment variable naming a Ray node's folder of decoded datasets (default: the node user's cache,
-#: ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``); ``--node-cache-dir`` sets it for a run.
-NODE_CACHE_ENV = "COLORBENCH_NODE_CACHE_DIR"
-
-
 class DataNotOnNode(ValueError):
     """A dataset folder the driver named does not exist on the node that was to compute the cell."""
-
-
-def node_cache_dir(option: str | None = None) -> Path:
-    """This node's folder of decoded datasets: ``option`` (``--node-cache-dir``), else ``$COLORBENCH_NODE_CACHE_DIR``,
-    else the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``)."""
-    chosen = option or os.environ.get(NODE_CACHE_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
 
 
 def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
@@ -618,9 +605,11 @@ def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
     from colorbench.engine.data import load_dataset
     from colorbench.engine.spec import dataset_options_for
 
+    from colorbench.engine.storage import is_data_uri
+
     options = dict(dataset_options_for(spec, name))
     root = options.get("data_root")
-    if root is not None and not Path(root).is_dir():
+    if root is not None and not is_data_uri(root) and not Path(root).is_dir():  # a URI is fetched by load_dataset
         raise DataNotOnNode(
             f"dataset {name}: the data folder {root} (--data-root on the driver) does not exist on Ray node "
             f"{socket.gethostname()}; give --data-root as the workers see it (the same mount on every node), or "
