@@ -260,3 +260,40 @@ def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_
     (cell,) = rd.cells()
     assert cell.status == "running" and rd.records() == []
     assert (rd.checkpoint_dir(cell) / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ranks_started_without_torchrun_record_a_shared_error_and_stop_when_a_rank_is_gone(tmp_path):
+    """Two ranks started as any launcher would (RANK, WORLD_SIZE, ... set; no agent to stop rank 0): unet-l1 fails
+    on both ranks (its last batch of 1 image cannot be split), which every rank reports, so it is a failed row;
+    then rank 1 is SIGKILLed in pix2pix, which never reports, so rank 0 stops with the cell left to resume."""
+    import os
+    import subprocess
+    import sys
+
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV, _free_port
+
+    out = tmp_path / "r"
+    port = str(_free_port())
+    args = [sys.executable, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1,pix2pix", "--dataset",
+            "shapes", "--dataset-option", "n_test=16", "--dataset-option", "n_train=33", "--dataset-option", "size=32",
+            "--epochs", "1", "--metrics", "mse", "--out", str(out), "--no-progress"]
+    base = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+            KILL_HOOK_ENV: "pix2pix:1:1", KILL_RANK_ENV: "1", TIMEOUT_ENV: "3"}
+    logs = [(tmp_path / f"rank{r}.out").open("w") for r in (0, 1)]  # files: a full pipe would block a rank
+    ranks = [subprocess.Popen(args, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=logs[r],
+                              stderr=subprocess.STDOUT) for r in (0, 1)]
+    for rank, log in zip(ranks, logs):
+        rank.wait(timeout=300)
+        log.close()
+    err0 = (tmp_path / "rank0.out").read_text()
+    assert ranks[1].returncode == -9
+    assert ranks[0].returncode == 143, err0[-3000:]
+    assert ("colorbench: rank 0: cell pix2pix/shapes/s0: rank(s) 1 of the torchrun launch stopped answering during "
+            "this cell (") in err0, err0[-3000:]
+    rd = RunDir(out)
+    by_method = {c.method: c for c in rd.cells()}
+    assert by_method["unet-l1"].status == "failed" and by_method["pix2pix"].status == "running"
+    (rec,) = rd.records()
+    assert rec.method == "unet-l1" and "cannot be split over --nproc-per-cell 2" in rec.error

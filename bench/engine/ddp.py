@@ -403,8 +403,9 @@ def lead_cell(fn: Callable[..., Any], task: Any, data: Any, log: Callable[[str],
     """Rank 0 of a torchrun launch: send ``task`` to the other ranks, then compute it with them.
 
     Raises:
-        GroupBroken: the cell raised and a rank did not report its end within :func:`collective_timeout_s` and 30 s
-            (it died: torchrun names it); the cell's error is the cause.
+        GroupBroken: the cell raised and a rank did not report its end within :func:`collective_timeout_s` plus as
+            much again, at most 30 s (a live rank reports once its own collective timed out; one that does not is
+            gone, and torchrun names it); the cell's error is the cause.
         Exception: the cell's own error, every rank having reported (the executor records a failed row).
     """
     global _CELLS_SEEN
@@ -418,7 +419,8 @@ def lead_cell(fn: Callable[..., Any], task: Any, data: Any, log: Callable[[str],
         return fn(task, data, log, _TORCHRUN)
     except Exception as exc:
         world = _TORCHRUN.world  # type: ignore[union-attr]
-        missing = await_ranks(_store(), cell, world, collective_timeout_s() + 30)
+        timeout = collective_timeout_s()
+        missing = await_ranks(_store(), cell, world, timeout + min(30.0, timeout))
         if missing:
             first = (str(exc).strip().splitlines() or [""])[0]
             raise GroupBroken(f"rank(s) {', '.join(map(str, missing))} of the torchrun launch stopped answering "
