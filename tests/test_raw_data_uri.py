@@ -97,6 +97,7 @@ def test_a_memory_uri_gives_the_numbers_of_the_folder_and_ray_s_node_loader_take
         engine_data._load_dataset_cached.cache_clear()
         data = node_dataset(_spec(uri), "image-folder", str(tmp_path / "ray-node"))
         assert data.info["data_root"] == uri and len(data.train) + len(data.test) == 16
+        assert Path(data.info["raw_copy"]["copy"]).parent == tmp_path / "ray-node" / "raw"  # that node's cache
     finally:
         fsspec.filesystem("memory").rm(f"/{bucket}", recursive=True)
 

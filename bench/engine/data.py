@@ -27,16 +27,18 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
     return DATASETS.get(name)(**dict(options)).load()
 
 
-def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
+def load_dataset(spec: RunSpec, name: str | None = None, node_cache: str | None = None) -> DatasetSplits:
     """Load (once per process) one dataset of the spec, with the protocol's resize options (unless given) and
     only the protocol's test images (colorbench.engine.protocols). A ``data_root`` that is a storage URI is
-    fetched first into this node's cache (:func:`local_data_root`) and read from there; the record keeps the URI."""
+    fetched first into this node's cache (``node_cache``, else ``--node-cache-dir``, else
+    :func:`colorbench.engine.storage.node_cache_dir`: :func:`local_data_root`) and read from there; the record
+    keeps the URI."""
     name = name or spec.dataset_names()[0]
     proto = get_protocol(spec.protocol)
     given = proto.dataset_options(name, dict(dataset_options_for(spec, name)))
     raw_copy = None
     if storage.is_data_uri(given.get("data_root")):
-        given["data_root"], raw_copy = local_data_root(name, given, spec.node_cache_dir)
+        given["data_root"], raw_copy = local_data_root(name, given, node_cache or spec.node_cache_dir)
     options = tuple(sorted(given.items()))
     try:
         hash(options)

@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 
 from colorbench.engine.ddp import receive, send, worker_context
-from colorbench.engine.storage import NODE_CACHE_ENV, node_cache_dir  # noqa: F401 - re-exported (tests, plugins)
+from colorbench.engine.storage import NODE_CACHE_ENV, is_data_uri, node_cache_dir  # noqa: F401 - NODE_CACHE_ENV re-exported
 
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
@@ -605,8 +605,6 @@ def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
     from colorbench.engine.data import load_dataset
     from colorbench.engine.spec import dataset_options_for
 
-    from colorbench.engine.storage import is_data_uri
-
     options = dict(dataset_options_for(spec, name))
     root = options.get("data_root")
     if root is not None and not is_data_uri(root) and not Path(root).is_dir():  # a URI is fetched by load_dataset
@@ -620,7 +618,7 @@ def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
     cache.mkdir(parents=True, exist_ok=True)
     ident = hashlib.sha256(json.dumps([name, sorted(options.items())], default=str).encode()).hexdigest()[:16]
     with FileLock(str(cache / f".lock-{name}-{ident}")):  # one task per node decodes; the others wait, then map
-        return load_dataset(spec, name)
+        return load_dataset(spec, name, node_cache=str(cache))  # a --data-root URI: fetched into this cache too
 
 
 def _cell_scratch(task: Any, prefix: str | None) -> Path:
