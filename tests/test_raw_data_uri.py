@@ -145,3 +145,42 @@ def test_a_cyclegan_folder_fetches_only_the_side_it_reads(tmp_path, node_cache):
         assert len(data.train) == 3 and len(data.test) == 3 and data.info["raw_copy"]["files"] == 6
     finally:
         fs.rm(f"/{bucket}", recursive=True)
+
+
+def test_processes_of_one_node_fetch_a_uri_once_under_the_lock(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from colorbench.core import fsio
+    from colorbench.engine.storage import fetch_raw_folders
+
+    src = _images(tmp_path / "src")
+    fills = []
+    real = fsio.atomic_write_dir
+
+    def slow_fill(path, fill, replace=True):  # a fetch that takes a while: the others must wait, then reuse it
+        fills.append(path)
+        time.sleep(0.3)
+        return real(path, fill, replace=replace)
+
+    monkeypatch.setattr(fsio, "atomic_write_dir", slow_fill)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(fetch_raw_folders(src.as_uri(), ["pics"], tmp_path / "nc",
+                                                                            "image-folder")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fills) == 1 and len(got) == 3
+    assert len({str(local) for local, _ in got}) == 1 and len({json_key(r) for _, r in got}) == 1
+    (local, record), *_ = got
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*.png")) == \
+        sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+    assert record["bytes"] == sum(p.stat().st_size for p in src.rglob("*.png"))
+
+
+def json_key(record: dict) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True)
