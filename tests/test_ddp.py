@@ -112,3 +112,188 @@ def test_nproc_per_cell_is_refused_with_the_process_and_ray_executors():
             make_executor(spec(executor=name, nproc_per_cell=2))
     with pytest.raises(ValueError, match="--nproc-per-cell must be an integer >= 1"):
         spec(nproc_per_cell=0)
+
+
+@pytest.mark.slow
+def test_a_rank_killed_on_every_attempt_ends_as_one_failed_row_and_the_grid_finishes(tmp_path, monkeypatch):
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV
+
+    # rank 1 of unet-l1's cell kills itself (SIGKILL) before step 1 of epoch 2, in every attempt (no marker file)
+    monkeypatch.setenv(KILL_HOOK_ENV, "unet-l1:2:1")
+    monkeypatch.setenv(KILL_RANK_ENV, "1")
+    monkeypatch.setenv(TIMEOUT_ENV, "20")  # a survivor never waits long in a collective (the launcher stops it first)
+    logs: list[str] = []
+    run(spec(methods=("unet-l1", "gray"), nproc_per_cell=2, epochs=2, retries=2, metrics=("mse",)),
+        out=tmp_path / "r", log=logs.append)
+    rd = RunDir(tmp_path / "r")
+    by_method = {c.method: c for c in rd.cells()}
+    assert set(by_method) == {"unet-l1", "gray"}
+    killed, other = rd.record(by_method["unet-l1"]), rd.record(by_method["gray"])
+    assert killed.status == "failed" and by_method["unet-l1"].attempts == 3
+    assert killed.error == "DistributedError: rank 1 died (signal 9), in each of 3 attempt(s) (--retries 2)"
+    assert other.status == "ok" and other.metrics["mse"].value is not None  # the rest of the grid finished
+    assert rd.info().status == "complete" and len(rd.records()) == 2  # one row per cell, the failed one included
+    assert [m for m in logs if "retrying" in m] == [
+        "    [unet-l1/shapes/s0] rank 1 died (signal 9); retrying (1/2)",
+        "    [unet-l1/shapes/s0] rank 1 died (signal 9); retrying (2/2)"]
+    # each retry resumed from the checkpoint of epoch 1 instead of training it again
+    assert sum("resuming unet-l1 (seed 0) after epoch 1/2" in m for m in logs) == 2, logs
+
+
+def test_the_collective_timeout_is_read_when_a_rank_joins_and_must_be_positive(monkeypatch):
+    from colorbench.engine.ddp import TIMEOUT_ENV, collective_timeout_s
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert collective_timeout_s() == 600.0
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    assert collective_timeout_s() == 2.5
+    for bad in ("0", "-3", "ten"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=f"COLORBENCH_DDP_TIMEOUT_S='{bad}' must be a positive number"):
+            collective_timeout_s()
+
+
+class _Store:
+    """The ``check``/``set`` of a ``torch.distributed.Store``, in a dict."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def set(self, key: str, value: str) -> None:
+        self.keys.add(key)
+
+    def check(self, keys: list[str]) -> bool:
+        return all(k in self.keys for k in keys)
+
+
+def test_await_ranks_names_the_ranks_that_never_reported_a_cell(monkeypatch):
+    from colorbench.engine.ddp import _done_key, await_ranks
+
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    store = _Store()
+    store.set(_done_key(3, 1), "1")
+    store.set(_done_key(3, 3), "1")
+    assert await_ranks(store, 3, world=4, timeout_s=0.2, poll_s=0.01) == [2]
+    store.set(_done_key(3, 2), "1")
+    assert await_ranks(store, 3, world=4, timeout_s=5) == []
+    assert await_ranks(store, 4, world=2, timeout_s=0.05, poll_s=0.01) == [1]  # another cell: its own keys
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # a restarted group does not see the first group's reports
+    assert await_ranks(store, 3, world=4, timeout_s=0.05, poll_s=0.01) == [1, 2, 3]
+
+
+def test_torchrun_executor_leaves_a_cell_whose_rank_is_gone_unfinished_and_records_its_own_errors(monkeypatch):
+    from colorbench.engine import ddp
+    from colorbench.engine.executors import TorchrunExecutor
+
+    tasks = [types.SimpleNamespace(entry=types.SimpleNamespace(method=m, dataset="shapes", seed=0))
+             for m in ("gray", "unet-l1")]
+    calls: list[str] = []
+    monkeypatch.setattr(ddp, "end_cells", lambda: calls.append("end"))
+
+    def lead(fn, task, data, log):
+        if task.entry.method == "gray":
+            raise ValueError("the cell's own error")
+        raise ddp.GroupBroken("rank(s) 1 of the torchrun launch stopped answering during this cell") from OSError("x")
+
+    monkeypatch.setattr(ddp, "lead_cell", lead)
+    monkeypatch.setattr("colorbench.engine.cell.failed_result", lambda task, error: ("failed", error))
+    finished: list = []
+    ex = TorchrunExecutor(spec(nproc_per_cell=2))
+    with pytest.raises(ddp.GroupBroken, match=r"^cell unet-l1/shapes/s0: rank\(s\) 1 of the torchrun launch") as err:
+        ex.run(tasks, {"shapes": None}, lambda t: calls.append(f"start {t.entry.method}"),
+               lambda t, r: finished.append((t.entry.method, r)), print)
+    assert isinstance(err.value.__cause__, OSError)
+    # the own error is a failed row; the broken group's cell gets no row, and nothing is broadcast to the lost rank
+    assert finished == [("gray", ("failed", "DistributedError: ValueError: the cell's own error"))]
+    assert calls == ["start gray", "start unet-l1"]
+
+
+def _torchrun(out, *torchrun_args: str, env: dict | None = None, epochs: int = 2):
+    import os
+    import subprocess
+    import sys
+
+    from colorbench.engine.ddp import _free_port
+
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+            *torchrun_args, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
+            "--dataset-option", "n_test=16", "--dataset-option", "n_train=64", "--dataset-option", "size=32",
+            "--epochs", str(epochs), "--metrics", "mse", "--out", str(out), "--no-progress"]
+    return subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_the_cell_bit_identically(tmp_path):
+    import numpy as np
+
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV
+
+    from test_engine import numbers
+
+    whole = _torchrun(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    # rank 1 is SIGKILLed before step 1 of epoch 2, once (the marker file); torchrun restarts both ranks
+    kill_once = {KILL_HOOK_ENV: f"unet-l1:2:1:{tmp_path / 'killed-once'}", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    restarted = _torchrun(tmp_path / "restarted", "--max-restarts", "1", env=kill_once)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert (tmp_path / "killed-once").is_file()
+    assert "resuming unet-l1 (seed 0) after epoch 1/2" in restarted.stdout, restarted.stdout[-3000:]
+    a, b = RunDir(tmp_path / "whole"), RunDir(tmp_path / "restarted")
+    assert numbers(b) == numbers(a)  # losses, metrics and per-image values: ==
+    (ca,), (cb,) = a.cells(), b.cells()
+    assert a.record(ca).status == "ok" and cb.key == ca.key
+    with np.load(a.path / "arrays" / "samples_shapes.npz") as za, np.load(b.path / "arrays" / "samples_shapes.npz") as zb:
+        assert za.files == zb.files and all(np.array_equal(za[k], zb[k]) for k in za.files)  # the colorized samples
+    # no restart allowed, rank 1 killed again: the launch fails naming rank 1 and its signal (torchrun's summary),
+    # rank 0 says what happened, and the cell is left unfinished with its checkpoint (no failed row), to resume
+    kill_always = {KILL_HOOK_ENV: "unet-l1:2:1", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    stopped = _torchrun(tmp_path / "stopped", env=kill_always)
+    assert stopped.returncode != 0
+    assert "colorbench: rank 0: stopped by SIGTERM: torchrun stops every rank when one of them fails" in stopped.stderr
+    assert "exit status 143" in stopped.stderr
+    summary = stopped.stderr[stopped.stderr.index("Root Cause"):]
+    assert "rank      : 1 (local_rank: 1)" in summary and "Signal 9 (SIGKILL)" in summary, summary
+    rd = RunDir(tmp_path / "stopped")
+    (cell,) = rd.cells()
+    assert cell.status == "running" and rd.records() == []
+    assert (rd.checkpoint_dir(cell) / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ranks_started_without_torchrun_record_a_shared_error_and_stop_when_a_rank_is_gone(tmp_path):
+    """Two ranks started as any launcher would (RANK, WORLD_SIZE, ... set; no agent to stop rank 0): unet-l1 fails
+    on both ranks (its last batch of 1 image cannot be split), which every rank reports, so it is a failed row;
+    then rank 1 is SIGKILLed in pix2pix, which never reports, so rank 0 stops with the cell left to resume."""
+    import os
+    import subprocess
+    import sys
+
+    from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
+    from colorbench.engine.ddp import TIMEOUT_ENV, _free_port
+
+    out = tmp_path / "r"
+    port = str(_free_port())
+    args = [sys.executable, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1,pix2pix", "--dataset",
+            "shapes", "--dataset-option", "n_test=16", "--dataset-option", "n_train=33", "--dataset-option", "size=32",
+            "--epochs", "1", "--metrics", "mse", "--out", str(out), "--no-progress"]
+    base = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+            KILL_HOOK_ENV: "pix2pix:1:1", KILL_RANK_ENV: "1", TIMEOUT_ENV: "3"}
+    logs = [(tmp_path / f"rank{r}.out").open("w") for r in (0, 1)]  # files: a full pipe would block a rank
+    ranks = [subprocess.Popen(args, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=logs[r],
+                              stderr=subprocess.STDOUT) for r in (0, 1)]
+    for rank, log in zip(ranks, logs):
+        rank.wait(timeout=300)
+        log.close()
+    err0 = (tmp_path / "rank0.out").read_text()
+    assert ranks[1].returncode == -9
+    assert ranks[0].returncode == 143, err0[-3000:]
+    assert ("colorbench: rank 0: cell pix2pix/shapes/s0: rank(s) 1 of the torchrun launch stopped answering during "
+            "this cell (") in err0, err0[-3000:]
+    rd = RunDir(out)
+    by_method = {c.method: c for c in rd.cells()}
+    assert by_method["unet-l1"].status == "failed" and by_method["pix2pix"].status == "running"
+    (rec,) = rd.records()
+    assert rec.method == "unet-l1" and "cannot be split over --nproc-per-cell 2" in rec.error

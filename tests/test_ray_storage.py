@@ -211,6 +211,23 @@ def test_cross_domain_and_saved_checkpoints_come_back_from_ray(tmp_path, cluster
 
 
 @pytest.mark.slow
+def test_a_ray_node_fetches_a_data_root_uri_into_its_own_cache(tmp_path, cluster, monkeypatch):
+    from test_raw_data_uri import _images
+
+    src = _images(tmp_path / "src")
+    monkeypatch.setenv(NODE_CACHE_ENV, str(tmp_path / "driver-cache"))  # the driver loads it too (to plan)
+    opts = (("data_root", src.as_uri()), ("path", "pics"), ("size", 32), ("resize", "resize"))
+    s = dict(methods=("unet-l1",), epochs=1, dataset="image-folder")
+    run(spec(**s, dataset_options=(("data_root", str(src)),) + opts[1:]), out=tmp_path / "local", **QUIET)
+    run(spec(**s, dataset_options=opts, executor="ray"), out=tmp_path / "ray", **QUIET)
+    assert numbers(RunDir(tmp_path / "ray")) == numbers(RunDir(tmp_path / "local"))
+    (rec,) = RunDir(tmp_path / "ray").records()
+    copy = Path(rec.dataset["raw_copy"]["copy"])
+    assert rec.status == "ok" and copy.parent == cluster.node_dirs["a"][1] / "raw"  # node A's copy, read there
+    assert len(list(copy.rglob("*.png"))) == 16
+
+
+@pytest.mark.slow
 def test_killing_the_node_of_a_half_trained_cell_resumes_it_on_another_node(tmp_path, cluster, monkeypatch):
     """Node A trains the cell and checkpoints epoch 1 into the storage (a folder standing in for a bucket), then
     pauses in epoch 2; node B joins and node A is removed; Ray retries the cell on node B, which resumes from

@@ -6,7 +6,8 @@ its arguments added (``--help`` lists the verbs from the table alone).
 
 Exit status (see :data:`EXIT_STATUS`): 0 success; 1 the command finished and wrote everything, but a requested
 method failed (``run``) or a value drifted (``check``); 2 a bad argument or input, found before any work;
-3 an output file could not be written (e.g. the disk is full); 141 stdout was closed early (``| head``).
+3 an output file could not be written (e.g. the disk is full); 141 stdout was closed early (``| head``);
+143 a torchrun launch lost a rank or was stopped (``run``; rerunning resumes).
 """
 
 from __future__ import annotations

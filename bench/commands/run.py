@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from colorbench.commands.args import dataset_options, split_names
-from colorbench.commands.exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WRITE
+from colorbench.commands.exit import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_WRITE
 from colorbench.commands.grid_cli import add_arguments as add_grid_arguments
 from colorbench.core.grey import GREY_CONVENTIONS, Grey
 from colorbench.engine.plugins import add_plugin_argument
@@ -98,7 +99,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dataset option, repeatable (see `colorbench list datasets`); DATASET.KEY=VALUE applies to one dataset of --datasets")
     p.add_argument("--image-size", type=int, default=None, help="shortcut for --dataset-option size=N")
     p.add_argument("--data-root", default=None,
-                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT); "
+                   help="folder holding the standard datasets (default: $COLORBENCH_DATA_ROOT), or a storage URI "
+                        "(s3://, gs://, file://: image-folder, cyclegan-folder and ucmerced, fetched once per node); "
                         "shortcut for --dataset-option data_root=DIR")
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip undecodable image files and count them in the record (standard datasets)")
@@ -170,8 +172,34 @@ def run(args: argparse.Namespace) -> int:
             follow_cells(execute_cell)
             return EXIT_OK
         spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
+        return _run_torchrun_lead(spec, args)
     t0 = time.perf_counter()
-    run_dir = run_grid(spec, out=args.out)
+    return _finish(run_grid(spec, out=args.out), t0)
+
+
+def _run_torchrun_lead(spec: object, args: argparse.Namespace) -> int:
+    """Rank 0 of a torchrun launch: the grid, ended cleanly (cell left resumable, exit status 143) when a rank is
+    lost or torchrun's agent sends SIGTERM (it stops every rank when one fails; ``--max-restarts`` then starts them
+    again, and they resume the cell from its last checkpoint)."""
+    from colorbench.engine.ddp import GroupBroken, LaunchStopped, stop_on_sigterm
+    from colorbench.engine.grid import run as run_grid
+
+    stop_on_sigterm()
+    t0 = time.perf_counter()
+    try:
+        run_dir = run_grid(spec, out=args.out)
+    except (GroupBroken, LaunchStopped) as exc:
+        why = ("stopped by SIGTERM: torchrun stops every rank when one of them fails (its summary names the rank "
+               "and how it ended)") if isinstance(exc, LaunchStopped) else str(exc)
+        print(f"colorbench: rank 0: {why}. The unfinished cell keeps its last checkpoint in the run directory: "
+              "torchrun --max-restarts N restarts the ranks, which resume it, or run the same command again; exit "
+              f"status {EXIT_STOPPED}", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
+    return _finish(run_dir, t0)
+
+
+def _finish(run_dir: Path, t0: float) -> int:
+    """Print the leaderboard and the wall time; the exit status from the records."""
     print(f"\n{(run_dir / 'leaderboard.md').read_text()}" if (run_dir / "leaderboard.md").exists() else "")
     print(f"report written to {run_dir.resolve()}")
     print(f"wall time: {time.perf_counter() - t0:.1f} s")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from colorbench.datasets import DATASETS, DatasetSplits, ImageSet
 from colorbench.core.color import rgb_to_grey
 from colorbench.datasets.base import Batch
 from colorbench.methods import METHODS
+from colorbench.engine import storage
 from colorbench.engine.protocols import get_protocol
 from colorbench.engine.spec import RunSpec, dataset_options_for
 
@@ -25,17 +27,70 @@ def _load_dataset_cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dat
     return DATASETS.get(name)(**dict(options)).load()
 
 
-def load_dataset(spec: RunSpec, name: str | None = None) -> DatasetSplits:
+def load_dataset(spec: RunSpec, name: str | None = None, node_cache: str | None = None) -> DatasetSplits:
     """Load (once per process) one dataset of the spec, with the protocol's resize options (unless given) and
-    only the protocol's test images (colorbench.engine.protocols)."""
+    only the protocol's test images (colorbench.engine.protocols). A ``data_root`` that is a storage URI is
+    fetched first into this node's cache (``node_cache``, else ``--node-cache-dir``, else
+    :func:`colorbench.engine.storage.node_cache_dir`: :func:`local_data_root`) and read from there; the record
+    keeps the URI."""
     name = name or spec.dataset_names()[0]
     proto = get_protocol(spec.protocol)
-    options = tuple(sorted(proto.dataset_options(name, dict(dataset_options_for(spec, name))).items()))
+    given = proto.dataset_options(name, dict(dataset_options_for(spec, name)))
+    raw_copy = None
+    if storage.is_data_uri(given.get("data_root")):
+        given["data_root"], raw_copy = local_data_root(name, given, node_cache or spec.node_cache_dir)
+    options = tuple(sorted(given.items()))
     try:
         hash(options)
     except TypeError:  # an unhashable option value (a list): no cache
-        return proto.restrict_test(DATASETS.get(name)(**dict(options)).load())
-    return proto.restrict_test(_load_dataset_cached(name, options))
+        data = DATASETS.get(name)(**dict(options)).load()
+    else:
+        data = _load_dataset_cached(name, options)
+    if raw_copy is not None:  # what the user gave, and where this node read it
+        data.info["data_root"] = raw_copy["uri"]
+        data.info["raw_copy"] = raw_copy
+    return proto.restrict_test(data)
+
+
+@functools.lru_cache(maxsize=8)
+def _fetched(name: str, uri: str, folders: tuple[str, ...], cache_dir: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    local, record = storage.fetch_raw_folders(uri, folders, Path(cache_dir), name)
+    return str(local), tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in record.items()))
+
+
+def uri_datasets() -> list[str]:
+    """The registered datasets whose raw files can come from a storage URI (their loader names its folders:
+    ``raw_folders``)."""
+    from colorbench.datasets.standard.pipeline import StandardDataset
+
+    return [n for n, cls in DATASETS.items()
+            if isinstance(cls, type) and issubclass(cls, StandardDataset)
+            and cls.raw_folders is not StandardDataset.raw_folders]
+
+
+def local_data_root(name: str, options: dict[str, Any], node_cache: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The local folder to read dataset ``name`` from when its ``data_root`` option is a storage URI: the loader's
+    folders (:meth:`~colorbench.datasets.standard.pipeline.StandardDataset.raw_folders`) fetched once per node
+    into its cache (:func:`colorbench.engine.storage.fetch_raw_folders`, under ``node_cache`` or
+    :func:`colorbench.engine.storage.node_cache_dir`), and what to record about the copy.
+
+    Raises:
+        ValueError: the loader cannot read from a URI (naming ``--data-root PATH``), or ``download=true``.
+        FileNotFoundError: the URI holds none of the loader's files (naming it).
+    """
+    uri = options["data_root"]
+    loader = DATASETS.get(name)(**options)
+    folders = getattr(loader, "raw_folders", lambda: None)()
+    if folders is None:
+        able = ", ".join(uri_datasets()) or "none"
+        raise ValueError(f"dataset {name} cannot read its files from a storage URI (--data-root {uri}): it reads "
+                         "more than a folder of images (archives, label files). Give --data-root PATH, a folder every "
+                         f"worker sees (e.g. the bucket mounted at the same path on each node); URIs work for {able}")
+    if options.get("download"):
+        raise ValueError(f"dataset {name}: download=true cannot write into --data-root {uri} (a storage URI); "
+                         "download into a local --data-root, or upload the files to the storage first")
+    local, record = _fetched(name, uri, tuple(folders), str(storage.node_cache_dir(node_cache)))
+    return local, {k: list(v) if isinstance(v, tuple) else v for k, v in record}
 
 
 def servable_methods(names: Sequence[str], train: ImageSet, preset: str) -> tuple[list[str], dict[str, str]]:

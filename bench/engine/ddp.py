@@ -34,10 +34,28 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-#: Seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other ranks before it
-#: fails (``timeout`` of ``init_process_group``, gloo and NCCL): a rank that died never leaves the others waiting
-#: for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks started by torchrun.
-COLLECTIVE_TIMEOUT_S = float(os.environ.get("COLORBENCH_DDP_TIMEOUT_S", "600"))
+#: Environment variable: seconds a rank waits in a collective (gradient or loss all-reduce, broadcast) for the other
+#: ranks before it fails (``timeout`` of ``init_process_group``, gloo and NCCL; default 600): a rank that died never
+#: leaves the others waiting for ever. The launcher stops the survivors at once anyway; this bounds the wait of ranks
+#: started by torchrun.
+TIMEOUT_ENV = "COLORBENCH_DDP_TIMEOUT_S"
+
+
+def collective_timeout_s() -> float:
+    """:data:`TIMEOUT_ENV` read when a rank joins its group (not at import: the fork server imports this module
+    once, before a run or a test sets it).
+
+    Raises:
+        ValueError: the variable is not a positive number.
+    """
+    raw = os.environ.get(TIMEOUT_ENV, "600")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds (the default is 600)")
+    return seconds
 
 
 class RankDied(RuntimeError):
@@ -192,7 +210,7 @@ def _rank_main(fn: Callable[..., Any], task: Any, rank: int, world: int, port: i
         torch.cuda.set_device(rank)
     try:
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+                                timeout=datetime.timedelta(seconds=collective_timeout_s()))
         try:
             log = (lambda text: send(conn, ("log", text))) if rank == 0 else (lambda text: None)
             result = fn(task, None, log, Distributed(rank, world, backend))
@@ -271,8 +289,39 @@ def launch(fn: Callable[..., Any], task: Any, nproc: int, log: Callable[[str], N
 
 
 # --- torchrun: every rank started from outside (``torchrun --nproc-per-node N -m colorbench.commands.cli run``) ----
+#
+# When a rank of a torchrun launch dies, torchrun's elastic agent stops the others (SIGTERM) and, with
+# ``--max-restarts N``, starts the whole group again; otherwise the launch ends with the agent's summary naming the
+# rank and how it ended. So a cell whose group broke must never become a failed row here: the restarted ranks
+# (or a rerun of the command) resume it from its last checkpoint. Rank 0 tells the two apart after a cell raises:
+# each other rank reports the end of each cell in the launch's key-value store (:func:`follow_cells`), and rank 0
+# waits for those reports (:func:`await_ranks`): all there, the error is the cell's own (a failed row); one missing,
+# a rank is gone (:class:`GroupBroken`). The agent's SIGTERM becomes :class:`LaunchStopped` (:func:`stop_on_sigterm`).
 _TORCHRUN: Distributed | None = None  # this process's place, once :func:`join_torchrun` joined the group
+_CELLS_SEEN = 0  # cells this rank was sent in this launch (the same count on every rank): names the store's keys
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+class GroupBroken(RuntimeError):
+    """A rank of a torchrun launch stopped answering during a cell (it died, or hangs): the cell is left
+    unfinished, with its last checkpoint, rather than recorded as failed."""
+
+
+class LaunchStopped(BaseException):
+    """This rank was sent SIGTERM (torchrun's agent stops every rank when one fails). A ``BaseException``, like
+    ``KeyboardInterrupt``: no cell turns it into a failed row, and the run directory's lock is released on the way
+    out."""
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`LaunchStopped` in this process (rank 0 of a torchrun launch), so it
+    leaves the run directory as an interrupted run does instead of vanishing mid-write."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise LaunchStopped("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def torchrun_world() -> tuple[int, int, int] | None:
@@ -299,7 +348,7 @@ def join_torchrun(device: str) -> Distributed:
         torch.cuda.set_device(local)
     backend = "nccl" if cuda else "gloo"
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+                            timeout=datetime.timedelta(seconds=collective_timeout_s()))
     _TORCHRUN = Distributed(rank, world, backend)
     return _TORCHRUN
 
@@ -315,13 +364,68 @@ def rank_device(task: Any, dist_: Distributed) -> None:
         task.device = f"cuda:{os.environ.get('LOCAL_RANK', dist_.rank)}"
 
 
+def _done_key(cell: int, rank: int) -> str:
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restarted group starts its count again
+    return f"colorbench/restart-{restart}/cell-{cell}/rank-{rank}"
+
+
+def await_ranks(store: Any, cell: int, world: int, timeout_s: float, poll_s: float = 0.05) -> list[int]:
+    """Wait until ranks 1..world-1 have reported the end of cell number ``cell`` (:func:`follow_cells`), or
+    ``timeout_s`` passed; return the ranks that did not report. Polls (``store.check``), so that a SIGTERM is
+    handled while it waits.
+
+    Args:
+        store: the launch's key-value store (``torch.distributed.Store``: ``check(keys) -> bool``).
+        cell: the cell's number in this launch.
+        world: ranks of the launch.
+        timeout_s: how long a live rank may still need (it may be waiting in a collective for up to
+            :func:`collective_timeout_s` before it gives up on rank 0).
+        poll_s: seconds between checks.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    missing = list(range(1, world))
+    while True:
+        missing = [r for r in missing if not store.check([_done_key(cell, r)])]
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(poll_s)
+
+
+def _store() -> Any:
+    import torch.distributed.distributed_c10d as c10d
+
+    return c10d._get_default_store()  # the key-value store the group was built on (torchrun's, or env://'s)
+
+
 def lead_cell(fn: Callable[..., Any], task: Any, data: Any, log: Callable[[str], None]) -> Any:
-    """Rank 0 of a torchrun launch: send ``task`` to the other ranks, then compute it with them."""
+    """Rank 0 of a torchrun launch: send ``task`` to the other ranks, then compute it with them.
+
+    Raises:
+        GroupBroken: the cell raised and a rank did not report its end within :func:`collective_timeout_s` plus as
+            much again, at most 30 s (a live rank reports once its own collective timed out; one that does not is
+            gone, and torchrun names it); the cell's error is the cause.
+        Exception: the cell's own error, every rank having reported (the executor records a failed row).
+    """
+    global _CELLS_SEEN
     import torch.distributed as dist
 
-    dist.broadcast_object_list([task], src=0)
-    rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
-    return fn(task, data, log, _TORCHRUN)
+    _CELLS_SEEN += 1
+    cell = _CELLS_SEEN
+    try:
+        dist.broadcast_object_list([task], src=0)
+        rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
+        return fn(task, data, log, _TORCHRUN)
+    except Exception as exc:
+        world = _TORCHRUN.world  # type: ignore[union-attr]
+        timeout = collective_timeout_s()
+        missing = await_ranks(_store(), cell, world, timeout + min(30.0, timeout))
+        if missing:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise GroupBroken(f"rank(s) {', '.join(map(str, missing))} of the torchrun launch stopped answering "
+                              f"during this cell ({type(exc).__name__}: {first})") from exc
+        raise
 
 
 def end_cells() -> None:
@@ -333,9 +437,11 @@ def end_cells() -> None:
 
 def follow_cells(fn: Callable[..., Any]) -> int:
     """Ranks 1..N-1 of a torchrun launch: compute each cell rank 0 sends with it (``fn(task, None, log,
-    dist)``: the same data order, rank 0 writes) until it sends None; returns the cells computed. A cell that
-    raises here is reported on stderr; rank 0 records it as failed (it fails there too, or waits at most
-    :data:`COLLECTIVE_TIMEOUT_S` for this rank)."""
+    dist)``: the same data order, rank 0 writes) until it sends None; returns the cells computed. The end of each
+    cell, failed or not, is reported in the launch's store (:func:`await_ranks`). A cell that raises here is
+    reported on stderr; rank 0 records it as failed (it fails there too, or waits at most
+    :func:`collective_timeout_s` for this rank)."""
+    global _CELLS_SEEN
     import sys
 
     import torch.distributed as dist
@@ -347,10 +453,11 @@ def follow_cells(fn: Callable[..., Any]) -> int:
         task = box[0]
         if task is None:
             return done
+        _CELLS_SEEN += 1
         rank_device(task, _TORCHRUN)  # type: ignore[arg-type]
         try:
             fn(task, None, lambda text: None, _TORCHRUN)
         except Exception:  # noqa: BLE001 - rank 0 records the failure
             print(f"rank {_TORCHRUN.rank}: {traceback.format_exc()}", file=sys.stderr)  # type: ignore[union-attr]
+        _store().set(_done_key(_CELLS_SEEN, _TORCHRUN.rank), "1")  # type: ignore[union-attr]
         done += 1
-

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 
 from colorbench.engine.ddp import receive, send, worker_context
+from colorbench.engine.storage import NODE_CACHE_ENV, is_data_uri, node_cache_dir  # noqa: F401 - NODE_CACHE_ENV re-exported
 
 Started = Callable[[Any], None]
 Finished = Callable[[Any, Any], None]
@@ -332,7 +333,11 @@ class LocalExecutor(Executor):
 class TorchrunExecutor(Executor):
     """Cells one after another, each trained by all the ranks of a torchrun launch (``torchrun --nproc-per-node N
     -m colorbench.commands.cli run ...``): this process (rank 0) sends each cell to the other ranks
-    (:func:`colorbench.engine.ddp.follow_cells`), trains it with them, evaluates it and writes it."""
+    (:func:`colorbench.engine.ddp.follow_cells`), trains it with them, evaluates it and writes it.
+
+    A cell's own error is a failed row and the next cell runs; a rank gone (``GroupBroken``) or the agent's SIGTERM
+    (``LaunchStopped``) ends the run with the cell unfinished and its checkpoint kept, for torchrun's restart
+    (``--max-restarts``) or a rerun to resume it (:mod:`colorbench.engine.ddp`)."""
 
     name = "torchrun"
 
@@ -341,18 +346,18 @@ class TorchrunExecutor(Executor):
 
     def run(self, tasks, datasets, started, finished, log) -> None:
         from colorbench.engine.cell import execute_cell, failed_result
-        from colorbench.engine.ddp import end_cells, lead_cell
+        from colorbench.engine.ddp import GroupBroken, end_cells, lead_cell
 
-        try:
-            for task in tasks:
-                started(task)
-                try:
-                    result = lead_cell(execute_cell, task, datasets[task.entry.dataset], _prefixed(log, task.entry))
-                except Exception as exc:  # noqa: BLE001 - a failing cell is a failed row, the next one runs
-                    result = failed_result(task, f"DistributedError: {type(exc).__name__}: {exc}")
-                finished(task, result)
-        finally:
-            end_cells()
+        for task in tasks:
+            started(task)
+            try:
+                result = lead_cell(execute_cell, task, datasets[task.entry.dataset], _prefixed(log, task.entry))
+            except GroupBroken as exc:
+                raise GroupBroken(f"cell {cell_label(task.entry)}: {exc}") from exc.__cause__
+            except Exception as exc:  # noqa: BLE001 - a failing cell is a failed row, the next one runs
+                result = failed_result(task, f"DistributedError: {type(exc).__name__}: {exc}")
+            finished(task, result)
+        end_cells()  # not after a rank is gone or a SIGTERM: the broadcast would wait for ranks that are gone
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -578,22 +583,8 @@ def ray_gpus_per_cell(device: str, requested: float | None, cluster_gpus: float)
     return dev, gpus
 
 
-#: Environment variable naming a Ray node's folder of decoded datasets (default: the node user's cache,
-#: ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``); ``--node-cache-dir`` sets it for a run.
-NODE_CACHE_ENV = "COLORBENCH_NODE_CACHE_DIR"
-
-
 class DataNotOnNode(ValueError):
     """A dataset folder the driver named does not exist on the node that was to compute the cell."""
-
-
-def node_cache_dir(option: str | None = None) -> Path:
-    """This node's folder of decoded datasets: ``option`` (``--node-cache-dir``), else ``$COLORBENCH_NODE_CACHE_DIR``,
-    else the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``)."""
-    chosen = option or os.environ.get(NODE_CACHE_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
 
 
 def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
@@ -616,7 +607,7 @@ def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
 
     options = dict(dataset_options_for(spec, name))
     root = options.get("data_root")
-    if root is not None and not Path(root).is_dir():
+    if root is not None and not is_data_uri(root) and not Path(root).is_dir():  # a URI is fetched by load_dataset
         raise DataNotOnNode(
             f"dataset {name}: the data folder {root} (--data-root on the driver) does not exist on Ray node "
             f"{socket.gethostname()}; give --data-root as the workers see it (the same mount on every node), or "
@@ -627,7 +618,7 @@ def node_dataset(spec: Any, name: str, cache_dir: str | None = None) -> Any:
     cache.mkdir(parents=True, exist_ok=True)
     ident = hashlib.sha256(json.dumps([name, sorted(options.items())], default=str).encode()).hexdigest()[:16]
     with FileLock(str(cache / f".lock-{name}-{ident}")):  # one task per node decodes; the others wait, then map
-        return load_dataset(spec, name)
+        return load_dataset(spec, name, node_cache=str(cache))  # a --data-root URI: fetched into this cache too
 
 
 def _cell_scratch(task: Any, prefix: str | None) -> Path:

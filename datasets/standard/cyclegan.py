@@ -48,6 +48,11 @@ class CycleGANFolder(StandardDataset):
     description: ClassVar[str] = "CycleGAN dataset layout trainA/trainB/testA/testB (one side, or both as domains)"
     Config: ClassVar[type] = CycleGANConfig
 
+    def raw_folders(self) -> list[str]:
+        """The split folders of ``name`` that ``side`` reads (``trainA``, ``testA``, ...)."""
+        sides = ("A", "B") if self.config.side == "both" else (self.config.side,)
+        return [f"{self.config.name}/{split}{s}" for split in ("train", "test") for s in sides]
+
     def plan(self, root: Path) -> Plan:
         cfg: CycleGANConfig = self.config
         base = root / cfg.name

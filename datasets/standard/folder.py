@@ -47,6 +47,17 @@ class ImageFolder(StandardDataset):
     description: ClassVar[str] = "your own images in class folders (train/ and test/, or a seeded per-class split)"
     Config: ClassVar[type] = ImageFolderConfig
 
+    def raw_folders(self) -> list[str]:
+        """``path`` (the whole data root when empty).
+
+        Raises:
+            ValueError: ``path`` is absolute (it cannot be under a storage URI).
+        """
+        if Path(self.config.path).is_absolute():
+            raise ValueError(f"{self.name}: option path={self.config.path} is absolute; with --data-root as a "
+                             "storage URI give path relative to it")
+        return [self.config.path]
+
     def plan(self, root: Path) -> Plan:
         cfg: ImageFolderConfig = self.config
         base = (root / cfg.path) if cfg.path else root

@@ -225,6 +225,12 @@ class StandardDataset(Dataset):
     def plan(self, root: Path) -> Plan:
         """Find (or download) the official files under ``root`` and say how to decode them."""
 
+    def raw_folders(self) -> list[str] | None:
+        """The folders under the data root (relative, ``/``-separated) that hold every file this loader reads, so
+        that a data root given as a storage URI can be fetched (``colorbench.engine.storage.fetch_raw_folders``);
+        None (the default): the loader reads other files too (archives, label lists, torchvision's checks)."""
+        return None
+
     def params(self) -> dict[str, Any]:
         d = dataclasses.asdict(self.config)
         return {k: v for k, v in d.items() if k not in _NOT_IN_KEY}

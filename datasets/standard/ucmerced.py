@@ -44,6 +44,9 @@ class UCMerced(StandardDataset):
     description: ClassVar[str] = "UC Merced Land Use (21 classes of 256x256 aerial tifs), seeded 80/20 split"
     Config: ClassVar[type] = UCMercedConfig
 
+    def raw_folders(self) -> list[str]:
+        return ["UCMerced_LandUse/Images"]
+
     def plan(self, root: Path) -> Plan:
         cfg: UCMercedConfig = self.config
         images = root / "UCMerced_LandUse" / "Images"
