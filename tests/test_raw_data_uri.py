@@ -184,3 +184,60 @@ def json_key(record: dict) -> str:
     import json
 
     return json.dumps(record, sort_keys=True)
+
+
+def test_a_fetch_killed_from_outside_leaves_no_copy_and_the_next_fetch_removes_its_folder(tmp_path):
+    """SIGKILL a process in the middle of a fetch (its files written into the temporary folder, not yet renamed):
+    no copy is published, and the next fetch on the node clears the dead one's temporary folder and fills it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from colorbench.engine.storage import fetch_raw_folders
+
+    src = _images(tmp_path / "src")
+    cache = tmp_path / "nc"
+    child = ("import os, sys, time\n"
+             "os.utime = lambda *a, **k: time.sleep(120)  # hang after the files arrived, before the rename\n"
+             "from pathlib import Path\n"
+             "from colorbench.engine.storage import fetch_raw_folders\n"
+             f"fetch_raw_folders({src.as_uri()!r}, ['pics'], Path({str(cache)!r}), 'image-folder')\n")
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not [d for d in (cache / "raw").glob(".*.tmp") if any(d.rglob("*.png"))]:
+        assert proc.poll() is None, "the fetching process ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (stale,) = (cache / "raw").glob(".*.tmp")
+    assert stale.name.endswith(f".{proc.pid}.tmp")
+    assert not [d for d in (cache / "raw").iterdir() if d.is_dir() and not d.name.startswith(".")]  # no copy
+
+    local, record = fetch_raw_folders(src.as_uri(), ["pics"], cache, "image-folder")
+    assert not stale.exists() and not list((cache / "raw").glob(".*.tmp"))
+    assert local.name == record["key"] and stale.name.startswith(f".{record['key']}.")
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*.png")) == \
+        sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+
+
+def test_a_fetch_that_would_not_fit_on_the_node_s_disk_is_refused_before_any_byte_naming_the_bytes(tmp_path,
+                                                                                                  monkeypatch):
+    import shutil
+
+    from colorbench.datasets import space
+    from colorbench.datasets.space import InsufficientSpaceError
+    from colorbench.engine.storage import fetch_raw_folders
+
+    src = _images(tmp_path / "src")
+    needed = sum(p.stat().st_size for p in src.rglob("*.png"))
+    real = shutil.disk_usage
+    monkeypatch.setattr(space.shutil, "disk_usage", lambda p: real(p)._replace(free=needed - 1))
+    with pytest.raises(InsufficientSpaceError, match=rf"fetching 16 files of .* needs {needed} bytes.*"
+                                                     rf"{needed - 1} bytes .*--node-cache-dir"):
+        fetch_raw_folders(src.as_uri(), ["pics"], tmp_path / "nc", "image-folder")
+    assert [p.name for p in (tmp_path / "nc" / "raw").iterdir()] == [p.name for p in (tmp_path / "nc" / "raw").glob(".lock-*")]
+    monkeypatch.setattr(space.shutil, "disk_usage", lambda p: real(p)._replace(free=needed))
+    local, _ = fetch_raw_folders(src.as_uri(), ["pics"], tmp_path / "nc", "image-folder")
+    assert len(list(local.rglob("*.png"))) == 16

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -220,6 +221,7 @@ def fetch_raw_folders(uri: str, folders: Sequence[str], cache_dir: Path, what: s
     from filelock import FileLock
 
     from colorbench.core.fsio import atomic_write_dir
+    from colorbench.datasets.space import require_space
 
     fs, files = _listing(uri, folders, what)
     key = hashlib.sha256(json.dumps([uri.rstrip("/"), sorted(folders), [f[1:] for f in files]]).encode()).hexdigest()[:24]
@@ -246,5 +248,10 @@ def fetch_raw_folders(uri: str, folders: Sequence[str], cache_dir: Path, what: s
 
     with FileLock(str(raw / f".lock-{key}")):  # one process per node fetches; the others wait, then read the copy
         if not local.is_dir():
+            for stale in raw.glob(f".{key}.*.tmp"):  # a fetch killed from outside (we hold the lock: none is live)
+                shutil.rmtree(stale, ignore_errors=True)
+            require_space(record["bytes"], raw, f"{what}: fetching {len(files)} files of {uri}",
+                          fix="free space there, or give the node cache on a larger disk (--node-cache-dir or "
+                              "$COLORBENCH_NODE_CACHE_DIR)")
             atomic_write_dir(local, fill, replace=False)
     return local, record
