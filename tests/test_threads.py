@@ -1,6 +1,7 @@
 """The thread policy (colorbench.core.threads): its rules, its record in run.json, and the metric chunk pool."""
 
 import json
+import os
 import threading
 
 import pytest
@@ -277,3 +278,95 @@ def test_keep_freed_memory_sets_glibc_thresholds_for_this_process_and_later_ones
     assert took == (platform.libc_ver()[0] == "glibc")
     assert int(os.environ["MALLOC_MMAP_THRESHOLD_"]) == allocator.MMAP_THRESHOLD
     assert int(os.environ["MALLOC_TRIM_THRESHOLD_"]) == allocator.TRIM_THRESHOLD
+
+
+def _spin_outside_our_tree(seconds: float) -> int:
+    """A process spinning on one core for ``seconds`` that is not this process's descendant (its parent shell has
+    exited, so it was reparented), like another user's job; returns its pid."""
+    import subprocess
+    import sys
+
+    code = f"import time\nt = time.time()\nwhile time.time() - t < {seconds}: pass"
+    out = subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{code}" >/dev/null 2>&1 & echo $!'],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def _tree_pids() -> set[int]:
+    from pathlib import Path
+
+    parents = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                text = (p / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(p.name)] = int(text[text.rindex(")") + 2:].split()[1])
+    ours, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in ours} - ours
+        ours |= more
+        grew = bool(more)
+    return ours
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux /proc")
+def test_cores_busy_elsewhere_count_other_processes_not_this_process_tree():
+    """The pool's size once read an idle machine as busy: the load average still held an install and this
+    command's own imports. The window measure counts another process's spinning core, not our own child's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from colorbench.core import cpuload
+
+    def window() -> tuple[float, float]:
+        """(cores busy on the whole machine, cores busy outside this process tree) over 1.2 s; the test sleeps,
+        and whatever else runs on the machine counts in both."""
+        time.sleep(0.3)
+        start = cpuload.snapshot()
+        time.sleep(1.2)
+        elsewhere, end = cpuload.busy_elsewhere(start), cpuload.snapshot()
+        return (end.machine_s - start.machine_s) / (end.t - start.t), elsewhere
+
+    other = _spin_outside_our_tree(4.0)
+    try:
+        assert other not in _tree_pids()
+        machine, elsewhere = window()
+    finally:
+        try:
+            os.kill(other, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert elsewhere is not None and elsewhere >= 0.6 and machine - elsewhere <= 0.3, (machine, elsewhere)
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        machine, elsewhere = window()
+    finally:
+        child.kill()
+        child.wait()
+    assert elsewhere is not None and machine - elsewhere >= 0.6, (machine, elsewhere)  # our child's core is ours
+
+
+def test_busy_cores_take_the_smaller_of_the_load_average_and_the_window(monkeypatch):
+    from colorbench.core import cpuload
+
+    load1 = float(open("/proc/loadavg").read().split()[0])
+    monkeypatch.setattr(cpuload, "busy_elsewhere", lambda since=None: 0.0)
+    assert threads._busy_cores_elsewhere() == 0.0  # a load average left by our own recent work does not count
+    monkeypatch.setattr(cpuload, "busy_elsewhere", lambda since=None: 64.0)
+    assert threads._busy_cores_elsewhere() == load1  # a burst the load average has not seen does not count
+
+
+def test_a_window_too_short_or_from_another_process_is_unknown():
+    import dataclasses
+
+    from colorbench.core import cpuload
+
+    now = cpuload.snapshot()
+    assert now is not None and cpuload.busy_elsewhere(now) is None  # under MIN_WINDOW_S
+    parent = dataclasses.replace(now, t=now.t - 5, pid=now.pid + 1)
+    assert cpuload.busy_elsewhere(parent) is None  # a forked child must not subtract its parent's tree

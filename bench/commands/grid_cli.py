@@ -90,7 +90,11 @@ def _cores() -> int:
 
 def start_workers_early(args: argparse.Namespace) -> None:
     """Start the process pool's fork server before this process imports the engine, so that the two imports of
-    torch and the methods overlap (``--executor auto|process``; a replayed ``--spec`` decides later)."""
+    torch and the methods overlap (``--executor auto|process``; a replayed ``--spec`` decides later). Also starts
+    the window over which the pool's size measures the cores other processes keep busy (:mod:`colorbench.core.cpuload`)."""
+    from colorbench.core import cpuload
+
+    cpuload.mark()
     one_cell = (len(args.methods) == 1 and len(args.seeds) <= 1
                 and len(args.datasets) <= 1)
     if args.executor == "auto" and (one_cell or _cores() < 2):

@@ -85,15 +85,20 @@ def usable_cores() -> int:
 
 
 def _busy_cores_elsewhere() -> float | None:
-    """Cores kept busy by other processes, estimated from /proc/loadavg: the smaller of the 1-minute load average
-    and the number of runnable tasks now minus this one (both must show the load, so a burst or our own recent
-    work alone does not count). None where /proc/loadavg does not exist."""
+    """Cores kept busy by other processes: the smaller of the 1-minute load average and the cores that processes
+    outside this process tree kept busy since the window began (:func:`colorbench.core.cpuload.busy_elsewhere`;
+    where that is unknown, the runnable tasks now minus this one). Both must show the load, so a burst, or this
+    command's own work (an install just before, the fork server's imports), does not count. None where
+    /proc/loadavg does not exist."""
+    from colorbench.core import cpuload
+
     try:
         fields = open("/proc/loadavg").read().split()
         load1, running = float(fields[0]), int(fields[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
-    return max(0.0, min(load1, running - 1.0))
+    now = cpuload.busy_elsewhere()
+    return max(0.0, min(load1, running - 1.0 if now is None else now))
 
 
 def workload_of(preset: str | None = None, image_size: tuple[int, int] | int | None = None) -> str:
@@ -184,7 +189,7 @@ def decide_thread_policy(
             Ray: --cpus-per-cell); default ``cores // n_workers``.
         environ: the environment to read (default ``os.environ``).
         cores: usable cores (default :func:`usable_cores`).
-        busy_elsewhere: cores busy with other processes (default: measured from /proc/loadavg).
+        busy_elsewhere: cores busy with other processes (default: measured, :func:`_busy_cores_elsewhere`).
     """
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
