@@ -3,6 +3,7 @@ persistent process pool (workers reused, a killed one replaced, numbers equal to
 
 from __future__ import annotations
 
+import os
 import types
 
 import pytest
@@ -142,3 +143,29 @@ def test_cli_engine_defaults_auto_and_the_environment_override(monkeypatch):
     assert parse().executor == "local" and parse("--executor", "process").executor == "process"
     with pytest.raises(SystemExit):
         parse("--workers", "many")
+
+
+def test_the_command_ends_its_fork_server_at_once_and_a_later_pool_starts_a_new_one():
+    """At exit the fork server would tear down its own torch for about a second while holding the command's
+    stdout (a pipe reader waits); ``stop_fork_server`` ends it at once, and a later pool still works."""
+    from multiprocessing import forkserver
+
+    from colorbench.engine.executors import start_fork_server, stop_fork_server, worker_context
+
+    if worker_context().get_start_method() != "forkserver":
+        pytest.skip("no fork server on this platform")
+    start_fork_server()
+    pid = forkserver._forkserver._forkserver_pid
+    assert pid is not None
+    stop_fork_server()
+    assert forkserver._forkserver._forkserver_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped, not a zombie
+    stop_fork_server()  # nothing to stop: no error
+    start_fork_server()
+    assert forkserver._forkserver._forkserver_pid not in (None, pid)
+    ctx = worker_context()
+    proc = ctx.Process(target=os.getpid)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0

@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # created: seconds after the work is done (measured 1-8 s, more when the cores are shared). Frozen
             # objects are skipped; the process ends right after, and the system takes the memory back.
             gc.freeze()
+            if "colorbench.engine.executors" in sys.modules:  # a run: its pool's fork server, if any, is done
+                sys.modules["colorbench.engine.executors"].stop_fork_server()
         return status
     except BrokenPipeError:  # the reader closed the pipe (`colorbench list presets | head`): stop quietly
         import os
