@@ -165,14 +165,17 @@ def run(args: argparse.Namespace) -> int:
 
         from colorbench.core.device import resolve_device
         from colorbench.engine.cell import execute_cell
-        from colorbench.engine.ddp import follow_cells, join_torchrun
+        from colorbench.engine.ddp import follow_cells, join_torchrun, leave_torchrun
 
         member = join_torchrun(str(resolve_device(spec.device)))
-        if member.rank != 0:
-            follow_cells(execute_cell)
-            return EXIT_OK
-        spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
-        return _run_torchrun_lead(spec, args)
+        try:
+            if member.rank != 0:
+                follow_cells(execute_cell)
+                return EXIT_OK
+            spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
+            return _run_torchrun_lead(spec, args)
+        finally:
+            leave_torchrun()
     t0 = time.perf_counter()
     return _finish(run_grid(spec, out=args.out), t0)
 
