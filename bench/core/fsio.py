@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 __all__ = ["DiskFullError", "WriteError", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "atomic_savez", "atomic_savefig", "atomic_write_with", "atomic_stream", "atomic_write_dir", "publish_dir",
-           "tmp_path_for"]
+           "tmp_path_for", "tmp_siblings"]
 
 #: errno values that mean "no space" (full disk, exhausted quota).
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
@@ -47,6 +47,16 @@ def tmp_path_for(path: Path, suffix: str = ".tmp", unique: bool = False) -> Path
     and named by process (``.NAME.PID.tmp``) so that workers writing the same file never share one; ``unique``:
     by a random UUID instead (machines sharing a network file system may share process ids)."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex if unique else os.getpid()}{suffix}")
+
+
+def tmp_siblings(path: Path, suffix: str = ".tmp") -> list[Path]:
+    """Every temporary sibling of ``path`` that :func:`tmp_path_for` may have named, by any process: e.g. those
+    a writer killed from outside left behind. Whether they are stale is the caller's to know (it holds the lock
+    that guards ``path``, so no live writer owns one)."""
+    import glob
+
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"))
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -4,6 +4,7 @@ worker processes or in process), paired and unpaired training batches, the sampl
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -53,9 +54,10 @@ def load_dataset(spec: RunSpec, name: str | None = None, node_cache: str | None 
 
 
 @functools.lru_cache(maxsize=8)
-def _fetched(name: str, uri: str, folders: tuple[str, ...], cache_dir: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+def _fetched(name: str, uri: str, folders: tuple[str, ...], cache_dir: str) -> tuple[str, dict[str, Any]]:
+    """The node's copy of the URI's folders, fetched once per process (callers copy the record before changing it)."""
     local, record = storage.fetch_raw_folders(uri, folders, Path(cache_dir), name)
-    return str(local), tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in record.items()))
+    return str(local), record
 
 
 def uri_datasets() -> list[str]:
@@ -90,7 +92,7 @@ def local_data_root(name: str, options: dict[str, Any], node_cache: str | None =
         raise ValueError(f"dataset {name}: download=true cannot write into --data-root {uri} (a storage URI); "
                          "download into a local --data-root, or upload the files to the storage first")
     local, record = _fetched(name, uri, tuple(folders), str(storage.node_cache_dir(node_cache)))
-    return local, {k: list(v) if isinstance(v, tuple) else v for k, v in record}
+    return local, copy.deepcopy(record)
 
 
 def servable_methods(names: Sequence[str], train: ImageSet, preset: str) -> tuple[list[str], dict[str, str]]:

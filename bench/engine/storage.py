@@ -220,7 +220,7 @@ def fetch_raw_folders(uri: str, folders: Sequence[str], cache_dir: Path, what: s
     """
     from filelock import FileLock
 
-    from colorbench.core.fsio import atomic_write_dir
+    from colorbench.core.fsio import atomic_write_dir, tmp_siblings
     from colorbench.datasets.space import require_space
 
     fs, files = _listing(uri, folders, what)
@@ -248,7 +248,7 @@ def fetch_raw_folders(uri: str, folders: Sequence[str], cache_dir: Path, what: s
 
     with FileLock(str(raw / f".lock-{key}")):  # one process per node fetches; the others wait, then read the copy
         if not local.is_dir():
-            for stale in raw.glob(f".{key}.*.tmp"):  # a fetch killed from outside (we hold the lock: none is live)
+            for stale in tmp_siblings(local):  # a fetch killed from outside (we hold the lock: none is live)
                 shutil.rmtree(stale, ignore_errors=True)
             require_space(record["bytes"], raw, f"{what}: fetching {len(files)} files of {uri}",
                           fix="free space there, or give the node cache on a larger disk (--node-cache-dir or "
