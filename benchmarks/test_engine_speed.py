@@ -97,9 +97,15 @@ CLI_GRIDS = {"cli-unet-pix2pix": ["--methods", "unet-l1,pix2pix", "--seeds", "0,
              "cli-gray-unet": ["--methods", "gray,unet-l1", "--seeds", "0,1", "--epochs", "1"]}
 
 
+#: Rounds of each CLI grid (``COLORBENCH_BENCH_ROUNDS``, default 1); the rounds alternate local and process, so a
+#: drift of the machine's speed (another tenant, a thermal or frequency change) reaches both alike.
+CLI_ROUNDS = int(os.environ.get("COLORBENCH_BENCH_ROUNDS", "1"))
+
+
 @pytest.mark.parametrize("executor", ["local", "process"])
+@pytest.mark.parametrize("round_", range(CLI_ROUNDS))
 @pytest.mark.parametrize("grid", list(CLI_GRIDS))
-def test_cli_grid_startup_included(benchmark, grid, executor, tmp_path):
+def test_cli_grid_startup_included(benchmark, grid, round_, executor, tmp_path):
     import subprocess
 
     from colorbench.results.rundir import RunDir
@@ -122,21 +128,29 @@ def test_cli_grid_startup_included(benchmark, grid, executor, tmp_path):
 
 
 def main(path: str) -> int:
-    """Print the ratios of a saved run: each configuration's mean time over the first one of its group."""
+    """Print the ratios of a saved run: each configuration's time over the first one of its group (the median
+    over rounds, and each round's own ratio, for the CLI grids run in several rounds)."""
+    import statistics
+
     runs = json.load(open(path))["benchmarks"]
-    groups: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    groups: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for b in runs:
-        groups[b["group"]].append((re.search(r"\[(.*)\]", b["name"]).group(1), b["stats"]["mean"]))
+        params = b.get("params") or {}
+        name = params.get("executor") or re.search(r"\[(.*)\]", b["name"]).group(1)
+        groups[b["group"]][name][int(params.get("round_", 0))] = b["stats"]["mean"]
     numbers: dict[str, set[str]] = defaultdict(set)
     for b in runs:
         if "numbers" in b.get("extra_info", {}):
             numbers[b["group"]].add(b["extra_info"]["numbers"])
     for group, seen in numbers.items():
-        print(f"{group}: numbers of every executor {'identical' if len(seen) == 1 else 'DIFFER'}")
+        print(f"{group}: numbers of every executor and round {'identical' if len(seen) == 1 else 'DIFFER'}")
     for group, rows in groups.items():
-        base = rows[0][1]
-        for name, t in rows:
-            print(f"{group:5} {name:14} {t:9.3f} s  x{t / base:6.2f} of {rows[0][0]}")
+        (base_name, base), *_ = rows.items()
+        for name, times in rows.items():
+            ratios = [base[r] / t for r, t in times.items() if r in base]
+            print(f"{group:5} {name:14} median {statistics.median(times.values()):8.3f} s over {len(times)} round(s)"
+                  f"  speed-up over {base_name}: median {statistics.median(ratios):5.2f}x, rounds "
+                  + " ".join(f"{x:.2f}" for x in ratios))
     return 0
 
 

@@ -121,6 +121,9 @@ def test_persistent_pool_reuses_workers_names_cells_and_matches_local(tmp_path, 
     cell_lines = [m for m in logs if m.startswith(" ")]
     assert cell_lines and all("[" in m and "/shapes/s" in m for m in cell_lines), cell_lines
     assert sum("done in" in m for m in logs) == 4
+    # the longest cells start first (engine.costs): unet-l1 trains, gray only evaluates; grid order is gray first
+    headers = [m.split()[1] for m in logs if m.startswith("[")]
+    assert headers[:2] == ["unet-l1", "unet-l1"] and headers[-2:] == ["gray", "gray"], headers
     assert any(m.strip().startswith("[unet-l1/shapes/s") and "died (killed by signal SIGKILL" in m for m in logs)
     assert cell_label(rd.cells()[0]).endswith("/shapes/s0")
 

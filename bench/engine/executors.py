@@ -7,9 +7,10 @@ is already a failed row inside the worker; what an executor adds is surviving th
 row naming how its worker died, so the grid always completes.
 
 * ``local``: in this process, one cell after the other (a crash here ends the run; rerunning resumes it).
-* ``process``: a pool of ``--workers`` persistent ``spawn`` processes. Each imports torch and the methods once,
+* ``process``: a pool of ``--workers`` persistent processes (forked from a fork server, else spawned). Each imports torch and the methods once,
   loads each dataset once (the decoded-data cache is memory-mapped, so its pages are shared between the workers)
-  and takes cells from the driver one at a time; a worker that dies is replaced and its cell retried. Each has
+  and takes cells from the driver one at a time, the longest expected first (:mod:`colorbench.engine.costs`); a
+  worker that dies is replaced and its cell retried. Each has
   ``cores // workers`` torch threads, set before it computes (two processes with a full thread pool each on shared
   cores made a training step 60-100x slower, see benchmarks/test_engine_speed.py), and, on CUDA, its own GPU or
   its declared share of one (``--gpus-per-cell``).
@@ -33,6 +34,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 
+from colorbench.engine.costs import longest_first
 from colorbench.engine.ddp import receive, send, worker_context
 from colorbench.engine.storage import NODE_CACHE_ENV, is_data_uri, node_cache_dir  # noqa: F401 - NODE_CACHE_ENV re-exported
 
@@ -92,23 +95,6 @@ def stop_fork_server() -> None:
         server._stop()
     except (OSError, AttributeError):
         pass
-
-
-def training_first(tasks: Sequence[Any]) -> list[Any]:
-    """The cells in the order a pool should start them: the ones that train before the ones that do not (a
-    baseline such as ``gray`` only evaluates), each group in grid order. Started first, the long cells finish
-    together instead of one worker training the last one alone while the others idle. Order changes no value:
-    every cell is seeded on its own."""
-    from colorbench.core.registry import UnknownNameError
-    from colorbench.methods import METHODS
-
-    def trains(task: Any) -> bool:
-        try:
-            return bool(METHODS.get(task.entry.method).card.trainable)
-        except UnknownNameError:  # a plugin method this process has not loaded: keep it among the long ones
-            return True
-
-    return sorted(tasks, key=lambda t: not trains(t))
 
 
 def cell_label(entry: Any) -> str:
@@ -484,8 +470,15 @@ class ProcessExecutor(Executor):
         from colorbench.engine.cell import failed_result
 
         ctx = worker_context()
-        queue = collections.deque(training_first(tasks))
         attempts: dict[int, int] = collections.Counter()
+        observed: dict[tuple[str, str], float] = {}  # seconds a finished cell of (method, dataset) took here
+        handed: dict[int, float] = {}  # when each running cell was handed to its worker
+
+        def ordered(waiting: Any) -> collections.deque:  # retries first, then the longest expected (engine.costs)
+            return collections.deque(longest_first(list(waiting), datasets, observed,
+                                                   started_before=lambda t: attempts[id(t)] > 0))
+
+        queue = ordered(tasks)
         pool = [self._start(ctx, i) for i in range(min(self.workers, len(queue)))]
         idle: collections.deque[_Worker] = collections.deque()
 
@@ -524,6 +517,7 @@ class ProcessExecutor(Executor):
                     task = queue.popleft()
                     task.threads, task.device = self.threads, w.device
                     attempts[id(task)] += 1
+                    handed[id(task)] = time.monotonic()
                     started(task)
                     try:
                         send(w.conn, task)
@@ -563,6 +557,10 @@ class ProcessExecutor(Executor):
                             task, w.task = w.task, None
                             idle.append(w)
                             if kind == "ok":
+                                cell = (task.entry.method, task.entry.dataset)
+                                if cell not in observed:  # its other seeds are now known to take about this long
+                                    observed[cell] = time.monotonic() - handed[id(task)]
+                                    queue = ordered(queue)
                                 finished(task, message[1])
                             else:
                                 finished(task, failed_result(task, f"worker error: {message[1]}", message[2]))
@@ -850,7 +848,7 @@ class RayExecutor(Executor):
         env = {k: os.environ[k] for k in (KILL_HOOK_ENV, PAUSE_HOOK_ENV) if os.environ.get(k)}
         cache_dir = getattr(self.spec, "node_cache_dir", None)
         refs = {}
-        for task in tasks:
+        for task in longest_first(tasks, datasets):  # Ray starts them about in this order (engine.costs)
             task.threads, task.device = self.threads, self.device
             prefix = storage.run_prefix(self.storage, task.run_dir) if self.storage and task.run_dir else None
             started(task)
