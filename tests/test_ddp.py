@@ -217,36 +217,15 @@ def _torchrun(out, *torchrun_args: str, env: dict | None = None, epochs: int = 2
 
     from colorbench.engine.ddp import _free_port
 
-    import shutil
-    from pathlib import Path
-
-    from colorbench.engine.cell import KILL_HOOK_ENV
-
-    # Gloo's connect between the two ranks at init sometimes fails on this machine under pytest ("Gloo
-    # connectFullMesh failed ... Connection refused", before any cell starts; cause not found, never seen outside
-    # pytest): such a launch is started again from scratch (its run folder and kill marker removed), at most 3 times.
-    for _attempt in range(3):
-        args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                str(_free_port()), *torchrun_args, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1",
-                "--dataset", "shapes", "--dataset-option", "n_test=16", "--dataset-option", "n_train=64",
-                "--dataset-option", "size=32", "--epochs", str(epochs), "--metrics", "mse", "--out", str(out),
-                "--no-progress"]
-        done = subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
-                              text=True, timeout=600)
-        if "connectFullMesh failed" not in done.stderr:
-            return done
-        shutil.rmtree(out, ignore_errors=True)
-        marker = (env or {}).get(KILL_HOOK_ENV, "").split(":")[3:]
-        if marker:
-            Path(":".join(marker)).unlink(missing_ok=True)
-    return done
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+            *torchrun_args, "-m", "colorbench.commands.cli", "run", "--methods", "unet-l1", "--dataset", "shapes",
+            "--dataset-option", "n_test=16", "--dataset-option", "n_train=64", "--dataset-option", "size=32",
+            "--epochs", str(epochs), "--metrics", "mse", "--out", str(out), "--no-progress"]
+    return subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
+                          text=True, timeout=600)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("COLORBENCH_TEST_TORCHRUN_RESTART") != "1",
-                    reason="opt-in (COLORBENCH_TEST_TORCHRUN_RESTART=1): flaky on the 2-core machine under pytest, "
-                           "failing about 1 run in 3 (gloo's connect refused at init, or a launch hanging ~300 s); "
-                           "see the closing note of issue 23")
 def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_the_cell_bit_identically(tmp_path):
     import numpy as np
 
@@ -257,8 +236,9 @@ def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_
 
     whole = _torchrun(tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-3000:]
-    # rank 1 is SIGKILLed before step 1 of epoch 2, once (the marker file); torchrun restarts both ranks
-    kill_once = {KILL_HOOK_ENV: f"unet-l1:2:1:{tmp_path / 'killed-once'}", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    # rank 1 is SIGKILLed before step 2 of epoch 2, once (the marker file): after step 1, whose gradient average
+    # needs rank 0 there, so rank 0 has written its checkpoint of epoch 1; torchrun restarts both ranks
+    kill_once = {KILL_HOOK_ENV: f"unet-l1:2:2:{tmp_path / 'killed-once'}", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
     restarted = _torchrun(tmp_path / "restarted", "--max-restarts", "1", env=kill_once)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert (tmp_path / "killed-once").is_file()
@@ -271,7 +251,7 @@ def test_a_rank_killed_under_torchrun_stops_the_launch_and_max_restarts_resumes_
         assert za.files == zb.files and all(np.array_equal(za[k], zb[k]) for k in za.files)  # the colorized samples
     # no restart allowed, rank 1 killed again: the launch fails naming rank 1 and its signal (torchrun's summary),
     # rank 0 says what happened, and the cell is left unfinished with its checkpoint (no failed row), to resume
-    kill_always = {KILL_HOOK_ENV: "unet-l1:2:1", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
+    kill_always = {KILL_HOOK_ENV: "unet-l1:2:2", KILL_RANK_ENV: "1", TIMEOUT_ENV: "60"}
     stopped = _torchrun(tmp_path / "stopped", env=kill_always)
     assert stopped.returncode != 0
     assert "colorbench: rank 0: stopped by SIGTERM: torchrun stops every rank when one of them fails" in stopped.stderr
@@ -319,3 +299,61 @@ def test_ranks_started_without_torchrun_record_a_shared_error_and_stop_when_a_ra
     assert by_method["unet-l1"].status == "failed" and by_method["pix2pix"].status == "running"
     (rec,) = rd.records()
     assert rec.method == "unet-l1" and "cannot be split over --nproc-per-cell 2" in rec.error
+
+
+_EVAL_FAILS = '''
+import dataclasses
+
+from colorbench.methods import register_method
+from colorbench.methods.unet_l1 import UNetL1
+
+
+@register_method("unet-l1-evalfails")
+class EvalFails(UNetL1):
+    """unet-l1 whose colorization raises: only rank 0 colorizes (it evaluates), so only rank 0 fails."""
+
+    card = dataclasses.replace(UNetL1.card, name="unet-l1-evalfails")
+
+    def colorize(self, gray):
+        raise RuntimeError("colorize fails on purpose")
+'''
+
+
+@pytest.mark.slow
+def test_a_cell_failing_on_rank_0_alone_is_a_failed_row_and_the_other_ranks_go_on_to_the_next_cell(tmp_path):
+    """The other ranks train the cell and report its end; rank 0's evaluation then fails: a failed row with rank
+    0's error, and the launch goes on with the next cell on both ranks (its numbers those of a launch without the
+    failing cell)."""
+    import os
+    import subprocess
+    import sys
+
+    from colorbench.engine.ddp import _free_port
+
+    plugin = tmp_path / "cb_evalfails.py"
+    plugin.write_text(_EVAL_FAILS)
+
+    def launch(out, methods):
+        args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                str(_free_port()), "-m", "colorbench.commands.cli", "run", "--plugin", str(plugin), "--methods",
+                methods, "--dataset", "shapes", "--dataset-option", "n_test=16", "--dataset-option", "n_train=64",
+                "--dataset-option", "size=32", "--epochs", "1", "--metrics", "mse", "--out", str(out), "--no-progress"]
+        return subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                              timeout=600)
+
+    both = launch(tmp_path / "both", "unet-l1-evalfails,unet-l1")
+    # the command's exit status says a method failed (1, through torchrun); the other rank ended normally
+    assert both.returncode == 1, both.stderr[-3000:]
+    assert "colorbench: 1 method(s) failed: unet-l1-evalfails" in both.stderr
+    assert "local_rank: 1" not in both.stderr, both.stderr[-3000:]
+    rd = RunDir(tmp_path / "both")
+    recs = {r.method: r for r in rd.records()}
+    assert recs["unet-l1-evalfails"].status == "failed"
+    assert "colorize fails on purpose" in recs["unet-l1-evalfails"].error
+    assert recs["unet-l1"].status == "ok" and rd.info().status == "complete"
+    assert recs["unet-l1"].config["distributed"]["processes"] == 2
+    alone = launch(tmp_path / "alone", "unet-l1")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    (ok,) = RunDir(tmp_path / "alone").records()
+    losses = lambda rec: [{k: v for k, v in e.items() if k != "seconds"} for e in rec.losses]  # noqa: E731
+    assert ok.metrics["mse"].value == recs["unet-l1"].metrics["mse"].value and losses(ok) == losses(recs["unet-l1"])

@@ -335,7 +335,8 @@ def torchrun_world() -> tuple[int, int, int] | None:
 
 
 def join_torchrun(device: str) -> Distributed:
-    """Join the process group of a torchrun launch (``env://``; gloo, or NCCL on ``cuda:LOCAL_RANK``)."""
+    """Join the process group of a torchrun launch (``env://``'s store, under a prefix of the launch's attempt;
+    gloo, or NCCL on ``cuda:LOCAL_RANK``)."""
     global _TORCHRUN
     import datetime
 
@@ -347,8 +348,14 @@ def join_torchrun(device: str) -> Distributed:
     if cuda:
         torch.cuda.set_device(local)
     backend = "nccl" if cuda else "gloo"
-    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=collective_timeout_s()))
+    timeout = datetime.timedelta(seconds=collective_timeout_s())
+    store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timeout))
+    # torchrun's static rendezvous (--master-port) keeps one store for every restart of a launch, and the process
+    # group's own keys name no attempt: a restarted rank could read the address the rank it replaces had published
+    # and fail at once (gloo: "connectFullMesh failed ... Connection refused"; about 1 launch in 3 of the restart
+    # test here). Each attempt gets its own keys.
+    store = dist.PrefixStore(f"colorbench/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
     _TORCHRUN = Distributed(rank, world, backend)
     return _TORCHRUN
 
