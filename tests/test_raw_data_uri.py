@@ -241,3 +241,29 @@ def test_a_fetch_that_would_not_fit_on_the_node_s_disk_is_refused_before_any_byt
     monkeypatch.setattr(space.shutil, "disk_usage", lambda p: real(p)._replace(free=needed))
     local, _ = fetch_raw_folders(src.as_uri(), ["pics"], tmp_path / "nc", "image-folder")
     assert len(list(local.rglob("*.png"))) == 16
+
+
+def test_evaluate_reads_a_data_root_uri_from_the_node_s_copy_with_the_numbers_of_the_folder(tmp_path, node_cache):
+    """``colorbench evaluate --dataset image-folder --data-root URI``: the reference test split comes from this
+    node's copy of the URI, with the values of the local folder; the record keeps the URI."""
+    from colorbench.datasets import DATASETS
+    from colorbench.engine.predictions import evaluate_folder, id_to_filename
+
+    src = _images(tmp_path / "src")
+    options = {"path": "pics", "size": 32, "resize": "resize"}
+    test = DATASETS.get("image-folder")(data_root=str(src), **options).load().test
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for k, image_id in enumerate(test.ids):  # a "colorizer" that returns the real image darkened
+        Image.fromarray((np.asarray(test.rgb[k]).transpose(1, 2, 0) * 0.8).astype(np.uint8)).save(preds / id_to_filename(image_id))
+    kw = dict(dataset="image-folder", metrics=("mse", "psnr"), log=lambda s: None)
+    evaluate_folder(preds, tmp_path / "plain", "dark", dataset_options={"data_root": str(src), **options}, **kw)
+    uri = src.as_uri()
+    evaluate_folder(preds, tmp_path / "uri", "dark", dataset_options={"data_root": uri, **options}, **kw)
+    (plain,), (fetched,) = RunDir(tmp_path / "plain").records(), RunDir(tmp_path / "uri").records()
+    assert fetched.status == plain.status == "ok"
+    assert {k: mv.value for k, mv in fetched.metrics.items()} == {k: mv.value for k, mv in plain.metrics.items()}
+    assert fetched.metrics["mse"].value > 0
+    (copy,) = [p for p in (node_cache / "raw").iterdir() if p.is_dir()]
+    assert fetched.dataset["data_root"] == uri and fetched.dataset["raw_copy"]["copy"] == str(copy)
+    assert fetched.dataset["sha256"] == plain.dataset["sha256"]
