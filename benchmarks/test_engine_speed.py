@@ -11,6 +11,8 @@ and without a competing busy process (with all cores' threads, and with the engi
   unet-l1,pix2pix --seeds 0,1 --epochs 2`` and ``--methods gray,unet-l1 --seeds 0,1 --epochs 1`` (the default
   dataset and preset) as a fresh command, with ``--executor local`` and with ``--executor process --workers 2``
   (the persistent pool); wall seconds of the whole command. The numbers of the two are compared too.
+  ``COLORBENCH_BENCH_ROUNDS=N`` runs N rounds, alternating local and process; the ratio printer gives each
+  round's ratio and the median (the machine's speed drifts by 10-30 % between minutes here).
 * ``step``: one quick-preset ``cgan-dcgan`` training step (batch 32 of 32x32, the issue's measurement) with
   ``threads=all`` (``available_cores()``, torch's default) or ``threads=share`` (``cores // 2``: what the
   process executor gives each of two workers), alone or next to one busy process (a Python spin loop).
