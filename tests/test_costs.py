@@ -50,6 +50,15 @@ def test_the_longest_cells_start_first_and_seeds_keep_grid_order(shapes):
     # a finished cell's own time replaces the table's estimate for the rest of its method and dataset
     assert _names(costs.longest_first(grid, shapes, observed={("unet-l1", "shapes"): 1e6}))[:2] == [
         ("unet-l1", 0), ("unet-l1", 1)]
+    # ... and the other estimates follow the run's pace: on a machine 100x slower than the table's, unet-l1's
+    # seed 0 took 100x its estimate; pix2pix, still estimated, stays ahead of unet-l1's seed 1
+    (u1,) = [t for t in grid if _names([t]) == [("unet-l1", 1)]]
+    slow = {("unet-l1", "shapes"): 100 * costs.estimate_seconds(u1, shapes)}
+    waiting = [t for t in grid if _names([t]) != [("unet-l1", 0)]]
+    assert _names(costs.longest_first(waiting, shapes, slow))[0] == ("unet-l1", 1)  # unscaled: wrong way round
+    assert _names(costs.longest_first(waiting, shapes, slow, scale=costs.pace([100.0]))) == [
+        ("pix2pix", 0), ("pix2pix", 1), ("unet-l1", 1)]
+    assert costs.pace([]) == 1.0 and costs.pace([0.5, 4.0, 2.0]) == 2.0
 
 
 def test_an_estimate_scales_with_epochs_images_and_pixels(shapes):

@@ -10,7 +10,8 @@ per training image and epoch and the seconds per test image of everything else (
 read from the records of a real run (``python -m colorbench.engine.costs --from RUN_DIR --write``; the file
 says which run, machine and software). A cell's estimate scales them by its epochs, its split sizes and its
 pixels over the measured run's. While a run goes on, a finished cell's own time replaces the estimate of the
-cells of the same method and dataset that are still waiting.
+cells of the same method and dataset that are still waiting, and the other estimates are scaled by the run's
+pace (finished cells' seconds over their estimates: a GPU makes every cell faster than the table says).
 
 The order changes no value (every cell is seeded on its own), only which worker computes what and when. A
 method the table does not know (a plugin, a method whose weights were missing when it was measured) is assumed
@@ -66,8 +67,17 @@ def estimate_seconds(task: Any, datasets: Mapping[str, Any]) -> float | None:
                     + cost["other_s_per_test_image"] * len(data.test))
 
 
+def pace(ratios: Sequence[float]) -> float:
+    """This run's speed against the table's: the median of finished cells' seconds over their estimates (1.0
+    before any). On a GPU, or a faster machine, the table's seconds are too long alike; scaled by this they stay
+    comparable with the seconds of the cells that finished."""
+    import statistics
+
+    return statistics.median(ratios) if ratios else 1.0
+
+
 def longest_first(tasks: Sequence[Any], datasets: Mapping[str, Any],
-                  observed: Mapping[tuple[str, str], float] | None = None,
+                  observed: Mapping[tuple[str, str], float] | None = None, scale: float = 1.0,
                   started_before: Any = None) -> list[Any]:
     """``tasks`` in the order a pool should start them: cells started before (a retry after a dead worker)
     first, then the longest expected; cells of unknown cost count as the longest; equal estimates (the seeds of a
@@ -78,13 +88,15 @@ def longest_first(tasks: Sequence[Any], datasets: Mapping[str, Any],
         datasets: the run's datasets by name (split sizes and image size).
         observed: seconds a finished cell of ``(method, dataset)`` took in this run; it replaces the table's
             estimate for the other cells of that method and dataset.
+        scale: the table's estimates are multiplied by it (:func:`pace`), so that they compare with ``observed``.
         started_before: a predicate, true for a cell that was handed to a worker before.
     """
     observed = observed or {}
 
     def key(task: Any) -> tuple[bool, float]:
         seen = observed.get((task.entry.method, task.entry.dataset))
-        estimate = seen if seen is not None else estimate_seconds(task, datasets)
+        guess = estimate_seconds(task, datasets)
+        estimate = seen if seen is not None else None if guess is None else guess * scale
         retried = bool(started_before(task)) if started_before is not None else False
         return (not retried, -(math.inf if estimate is None else estimate))
 

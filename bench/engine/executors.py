@@ -7,10 +7,10 @@ is already a failed row inside the worker; what an executor adds is surviving th
 row naming how its worker died, so the grid always completes.
 
 * ``local``: in this process, one cell after the other (a crash here ends the run; rerunning resumes it).
-* ``process``: a pool of ``--workers`` persistent processes (forked from a fork server, else spawned). Each imports torch and the methods once,
-  loads each dataset once (the decoded-data cache is memory-mapped, so its pages are shared between the workers)
-  and takes cells from the driver one at a time, the longest expected first (:mod:`colorbench.engine.costs`); a
-  worker that dies is replaced and its cell retried. Each has
+* ``process``: a pool of ``--workers`` persistent processes (forked from a fork server, else spawned). Each
+  imports torch and the methods once, loads each dataset once (the decoded-data cache is memory-mapped, so its
+  pages are shared between the workers) and takes cells from the driver one at a time, the longest expected first
+  (:mod:`colorbench.engine.costs`); a worker that dies is replaced and its cell retried. Each has
   ``cores // workers`` torch threads, set before it computes (two processes with a full thread pool each on shared
   cores made a training step 60-100x slower, see benchmarks/test_engine_speed.py), and, on CUDA, its own GPU or
   its declared share of one (``--gpus-per-cell``).
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 
-from colorbench.engine.costs import longest_first
+from colorbench.engine.costs import estimate_seconds, longest_first, pace
 from colorbench.engine.ddp import receive, send, worker_context
 from colorbench.engine.storage import NODE_CACHE_ENV, is_data_uri, node_cache_dir  # noqa: F401 - NODE_CACHE_ENV re-exported
 
@@ -472,10 +472,11 @@ class ProcessExecutor(Executor):
         ctx = worker_context()
         attempts: dict[int, int] = collections.Counter()
         observed: dict[tuple[str, str], float] = {}  # seconds a finished cell of (method, dataset) took here
+        speed: list[float] = []  # each finished cell's seconds over the table's estimate (this machine's pace)
         handed: dict[int, float] = {}  # when each running cell was handed to its worker
 
         def ordered(waiting: Any) -> collections.deque:  # retries first, then the longest expected (engine.costs)
-            return collections.deque(longest_first(list(waiting), datasets, observed,
+            return collections.deque(longest_first(list(waiting), datasets, observed, scale=pace(speed),
                                                    started_before=lambda t: attempts[id(t)] > 0))
 
         queue = ordered(tasks)
@@ -560,6 +561,9 @@ class ProcessExecutor(Executor):
                                 cell = (task.entry.method, task.entry.dataset)
                                 if cell not in observed:  # its other seeds are now known to take about this long
                                     observed[cell] = time.monotonic() - handed[id(task)]
+                                    guess = estimate_seconds(task, datasets)
+                                    if guess:
+                                        speed.append(observed[cell] / guess)
                                     queue = ordered(queue)
                                 finished(task, message[1])
                             else:
