@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,7 +313,31 @@ class Photos(Dataset):
     Config: ClassVar[type] = PhotosConfig
 
     def load(self) -> DatasetSplits:
+        """The splits, from the decoded-data cache when an earlier load of the same photos (file bytes and the
+        versions of the packages that ship them), options, decoder and numpy stored them; else decoded and
+        sampled (about 0.5 s for the default photos) and stored. Every process of a run (each pool worker, each
+        Ray task) loads the dataset: from the cache they share one memory-mapped copy."""
+        from colorbench.datasets.cache import builtin_cache_dir, cache_key, load_entry
+
         cfg: PhotosConfig = self.config
+        files = {}
+        for name in cfg.photos:
+            src = PHOTO_SOURCES[name]
+            files[name] = [hashlib.sha256(src.locate().read_bytes()).hexdigest(), _dist_version(src.distribution)]
+        key = cache_key({"dataset": self.name, "version": self.version, "params": _params(cfg), "files": files,
+                         "pillow": _dist_version("Pillow"), "numpy": np.__version__})
+        cache_dir = builtin_cache_dir()
+        entry = load_entry(cache_dir, self.name, key) if cache_dir is not None else None
+        if entry is not None:
+            return DatasetSplits(name=self.name, train=entry.sets["train"], test=entry.sets["test"],
+                                 info=entry.meta["info"])
+        data = self._decode(cfg)
+        data.info = json.loads(json.dumps(data.info))  # as a cached load gives it back (lists, not tuples)
+        if cache_dir is not None:
+            _store(cache_dir, self.name, key, data)
+        return data
+
+    def _decode(self, cfg: PhotosConfig) -> DatasetSplits:
         size = cfg.size
         block = cfg.block or max(128, size)
         margin = min(cfg.margin, (block - size) // 2)
@@ -371,6 +396,27 @@ class Photos(Dataset):
             "sha256": {split: imageset_sha256(s) for split, s in sets.items()},
         }
         return DatasetSplits(name=self.name, train=sets["train"], test=sets["test"], info=info)
+
+
+def _store(cache_dir: Path, dataset: str, key: str, data: DatasetSplits) -> None:
+    """Keep ``data`` in the decoded-data cache under ``key``; a cache that cannot be written (full disk, no
+    permission) is skipped: the next load decodes again."""
+    from colorbench.datasets.cache import EntryWriter
+
+    try:
+        writer = EntryWriter(cache_dir, dataset, key)
+    except OSError:
+        return
+    try:
+        splits = {}
+        for split in ("train", "test"):
+            s = getattr(data, split)
+            writer.put(f"{split}_rgb", s.rgb.numpy())
+            writer.put(f"{split}_labels", s.labels.numpy())
+            splits[split] = {"ids": list(s.ids), "class_names": list(s.class_names)}
+        writer.commit({"splits": splits, "info": data.info})
+    except (OSError, ValueError, MemoryError):
+        writer.abort()
 
 
 # ---------------------------------------------------------------------------------------------------------------

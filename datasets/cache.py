@@ -106,6 +106,18 @@ def default_cache_dir(data_root: Path, option: str | None = None) -> Path:
                           f"writable folder with --dataset-option cache_dir=DIR or ${CACHE_ENV}=DIR")
 
 
+def builtin_cache_dir() -> Path | None:
+    """Where a built-in dataset (no data folder) keeps its decoded arrays: ``$COLORBENCH_CACHE_DIR``, else the
+    user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``colorbench/datasets``); None when neither can be
+    written (the dataset is then decoded every time, as it would be without a cache)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
+    probe = next((p for p in (user, *user.parents) if p.exists()), None)
+    return user if probe is not None and os.access(probe, os.W_OK) else None
+
+
 def cache_key(parts: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of ``parts`` (sorted keys) plus the cache format version."""
     text = json.dumps({"cache_format": CACHE_FORMAT, **parts}, sort_keys=True, default=str, separators=(",", ":"))

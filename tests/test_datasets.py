@@ -357,3 +357,34 @@ def test_describe_is_json_and_identifies_the_data(name, photos, shapes):
     assert d["split_policy"] and d["label"]
     # the recorded params rebuild the same data
     assert load(name, **d["params"]).info["sha256"] == d["sha256"]
+
+
+def test_photos_are_kept_decoded_and_a_cached_load_equals_a_decoded_one(tmp_path, monkeypatch):
+    """The second load of the same photos and options reads the decoded-data cache (no decoding); its splits,
+    ids and info are those of the decoded load. Other options, or another version of a package that ships the
+    photos, are other entries; without a writable cache every load decodes."""
+    from colorbench.datasets import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    opts = dict(photos="astronaut,china", train_per_photo=8, test_per_photo=4)
+    decoded = load("photos", **opts)
+    assert [p.name.startswith("photos-") for p in tmp_path.iterdir()] == [True]
+    real_decode, calls = builtin.Photos._decode, []
+    monkeypatch.setattr(builtin.Photos, "_decode", lambda self, cfg: calls.append(cfg) or real_decode(self, cfg))
+    cached = load("photos", **opts)
+    assert calls == []  # read from the cache
+    for split in ("train", "test"):
+        a, b = getattr(decoded, split), getattr(cached, split)
+        assert torch.equal(a.rgb, b.rgb) and torch.equal(a.labels, b.labels) and a.rgb.dtype == b.rgb.dtype
+        assert a.ids == b.ids and a.class_names == b.class_names and b.masks is None
+    assert cached.info == decoded.info and cached.describe() == decoded.describe()
+    assert json.dumps(cached.describe(), sort_keys=True) == json.dumps(decoded.describe(), sort_keys=True)
+    load("photos", **{**opts, "train_per_photo": 6})  # other options: decoded, and a second entry
+    assert len(calls) == 1 and len(list(tmp_path.iterdir())) == 2
+    real_version = builtin._dist_version
+    monkeypatch.setattr(builtin, "_dist_version", lambda d: "99.0" if d == "scikit-image" else real_version(d))
+    load("photos", **opts)  # the package that ships astronaut.png changed version: decoded again
+    assert len(calls) == 2 and len(list(tmp_path.iterdir())) == 3
+    monkeypatch.setattr(cache, "builtin_cache_dir", lambda: None)  # nowhere to write: decoded every time
+    load("photos", **opts), load("photos", **opts)
+    assert len(calls) == 4 and len(list(tmp_path.iterdir())) == 3
