@@ -317,13 +317,11 @@ class Photos(Dataset):
         versions of the packages that ship them), options, decoder and numpy stored them; else decoded and
         sampled (about 0.5 s for the default photos) and stored. Every process of a run (each pool worker, each
         Ray task) loads the dataset: from the cache they share one memory-mapped copy."""
-        from colorbench.datasets.cache import builtin_cache_dir, cache_key, load_entry
+        from colorbench.datasets.cache import builtin_cache_dir, cache_key, file_sha256, load_entry
 
         cfg: PhotosConfig = self.config
-        files = {}
-        for name in cfg.photos:
-            src = PHOTO_SOURCES[name]
-            files[name] = [hashlib.sha256(src.locate().read_bytes()).hexdigest(), _dist_version(src.distribution)]
+        files = {name: [file_sha256(PHOTO_SOURCES[name].locate()), _dist_version(PHOTO_SOURCES[name].distribution)]
+                 for name in cfg.photos}
         key = cache_key({"dataset": self.name, "version": self.version, "params": _params(cfg), "files": files,
                          "pillow": _dist_version("Pillow"), "numpy": np.__version__})
         cache_dir = builtin_cache_dir()

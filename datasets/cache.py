@@ -98,9 +98,8 @@ def default_cache_dir(data_root: Path, option: str | None = None) -> Path:
     root = Path(data_root)
     if os.access(root if root.exists() else root.parent, os.W_OK):
         return root / ".colorbench-cache"
-    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
-    probe = next((p for p in (user, *user.parents) if p.exists()), None)
-    if probe is not None and os.access(probe, os.W_OK):
+    user = _user_cache_dir()
+    if _writable(user):
         return user
     raise ValueError(f"the data folder {root} is read-only and so is {user}: give the decoded-data cache a "
                           f"writable folder with --dataset-option cache_dir=DIR or ${CACHE_ENV}=DIR")
@@ -113,9 +112,18 @@ def builtin_cache_dir() -> Path | None:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
-    probe = next((p for p in (user, *user.parents) if p.exists()), None)
-    return user if probe is not None and os.access(probe, os.W_OK) else None
+    user = _user_cache_dir()
+    return user if _writable(user) else None
+
+
+def _user_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorbench" / "datasets"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` can be created or written: its nearest existing ancestor (itself included) is writable."""
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return probe is not None and os.access(probe, os.W_OK)
 
 
 def cache_key(parts: dict[str, Any]) -> str:

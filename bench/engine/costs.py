@@ -94,9 +94,10 @@ def longest_first(tasks: Sequence[Any], datasets: Mapping[str, Any],
     observed = observed or {}
 
     def key(task: Any) -> tuple[bool, float]:
-        seen = observed.get((task.entry.method, task.entry.dataset))
-        guess = estimate_seconds(task, datasets)
-        estimate = seen if seen is not None else None if guess is None else guess * scale
+        estimate = observed.get((task.entry.method, task.entry.dataset))
+        if estimate is None:
+            guess = estimate_seconds(task, datasets)
+            estimate = None if guess is None else guess * scale
         retried = bool(started_before(task)) if started_before is not None else False
         return (not retried, -(math.inf if estimate is None else estimate))
 

@@ -9,7 +9,7 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,20 +37,29 @@ def load_dataset(spec: RunSpec, name: str | None = None, node_cache: str | None 
     name = name or spec.dataset_names()[0]
     proto = get_protocol(spec.protocol)
     given = proto.dataset_options(name, dict(dataset_options_for(spec, name)))
-    raw_copy = None
-    if storage.is_data_uri(given.get("data_root")):
-        given["data_root"], raw_copy = local_data_root(name, given, node_cache or spec.node_cache_dir)
-    options = tuple(sorted(given.items()))
-    try:
-        hash(options)
-    except TypeError:  # an unhashable option value (a list): no cache
-        data = DATASETS.get(name)(**dict(options)).load()
-    else:
-        data = _load_dataset_cached(name, options)
-    if raw_copy is not None:  # what the user gave, and where this node read it
-        data.info["data_root"] = raw_copy["uri"]
-        data.info["raw_copy"] = raw_copy
-    return proto.restrict_test(data)
+
+    def load(given: dict[str, Any]) -> DatasetSplits:
+        options = tuple(sorted(given.items()))
+        try:
+            hash(options)
+        except TypeError:  # an unhashable option value (a list): no cache
+            return DATASETS.get(name)(**dict(options)).load()
+        return _load_dataset_cached(name, options)
+
+    return proto.restrict_test(load_via_node_copy(name, given, load, node_cache or spec.node_cache_dir))
+
+
+def load_via_node_copy(name: str, options: dict[str, Any], load: Callable[[dict[str, Any]], DatasetSplits],
+                       node_cache: str | None = None) -> DatasetSplits:
+    """``load(options)``; when the ``data_root`` option is a storage URI, its files are first fetched into this
+    node's cache (:func:`local_data_root`) and ``load`` reads that copy; the loaded info then keeps what the user
+    gave (``data_root``) and where this node read it (``raw_copy``). Used by ``run`` and ``evaluate``."""
+    if not storage.is_data_uri(options.get("data_root")):
+        return load(options)
+    local, raw_copy = local_data_root(name, options, node_cache)
+    data = load({**options, "data_root": local})
+    data.info["data_root"], data.info["raw_copy"] = raw_copy["uri"], raw_copy
+    return data
 
 
 @functools.lru_cache(maxsize=8)

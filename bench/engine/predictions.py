@@ -37,7 +37,6 @@ from PIL import Image
 
 from colorbench.core.fsio import atomic_write_with
 from colorbench.datasets.imaging import decode_prediction
-from colorbench.engine.storage import is_data_uri
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "colorbench.predictions/1"
@@ -548,15 +547,11 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     if dataset is not None:
         from colorbench.datasets import DATASETS
 
-        opts = proto.dataset_options(dataset, dict(dataset_options or {}))
-        raw_copy = None
-        if is_data_uri(opts.get("data_root")):  # --data-root s3://...: read from this node's copy, as `run` does
-            from colorbench.engine.data import local_data_root
+        from colorbench.engine.data import load_via_node_copy
 
-            opts["data_root"], raw_copy = local_data_root(dataset, opts)
-        data = DATASETS.get(dataset)(**opts).load()
-        if raw_copy is not None:  # the record keeps what the user gave, and where this node read it
-            data.info["data_root"], data.info["raw_copy"] = raw_copy["uri"], raw_copy
+        opts = proto.dataset_options(dataset, dict(dataset_options or {}))
+        # --data-root s3://...: read from this node's copy, as `run` does
+        data = load_via_node_copy(dataset, opts, lambda o: DATASETS.get(dataset)(**o).load())
         icc = str(opts.get("icc", proto.icc))  # the predictions are decoded as the real images were
         all_ids = list(data.test.ids)
         ids, _ = proto.select_test_images(all_ids)
