@@ -16,7 +16,7 @@ from colorbench.methods import METHODS
 from colorbench.results.rundir import RunDir
 from colorbench.engine.grid import run
 
-from test_engine import QUIET, spec
+from test_engine import QUIET, TINY, spec
 
 #: Two ranks against one process, over 3 Adam steps of unet-l1 (quick, instance norm: per-image, so the split of
 #: the batch does not change what each image computes): the gradients each optimizer steps with differ only in
@@ -120,13 +120,17 @@ def test_a_rank_killed_on_every_attempt_ends_as_one_failed_row_and_the_grid_fini
     from colorbench.engine.cell import KILL_HOOK_ENV, KILL_RANK_ENV
     from colorbench.engine.ddp import TIMEOUT_ENV
 
-    # rank 1 of unet-l1's cell kills itself (SIGKILL) before step 1 of epoch 2, in every attempt (no marker file)
-    monkeypatch.setenv(KILL_HOOK_ENV, "unet-l1:2:1")
+    # rank 1 of unet-l1's cell kills itself (SIGKILL) before step 2 of epoch 2, in every attempt (no marker file):
+    # after step 1, whose gradient average needs rank 0 there, so rank 0 has written its checkpoint of epoch 1
+    # (the pool stops the other ranks 0.5 s after one dies: killed before step 1, rank 1 could take rank 0 down
+    # mid-write, and that retry would start over). 64 training images: 2 steps of 32 per epoch.
+    monkeypatch.setenv(KILL_HOOK_ENV, "unet-l1:2:2")
     monkeypatch.setenv(KILL_RANK_ENV, "1")
     monkeypatch.setenv(TIMEOUT_ENV, "20")  # a survivor never waits long in a collective (the launcher stops it first)
     logs: list[str] = []
-    run(spec(methods=("unet-l1", "gray"), nproc_per_cell=2, epochs=2, retries=2, metrics=("mse",)),
-        out=tmp_path / "r", log=logs.append)
+    options = tuple((k, 64 if k == "n_train" else v) for k, v in TINY)
+    run(spec(methods=("unet-l1", "gray"), nproc_per_cell=2, epochs=2, retries=2, metrics=("mse",),
+             dataset_options=options), out=tmp_path / "r", log=logs.append)
     rd = RunDir(tmp_path / "r")
     by_method = {c.method: c for c in rd.cells()}
     assert set(by_method) == {"unet-l1", "gray"}
