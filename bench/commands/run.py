@@ -165,17 +165,20 @@ def run(args: argparse.Namespace) -> int:
 
         from colorbench.core.device import resolve_device
         from colorbench.engine.cell import execute_cell
-        from colorbench.engine.ddp import follow_cells, join_torchrun, leave_torchrun
+        from colorbench.engine.ddp import exit_torchrun, follow_cells, join_torchrun, leave_torchrun
 
         member = join_torchrun(str(resolve_device(spec.device)))
         try:
             if member.rank != 0:
                 follow_cells(execute_cell)
-                return EXIT_OK
-            spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
-            return _run_torchrun_lead(spec, args)
-        finally:
+                status = EXIT_OK
+            else:
+                spec = dataclasses.replace(spec, nproc_per_cell=member.world)  # its own cell keys, as --nproc-per-cell
+                status = _run_torchrun_lead(spec, args)
+        except BaseException:
             leave_torchrun()
+            raise
+        exit_torchrun(status)
     t0 = time.perf_counter()
     return _finish(run_grid(spec, out=args.out), t0)
 
