@@ -107,6 +107,12 @@ def test_persistent_pool_reuses_workers_names_cells_and_matches_local(tmp_path, 
     made = []
     real = executors.make_executor
     monkeypatch.setattr(executors, "make_executor", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    events: list[str] = []  # the report's imports start before the first worker, which waits for the fork server
+    real_start, real_busy = executors.ProcessExecutor._start, executors.Executor._busy
+    monkeypatch.setattr(executors.ProcessExecutor, "_start",
+                        lambda self, *a: events.append("start") or real_start(self, *a))
+    monkeypatch.setattr(executors.Executor, "_busy",
+                        lambda self: events.append("busy" if self.while_busy else "idle") or real_busy(self))
     logs: list[str] = []
     # a worker killed (once) in unet-l1's first step: replaced, the cell retried
     monkeypatch.setenv(KILL_HOOK_ENV, f"unet-l1:1:1:{tmp_path / 'killed-once'}")
@@ -126,6 +132,7 @@ def test_persistent_pool_reuses_workers_names_cells_and_matches_local(tmp_path, 
     assert headers[:2] == ["unet-l1", "unet-l1"] and headers[-2:] == ["gray", "gray"], headers
     assert any(m.strip().startswith("[unet-l1/shapes/s") and "died (killed by signal SIGKILL" in m for m in logs)
     assert cell_label(rd.cells()[0]).endswith("/shapes/s0")
+    assert events[:3] == ["busy", "start", "start"] and "busy" not in events[1:], events
 
 
 def test_cli_engine_defaults_auto_and_the_environment_override(monkeypatch):

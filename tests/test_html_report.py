@@ -237,3 +237,36 @@ def test_several_seeds_give_one_row_per_method_with_the_seed_spread(run_dir: Pat
     assert "≈" not in details
     assert "<b>broken</b> (failed, seed 1): RuntimeError: the model diverged" in text  # the ties are those of the seed-averaged values: on the aggregated rows only
     assert re.search(r'<tr data-method="alpha"[^>]*>\s*<td[^>]*>alpha</td>\s*<td>0, 1</td>', text)
+
+
+def test_thumbnails_encoded_on_threads_are_the_bytes_of_one_thread_and_errors_surface(tmp_path: Path) -> None:
+    """The thumbnail strips are PNG-encoded on a few threads: the files are byte for byte those of one thread, at
+    most 2 x threads strips wait at once, and a strip that cannot be written fails ``close`` (no manifest)."""
+    rng = np.random.default_rng(0)
+    strips = {f"m{k % 3}/{k:05d}.png": rng.integers(0, 256, (96, 32, 1 + 2 * (k % 2)), dtype=np.uint8)
+              for k in range(20)}
+    files = {}
+    for threads in (1, 3):
+        writer = html_report._ThumbWriter(tmp_path / f"t{threads}", threads=threads)
+        assert (writer._pool is None) == (threads == 1)
+        waiting = []
+        for rel, pixels in strips.items():
+            writer.write(rel, pixels)
+            waiting.append(len(writer._pending))
+        assert max(waiting) <= 2 * threads
+        writer.close()
+        assert writer.written == len(strips)
+        files[threads] = {rel: (tmp_path / f"t{threads}" / rel).read_bytes() for rel in strips}
+        assert json.loads((tmp_path / f"t{threads}" / "manifest.json").read_text()).keys() == strips.keys()
+    assert files[1] == files[3]
+    decoded = np.asarray(Image.open(tmp_path / "t3" / "m1" / "00001.png"))
+    assert np.array_equal(decoded, strips["m1/00001.png"])
+
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "m0").write_text("a file where the strips' folder should be")
+    writer = html_report._ThumbWriter(blocked, threads=2)
+    writer.write("m0/00000.png", strips["m0/00000.png"])
+    with pytest.raises(OSError):
+        writer.close()
+    assert not (blocked / "manifest.json").exists()

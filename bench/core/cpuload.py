@@ -15,11 +15,12 @@ CLI's parser imports it.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 
-__all__ = ["CpuMark", "busy_elsewhere", "mark", "snapshot"]
+__all__ = ["CpuMark", "busy_elsewhere", "mark", "snapshot", "usable_cores"]
 
 #: Shortest window (seconds) that gives a usable rate (the kernel counts CPU time in ticks of 1/CLK_TCK s).
 MIN_WINDOW_S = 0.2
@@ -34,6 +35,22 @@ class CpuMark:
     machine_s: float
     ours_s: float
     pid: int
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: the affinity mask (taskset, cpusets, Slurm), further limited by a cgroup
+    v2 CPU quota (``cpu.max``, as Docker's ``--cpus`` sets), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 def _tick() -> float:

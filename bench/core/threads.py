@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 
+from colorbench.core.cpuload import usable_cores  # noqa: F401 - re-exported (torch-free, for the report)
+
 __all__ = [
     "METRIC_SECTION",
     "WORKLOADS",
@@ -66,22 +68,6 @@ ENV_VAR = "COLORBENCH_THREADS"
 METRIC_SECTION = ("while metrics compute, the calling thread's own torch ops run on 1 intra-op thread and the "
                   "chunks on the metric pool (colorbench.threads.metric_section); network metrics (LPIPS, FID) "
                   "run on the process's intra-op threads")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on: the affinity mask (taskset, cpusets, Slurm), further limited by a cgroup
-    v2 CPU quota (``cpu.max``, as Docker's ``--cpus`` sets), at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
 
 
 def _busy_cores_elsewhere() -> float | None:

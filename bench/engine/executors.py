@@ -58,9 +58,8 @@ WORKER_MEMORY_GIB = {"small": 1.0, "large": 4.0}
 
 
 def available_cores() -> int:
-    """Usable CPU cores (affinity mask and cgroup quota: :func:`colorbench.core.threads.usable_cores`). Imported
-    when called: this module stays free of torch at import, so the CLI can start the fork server first."""
-    from colorbench.core.threads import usable_cores
+    """Usable CPU cores (affinity mask and cgroup quota: :func:`colorbench.core.cpuload.usable_cores`)."""
+    from colorbench.core.cpuload import usable_cores
 
     return usable_cores()
 
@@ -266,8 +265,8 @@ class Executor(ABC):
         self.spec = spec
         self.decision = decision
         #: Work for this process while the cells compute elsewhere: the pool and Ray executors call it once, when
-        #: no cell can be handed out until a worker answers (the local executor computes in this process and
-        #: never calls it). ``engine.grid.run`` starts the import of the report's libraries there (seconds of
+        #: no cell can be handed out until a worker answers (the pool: before it starts its workers, which wait
+        #: for the fork server's imports; the local executor computes in this process and never calls it). ``engine.grid.run`` starts the import of the report's libraries there (seconds of
         #: matplotlib and scipy that would otherwise follow the last cell).
         self.while_busy: Callable[[], None] | None = None
 
@@ -480,6 +479,10 @@ class ProcessExecutor(Executor):
                                                    started_before=lambda t: attempts[id(t)] > 0))
 
         queue = ordered(tasks)
+        # Starting a worker waits for the fork server to finish importing torch and the methods (it started with
+        # the command, but imports longer than this process): the report's imports run meanwhile, on the core the
+        # fork server's single thread leaves idle, instead of beside the first cells.
+        self._busy()
         pool = [self._start(ctx, i) for i in range(min(self.workers, len(queue)))]
         idle: collections.deque[_Worker] = collections.deque()
 

@@ -264,8 +264,10 @@ class _ReportImport:
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
 
+    MODULES = ("colorbench.reports", "jinja2")  # jinja2: the HTML page's, imported by the report when it writes it
+
     def start(self) -> None:
-        self.thread = threading.Thread(target=importlib.import_module, args=("colorbench.reports",),
+        self.thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in self.MODULES],
                                        name="colorbench-report-import", daemon=True)
         self.thread.start()
 
