@@ -266,8 +266,9 @@ class Executor(ABC):
         self.decision = decision
         #: Work for this process while the cells compute elsewhere: the pool and Ray executors call it once, when
         #: no cell can be handed out until a worker answers (the pool: before it starts its workers, which wait
-        #: for the fork server's imports; the local executor computes in this process and never calls it). ``engine.grid.run`` starts the import of the report's libraries there (seconds of
-        #: matplotlib and scipy that would otherwise follow the last cell).
+        #: for the fork server's imports; the local executor computes in this process and never calls it).
+        #: ``engine.grid.run`` starts the import of the report's libraries there (seconds of matplotlib and scipy
+        #: that would otherwise follow the last cell).
         self.while_busy: Callable[[], None] | None = None
 
     def _busy(self) -> None:

@@ -261,10 +261,10 @@ class _ReportImport:
     compute: seconds that would otherwise follow the last cell. A thread, so that this process keeps handing out
     cells meanwhile; nothing else imports those modules while it runs (the driver only waits on its workers)."""
 
+    MODULES = ("colorbench.reports", "jinja2")  # jinja2: the HTML page's, imported by the report when it writes it
+
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
-
-    MODULES = ("colorbench.reports", "jinja2")  # jinja2: the HTML page's, imported by the report when it writes it
 
     def start(self) -> None:
         self.thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in self.MODULES],

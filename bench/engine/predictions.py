@@ -546,7 +546,6 @@ def evaluate_folder(pred_dir: str | Path, out: str | Path, label: str, *, datase
     refs_keys: list[str] = []
     if dataset is not None:
         from colorbench.datasets import DATASETS
-
         from colorbench.engine.data import load_via_node_copy
 
         opts = proto.dataset_options(dataset, dict(dataset_options or {}))
